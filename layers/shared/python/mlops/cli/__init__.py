@@ -1,0 +1,1 @@
+"""The ``mlops`` command. Not part of the Lambda layer."""

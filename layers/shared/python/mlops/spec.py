@@ -1,0 +1,371 @@
+"""The model spec: one YAML or JSON document per model, validated by pydantic.
+
+A model is data, not a stack: everything the pipelines need to know about a model (its features,
+how to train it, which gates a candidate must pass, how it is approved, rolled out and monitored)
+lives in its spec. Unknown keys, wrong types and estimators outside the allow-list are refused
+with a message that names the field path.
+
+Examples
+--------
+>>> spec = parse_spec({
+...     "name": "churn", "task": "classification",
+...     "target": {"name": "churned", "classes": [0, 1]},
+...     "features": [{"name": "tenure", "type": "int", "min": 0}],
+...     "training": {"estimator": "sklearn.linear_model.LogisticRegression"},
+... })
+>>> spec.feature("tenure").type
+<FeatureType.INT: 'int'>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops.errors import SpecError
+
+Scalar = str | int | float | bool
+
+# Import paths a spec may name. Training imports nothing else: a spec is user data, and an
+# arbitrary import path would be arbitrary code execution inside the training function.
+ESTIMATORS: dict[str, Literal["classification", "regression"]] = {
+    "sklearn.linear_model.LogisticRegression": "classification",
+    "sklearn.ensemble.RandomForestClassifier": "classification",
+    "sklearn.ensemble.GradientBoostingClassifier": "classification",
+    "sklearn.ensemble.HistGradientBoostingClassifier": "classification",
+    "sklearn.tree.DecisionTreeClassifier": "classification",
+    "sklearn.linear_model.LinearRegression": "regression",
+    "sklearn.linear_model.Ridge": "regression",
+    "sklearn.ensemble.RandomForestRegressor": "regression",
+    "sklearn.ensemble.GradientBoostingRegressor": "regression",
+    "sklearn.ensemble.HistGradientBoostingRegressor": "regression",
+    "sklearn.tree.DecisionTreeRegressor": "regression",
+}
+
+METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+# Metrics where smaller is better; every other metric is better when larger.
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+DRIFT_METHODS = ("auto", "ks", "wasserstein", "psi", "chi2", "jensen_shannon")
+
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FeatureType(StrEnum):
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    CATEGORY = "category"
+    STRING = "string"
+    DATETIME = "datetime"
+
+
+NUMERIC_TYPES = frozenset({FeatureType.FLOAT, FeatureType.INT})
+
+
+class Feature(_Strict):
+    """One input column and the constraints every dataset and request must meet."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    type: FeatureType
+    description: str = ""
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Scalar] | None = Field(default=None, min_length=1)
+    regex: str | None = None
+    unique: bool = False
+    drift_method: Literal["auto", "ks", "wasserstein", "psi", "chi2", "jensen_shannon"] = "auto"
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _constraints_fit_type(self) -> Feature:
+        if (self.min is not None or self.max is not None) and self.type not in NUMERIC_TYPES:
+            raise ValueError(f"min/max apply to float and int features, not {self.type.value}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.allowed is not None and self.type in (FeatureType.FLOAT, FeatureType.DATETIME, FeatureType.BOOL):
+            raise ValueError(f"allowed values apply to category, string and int features, not {self.type.value}")
+        if self.regex is not None and self.type not in (FeatureType.STRING, FeatureType.CATEGORY):
+            raise ValueError(f"regex applies to string and category features, not {self.type.value}")
+        numeric_methods = {"ks", "wasserstein"}
+        if self.drift_method in numeric_methods and self.type not in NUMERIC_TYPES:
+            raise ValueError(f"drift_method {self.drift_method} needs a numeric feature, not {self.type.value}")
+        if self.drift_method in {"chi2", "jensen_shannon"} and self.type in NUMERIC_TYPES:
+            raise ValueError(f"drift_method {self.drift_method} needs a categorical feature, not {self.type.value}")
+        return self
+
+
+class Target(_Strict):
+    """The column the model predicts. Classification targets list their classes."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    classes: list[Scalar] | None = Field(default=None, min_length=2)
+    positive_class: Scalar | None = None
+    # Class balance bounds: every class must make up at least this share of the rows.
+    min_class_fraction: float | None = Field(default=None, gt=0, lt=1)
+    min: float | None = None
+    max: float | None = None
+
+
+class RowCount(_Strict):
+    min: int = Field(default=1, ge=0)
+    max: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RowCount:
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Search(_Strict):
+    """Optional hyperparameter search: candidates train in parallel, the best goes on."""
+
+    strategy: Literal["grid", "random"] = "grid"
+    space: dict[str, list[Scalar | None]] = Field(min_length=1)
+    max_candidates: int = Field(default=8, ge=1, le=40)
+    metric: str | None = None
+
+
+class Training(_Strict):
+    estimator: str
+    params: dict[str, Scalar | None] = Field(default_factory=dict)
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    backend: Literal["lambda", "sagemaker"] = "lambda"
+    instance_type: str = "ml.m5.large"
+    search: Search | None = None
+
+    @field_validator("estimator")
+    @classmethod
+    def _allow_listed(cls, value: str) -> str:
+        if value not in ESTIMATORS:
+            allowed = ", ".join(sorted(ESTIMATORS))
+            raise ValueError(f"estimator {value!r} is not in the allow-list ({allowed})")
+        return value
+
+
+class MetricGate(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> MetricGate:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric gate needs min, max or both")
+        return self
+
+
+class Gates(_Strict):
+    metrics: dict[str, MetricGate] = Field(default_factory=dict)
+    must_beat_champion: bool = True
+    # The candidate's primary metric must beat the champion's by at least this much.
+    min_improvement: float = Field(default=0.0, ge=0)
+    primary_metric: str | None = None
+
+
+class Approval(_Strict):
+    required: bool = True
+    timeout_hours: float = Field(default=72, gt=0, le=24 * 365)
+    # Four-eyes rule: whoever uploaded the dataset may not approve the candidate trained on it.
+    four_eyes: bool = True
+
+
+class Deployment(_Strict):
+    strategy: Literal["all_at_once", "canary", "shadow"] = "all_at_once"
+    canary_percent: int = Field(default=10, ge=1, le=99)
+    bake_minutes: int = Field(default=30, ge=0, le=24 * 60)
+
+
+class Monitoring(_Strict):
+    enabled: bool = True
+    schedule: str = "rate(1 day)"
+    # Windows smaller than this are reported as too small, never as drift.
+    min_rows: int = Field(default=30, ge=1)
+    # Above this many rows a feature is judged by effect size (PSI, distances), not p-values.
+    large_window_rows: int = Field(default=5000, ge=1)
+    p_value: float = Field(default=0.05, gt=0, lt=1)
+    psi_threshold: float = Field(default=0.2, gt=0)
+    distance_threshold: float = Field(default=0.1, gt=0)
+    retrain_on_drift: bool = False
+    cooldown_hours: float = Field(default=24, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_expression(cls, value: str) -> str:
+        if not re.fullmatch(r"(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))", value):
+            raise ValueError(f"{value!r} is not an EventBridge schedule expression (rate(...) or cron(...))")
+        return value
+
+
+class Fairness(_Strict):
+    protected_attributes: list[str] = Field(default_factory=list)
+    # Disparate impact: the lowest group positive rate over the highest must be at least this.
+    min_disparate_impact: float = Field(default=0.8, gt=0, le=1)
+
+
+class ModelSpec(_Strict):
+    """A model's whole contract with the platform."""
+
+    name: str
+    description: str = ""
+    owner: str = ""
+    task: Literal["classification", "regression"]
+    target: Target
+    features: list[Feature] = Field(min_length=1)
+    allow_extra_columns: bool = False
+    row_count: RowCount = Field(default_factory=RowCount)
+    training: Training
+    gates: Gates = Field(default_factory=Gates)
+    approval: Approval = Field(default_factory=Approval)
+    deployment: Deployment = Field(default_factory=Deployment)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    fairness: Fairness = Field(default_factory=Fairness)
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ValueError(
+                f"{value!r} must start with a lowercase letter and hold only lowercase letters, digits and '-'"
+                " (at most 63 characters)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"features: duplicate feature names {duplicates}")
+        if self.target.name in names:
+            raise ValueError(f"target.name: {self.target.name!r} is also listed as a feature")
+        estimator_task = ESTIMATORS[self.training.estimator]
+        if estimator_task != self.task:
+            raise ValueError(
+                f"training.estimator: {self.training.estimator} is a {estimator_task} estimator but task is {self.task}"
+            )
+        if self.task == "classification":
+            if self.target.classes is None:
+                raise ValueError("target.classes: a classification target must list its classes")
+            if self.target.positive_class is not None and self.target.positive_class not in self.target.classes:
+                raise ValueError(f"target.positive_class: {self.target.positive_class!r} is not one of target.classes")
+        elif self.target.classes is not None or self.target.min_class_fraction is not None:
+            raise ValueError("target.classes: a regression target has no classes")
+        valid_metrics = METRICS[self.task]
+        for metric in [*self.gates.metrics, self.gates.primary_metric]:
+            if metric is not None and metric not in valid_metrics:
+                raise ValueError(f"gates.metrics: {metric!r} is not a {self.task} metric ({', '.join(valid_metrics)})")
+        search = self.training.search
+        if search is not None and search.metric is not None and search.metric not in valid_metrics:
+            raise ValueError(f"training.search.metric: {search.metric!r} is not a {self.task} metric")
+        for attribute in self.fairness.protected_attributes:
+            if attribute not in names:
+                raise ValueError(f"fairness.protected_attributes: {attribute!r} is not a feature")
+        return self
+
+    # ----------------------------------------------------------------------------------------
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric candidates are ranked by: the spec's choice, else a sensible default."""
+        if self.gates.primary_metric:
+            return self.gates.primary_metric
+        return "roc_auc" if self.task == "classification" else "rmse"
+
+    @property
+    def positive_class(self) -> Scalar | None:
+        if self.task != "classification" or not self.target.classes:
+            return None
+        return self.target.positive_class if self.target.positive_class is not None else self.target.classes[-1]
+
+    def canonical_json(self) -> str:
+        """A stable serialization: equal specs give equal text, whatever the input order."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
+    """One line per problem, each naming the field path (``features.2.type``)."""
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (not part of the spec format)"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        got = error.get("input")
+        detail = f" (got {got!r})" if error["type"] not in ("missing",) and not isinstance(got, dict | list) else ""
+        lines.append(f"{source}: {path}: {message}{detail}")
+    return "\n".join(lines)
+
+
+def parse_spec(document: Any, source: str = "spec") -> ModelSpec:
+    """Validate a parsed document; raise :class:`SpecError` naming every bad field."""
+    if not isinstance(document, dict):
+        raise SpecError(f"{source}: a spec must be a mapping of fields, got {type(document).__name__}")
+    try:
+        return ModelSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, source)) from None
+
+
+def parse_spec_text(text: str, source: str = "spec") -> ModelSpec:
+    """Parse YAML or JSON text (JSON is YAML) into a validated spec."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"{source}: not valid YAML or JSON{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(document, source)
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_spec_text(text, str(path))
