@@ -1,0 +1,71 @@
+# One entry point for people and CI. `make demo` and `make test` work on a fresh clone with only the
+# package registries reachable: they create the virtual environment and install the pinned CDK CLI.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Lambda runs Python 3.12; use the same interpreter locally when the machine has it.
+PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3; do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AWS_DEFAULT_REGION ?= us-east-1
+CDK := node_modules/.bin/cdk
+ENV ?= dev
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install synth demo test lint typecheck unit infra integration e2e bench clean constraints deploy
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is required (3.12 preferred)"; exit 2; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-fund --no-audit --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed  ## create .venv and install Python deps and the pinned CDK CLI
+
+synth: install  ## synthesize every environment's stacks into cdk.out (no Docker needed)
+	$(CDK) synth --quiet
+
+demo: install  ## set up, synthesize, start the local cloud and run one model's lifecycle
+	$(CDK) synth --quiet -c mlops:env=$(ENV)
+	$(BIN)/mlops local demo --assembly cdk.out
+
+deploy: install  ## deploy ENV (default dev) to the AWS account of your current credentials
+	$(CDK) deploy --all -c mlops:env=$(ENV) --require-approval broadening
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck  ## lint, types and the whole offline test suite
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+infra: install
+	$(BIN)/pytest tests/infra -q
+
+bench: install  ## run the benchmarks (ratios against baselines measured in the same run)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+constraints: install  ## regenerate constraints.txt after changing a pin
+	{ echo "# Every transitive pin, shared by the app, the layers and the tests (pip install -c constraints.txt)."; \
+	  echo "# Regenerate after changing requirements*.txt: make constraints"; \
+	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""The CDK app: one Stage per environment in cdk.json (``-c mlops:env=dev`` selects one)."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+sys.path.insert(0, "layers/shared/python")  # the domain package (constants shared with the stacks)
+
+from mlops.errors import ConfigError  # noqa: E402
+from stacks.config import CONTEXT_KEY, load_environments  # noqa: E402
+from stacks.stage import MlopsStage  # noqa: E402
+
+
+def build(app: cdk.App) -> list[MlopsStage]:
+    configs = load_environments(app.node.try_get_context(CONTEXT_KEY), only=app.node.try_get_context("mlops:env"))
+    return [MlopsStage(app, config=config) for config in configs]
+
+
+if __name__ == "__main__":
+    application = cdk.App()
+    try:
+        build(application)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    application.synth()

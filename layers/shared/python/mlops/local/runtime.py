@@ -1,0 +1,277 @@
+"""Local Lambda execution environments: one warm worker process per function (more under load).
+
+Each function runs in its own processes with only its own environment variables (plus the ones the
+Lambda runtime sets and the local endpoint and credentials), its code directory and layers first
+on ``sys.path``, and its timeout enforced by killing the worker, as Lambda ends a timed-out
+environment. Errors come back in the payload shape Lambda returns with ``FunctionError``
+``Unhandled``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import NotFoundError
+from mlops.local import worker as worker_module
+
+INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
+# The fork server starts once and forks every worker from a process that already imported these.
+PRELOAD = ["mlops.local.worker", "json", "boto3", "botocore.session"]
+
+
+@dataclass
+class FunctionSpec:
+    """What the runtime needs to run one function, read from its template resource."""
+
+    name: str
+    arn: str
+    handler: str
+    code_dir: Path
+    layer_dirs: list[Path] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    timeout: int = 3
+    memory: int = 128
+    runtime: str = "python3.12"
+    dead_letter_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    payload: bytes
+    function_error: str | None = None  # "Unhandled" when the function failed
+    request_id: str = ""
+
+    def json(self) -> Any:
+        return json.loads(self.payload) if self.payload else None
+
+
+def _timeout_payload(request_id: str, timeout: int) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"errorMessage": f"{now} {request_id} Task timed out after {timeout:.2f} seconds",
+            "errorType": "Sandbox.Timedout", "requestId": request_id, "stackTrace": []}
+
+
+class _Worker:
+    def __init__(self, runtime: LambdaRuntime, spec: FunctionSpec) -> None:
+        self.spec = spec
+        parent, child = runtime.context.Pipe()
+        self.conn = parent
+        self.process = runtime.context.Process(
+            target=worker_module.main, args=(child, runtime.worker_config(spec)),
+            name=f"lambda:{spec.name}", daemon=True)
+        self.process.start()
+        child.close()
+        self.init_error: dict[str, Any] | None = None
+        if not self.conn.poll(INIT_TIMEOUT_S):
+            self.kill()
+            self.init_error = {"errorMessage": f"init of {spec.name} did not finish in {INIT_TIMEOUT_S:.0f} s",
+                               "errorType": "Runtime.InitError", "stackTrace": []}
+            return
+        try:
+            _, self.init_error = self.conn.recv()
+        except EOFError:
+            self.init_error = {"errorMessage": f"RequestId: Error: Runtime exited during init of {spec.name}",
+                               "errorType": "Runtime.ExitError", "stackTrace": []}
+
+    @property
+    def alive(self) -> bool:
+        return self.init_error is None and self.process.is_alive()
+
+    def invoke(self, payload: bytes, request_id: str, invoked_arn: str) -> tuple[bool, dict[str, Any] | bytes]:
+        timeout = self.spec.timeout
+        self.conn.send(("invoke", payload.decode() if payload else "", request_id, float(timeout), invoked_arn))
+        if not self.conn.poll(timeout + 0.05):
+            self.kill()
+            return False, _timeout_payload(request_id, timeout)
+        try:
+            status, body = self.conn.recv()
+        except EOFError:
+            code = self.process.exitcode
+            self.kill()
+            return False, {"errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
+                                           f"exit status {code}", "errorType": "Runtime.ExitError",
+                           "requestId": request_id, "stackTrace": []}
+        if status == "ok":
+            return True, body.encode()
+        return False, body
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class LambdaRuntime:
+    """Runs registered functions in warm worker processes.
+
+    Parameters
+    ----------
+    endpoint_url
+        The local AWS endpoint the functions' SDK clients use (``AWS_ENDPOINT_URL``).
+    region, account
+        Region and account the functions believe they run in.
+    log_dir
+        Each function's output (including START/END/REPORT lines) is appended to
+        ``<log_dir>/<function>.log``; ``None`` leaves it on the parent's stdout and stderr.
+    max_workers
+        Concurrent execution environments per function.
+    start_method
+        ``"forkserver"`` (default, fast warm-up) or ``"spawn"``.
+    """
+
+    def __init__(self, *, endpoint_url: str, region: str, account: str, log_dir: Path | None = None,
+                 max_workers: int = 4, start_method: str = "forkserver",
+                 credentials: tuple[str, str] = ("testing", "testing")) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.account = account
+        self.log_dir = log_dir
+        self.max_workers = max_workers
+        self.credentials = credentials
+        self.context: Any = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self.context.set_forkserver_preload(PRELOAD)
+        self.functions: dict[str, FunctionSpec] = {}
+        self._idle: dict[str, list[_Worker]] = {}
+        self._busy: dict[str, int] = {}
+        self._lock = threading.Condition()
+        self._stopped = False
+        self.invocations: list[dict[str, Any]] = []  # name, request id, error, duration: for summaries
+
+    def register(self, spec: FunctionSpec) -> None:
+        """Make ``spec`` invokable by name and by ARN; replaces (and retires) an older version."""
+        with self._lock:
+            old = self._idle.pop(spec.name, [])
+            self.functions[spec.name] = spec
+        for w in old:
+            w.kill()
+
+    def lookup(self, name_or_arn: str) -> FunctionSpec:
+        name = name_or_arn
+        if name.startswith("arn:"):
+            name = name.split(":")[6]
+        elif ":" in name:
+            name = name.split(":")[0]
+        spec = self.functions.get(name)
+        if spec is None:
+            raise NotFoundError(f"function {name_or_arn} is not deployed in the local cloud")
+        return spec
+
+    def worker_config(self, spec: FunctionSpec) -> dict[str, Any]:
+        access, secret = self.credentials
+        environment = {
+            # What the Lambda runtime sets ...
+            "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "local", "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir), "LAMBDA_RUNTIME_DIR": str(spec.code_dir),
+            "TZ": ":UTC", "PYTHONUNBUFFERED": "1",
+            # ... where the local cloud is, with credentials it accepts ...
+            "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": "local",
+            # ... and the function's own configuration (wins, as on Lambda for non-reserved keys).
+            **spec.environment,
+        }
+        return {
+            "function_name": spec.name, "function_arn": spec.arn, "handler": spec.handler,
+            "memory": spec.memory, "environment": environment,
+            "paths": [str(spec.code_dir), *(str(d / "python") for d in spec.layer_dirs)],
+            "log_path": str(self.log_dir / f"{spec.name}.log") if self.log_dir else None,
+        }
+
+    def _acquire(self, spec: FunctionSpec) -> _Worker:
+        with self._lock:
+            while True:
+                if self._stopped:
+                    raise RuntimeError("the local Lambda runtime is stopped")
+                idle = self._idle.setdefault(spec.name, [])
+                while idle:
+                    w = idle.pop()
+                    if w.alive and w.spec is spec:
+                        self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
+                        return w
+                    w.kill()
+                if self._busy.get(spec.name, 0) < self.max_workers:
+                    self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
+                    break
+                self._lock.wait()
+        try:
+            return _Worker(self, spec)
+        except BaseException:
+            self._release(spec, None)
+            raise
+
+    def _release(self, spec: FunctionSpec, w: _Worker | None) -> None:
+        with self._lock:
+            self._busy[spec.name] -= 1
+            if w is not None and w.alive and not self._stopped and self.functions.get(spec.name) is spec:
+                self._idle.setdefault(spec.name, []).append(w)
+            elif w is not None:
+                w.kill()
+            self._lock.notify_all()
+
+    def invoke(self, name_or_arn: str, payload: bytes | str | None = None) -> InvokeResult:
+        """Run one invocation synchronously (RequestResponse) and return its result.
+
+        Examples
+        --------
+        >>> result = runtime.invoke("mlops-dev-validate", b'{"x": 1}')  # doctest: +SKIP
+        >>> result.function_error, result.json()  # doctest: +SKIP
+        (None, {...})
+        """
+        spec = self.lookup(name_or_arn)
+        data = payload.encode() if isinstance(payload, str) else (payload or b"")
+        request_id = str(uuid.uuid4())
+        invoked_arn = name_or_arn if name_or_arn.startswith("arn:") else spec.arn
+        started = time.time()
+        w = self._acquire(spec)
+        try:
+            if w.init_error is not None:
+                ok, body = False, {**w.init_error, "requestId": request_id}
+            else:
+                ok, body = w.invoke(data, request_id, invoked_arn)
+        finally:
+            self._release(spec, w)
+        self.invocations.append({"function": spec.name, "request_id": request_id, "ok": ok,
+                                 "duration_ms": round((time.time() - started) * 1000, 1),
+                                 "error": None if ok else body.get("errorType") if isinstance(body, dict) else None})
+        if ok:
+            assert isinstance(body, bytes)
+            return InvokeResult(body, None, request_id)
+        return InvokeResult(json.dumps(body).encode(), "Unhandled", request_id)
+
+    def warm(self, names: list[str] | None = None) -> None:
+        """Start (and import) one environment per function ahead of the first request."""
+        threads = []
+        for name in names or list(self.functions):
+            spec = self.functions[name]
+
+            def start(s: FunctionSpec = spec) -> None:
+                self._release(s, self._acquire(s))
+
+            t = threading.Thread(target=start, daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
+
+    def stop(self) -> None:
+        """Kill every worker (idle ones now; busy ones when they return)."""
+        with self._lock:
+            self._stopped = True
+            workers = [w for ws in self._idle.values() for w in ws]
+            self._idle.clear()
+            self._lock.notify_all()
+        for w in workers:
+            w.kill()

@@ -1,0 +1,126 @@
+"""The process a local Lambda function runs in: one warm execution environment.
+
+Imports only the standard library at module level, so the fork server can preload it cheaply. The
+parent (``mlops.local.runtime``) sends one invocation at a time over a pipe; the handler module is
+imported once (cold start) and stays imported (warm starts), as in a Lambda execution environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+# Variables a process needs to run at all; everything else comes from the function's configuration.
+_KEEP = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "SYSTEMROOT", "VIRTUAL_ENV")
+
+
+class LambdaContext:
+    """The ``context`` argument: the same attributes and methods as the Lambda Python runtime's."""
+
+    def __init__(self, config: dict[str, Any], request_id: str, deadline: float, invoked_arn: str) -> None:
+        self.function_name: str = config["function_name"]
+        self.function_version: str = config.get("version", "$LATEST")
+        self.invoked_function_arn: str = invoked_arn or config["function_arn"]
+        self.memory_limit_in_mb: int = int(config.get("memory", 128))
+        self.aws_request_id: str = request_id
+        self.log_group_name: str = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name: str = config.get("log_stream", "local")
+        self.identity: Any = None
+        self.client_context: Any = None
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def error_payload(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
+    """The payload Lambda returns for an unhandled exception."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "requestId": "",
+        "stackTrace": traceback.format_list(frames),
+    }
+
+
+def _init(config: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    module_name, _, function_name = config["handler"].rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        payload = error_payload(exc, "Runtime.ImportModuleError")
+        payload["errorMessage"] = f"Unable to import module '{module_name}': {exc}"
+        return None, payload
+    except Exception as exc:
+        return None, error_payload(exc)
+    handler = getattr(module, function_name, None)
+    if not callable(handler):
+        return None, {"errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
+                      "errorType": "Runtime.HandlerNotFound", "requestId": "", "stackTrace": []}
+    return handler, None
+
+
+def main(conn: Any, config: dict[str, Any]) -> None:
+    """Entry point of the worker process; ``config`` is built by ``mlops.local.runtime``."""
+    kept = {k: v for k, v in os.environ.items() if k in _KEEP}
+    os.environ.clear()
+    os.environ.update(kept)
+    os.environ.update(config["environment"])
+    log_path = config.get("log_path")
+    if log_path:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    sys.path[:0] = [p for p in config["paths"] if p not in sys.path[:len(config["paths"])]]
+    os.chdir(config["paths"][0])
+    started = time.time()
+    handler, init_error = _init(config)
+    init_ms = (time.time() - started) * 1000
+    conn.send(("ready", init_error))
+    if init_error is not None:
+        return  # the next invocation gets a fresh environment, as Lambda retries the init
+    cold = True
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if message[0] != "invoke":
+            return
+        _, payload, request_id, timeout_s, invoked_arn = message
+        deadline = time.time() + timeout_s
+        os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{int(time.time()):08x}-{request_id.replace('-', '')[:24]}"
+        print(f"START RequestId: {request_id} Version: {config.get('version', '$LATEST')}", flush=True)
+        begun = time.time()
+        try:
+            event = json.loads(payload) if payload else {}
+            result = handler(event, LambdaContext(config, request_id, deadline, invoked_arn))
+            try:
+                body = json.dumps(result)
+            except (TypeError, ValueError) as exc:
+                reply: tuple[str, Any] = ("error", {
+                    "errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
+                    "requestId": request_id, "stackTrace": []})
+            else:
+                reply = ("ok", body)
+        except Exception as exc:
+            error = error_payload(exc)
+            error["requestId"] = request_id
+            print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", flush=True)
+            traceback.print_exc()
+            reply = ("error", error)
+        duration = (time.time() - begun) * 1000
+        print(f"END RequestId: {request_id}", flush=True)
+        init = f"\tInit Duration: {init_ms:.2f} ms" if cold else ""
+        print(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
+              f"Memory Size: {config.get('memory', 128)} MB{init}", flush=True)
+        sys.stderr.flush()
+        cold = False
+        conn.send(reply)

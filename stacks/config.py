@@ -1,0 +1,107 @@
+"""Typed, frozen per-environment configuration read from cdk.json context.
+
+``cdk.json`` holds ``mlops:environments`` (name -> settings). Every key is validated here, so a
+bad or missing value fails synth with a message that names the key, before any construct exists.
+Constructs receive this one object; environment differences never become ``if env == "prod"``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlops.errors import ConfigError
+
+CONTEXT_KEY = "mlops:environments"
+
+# The values CloudWatch Logs accepts for a retention period.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+
+
+class EnvironmentConfig(BaseModel):
+    """Everything that differs between environments. Frozen: constructs cannot change it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]{0,15}$")
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    removal_policy: Literal["destroy", "retain"] = "retain"
+    log_retention_days: int = 365
+    alarm_email: str | None = None
+    api_auth: Literal["iam", "api_key"] = "iam"
+    api_rate_limit: float = Field(default=100, gt=0)
+    api_burst_limit: int = Field(default=200, gt=0)
+    max_batch_size: int = Field(default=1000, ge=1, le=10000)
+    max_request_bytes: int = Field(default=6 * 1024 * 1024 - 1024, ge=1024, le=6 * 1024 * 1024)
+    capture_retention_days: int = Field(default=30, ge=1)
+    noncurrent_version_days: int = Field(default=90, ge=1)
+    lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
+    approval_four_eyes: bool = True
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _valid_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period (one of {LOG_RETENTION_DAYS})")
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    @property
+    def is_dev(self) -> bool:
+        """Dev environments may be torn down: no deletion protection, resources destroyed."""
+        return self.removal_policy == "destroy"
+
+    @property
+    def parameter_prefix(self) -> str:
+        return f"/mlops/{self.name}"
+
+    @property
+    def stage_name(self) -> str:
+        return f"mlops-{self.name}"
+
+
+def load_environments(context: Any, *, only: str | None = None) -> list[EnvironmentConfig]:
+    """Validate ``context[CONTEXT_KEY]``; raise :class:`ConfigError` naming the bad key.
+
+    Parameters
+    ----------
+    context
+        The value of the ``mlops:environments`` context key (a mapping name -> settings).
+    only
+        Return just this environment (``cdk synth -c mlops:env=dev``).
+    """
+    if not isinstance(context, dict) or not context:
+        raise ConfigError(f"cdk.json context key {CONTEXT_KEY!r} is missing or empty: it must map environment "
+                          "names to their settings")
+    if only is not None and only not in context:
+        raise ConfigError(f"context key mlops:env={only!r} names no environment in {CONTEXT_KEY} "
+                          f"(known: {', '.join(sorted(context))})")
+    configs = []
+    for name, settings in context.items():
+        if only is not None and name != only:
+            continue
+        where = f"{CONTEXT_KEY}.{name}"
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{where}: must be a mapping of settings, got {type(settings).__name__}")
+        try:
+            configs.append(EnvironmentConfig.model_validate({"name": name, **settings}))
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                key = ".".join(str(p) for p in error["loc"])
+                message = error["msg"].removeprefix("Value error, ")
+                if error["type"] == "extra_forbidden":
+                    message = "unknown setting"
+                problems.append(f"{where}.{key}: {message} (got {error.get('input')!r})")
+            raise ConfigError("invalid configuration in cdk.json:\n  " + "\n  ".join(problems)) from None
+    return configs

@@ -1,0 +1,101 @@
+"""One function construct that carries every Lambda default, so no function drifts from the others."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.nag import acknowledge
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+class MlopsFunction(Construct):
+    """A Python Lambda from ``functions/<name>/handler.py`` with the platform's defaults.
+
+    Defaults: Python 3.12, the configured architecture (arm64 unless configured otherwise), JSON
+    logs into a log group with the environment's retention, X-Ray tracing, Powertools settings,
+    and the shared layers. Grants are made by the caller where the function is wired.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        config: EnvironmentConfig,
+        layers: Sequence[lambda_.ILayerVersion],
+        description: str,
+        environment: Mapping[str, str] | None = None,
+        memory_size: int = 512,
+        timeout: Duration | None = None,
+        ephemeral_storage_mib: int = 512,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        source = FUNCTIONS_DIR / name
+        if not (source / "handler.py").is_file():
+            raise FileNotFoundError(f"{source}/handler.py does not exist")
+        removal = RemovalPolicy.DESTROY if config.is_dev else RemovalPolicy.RETAIN
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention(config), removal_policy=removal
+        )
+        # An explicit role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                             description=f"mlops {name} function ({config.name})")
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            role=self.role,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURES[config.lambda_architecture],
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(source), exclude=["__pycache__", "*.pyc"]),
+            layers=list(layers),
+            description=description,
+            memory_size=memory_size,
+            timeout=timeout or Duration.seconds(60),
+            ephemeral_storage_size=None if ephemeral_storage_mib == 512 else _mib(ephemeral_storage_mib),
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=self.log_group,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": f"mlops-{name.replace('_', '-')}",
+                "POWERTOOLS_METRICS_NAMESPACE": "MLOps",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "MLOPS_ENVIRONMENT": config.name,
+                **(environment or {}),
+            },
+        )
+        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.")
+
+
+def _mib(value: int) -> object:
+    from aws_cdk import Size
+
+    return Size.mebibytes(value)
+
+
+_RETENTION = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}
+
+
+def log_retention(config: EnvironmentConfig) -> logs.RetentionDays:
+    """The environment's retention as CDK's enum (config already checked the value is valid)."""
+    return logs.RetentionDays[_RETENTION[config.log_retention_days]]

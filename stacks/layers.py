@@ -1,0 +1,147 @@
+"""Lambda layers built without Docker.
+
+Dependency layers are built by pip for the Lambda platform (manylinux wheels for the function's
+architecture and Python version), pruned of tests, caches and type stubs, and cached under
+``.build/layers/<name>-<hash>``: the hash covers the requirements, the shared constraints, the
+platform and this builder, so a second synth reuses the directory and the asset hash is stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / ".build" / "layers"))
+CONSTRAINTS = ROOT / "constraints.txt"
+PYTHON_VERSION = "3.12"
+BUILDER_REVISION = "1"  # bump when the build or pruning steps change
+
+PLATFORM_TAGS = {
+    "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
+    "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
+}
+# Removed after install: none of it is imported at run time. Shared objects are never stripped
+# (stripping breaks numpy).
+PRUNE_DIRS = frozenset({"tests", "__pycache__"})
+PRUNE_SUFFIXES = (".pyi", ".pyc")
+
+
+class LayerBuildError(RuntimeError):
+    """pip could not build a dependency layer."""
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    name: str
+    path: Path  # contains python/<packages>
+    asset_hash: str
+
+
+def layer_hash(requirements: Path, architecture: str) -> str:
+    digest = hashlib.sha256()
+    for part in (requirements.read_bytes(), CONSTRAINTS.read_bytes(), architecture.encode(),
+                 PYTHON_VERSION.encode(), BUILDER_REVISION.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def _prune(tree: Path) -> None:
+    for path in sorted(tree.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and path.name in PRUNE_DIRS:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.suffix in PRUNE_SUFFIXES:
+            path.unlink()
+
+
+def build_dependency_layer(name: str, requirements: Path, architecture: str) -> BuiltLayer:
+    """Install ``requirements`` for Lambda into a cached directory and return it.
+
+    Safe to call from several processes at once: each builds in a private directory and the
+    first to finish renames it into place.
+    """
+    asset_hash = layer_hash(requirements, architecture)
+    target = CACHE / f"{name}-{asset_hash[:16]}"
+    if (target / ".complete").exists():
+        return BuiltLayer(name, target, asset_hash)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--target", str(work / "python"), "--implementation", "cp", "--python-version", PYTHON_VERSION,
+               "--only-binary=:all:", "--no-compile", "-r", str(requirements), "-c", str(CONSTRAINTS)]
+    for tag in PLATFORM_TAGS[architecture]:
+        command += ["--platform", tag]
+    print(f"building Lambda layer {name} for {architecture} (cached afterwards in {target}) ...", file=sys.stderr)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise LayerBuildError(f"pip failed building layer {name} from {requirements}:\n{result.stderr[-4000:]}")
+    _prune(work / "python")
+    (work / ".complete").write_text(asset_hash)
+    try:
+        work.rename(target)
+    except OSError:  # another process won the race; its result is identical
+        shutil.rmtree(work, ignore_errors=True)
+    return BuiltLayer(name, target, asset_hash)
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of all regular files below ``path`` (what a layer or function unzips to)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+SHARED_SOURCE = ROOT / "layers" / "shared"
+# Not shipped to Lambda: the CLI and the local cloud are part of the package, not of the runtime.
+SHARED_EXCLUDES = ["python/mlops/cli", "python/mlops/local", "**/__pycache__", "**/*.pyc", "python/*.egg-info"]
+
+
+def _layer_construct_types() -> tuple[type, type]:  # imported lazily: tests of the builder need no CDK
+    from aws_cdk import AssetHashType
+    from aws_cdk import aws_lambda as lambda_
+
+    return AssetHashType, lambda_
+
+
+class PlatformLayers:
+    """Creates the three layers every function draws from.
+
+    - ``shared``: the ``mlops`` domain package from ``layers/shared/python`` (what the tests import);
+    - ``runtime``: Powertools, pydantic, PyYAML;
+    - ``science``: numpy, pandas, scipy, scikit-learn (only for functions that compute on data).
+    """
+
+    def __init__(self, scope: Any, *, architecture: str) -> None:
+        asset_hash_type, lambda_ = _layer_construct_types()
+        arch = lambda_.Architecture.ARM_64 if architecture == "arm64" else lambda_.Architecture.X86_64
+        runtimes = [lambda_.Runtime.PYTHON_3_12]
+        self.built: dict[str, BuiltLayer] = {}
+        self.sources: dict[str, Path] = {"shared": SHARED_SOURCE}
+        self.shared = lambda_.LayerVersion(
+            scope, "SharedLayer",
+            code=lambda_.Code.from_asset(str(SHARED_SOURCE), exclude=SHARED_EXCLUDES),
+            compatible_runtimes=runtimes, compatible_architectures=[arch],
+            description="mlops domain package (registry, audit, validation, training, drift)",
+        )
+        layers = {}
+        for name, description in (("runtime", "Powertools, pydantic, PyYAML"),
+                                   ("science", "numpy, pandas, scipy, scikit-learn, joblib")):
+            built = build_dependency_layer(name, ROOT / "layers" / "deps" / name / "requirements.txt", architecture)
+            self.built[name] = built
+            self.sources[name] = built.path
+            layers[name] = lambda_.LayerVersion(
+                scope, f"{name.capitalize()}Layer",
+                code=lambda_.Code.from_asset(str(built.path), exclude=[".complete"],
+                                             asset_hash=built.asset_hash,
+                                             asset_hash_type=asset_hash_type.CUSTOM),
+                compatible_runtimes=runtimes, compatible_architectures=[arch],
+                description=description,
+            )
+        self.runtime = layers["runtime"]
+        self.science = layers["science"]

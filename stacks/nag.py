@@ -1,0 +1,165 @@
+"""cdk-nag AwsSolutions checks, and the one way this project acknowledges a finding.
+
+Every acknowledgement states why the finding does not apply; ``acknowledge`` refuses a missing or
+token reason, so no suppression is ever silent. cdk-nag 3 reports findings as validations:
+an unacknowledged error finding fails synth.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import Acknowledgment, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+MIN_REASON_LENGTH = 20
+
+
+class AcknowledgementError(ValueError):
+    """An acknowledgement without a real reason."""
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge cdk-nag finding ``rule_id`` on ``scope`` (and its children) with a reason.
+
+    Parameters
+    ----------
+    scope
+        The construct the finding is about; the narrowest that holds it.
+    rule_id
+        The rule, such as ``AwsSolutions-IAM5``, or one finding of it,
+        ``AwsSolutions-IAM5[Resource::*]``.
+    reason
+        Why this finding is acceptable here, in a full sentence.
+    """
+    if not rule_id.startswith("AwsSolutions-"):
+        raise AcknowledgementError(f"{rule_id!r} is not an AwsSolutions rule id")
+    if len(reason.strip()) < MIN_REASON_LENGTH:
+        raise AcknowledgementError(f"acknowledging {rule_id} needs a reason of at least {MIN_REASON_LENGTH} "
+                                   f"characters that says why it does not apply (got {reason!r})")
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def check(scope: IConstruct) -> None:
+    """Run AwsSolutions checks on ``scope`` (a Stage or App) at synth."""
+    Validations.of(scope).add_plugins(AwsSolutionsChecks(scope))
+
+
+# Actions that AWS offers on no narrower resource than "*".
+MANAGED_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/"
+
+
+def acknowledge_managed_policy(scope: IConstruct, policy: str, reason: str) -> None:
+    """Acknowledge IAM4 for one AWS-managed policy (``service-role/AWSLambdaBasicExecutionRole``)."""
+    acknowledge(scope, f"AwsSolutions-IAM4[{MANAGED_POLICY}{policy}]", reason)
+
+
+RESOURCE_STAR_ACTIONS = frozenset({
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+})
+_GRANTS_ONLY: list[tuple[IConstruct, str]] = []
+
+
+def acknowledge_grant_wildcards(scope: IConstruct, grants: str) -> None:
+    """Mark ``scope`` (a function, role or state machine) as holding only CDK-grant permissions.
+
+    CDK grants use action groups (``s3:GetObject*``) and sub-resource wildcards
+    (``<bucket>/<prefix>/*``, ``<table>/index/*``, ``<function>:*``) on this deployment's own
+    resources. :func:`finalize` acknowledges exactly those IAM5 findings, one by one, with the
+    reason ``grants``; any ``*`` action, or ``*`` resource on an action that has a narrower
+    resource, fails synth instead.
+    """
+    role = getattr(scope, "role", None)  # a Function's or StateMachine's role sits beside it, not below it
+    _GRANTS_ONLY.append((role if role is not None else scope, grants))
+
+
+def _flatten(node: Any) -> str:
+    """cdk-nag's flattenCfnReference, so finding ids match the ones it reports."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, dict):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return delimiter.join(_flatten(item) for item in items)
+        if "Fn::Sub" in node:
+            return _flatten(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return _flatten(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{_flatten(node['Ref'])}>"
+    return json.dumps(node, separators=(",", ":"))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def wildcard_findings(document: dict[str, Any], where: str) -> list[str]:
+    """IAM5 findings of a resolved policy document; raise on a grant broader than a CDK grant."""
+    findings: list[str] = []
+    for statement in document.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [str(a) for a in _as_list(statement.get("Action", []))]
+        for action in actions:
+            if action == "*" or action.endswith(":*"):
+                raise LeastPrivilegeError(f"{where}: grants every action ({action!r})")
+            if "*" in action:
+                findings.append(f"Action::{action}")
+        for resource in _as_list(statement.get("Resource", [])):
+            flat = _flatten(resource)
+            if flat == "*" and not set(actions) <= RESOURCE_STAR_ACTIONS:
+                raise LeastPrivilegeError(f"{where}: grants {sorted(set(actions) - RESOURCE_STAR_ACTIONS)} on every "
+                                          "resource ('*')")
+            if "*" in flat:
+                findings.append(f"Resource::{flat}")
+    return list(dict.fromkeys(findings))
+
+
+class LeastPrivilegeError(ValueError):
+    """A policy broader than any CDK grant would make."""
+
+
+def finalize(scope: IConstruct) -> None:
+    """Acknowledge the IAM5 findings of every scope marked by :func:`acknowledge_grant_wildcards`."""
+    from aws_cdk import CfnResource, Stack
+    from aws_cdk import aws_iam as iam
+
+    marked = [(s, g) for s, g in _GRANTS_ONLY if s.node.path.startswith(scope.node.path + "/")]
+    resources = {}
+    for construct in scope.node.find_all():
+        if isinstance(construct, CfnResource):
+            stack = Stack.of(construct)
+            resources[(stack.node.path, stack.get_logical_id(construct))] = construct
+
+    def as_imports(node: Any, consumer: Stack) -> Any:
+        # Cross-stack references become Fn::ImportValue during synthesis, after this runs; export
+        # them now (same export name CDK would generate) so the finding ids match the final ones.
+        if isinstance(node, list):
+            return [as_imports(item, consumer) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "Fn::GetAtt" in node and (consumer.node.path, node["Fn::GetAtt"][0]) not in resources:
+            logical_id, attribute = node["Fn::GetAtt"]
+            owner = next(c for (path, lid), c in resources.items() if lid == logical_id)
+            return consumer.resolve(Stack.of(owner).export_value(owner.get_att(attribute)))
+        return {key: as_imports(value, consumer) for key, value in node.items()}
+
+    for marked_scope, grants in marked:
+        for construct in marked_scope.node.find_all():
+            if not isinstance(construct, iam.CfnPolicy):
+                continue
+            consumer = Stack.of(construct)
+            document = as_imports(consumer.resolve(construct.policy_document), consumer)
+            for finding in wildcard_findings(document, construct.node.path):
+                acknowledge(construct, f"AwsSolutions-IAM5[{finding}]",
+                            f"Only CDK grant methods scoped to this deployment's own resources: {grants}.")
