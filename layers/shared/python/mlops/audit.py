@@ -344,7 +344,7 @@ class AuditTrail:
         for attempt in range(self.max_attempts):
             head = self.head(chain)
             head_seq = int(head.seq) if head else 0
-            fields = {
+            fields: dict[str, Any] = {
                 "chain": chain,
                 "seq": head_seq + 1,
                 "event_id": str(uuid.uuid4()),
@@ -409,7 +409,7 @@ class AuditTrail:
                 return
             start = page.last_key
 
-    def list(
+    def list_events(
         self, chain: str, *, limit: int = 50, next_token: str | None = None
     ) -> tuple[list[AuditEvent], str | None]:
         """Events of one chain, newest first, ``limit`` at a time.
