@@ -130,8 +130,6 @@ class _Moments:
     count: int = 0
     mean: float = 0.0
     m2: float = 0.0
-    nulls: int = 0
-    rows: int = 0
 
     def add(self, values: np.ndarray) -> None:
         if not len(values):
@@ -171,6 +169,8 @@ class _Column:
     moments: _Moments | None = None
     class_counts: Counter[str] = field(default_factory=Counter)
     present: bool = True
+    ref_rows: int = 0
+    ref_nulls: int = 0
 
     @property
     def numeric(self) -> bool:
@@ -314,10 +314,9 @@ class Validator:
             self._text(column, series, rows)
 
     def _nulls(self, column: _Column, null: np.ndarray | None, rows: np.ndarray) -> None:
-        if column.reference is not None and column.moments is None:
-            # missing-rate bookkeeping for text columns with a reference
-            column.class_counts["\x00rows"] += len(rows)
-            column.class_counts["\x00nulls"] += int(np.count_nonzero(null)) if null is not None else 0
+        if column.reference is not None:
+            column.ref_rows += len(rows)
+            column.ref_nulls += int(np.count_nonzero(null)) if null is not None else 0
         if not column.nullable:
             self.tally(column, "nulls").add(null, rows, None)
 
@@ -330,12 +329,10 @@ class Validator:
             raw = series.to_numpy()
             type_tally.add(bad, rows, raw, "not a number")
         checked = values.dtype.kind == "f"
+        inf = np.zeros(0, dtype=bool)
         if checked:
             inf = np.isinf(values)
-            if inf.any():
-                self.tally(column, "non_finite").add(inf, rows, values)
-            else:
-                self.tally(column, "non_finite")
+            self.tally(column, "non_finite").add(inf, rows, values)
             if column.type is FeatureType.INT:
                 with np.errstate(invalid="ignore"):
                     fractional = (values != np.floor(values)) & ~inf
@@ -344,12 +341,15 @@ class Validator:
                 if bad is not None:
                     fractional &= ~bad
                 type_tally.add(fractional, rows, values, "not a whole number")
-        else:
-            self.tally(column, "non_finite") if column.type is FeatureType.FLOAT else None
-        if column.min is not None:
-            self.tally(column, "min").add(values < column.min, rows, values)
-        if column.max is not None:
-            self.tally(column, "max").add(values > column.max, rows, values)
+        if column.min is not None or column.max is not None:
+            # Infinite values are reported once, by non_finite, not again as out of range.
+            finite = ~inf if checked else None
+            if column.min is not None:
+                below = values < column.min
+                self.tally(column, "min").add(below & finite if finite is not None else below, rows, values)
+            if column.max is not None:
+                above = values > column.max
+                self.tally(column, "max").add(above & finite if finite is not None else above, rows, values)
         if column.allowed is not None:
             outside = ~np.isin(values, column.allowed)
             if null is not None:
@@ -365,8 +365,6 @@ class Validator:
         if column.moments is not None:
             usable = np.isfinite(values) if checked else np.ones(len(values), dtype=bool)
             column.moments.add(values[usable].astype(np.float64, copy=False))
-            column.moments.rows += len(values)
-            column.moments.nulls += int(np.count_nonzero(null)) if null is not None else 0
 
     def _text(self, column: _Column, series: pd.Series, rows: np.ndarray) -> None:
         kind = column.type
@@ -382,14 +380,16 @@ class Validator:
         if codes is not None and uniques is not None:
             if kind is FeatureType.BOOL:
                 ok, _ = coerce.booleans(uniques)
-                self.tally(column, "type").add(_bad_codes(codes, ok), rows, uniques[codes], "not a boolean")
+                self.tally(column, "type").add(_bad_codes(codes, ok), rows, _CodesView(uniques, codes), "not a boolean")
             elif kind is FeatureType.DATETIME:
                 ok = ~np.isnat(coerce.datetimes(uniques))
-                self.tally(column, "type").add(_bad_codes(codes, ok), rows, uniques[codes], "not an ISO 8601 date/time")
+                self.tally(column, "type").add(
+                    _bad_codes(codes, ok), rows, _CodesView(uniques, codes), "not an ISO 8601 date/time"
+                )
             if column.regex is not None:
                 pattern = column.regex
                 ok = np.fromiter((pattern.fullmatch(u) is not None for u in uniques), dtype=bool, count=len(uniques))
-                self.tally(column, "regex").add(_bad_codes(codes, ok), rows, uniques[codes])
+                self.tally(column, "regex").add(_bad_codes(codes, ok), rows, _CodesView(uniques, codes))
         if column.allowed is not None:
             outside = ~series.isin(column.allowed).to_numpy()
             if null is not None:
@@ -428,7 +428,7 @@ class Validator:
         labels = np.asarray([coerce.label(u) for u in uniques], dtype=object)
         classes = set(column.classes or [])
         known = np.fromiter((lab in classes for lab in labels), dtype=bool, count=len(labels))
-        self.tally(column, "values").add(_bad_codes(codes, known), rows, uniques[codes] if len(uniques) else None)
+        self.tally(column, "values").add(_bad_codes(codes, known), rows, _CodesView(uniques, codes))
         present = codes >= 0
         counts = np.bincount(codes[present], minlength=len(uniques))
         for lab, count, ok in zip(labels, counts.tolist(), known.tolist(), strict=True):
@@ -443,7 +443,9 @@ class Validator:
         positive[valid] = is_positive[codes[valid]]
         return positive, valid
 
-    def _fairness(self, groups: dict[str, list[int]], series: pd.Series, positive: np.ndarray, valid: np.ndarray) -> None:
+    def _fairness(
+        self, groups: dict[str, list[int]], series: pd.Series, positive: np.ndarray, valid: np.ndarray
+    ) -> None:
         codes, uniques, null = coerce.factorized(series)
         use = valid & ~null
         sizes = np.bincount(codes[use], minlength=len(uniques))
@@ -464,7 +466,7 @@ class Validator:
         tally = self._duplicates
         room = max(tally.limit - len(tally.examples), 0)
         for i in np.flatnonzero(duplicate)[:room]:
-            shown = ",".join("" if pd.isna(v) else str(v) for v in frame[names].iloc[int(i)].tolist())
+            shown = ",".join(_show(v) or "" for v in frame[names].iloc[int(i)].tolist())
             tally.examples.append(Example(row=int(rows[i]), value=_show(shown), note=f"same as row {int(first[i])}"))
         tally.count += int(np.count_nonzero(duplicate))
 
@@ -482,6 +484,16 @@ class Validator:
         if self.target.present and self.spec.task == "classification":
             out.append(self._balance_result())
             out.extend(self._fairness_results())
+        elif self.spec.fairness.protected_attributes:
+            out.extend(
+                CheckResult(
+                    check="fairness.disparate_impact",
+                    column=a,
+                    status=Status.SKIPPED,
+                    message="disparate impact needs a classification target (present in the data)",
+                )
+                for a in self.spec.fairness.protected_attributes
+            )
         if self.reference is not None:
             for column in self._all:
                 if column.present and column.reference is not None:
@@ -505,15 +517,26 @@ class Validator:
                 )
             )
         else:
-            out.append(CheckResult(check="schema.missing_columns", status=Status.PASSED,
-                                   message=f"all {len(self.columns)} feature columns present"))
+            out.append(
+                CheckResult(
+                    check="schema.missing_columns",
+                    status=Status.PASSED,
+                    message=f"all {len(self.columns)} feature columns present",
+                )
+            )
         target_name = self.target.name
         out.append(
-            CheckResult(check="target.present", column=target_name, status=Status.PASSED,
-                        message="the target column is present")
+            CheckResult(
+                check="target.present", column=target_name, status=Status.PASSED, message="the target column is present"
+            )
             if self.target.present
-            else CheckResult(check="target.present", column=target_name, status=Status.FAILED, failing_count=1,
-                             message=f"the target column {target_name!r} is missing{_hint(target_name, header)}")
+            else CheckResult(
+                check="target.present",
+                column=target_name,
+                status=Status.FAILED,
+                failing_count=1,
+                message=f"the target column {target_name!r} is missing{_hint(target_name, header)}",
+            )
         )
         known = set(expected)
         seen: set[str] = set()
@@ -536,9 +559,17 @@ class Validator:
                 )
             )
         else:
-            message = f"{len(extra):,} extra column(s) ignored (allow_extra_columns)" if extra else "no unexpected columns"
-            out.append(CheckResult(check="schema.unexpected_columns", status=Status.PASSED, message=message,
-                                   details={"ignored": extra[:100]} if extra else {}))
+            message = (
+                f"{len(extra):,} extra column(s) ignored (allow_extra_columns)" if extra else "no unexpected columns"
+            )
+            out.append(
+                CheckResult(
+                    check="schema.unexpected_columns",
+                    status=Status.PASSED,
+                    message=message,
+                    details={"ignored": extra[:100]} if extra else {},
+                )
+            )
         return out
 
     def _row_count_result(self) -> CheckResult:
@@ -551,8 +582,13 @@ class Validator:
             message = f"{self.rows:,} rows, fewer than the minimum {bounds.min:,}"
         else:
             message = f"{self.rows:,} rows, more than the maximum {high}"
-        return CheckResult(check="dataset.row_count", status=Status.PASSED if ok else Status.FAILED, message=message,
-                           failing_count=0 if ok else 1, details={"rows": self.rows, "min": bounds.min, "max": bounds.max})
+        return CheckResult(
+            check="dataset.row_count",
+            status=Status.PASSED if ok else Status.FAILED,
+            message=message,
+            failing_count=0 if ok else 1,
+            details={"rows": self.rows, "min": bounds.min, "max": bounds.max},
+        )
 
     def _duplicates_result(self) -> CheckResult:
         tally = self._duplicates
@@ -593,8 +629,11 @@ class Validator:
         if column.role == "target" and self.spec.task == "classification":
             classes = ", ".join(column.classes or [])
             result("nulls", "no missing labels", "{n} row{s} without a label (the target may not be missing)")
-            result("values", f"every label is one of the classes [{classes}]",
-                   f"{{n}} label{{s}} not among the classes [{classes}]")
+            result(
+                "values",
+                f"every label is one of the classes [{classes}]",
+                f"{{n}} label{{s}} not among the classes [{classes}]",
+            )
             return out
         if column.numeric or column.type in (FeatureType.BOOL, FeatureType.DATETIME):
             result("type", f"every value is a valid {type_name}", f"{{n}} value{{s}} cannot be read as {type_name}")
@@ -610,8 +649,11 @@ class Validator:
             listed = _listing([_num(v) if isinstance(v, float) else v for v in column.allowed])
             result("allowed", f"every value is one of {listed}", f"{{n}} value{{s}} not among the allowed {listed}")
         if column.regex is not None:
-            result("regex", f"every value matches /{column.regex.pattern}/",
-                   f"{{n}} value{{s}} do not match /{column.regex.pattern}/ (whole value)")
+            result(
+                "regex",
+                f"every value matches /{column.regex.pattern}/",
+                f"{{n}} value{{s}} not matching /{column.regex.pattern}/ (the whole value must match)",
+            )
         if column.unique:
             result("unique", "every value is unique", "{n} value{s} repeat an earlier row's value (must be unique)")
         return out
@@ -625,17 +667,31 @@ class Validator:
         floor = self.spec.target.min_class_fraction
         shown = ", ".join(f"{c}: {counts.get(c, 0):,} ({fractions[c]:.1%})" for c in classes)
         if floor is None:
-            return CheckResult(check="target.class_balance", column=self.target.name, status=Status.PASSED,
-                               message=f"class counts {shown} (no balance bound in the spec)", details=details)
+            return CheckResult(
+                check="target.class_balance",
+                column=self.target.name,
+                status=Status.PASSED,
+                message=f"class counts {shown} (no balance bound in the spec)",
+                details=details,
+            )
         details["min_class_fraction"] = floor
         low = [c for c in classes if fractions[c] < floor]
         if low:
             return CheckResult(
-                check="target.class_balance", column=self.target.name, status=Status.FAILED, failing_count=len(low),
-                message=f"class(es) {', '.join(low)} below the minimum share {floor:.1%}: {shown}", details=details,
+                check="target.class_balance",
+                column=self.target.name,
+                status=Status.FAILED,
+                failing_count=len(low),
+                message=f"class(es) {', '.join(low)} below the minimum share {floor:.1%}: {shown}",
+                details=details,
             )
-        return CheckResult(check="target.class_balance", column=self.target.name, status=Status.PASSED,
-                           message=f"every class at least {floor:.1%}: {shown}", details=details)
+        return CheckResult(
+            check="target.class_balance",
+            column=self.target.name,
+            status=Status.PASSED,
+            message=f"every class at least {floor:.1%}: {shown}",
+            details=details,
+        )
 
     def _fairness_results(self) -> list[CheckResult]:
         out: list[CheckResult] = []
@@ -644,33 +700,64 @@ class Validator:
         for attribute, groups in self._groups.items():
             check = "fairness.disparate_impact"
             if not any(c.name == attribute and c.present for c in self.columns):
-                out.append(CheckResult(check=check, column=attribute, status=Status.SKIPPED,
-                                       message="the protected attribute column is missing"))
+                out.append(
+                    CheckResult(
+                        check=check,
+                        column=attribute,
+                        status=Status.SKIPPED,
+                        message="the protected attribute column is missing",
+                    )
+                )
                 continue
-            table = {g: {"rows": n, "positives": p, "positive_rate": (p / n if n else 0.0)}
-                     for g, (n, p) in sorted(groups.items(), key=lambda item: -item[1][0])[:100]}
+            table = {
+                g: {"rows": n, "positives": p, "positive_rate": (p / n if n else 0.0)}
+                for g, (n, p) in sorted(groups.items(), key=lambda item: -item[1][0])[:100]
+            }
             big = {g: v for g, v in table.items() if v["rows"] >= self.options.fairness_min_group_size}
             details: dict[str, Any] = {"groups": table, "positive_class": positive, "min_disparate_impact": threshold}
             if len(big) < 2:
-                out.append(CheckResult(check=check, column=attribute, status=Status.SKIPPED, details=details,
-                                       message=f"fewer than two groups with at least "
-                                       f"{self.options.fairness_min_group_size} rows: nothing to compare"))
+                out.append(
+                    CheckResult(
+                        check=check,
+                        column=attribute,
+                        status=Status.SKIPPED,
+                        details=details,
+                        message=f"fewer than two groups with at least "
+                        f"{self.options.fairness_min_group_size} rows: nothing to compare",
+                    )
+                )
                 continue
             rates = {g: float(v["positive_rate"]) for g, v in big.items()}
             low_group = min(rates, key=lambda g: rates[g])
             high_group = max(rates, key=lambda g: rates[g])
             ratio = rates[low_group] / rates[high_group] if rates[high_group] > 0 else 1.0
             details["disparate_impact"] = ratio
-            summary = (f"positive rate ({positive}) {rates[low_group]:.1%} for {low_group!r} "
-                       f"({big[low_group]['rows']:,} rows) vs {rates[high_group]:.1%} for {high_group!r} "
-                       f"({big[high_group]['rows']:,} rows)")
+            summary = (
+                f"positive rate ({positive}) {rates[low_group]:.1%} for {low_group!r} "
+                f"({big[low_group]['rows']:,} rows) vs {rates[high_group]:.1%} for {high_group!r} "
+                f"({big[high_group]['rows']:,} rows)"
+            )
             if ratio < threshold:
-                out.append(CheckResult(check=check, column=attribute, status=Status.FAILED, failing_count=1,
-                                       details=details,
-                                       message=f"disparate impact {ratio:.2f} below {threshold:.2f}: {summary}"))
+                out.append(
+                    CheckResult(
+                        check=check,
+                        column=attribute,
+                        status=Status.FAILED,
+                        failing_count=1,
+                        details=details,
+                        message=f"disparate impact {ratio:.2f} below {threshold:.2f}: {summary}",
+                    )
+                )
             else:
-                out.append(CheckResult(check=check, column=attribute, status=Status.PASSED, details=details,
-                                       message=f"disparate impact {ratio:.2f} (minimum {threshold:.2f}): {summary}"))
+                out.append(
+                    CheckResult(
+                        check=check,
+                        column=attribute,
+                        status=Status.PASSED,
+                        details=details,
+                        message=f"disparate impact {ratio:.2f} (minimum {threshold:.2f}): {summary}",
+                    )
+                )
         return out
 
     def _reference_results(self, column: _Column) -> list[CheckResult]:
@@ -681,44 +768,63 @@ class Validator:
         out: list[CheckResult] = []
 
         def add(check: str, failed: bool, message: str, details: dict[str, Any], tally: _Tally | None = None) -> None:
-            out.append(CheckResult(check=f"reference.{check}", column=column.name,
-                                   status=bad if failed else Status.PASSED, message=message,
-                                   failing_count=(tally.count if tally else 1) if failed else 0,
-                                   examples=tally.examples if tally and failed else [], details=details))
+            out.append(
+                CheckResult(
+                    check=f"reference.{check}",
+                    column=column.name,
+                    status=bad if failed else Status.PASSED,
+                    message=message,
+                    failing_count=(tally.count if tally else 1) if failed else 0,
+                    examples=tally.examples if tally and failed else [],
+                    details=details,
+                )
+            )
 
         moments = column.moments
         if moments is not None and reference.numeric is not None and moments.count:
             ref = reference.numeric
             scale = ref.std if ref.std > 0 else 1.0
             shift = abs(moments.mean - ref.mean) / scale
-            add("mean_shift", shift > options.max_mean_shift,
+            add(
+                "mean_shift",
+                shift > options.max_mean_shift,
                 f"mean {moments.mean:.4g} vs reference {ref.mean:.4g}: {shift:.2f} reference std "
                 f"(limit {options.max_mean_shift})",
-                {"mean": moments.mean, "reference_mean": ref.mean, "shift_in_std": shift})
+                {"mean": moments.mean, "reference_mean": ref.mean, "shift_in_std": shift},
+            )
             low, high = options.std_ratio_bounds
             ratio = moments.std / ref.std if ref.std > 0 else (1.0 if moments.std == 0 else float("inf"))
-            add("std_shift", not (low <= ratio <= high),
+            add(
+                "std_shift",
+                not (low <= ratio <= high),
                 f"std {moments.std:.4g} vs reference {ref.std:.4g}: ratio {ratio:.2f} (bounds {low} to {high})",
-                {"std": moments.std, "reference_std": ref.std, "ratio": ratio if np.isfinite(ratio) else None})
-            rows, nulls = moments.rows, moments.nulls
-        else:
-            rows, nulls = column.class_counts.get("\x00rows", 0), column.class_counts.get("\x00nulls", 0)
+                {"std": moments.std, "reference_std": ref.std, "ratio": ratio if np.isfinite(ratio) else None},
+            )
+        rows, nulls = column.ref_rows, column.ref_nulls
         if column.role == "target" and self.spec.task == "classification":
             rows = nulls = 0  # labels may not be missing at all: target.nulls covers it
         if rows:
             rate = nulls / rows
             change = abs(rate - reference.null_rate)
-            add("missing_rate", change > options.max_missing_rate_change,
+            add(
+                "missing_rate",
+                change > options.max_missing_rate_change,
                 f"missing rate {rate:.1%} vs reference {reference.null_rate:.1%} "
                 f"(change limit {options.max_missing_rate_change:.0%})",
-                {"missing_rate": rate, "reference_missing_rate": reference.null_rate})
+                {"missing_rate": rate, "reference_missing_rate": reference.null_rate},
+            )
         tally = column.tallies.get("new_categories")
         if tally is not None:
             fraction = tally.count / self.rows if self.rows else 0.0
-            add("new_categories", tally.count > 0 and fraction > options.max_new_category_fraction,
+            add(
+                "new_categories",
+                tally.count > 0 and fraction > options.max_new_category_fraction,
                 f"{tally.count:,} value(s) ({fraction:.2%} of rows) are categories the reference never saw"
-                if tally.count else "no categories the reference never saw",
-                {"fraction": fraction}, tally)
+                if tally.count
+                else "no categories the reference never saw",
+                {"fraction": fraction},
+                tally,
+            )
         return out
 
 
@@ -730,6 +836,18 @@ class _Lazy:
 
     def __getitem__(self, index: int) -> Any:
         return self._series.iat[int(index)]
+
+
+class _CodesView:
+    """The value at a position of a factorized column, looked up only for examples."""
+
+    def __init__(self, uniques: np.ndarray, codes: np.ndarray) -> None:
+        self._uniques = uniques
+        self._codes = codes
+
+    def __getitem__(self, index: int) -> Any:
+        code = int(self._codes[int(index)])
+        return None if code < 0 else self._uniques[code]
 
 
 def _bad_codes(codes: np.ndarray, ok: np.ndarray) -> np.ndarray:

@@ -226,7 +226,9 @@ class CsvReader:
             return None
         for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
             if head.startswith(bom):
-                self._fatal("file.encoding", f"the file is {name} encoded (byte order mark {bom.hex(' ')}): save it as UTF-8")
+                self._fatal(
+                    "file.encoding", f"the file is {name} encoded (byte order mark {bom.hex(' ')}): save it as UTF-8"
+                )
                 return None
         if head.startswith(b"\xef\xbb\xbf"):
             head = head[3:]
@@ -244,7 +246,9 @@ class CsvReader:
             return None
         controls = sum(head.count(bytes([c])) for c in range(32) if c not in (9, 10, 13))
         if controls > len(head) * 0.1:
-            self._fatal("file.binary", f"binary data, not CSV text ({controls:,} control bytes in the first {len(head):,})")
+            self._fatal(
+                "file.binary", f"binary data, not CSV text ({controls:,} control bytes in the first {len(head):,})"
+            )
             return None
         if not head.strip():
             self._fatal("file.empty", "the file holds only whitespace")
@@ -318,8 +322,13 @@ class CsvReader:
     def _parse_header(self, raw: bytes) -> bool:
         text = raw.decode("utf-8", "replace")
         if "\ufffd" in text:
-            self._add_problem("file.encoding", "{count} row{s} with bytes that are not UTF-8 (read with U+FFFD replacement; save the file as UTF-8)",
-                              [0], [text[:60]], ["the header"])
+            self._add_problem(
+                "file.encoding",
+                "{count} row{s} with bytes that are not UTF-8 (read with U+FFFD replacement; save the file as UTF-8)",
+                [0],
+                [text[:60]],
+                ["the header"],
+            )
         try:
             names = next(csv.reader(io.StringIO(text.rstrip("\r\n"))), [])
         except csv.Error as exc:
@@ -355,14 +364,21 @@ class CsvReader:
                     message=f"{len(duplicates)} column name(s) appear more than once ({_short(listed, 300)}); "
                     "only the first of each is validated",
                     failing_count=len(duplicates),
-                    details={"duplicates": {n: p for n, p in list(duplicates.items())[:50]}},
+                    details={"duplicates": dict(list(duplicates.items())[:50])},
                 )
             )
         self.used = {name: seen[name] for name in self._wanted if name in seen}
         return True
 
-    def _add_problem(self, check: str, message: str, rows: list[int], values: list[str], notes: list[str] | None = None,
-                     count: int | None = None) -> None:
+    def _add_problem(
+        self,
+        check: str,
+        message: str,
+        rows: list[int],
+        values: list[str],
+        notes: list[str] | None = None,
+        count: int | None = None,
+    ) -> None:
         problem = self._problems.setdefault(check, _Problem(check, message))
         problem.count += len(rows) if count is None else count
         room = self._max_examples - len(problem.examples)
@@ -418,8 +434,12 @@ class CsvReader:
             )
         if b"\x00" in block:
             idx = np.unique(np.searchsorted(starts, np.flatnonzero(data == 0), side="right") - 1)
-            self._add_problem("file.binary", "{count} row{s} with NUL bytes (binary data; not validated)",
-                              rows[idx].tolist(), ["\\x00"] * len(idx))
+            self._add_problem(
+                "file.binary",
+                "{count} row{s} with NUL bytes (binary data; not validated)",
+                rows[idx].tolist(),
+                ["\\x00"] * len(idx),
+            )
             ragged[idx] = True
         if not block.isascii():
             self._check_utf8(block, starts, rows)
@@ -480,7 +500,7 @@ class CsvReader:
                 names=list(range(ncols)),
                 index_col=False,
                 usecols=positions,
-                dtype=dtypes,  # type: ignore[arg-type]
+                dtype=dtypes,
                 keep_default_na=False,
                 na_values=list(NA_STRINGS),
                 on_bad_lines="skip",
@@ -529,8 +549,10 @@ class CsvReader:
                 value = record[position]
                 columns[name].append(None if value in na else value)
         frame = pd.DataFrame(
-            {name: pd.Series(values, dtype="str" if name in self._string_columns else object)
-             for name, values in columns.items()}
+            {
+                name: pd.Series(values, dtype="str" if name in self._string_columns else object)
+                for name, values in columns.items()
+            }
         )
         return frame
 

@@ -113,10 +113,12 @@ class ValidationReport(BaseModel):
     def render_text(self, show_passed: bool = False) -> str:
         """A human-readable rendering: verdict, failures with examples, warnings, counts."""
         verdict = "VALID" if self.valid else ("UNREADABLE" if not self.readable else "INVALID")
-        size = f"{self.source.bytes:,} bytes" + (f", {self.source.compression}" if self.source.compression else "")
+        size = ""
+        if self.source.sha256 is not None:
+            size = f", {self.source.bytes:,} bytes" + (f" {self.source.compression}" if self.source.compression else "")
         lines = [
             f"{verdict}: {self.source.name} against spec '{self.model}'",
-            f"  {self.rows:,} rows, {len(self.columns):,} columns, {size}, {self.duration_seconds:.2f}s",
+            f"  {self.rows:,} rows, {len(self.columns):,} columns{size}, {self.duration_seconds:.2f}s",
             "  "
             + ", ".join(f"{self.summary.get(s.value, 0)} {s.value}" for s in Status)
             + (", reference profile used" if self.reference_used else ""),
