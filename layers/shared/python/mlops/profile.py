@@ -29,10 +29,10 @@ from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops.errors import InputError
-from mlops.spec import FeatureType, ModelSpec
+from mlops.spec import FeatureType, ModelSpec, format_validation_error
 from mlops.validation import coerce
 
 PROFILE_SCHEMA_VERSION = "1"
@@ -117,10 +117,13 @@ class ReferenceProfile(_Model):
         """Parse a profile; raise :class:`InputError` naming the source when it is not one."""
         try:
             return cls.model_validate_json(text)
-        except ValueError as exc:
-            first = str(exc).splitlines()
-            detail = "; ".join(line.strip() for line in first[:3])
-            raise InputError(f"{source}: not a reference profile ({detail})") from None
+        except ValidationError as exc:
+            errors = exc.errors()
+            if errors and errors[0]["type"] == "json_invalid":
+                raise InputError(f"{source}: not a reference profile: {errors[0]['msg']}") from None
+            problems = format_validation_error(exc, source).splitlines()
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise InputError("not a reference profile: " + "; ".join(problems[:5]) + more) from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json(indent=None), encoding="utf-8")
