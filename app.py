@@ -9,9 +9,9 @@ import aws_cdk as cdk
 
 sys.path.insert(0, "layers/shared/python")  # the domain package (constants shared with the stacks)
 
-from mlops.errors import ConfigError  # noqa: E402
-from stacks.config import CONTEXT_KEY, load_environments  # noqa: E402
-from stacks.stage import MlopsStage  # noqa: E402
+from mlops.errors import ConfigError
+from stacks.config import CONTEXT_KEY, load_environments
+from stacks.stage import MlopsStage
 
 
 def build(app: cdk.App) -> list[MlopsStage]:

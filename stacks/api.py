@@ -22,14 +22,22 @@ class PlatformApi(Construct):
     every method requires an API key tied to a usage plan with the configured rate and burst.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 layers: PlatformLayers, tables: RegistryTables) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        layers: PlatformLayers,
+        tables: RegistryTables,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention(config))
         iam_auth = config.api_auth == "iam"
         self.rest_api = apigw.RestApi(
-            self, "RestApi",
+            self,
+            "RestApi",
             rest_api_name=f"mlops-{config.name}",
             description="MLOps platform API: model catalog, predictions, approvals",
             endpoint_types=[apigw.EndpointType.REGIONAL],
@@ -42,8 +50,16 @@ class PlatformApi(Construct):
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=True),
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
             ),
             default_method_options=apigw.MethodOptions(
                 authorization_type=apigw.AuthorizationType.IAM if iam_auth else apigw.AuthorizationType.NONE,
@@ -52,36 +68,57 @@ class PlatformApi(Construct):
             min_compression_size=None,
             disable_execute_api_endpoint=False,
         )
-        self.rest_api.add_request_validator("BodyValidator", validate_request_body=True,
-                                            validate_request_parameters=True)
+        self.rest_api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
         if not iam_auth:
             plan = self.rest_api.add_usage_plan(
-                "UsagePlan", name=f"mlops-{config.name}",
-                throttle=apigw.ThrottleSettings(rate_limit=config.api_rate_limit,
-                                                burst_limit=config.api_burst_limit),
+                "UsagePlan",
+                name=f"mlops-{config.name}",
+                throttle=apigw.ThrottleSettings(rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit),
             )
             plan.add_api_stage(stage=self.rest_api.deployment_stage)
             plan.add_api_key(self.rest_api.add_api_key("DefaultKey"))
-            acknowledge(self.rest_api, "AwsSolutions-APIG4",
-                        "This environment is configured for API-key auth (api_auth: api_key) with a usage plan.")
-            acknowledge(self.rest_api, "AwsSolutions-COG4",
-                        "This environment is configured for API-key auth (api_auth: api_key), not Cognito.")
+            acknowledge(
+                self.rest_api,
+                "AwsSolutions-APIG4",
+                "This environment is configured for API-key auth (api_auth: api_key) with a usage plan.",
+            )
+            acknowledge(
+                self.rest_api,
+                "AwsSolutions-COG4",
+                "This environment is configured for API-key auth (api_auth: api_key), not Cognito.",
+            )
         else:
-            acknowledge(self.rest_api, "AwsSolutions-COG4",
-                        "Methods use IAM (SigV4) authorization; callers are AWS principals, not Cognito users.")
-        acknowledge(self.rest_api, "AwsSolutions-APIG3",
-                    "A regional API with IAM auth and stage throttling; WAF is left to the operator's edge setup.")
+            acknowledge(
+                self.rest_api,
+                "AwsSolutions-COG4",
+                "Methods use IAM (SigV4) authorization; callers are AWS principals, not Cognito users.",
+            )
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-APIG3",
+            "A regional API with IAM auth and stage throttling; WAF is left to the operator's edge setup.",
+        )
 
         catalog = MlopsFunction(
-            self, "Catalog", name="api", config=config, layers=[layers.shared, layers.runtime],
+            self,
+            "Catalog",
+            name="api",
+            config=config,
+            layers=[layers.shared, layers.runtime],
             description="Model catalog: which models exist and which versions serve",
             environment={"REGISTRY_TABLE": tables.registry.table_name, "AUDIT_TABLE": tables.audit.table_name},
-            memory_size=512, timeout=Duration.seconds(10),
+            memory_size=512,
+            timeout=Duration.seconds(10),
         ).function
         tables.registry.grant_read_data(catalog)
         acknowledge_grant_wildcards(catalog, "read the registry table and its indexes")
-        acknowledge_managed_policy(self.rest_api, "service-role/AmazonAPIGatewayPushToCloudWatchLogs",
-                    "API Gateway's account-level CloudWatch role uses the AWS-managed push-to-logs policy by design.")
+        acknowledge_managed_policy(
+            self.rest_api,
+            "service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+            "API Gateway's account-level CloudWatch role uses the AWS-managed push-to-logs policy by design.",
+        )
         self.catalog = catalog
         models = self.rest_api.root.add_resource("models")
         models.add_method("GET", apigw.LambdaIntegration(catalog))
@@ -93,5 +130,6 @@ class PlatformApi(Construct):
         return self.rest_api.url
 
     def grant_invoke(self, grantee: iam.IGrantable) -> None:
-        iam.Grant.add_to_principal(grantee=grantee, actions=["execute-api:Invoke"],
-                                   resource_arns=[self.rest_api.arn_for_execute_api()])
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["execute-api:Invoke"], resource_arns=[self.rest_api.arn_for_execute_api()]
+        )

@@ -17,8 +17,30 @@ from mlops.errors import ConfigError
 CONTEXT_KEY = "mlops:environments"
 
 # The values CloudWatch Logs accepts for a retention period.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-                      2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 class EnvironmentConfig(BaseModel):
@@ -81,11 +103,14 @@ def load_environments(context: Any, *, only: str | None = None) -> list[Environm
         Return just this environment (``cdk synth -c mlops:env=dev``).
     """
     if not isinstance(context, dict) or not context:
-        raise ConfigError(f"cdk.json context key {CONTEXT_KEY!r} is missing or empty: it must map environment "
-                          "names to their settings")
+        raise ConfigError(
+            f"cdk.json context key {CONTEXT_KEY!r} is missing or empty: it must map environment names to their settings"
+        )
     if only is not None and only not in context:
-        raise ConfigError(f"context key mlops:env={only!r} names no environment in {CONTEXT_KEY} "
-                          f"(known: {', '.join(sorted(context))})")
+        raise ConfigError(
+            f"context key mlops:env={only!r} names no environment in {CONTEXT_KEY} "
+            f"(known: {', '.join(sorted(context))})"
+        )
     configs = []
     for name, settings in context.items():
         if only is not None and name != only:

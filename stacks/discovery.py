@@ -16,15 +16,19 @@ from stacks.config import EnvironmentConfig
 class Discovery(Construct):
     """Writes ``/mlops/<env>/<leaf>`` parameters; leaves must be known to the CLI."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 values: dict[str, str]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, values: dict[str, str]
+    ) -> None:
         super().__init__(scope, construct_id)
         unknown = sorted(set(values) - set(PARAMETERS))
         if unknown:
             raise ValueError(f"discovery parameters {unknown} are not read by the CLI (mlops.platform.PARAMETERS)")
         self.parameters = {
             leaf: ssm.StringParameter(
-                self, leaf, parameter_name=f"{config.parameter_prefix}/{leaf}", string_value=value,
+                self,
+                leaf,
+                parameter_name=f"{config.parameter_prefix}/{leaf}",
+                string_value=value,
                 description=f"MLOps {config.name}: {leaf.replace('-', ' ')} (read by the mlops CLI)",
             )
             for leaf, value in values.items()

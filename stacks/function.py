@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -46,12 +46,14 @@ class MlopsFunction(Construct):
         if not (source / "handler.py").is_file():
             raise FileNotFoundError(f"{source}/handler.py does not exist")
         removal = RemovalPolicy.DESTROY if config.is_dev else RemovalPolicy.RETAIN
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention(config), removal_policy=removal
-        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention(config), removal_policy=removal)
         # An explicit role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description=f"mlops {name} function ({config.name})")
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"mlops {name} function ({config.name})",
+        )
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self,
@@ -65,7 +67,7 @@ class MlopsFunction(Construct):
             description=description,
             memory_size=memory_size,
             timeout=timeout or Duration.seconds(60),
-            ephemeral_storage_size=None if ephemeral_storage_mib == 512 else _mib(ephemeral_storage_mib),
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mib),
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
@@ -77,21 +79,35 @@ class MlopsFunction(Construct):
                 **(environment or {}),
             },
         )
-        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.")
-
-
-def _mib(value: int) -> object:
-    from aws_cdk import Size
-
-    return Size.mebibytes(value)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+        )
 
 
 _RETENTION = {
-    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
-    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
-    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
-    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS",
+    731: "TWO_YEARS",
+    1096: "THREE_YEARS",
+    1827: "FIVE_YEARS",
+    2192: "SIX_YEARS",
+    2557: "SEVEN_YEARS",
+    2922: "EIGHT_YEARS",
+    3288: "NINE_YEARS",
     3653: "TEN_YEARS",
 }
 

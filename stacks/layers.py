@@ -16,7 +16,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from aws_cdk import AssetHashType
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / ".build" / "layers"))
@@ -47,8 +50,13 @@ class BuiltLayer:
 
 def layer_hash(requirements: Path, architecture: str) -> str:
     digest = hashlib.sha256()
-    for part in (requirements.read_bytes(), CONSTRAINTS.read_bytes(), architecture.encode(),
-                 PYTHON_VERSION.encode(), BUILDER_REVISION.encode()):
+    for part in (
+        requirements.read_bytes(),
+        CONSTRAINTS.read_bytes(),
+        architecture.encode(),
+        PYTHON_VERSION.encode(),
+        BUILDER_REVISION.encode(),
+    ):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
 
@@ -73,13 +81,30 @@ def build_dependency_layer(name: str, requirements: Path, architecture: str) -> 
         return BuiltLayer(name, target, asset_hash)
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--target", str(work / "python"), "--implementation", "cp", "--python-version", PYTHON_VERSION,
-               "--only-binary=:all:", "--no-compile", "-r", str(requirements), "-c", str(CONSTRAINTS)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--target",
+        str(work / "python"),
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        "--only-binary=:all:",
+        "--no-compile",
+        "-r",
+        str(requirements),
+        "-c",
+        str(CONSTRAINTS),
+    ]
     for tag in PLATFORM_TAGS[architecture]:
         command += ["--platform", tag]
     print(f"building Lambda layer {name} for {architecture} (cached afterwards in {target}) ...", file=sys.stderr)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - our own argv
     if result.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
         raise LayerBuildError(f"pip failed building layer {name} from {requirements}:\n{result.stderr[-4000:]}")
@@ -102,13 +127,6 @@ SHARED_SOURCE = ROOT / "layers" / "shared"
 SHARED_EXCLUDES = ["python/mlops/cli", "python/mlops/local", "**/__pycache__", "**/*.pyc", "python/*.egg-info"]
 
 
-def _layer_construct_types() -> tuple[type, type]:  # imported lazily: tests of the builder need no CDK
-    from aws_cdk import AssetHashType
-    from aws_cdk import aws_lambda as lambda_
-
-    return AssetHashType, lambda_
-
-
 class PlatformLayers:
     """Creates the three layers every function draws from.
 
@@ -117,30 +135,38 @@ class PlatformLayers:
     - ``science``: numpy, pandas, scipy, scikit-learn (only for functions that compute on data).
     """
 
-    def __init__(self, scope: Any, *, architecture: str) -> None:
-        asset_hash_type, lambda_ = _layer_construct_types()
+    def __init__(self, scope: Construct, *, architecture: str) -> None:
         arch = lambda_.Architecture.ARM_64 if architecture == "arm64" else lambda_.Architecture.X86_64
         runtimes = [lambda_.Runtime.PYTHON_3_12]
         self.built: dict[str, BuiltLayer] = {}
         self.sources: dict[str, Path] = {"shared": SHARED_SOURCE}
         self.shared = lambda_.LayerVersion(
-            scope, "SharedLayer",
+            scope,
+            "SharedLayer",
             code=lambda_.Code.from_asset(str(SHARED_SOURCE), exclude=SHARED_EXCLUDES),
-            compatible_runtimes=runtimes, compatible_architectures=[arch],
+            compatible_runtimes=runtimes,
+            compatible_architectures=[arch],
             description="mlops domain package (registry, audit, validation, training, drift)",
         )
         layers = {}
-        for name, description in (("runtime", "Powertools, pydantic, PyYAML"),
-                                   ("science", "numpy, pandas, scipy, scikit-learn, joblib")):
+        for name, description in (
+            ("runtime", "Powertools, pydantic, PyYAML"),
+            ("science", "numpy, pandas, scipy, scikit-learn, joblib"),
+        ):
             built = build_dependency_layer(name, ROOT / "layers" / "deps" / name / "requirements.txt", architecture)
             self.built[name] = built
             self.sources[name] = built.path
             layers[name] = lambda_.LayerVersion(
-                scope, f"{name.capitalize()}Layer",
-                code=lambda_.Code.from_asset(str(built.path), exclude=[".complete"],
-                                             asset_hash=built.asset_hash,
-                                             asset_hash_type=asset_hash_type.CUSTOM),
-                compatible_runtimes=runtimes, compatible_architectures=[arch],
+                scope,
+                f"{name.capitalize()}Layer",
+                code=lambda_.Code.from_asset(
+                    str(built.path),
+                    exclude=[".complete"],
+                    asset_hash=built.asset_hash,
+                    asset_hash_type=AssetHashType.CUSTOM,
+                ),
+                compatible_runtimes=runtimes,
+                compatible_architectures=[arch],
                 description=description,
             )
         self.runtime = layers["runtime"]

@@ -37,8 +37,10 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     if not rule_id.startswith("AwsSolutions-"):
         raise AcknowledgementError(f"{rule_id!r} is not an AwsSolutions rule id")
     if len(reason.strip()) < MIN_REASON_LENGTH:
-        raise AcknowledgementError(f"acknowledging {rule_id} needs a reason of at least {MIN_REASON_LENGTH} "
-                                   f"characters that says why it does not apply (got {reason!r})")
+        raise AcknowledgementError(
+            f"acknowledging {rule_id} needs a reason of at least {MIN_REASON_LENGTH} "
+            f"characters that says why it does not apply (got {reason!r})"
+        )
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
@@ -56,11 +58,22 @@ def acknowledge_managed_policy(scope: IConstruct, policy: str, reason: str) -> N
     acknowledge(scope, f"AwsSolutions-IAM4[{MANAGED_POLICY}{policy}]", reason)
 
 
-RESOURCE_STAR_ACTIONS = frozenset({
-    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
-})
+RESOURCE_STAR_ACTIONS = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
 _GRANTS_ONLY: list[tuple[IConstruct, str]] = []
 
 
@@ -118,8 +131,9 @@ def wildcard_findings(document: dict[str, Any], where: str) -> list[str]:
         for resource in _as_list(statement.get("Resource", [])):
             flat = _flatten(resource)
             if flat == "*" and not set(actions) <= RESOURCE_STAR_ACTIONS:
-                raise LeastPrivilegeError(f"{where}: grants {sorted(set(actions) - RESOURCE_STAR_ACTIONS)} on every "
-                                          "resource ('*')")
+                raise LeastPrivilegeError(
+                    f"{where}: grants {sorted(set(actions) - RESOURCE_STAR_ACTIONS)} on every resource ('*')"
+                )
             if "*" in flat:
                 findings.append(f"Resource::{flat}")
     return list(dict.fromkeys(findings))
@@ -161,5 +175,8 @@ def finalize(scope: IConstruct) -> None:
             consumer = Stack.of(construct)
             document = as_imports(consumer.resolve(construct.policy_document), consumer)
             for finding in wildcard_findings(document, construct.node.path):
-                acknowledge(construct, f"AwsSolutions-IAM5[{finding}]",
-                            f"Only CDK grant methods scoped to this deployment's own resources: {grants}.")
+                acknowledge(
+                    construct,
+                    f"AwsSolutions-IAM5[{finding}]",
+                    f"Only CDK grant methods scoped to this deployment's own resources: {grants}.",
+                )

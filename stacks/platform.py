@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -18,27 +20,41 @@ from stacks.stateful import StatefulStack
 class PlatformStack(Stack):
     """Everything that holds no data of its own, wired to the stateful stack by object."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 stateful: StatefulStack, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        stateful: StatefulStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
         storage, tables = stateful.storage, stateful.tables
         self.layers = PlatformLayers(self, architecture=config.lambda_architecture)
 
-        self.topic = sns.Topic(self, "Notifications", display_name=f"MLOps {config.name}",
-                               master_key=storage.key, enforce_ssl=True)
+        self.topic = sns.Topic(
+            self, "Notifications", display_name=f"MLOps {config.name}", master_key=storage.key, enforce_ssl=True
+        )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
-        self.training = TrainingPipeline(self, "Training", config=config, layers=self.layers,
-                                         bucket=storage.bucket, tables=tables, topic=self.topic)
+        self.training = TrainingPipeline(
+            self, "Training", config=config, layers=self.layers, bucket=storage.bucket, tables=tables, topic=self.topic
+        )
         self.api = PlatformApi(self, "Api", config=config, layers=self.layers, tables=tables)
 
-        Discovery(self, "Discovery", config=config, values={
-            "data-bucket": storage.bucket.bucket_name,
-            "registry-table": tables.registry.table_name,
-            "audit-table": tables.audit.table_name,
-            "kms-key-arn": storage.key.key_arn,
-            "training-state-machine-arn": self.training.state_machine.state_machine_arn,
-            "notifications-topic-arn": self.topic.topic_arn,
-            "api-url": self.api.url,
-        })
+        Discovery(
+            self,
+            "Discovery",
+            config=config,
+            values={
+                "data-bucket": storage.bucket.bucket_name,
+                "registry-table": tables.registry.table_name,
+                "audit-table": tables.audit.table_name,
+                "kms-key-arn": storage.key.key_arn,
+                "training-state-machine-arn": self.training.state_machine.state_machine_arn,
+                "notifications-topic-arn": self.topic.topic_arn,
+                "api-url": self.api.url,
+            },
+        )

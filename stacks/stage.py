@@ -16,20 +16,36 @@ class MlopsStage(Stage):
         env = Environment(account=config.account, region=config.region)
         super().__init__(scope, config.stage_name, env=env)
         self.config = config
-        self.stateful = StatefulStack(self, "Stateful", config=config, stack_name=f"{config.stage_name}-stateful",
-                                      description=f"MLOps {config.name}: key, data bucket, registry and audit tables",
-                                      termination_protection=not config.is_dev)
-        self.platform = PlatformStack(self, "Platform", config=config, stateful=self.stateful,
-                                      stack_name=f"{config.stage_name}-platform",
-                                      description=f"MLOps {config.name}: pipelines, functions, API")
+        self.stateful = StatefulStack(
+            self,
+            "Stateful",
+            config=config,
+            stack_name=f"{config.stage_name}-stateful",
+            description=f"MLOps {config.name}: key, data bucket, registry and audit tables",
+            termination_protection=not config.is_dev,
+        )
+        self.platform = PlatformStack(
+            self,
+            "Platform",
+            config=config,
+            stateful=self.stateful,
+            stack_name=f"{config.stage_name}-platform",
+            description=f"MLOps {config.name}: pipelines, functions, API",
+        )
         Tags.of(self).add("project", "mlops")
         Tags.of(self).add("environment", config.name)
-        nag.acknowledge(self, "AwsSolutions-L1",
-                        "Functions run Python 3.12 on purpose: the layers are built for it and the local cloud and "
-                        "tests run the same interpreter, so what is tested is what is deployed.")
+        nag.acknowledge(
+            self,
+            "AwsSolutions-L1",
+            "Functions run Python 3.12 on purpose: the layers are built for it and the local cloud and "
+            "tests run the same interpreter, so what is tested is what is deployed.",
+        )
         # CDK adds its bucket-notifications handler (which turns on EventBridge delivery) while synthesizing.
-        nag.acknowledge_managed_policy(self.stateful, "service-role/AWSLambdaBasicExecutionRole",
-                                       "Only CDK's own bucket-notifications handler, run at deploy time, uses the "
-                                       "AWS-managed basic execution role; every platform function has its own role.")
+        nag.acknowledge_managed_policy(
+            self.stateful,
+            "service-role/AWSLambdaBasicExecutionRole",
+            "Only CDK's own bucket-notifications handler, run at deploy time, uses the "
+            "AWS-managed basic execution role; every platform function has its own role.",
+        )
         nag.finalize(self)
         nag.check(self)

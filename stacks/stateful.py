@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -26,26 +28,39 @@ class DataStorage(Construct):
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if config.is_dev else RemovalPolicy.RETAIN
         self.key = kms.Key(
-            self, "Key", enable_key_rotation=True, removal_policy=removal,
+            self,
+            "Key",
+            enable_key_rotation=True,
+            removal_policy=removal,
             description=f"MLOps {config.name}: data bucket, tables, topics and logs",
             alias=f"alias/mlops-{config.name}",
         )
         # Server access logs cannot be delivered to a KMS-encrypted bucket: SSE-S3 here.
         self.log_bucket = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(365),
-                                              noncurrent_version_expiration=Duration.days(30))],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(365),
+                    noncurrent_version_expiration=Duration.days(30),
+                )
+            ],
             removal_policy=removal,
         )
-        acknowledge(self.log_bucket, "AwsSolutions-S1",
-                    "This is the access-log destination bucket; logging it into itself would loop.")
+        acknowledge(
+            self.log_bucket,
+            "AwsSolutions-S1",
+            "This is the access-log destination bucket; logging it into itself would loop.",
+        )
         self.bucket = s3.Bucket(
-            self, "Data",
+            self,
+            "Data",
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
@@ -57,11 +72,16 @@ class DataStorage(Construct):
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="data-bucket/",
             lifecycle_rules=[
-                s3.LifecycleRule(id="expire-noncurrent-versions",
-                                 noncurrent_version_expiration=Duration.days(config.noncurrent_version_days),
-                                 abort_incomplete_multipart_upload_after=Duration.days(7)),
-                s3.LifecycleRule(id="expire-inference-captures", prefix=CAPTURE_PREFIX,
-                                 expiration=Duration.days(config.capture_retention_days)),
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(config.noncurrent_version_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                ),
+                s3.LifecycleRule(
+                    id="expire-inference-captures",
+                    prefix=CAPTURE_PREFIX,
+                    expiration=Duration.days(config.capture_retention_days),
+                ),
             ],
             removal_policy=removal,
         )
@@ -73,17 +93,19 @@ class RegistryTables(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if config.is_dev else RemovalPolicy.RETAIN
-        common = {
+        common: dict[str, Any] = {
             "billing_mode": dynamodb.BillingMode.PAY_PER_REQUEST,
             "encryption": dynamodb.TableEncryption.CUSTOMER_MANAGED,
             "encryption_key": key,
             "point_in_time_recovery_specification": dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
+                point_in_time_recovery_enabled=True
+            ),
             "deletion_protection": not config.is_dev,
             "removal_policy": removal,
         }
         self.registry = dynamodb.Table(
-            self, "Registry",
+            self,
+            "Registry",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
             **common,
@@ -94,7 +116,8 @@ class RegistryTables(Construct):
             sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
         )
         self.audit = dynamodb.Table(
-            self, "Audit",
+            self,
+            "Audit",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="seq", type=dynamodb.AttributeType.NUMBER),
             **common,
@@ -102,8 +125,7 @@ class RegistryTables(Construct):
 
     def grant_audit_append(self, grantee: iam.IGrantable) -> None:
         """Append and read audit events; never update or delete one (the chain is append-only)."""
-        self.audit.grant(grantee, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query",
-                         "dynamodb:DescribeTable")
+        self.audit.grant(grantee, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable")
 
     def grant_registry_write(self, grantee: iam.IGrantable) -> None:
         self.registry.grant_read_write_data(grantee)
@@ -113,7 +135,7 @@ class RegistryTables(Construct):
 class StatefulStack(Stack):
     """Resources whose data must survive any redeploy of the stateless stacks."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
         self.storage = DataStorage(self, "Storage", config=config)
         self.tables = RegistryTables(self, "Tables", config=config, key=self.storage.key)

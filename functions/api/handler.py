@@ -17,8 +17,9 @@ app = APIGatewayRestResolver()
 
 @app.get("/models")
 def list_models() -> dict[str, Any]:
-    return catalog.list_models(catalog.registry_from_env(), next_token=app.current_event.get_query_string_value(
-        "next_token"))
+    return catalog.list_models(
+        catalog.registry_from_env(), next_token=app.current_event.get_query_string_value("next_token")
+    )
 
 
 @app.get("/models/<model>")

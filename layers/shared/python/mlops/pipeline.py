@@ -90,5 +90,9 @@ def start_training(sfn_client: Any, state_machine_arn: str, upload: DatasetUploa
         )
     except sfn_client.exceptions.ExecutionAlreadyExists:
         return {"started": False, "duplicate": True, "execution_name": upload.execution_name}
-    return {"started": True, "duplicate": False, "execution_arn": response["executionArn"],
-            "execution_name": upload.execution_name}
+    return {
+        "started": True,
+        "duplicate": False,
+        "execution_arn": response["executionArn"],
+        "execution_name": upload.execution_name,
+    }

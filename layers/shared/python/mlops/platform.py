@@ -50,8 +50,11 @@ class Platform:
     @classmethod
     def from_parameters(cls, environment: str, values: dict[str, str]) -> Platform:
         known = {PARAMETERS[k]: v for k, v in values.items() if k in PARAMETERS}
-        missing = [k for k, attr in PARAMETERS.items() if attr in ("data_bucket", "registry_table", "audit_table")
-                   and attr not in known]
+        missing = [
+            k
+            for k, attr in PARAMETERS.items()
+            if attr in ("data_bucket", "registry_table", "audit_table") and attr not in known
+        ]
         if missing:
             raise NotFoundError(
                 f"environment {environment!r} is not deployed here: SSM parameters "

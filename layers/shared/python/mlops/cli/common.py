@@ -56,5 +56,6 @@ def json_option(func: Any) -> Any:
             ctx.ensure_object(AppContext).as_json = True
         return value
 
-    return click.option("--json", "as_json_flag", is_flag=True, expose_value=False, callback=_set,
-                        help="Machine-readable JSON output.")(func)
+    return click.option(
+        "--json", "as_json_flag", is_flag=True, expose_value=False, callback=_set, help="Machine-readable JSON output."
+    )(func)

@@ -29,10 +29,20 @@ COMMAND_MODULES = (
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="mlops")
-@click.option("--env", "environment", default="dev", show_default=True, envvar="MLOPS_ENV",
-              help="Deployment environment whose resources to use (its SSM prefix /mlops/<env>/).")
-@click.option("--local", is_flag=True, envvar="MLOPS_LOCAL",
-              help="Talk to the local cloud (AWS_ENDPOINT_URL, default http://127.0.0.1:4566).")
+@click.option(
+    "--env",
+    "environment",
+    default="dev",
+    show_default=True,
+    envvar="MLOPS_ENV",
+    help="Deployment environment whose resources to use (its SSM prefix /mlops/<env>/).",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    envvar="MLOPS_LOCAL",
+    help="Talk to the local cloud (AWS_ENDPOINT_URL, default http://127.0.0.1:4566).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.pass_context
 def cli(ctx: click.Context, environment: str, local: bool, as_json: bool) -> None:

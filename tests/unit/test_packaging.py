@@ -1,0 +1,70 @@
+"""Layer packaging: pins agree everywhere, the build is cached, the shared layer is the tested source."""
+
+from __future__ import annotations
+
+import re
+import time
+from importlib import metadata
+from pathlib import Path
+
+from stacks.layers import CACHE, SHARED_SOURCE, build_dependency_layer, layer_hash
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\[\]-]+)==(\S+)", line.strip())
+        if match:
+            pins[re.sub(r"\[.*\]", "", match[1]).lower().replace("_", "-")] = match[2]
+    return pins
+
+
+def test_layer_pins_match_the_installed_versions() -> None:
+    # An artifact trained in a Lambda must load in the CLI and tests: same library versions.
+    for layer in ("science", "runtime"):
+        for name, version in _pins(ROOT / "layers" / "deps" / layer / "requirements.txt").items():
+            assert metadata.version(name) == version, f"{layer} layer pins {name}=={version}"
+
+
+def test_constraints_cover_every_requirement() -> None:
+    constraints = _pins(ROOT / "constraints.txt")
+    for name, version in _pins(ROOT / "requirements.txt").items():
+        assert constraints.get(name) == version, name
+
+
+def test_layer_hash_changes_with_platform_and_requirements(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.17.0\n")
+    first = layer_hash(requirements, "arm64")
+    assert first == layer_hash(requirements, "arm64")
+    assert first != layer_hash(requirements, "x86_64")
+    requirements.write_text("six==1.16.0\n")
+    assert first != layer_hash(requirements, "arm64")
+
+
+def test_second_build_reuses_the_cached_layer() -> None:
+    # GIVEN the runtime layer built once (by synth or here)
+    requirements = ROOT / "layers" / "deps" / "runtime" / "requirements.txt"
+    first = build_dependency_layer("runtime", requirements, "arm64")
+    marker = first.path / ".complete"
+    stamp = marker.stat().st_mtime_ns
+    # WHEN it is asked for again
+    started = time.perf_counter()
+    second = build_dependency_layer("runtime", requirements, "arm64")
+    # THEN nothing is rebuilt: same directory, same hash, untouched marker, no pip run
+    assert second.path == first.path and second.asset_hash == first.asset_hash
+    assert marker.stat().st_mtime_ns == stamp
+    assert time.perf_counter() - started < 1.0
+    assert first.path.parent == CACHE
+    # and the layer holds Lambda-platform wheels, pruned of caches and tests
+    assert (first.path / "python" / "pydantic_core").is_dir()
+    assert any(p.name.endswith("aarch64-linux-gnu.so") for p in (first.path / "python" / "pydantic_core").iterdir())
+    assert not list((first.path / "python").rglob("__pycache__"))
+
+
+def test_shared_layer_is_the_source_the_tests_import() -> None:
+    import mlops
+
+    assert Path(mlops.__file__).resolve().parent == (SHARED_SOURCE / "python" / "mlops").resolve()
