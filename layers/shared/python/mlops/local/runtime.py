@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +56,31 @@ class InvokeResult:
         return json.loads(self.payload) if self.payload else None
 
 
+_START_LOCK = threading.Lock()
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start a worker without re-running the parent's ``__main__`` (the CLI, pytest) inside it.
+
+    multiprocessing re-imports the main module in children it does not fork directly; a Lambda
+    environment has no business running the caller's script.
+    """
+    main = sys.modules.get("__main__")
+    with _START_LOCK:
+        saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__}
+        try:
+            if main is not None:
+                main.__dict__.pop("__file__", None)
+                main.__dict__["__spec__"] = None
+            yield
+        finally:
+            if main is not None:
+                main.__dict__.update(saved)
+                if "__spec__" not in saved:
+                    main.__dict__.pop("__spec__", None)
+
+
 def _timeout_payload(request_id: str, timeout: int) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {"errorMessage": f"{now} {request_id} Task timed out after {timeout:.2f} seconds",
@@ -67,7 +95,8 @@ class _Worker:
         self.process = runtime.context.Process(
             target=worker_module.main, args=(child, runtime.worker_config(spec)),
             name=f"lambda:{spec.name}", daemon=True)
-        self.process.start()
+        with _main_hidden():
+            self.process.start()
         child.close()
         self.init_error: dict[str, Any] | None = None
         if not self.conn.poll(INIT_TIMEOUT_S):

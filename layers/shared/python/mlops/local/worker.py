@@ -40,7 +40,7 @@ class LambdaContext:
 
 def error_payload(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     """The payload Lambda returns for an unhandled exception."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
     return {
         "errorMessage": str(exc),
         "errorType": error_type or type(exc).__name__,

@@ -1,0 +1,324 @@
+"""The embedded local cloud: the synthesized CDK app running on moto, on one machine.
+
+Examples
+--------
+>>> with LocalCloud(LocalCloudOptions(assembly="cdk.out", port=0)) as cloud:  # doctest: +SKIP
+...     s3 = cloud.client("s3")
+...     print(cloud.ready_info()["endpoint_url"])
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from mlops.errors import MlopsError, NotFoundError
+from mlops.local import patches
+from mlops.local.apigw import ApiGatewayServer, load_apis
+from mlops.local.assembly import load_assembly
+from mlops.local.events import EventDispatcher
+from mlops.local.intrinsics import ACCOUNT_ID
+from mlops.local.materialize import Deployment, Materializer
+from mlops.local.runtime import LambdaRuntime
+
+DEFAULT_REGION = "us-east-1"
+CREDENTIALS = ("testing", "testing")  # what `mlops --local` and the e2e fixture use
+_API_URL = re.compile(r"https://([a-z0-9]+)\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([A-Za-z0-9_\-]+)/?")
+
+
+class LocalCloudError(MlopsError):
+    """The local cloud could not start or answer."""
+
+
+@dataclass
+class LocalCloudOptions:
+    """How to run the local cloud.
+
+    ``port=0`` picks a free port (tests); ``api_port=None`` means ``port + 1`` (or a free port when
+    ``port`` is 0). ``time_scale`` multiplies Step Functions Retry back-off, Wait states and Lambda
+    asynchronous retry delays (each capped at ``max_compressed_wait_s``); ``real_time`` turns
+    compression off.
+    """
+
+    assembly: Path = Path("cdk.out")
+    port: int = 4566
+    api_port: int | None = None
+    host: str = "127.0.0.1"
+    region: str | None = None
+    stack_prefix: str | None = None
+    real_time: bool = False
+    time_scale: float = 0.01
+    max_compressed_wait_s: float = 2.0
+    schedules: bool = True
+    warm: bool = False
+    log_dir: Path | None = None
+    start_method: str = "forkserver"
+    max_workers: int = 4
+
+
+@dataclass
+class _Control:
+    """Control routes served next to the AWS APIs, under ``/_mlops/``."""
+
+    cloud: LocalCloud
+
+    def __call__(self, app: Any) -> Callable[..., Iterable[bytes]]:
+        def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if not path.startswith("/_mlops/"):
+                return app(environ, start_response)
+            status, body = self.route(environ["REQUEST_METHOD"], path, environ)
+            data = json.dumps(body, default=str).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+
+        return wrapped
+
+    def route(self, method: str, path: str, environ: dict[str, Any]) -> tuple[str, Any]:
+        try:
+            if path == "/_mlops/status" and method == "GET":
+                return "200 OK", self.cloud.status()
+            if path == "/_mlops/fire" and method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                deliveries = self.cloud.fire(str(request.get("rule", "")))
+                return "200 OK", {"deliveries": [asdict(d) for d in deliveries]}
+        except NotFoundError as exc:
+            return "404 Not Found", {"message": str(exc)}
+        except Exception as exc:
+            return "500 Internal Server Error", {"message": f"{type(exc).__name__}: {exc}"}
+        return "404 Not Found", {"message": f"no control route {method} {path}"}
+
+
+class LocalCloud:
+    """Materializes a cloud assembly on a moto server and runs its code, events and APIs.
+
+    Parameters
+    ----------
+    options
+        See :class:`LocalCloudOptions`.
+    """
+
+    def __init__(self, options: LocalCloudOptions | None = None) -> None:
+        self.options = options or LocalCloudOptions()
+        self.region = self.options.region or DEFAULT_REGION
+        self.account = ACCOUNT_ID
+        self.endpoint_url = ""
+        self.api_url: str | None = None
+        self.deployment = Deployment()
+        self.stack_names: list[str] = []
+        self.warnings: list[str] = []
+        self.startup_seconds = 0.0
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.gateway: ApiGatewayServer | None = None
+        self.dispatcher: EventDispatcher
+        self._session = boto3.session.Session(aws_access_key_id=CREDENTIALS[0],
+                                              aws_secret_access_key=CREDENTIALS[1], region_name=self.region)
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        """Start the servers, create every resource; return :meth:`ready_info`."""
+        started = time.time()
+        opts = self.options
+        stacks = load_assembly(opts.assembly, opts.stack_prefix)
+        if opts.region is None:
+            self.region = next((s.region for s in stacks if s.region), DEFAULT_REGION)
+            self._session = boto3.session.Session(aws_access_key_id=CREDENTIALS[0],
+                                                  aws_secret_access_key=CREDENTIALS[1], region_name=self.region)
+        self.account = next((s.account for s in stacks if s.account), ACCOUNT_ID)
+        self.stack_names = [s.name for s in stacks]
+        self._tmp = tempfile.TemporaryDirectory(prefix="mlops-local-")
+        work = Path(self._tmp.name)
+        log_dir = opts.log_dir or work / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = log_dir
+        try:
+            self._start_moto()
+            patches.activate(self)
+            self._reset_moto()
+            self.runtime = LambdaRuntime(endpoint_url=self.endpoint_url, region=self.region, account=self.account,
+                                         log_dir=log_dir, max_workers=opts.max_workers,
+                                         start_method=opts.start_method, credentials=CREDENTIALS)
+            self.dispatcher = EventDispatcher(client=self.client, invoke=self.invoke, region=self.region,
+                                              account=self.account, sleep=lambda s: time.sleep(self.scale_seconds(s)))
+            api_port = opts.api_port if opts.api_port is not None else (opts.port + 1 if opts.port else 0)
+            self.gateway = ApiGatewayServer(invoke=self.invoke, region=self.region, account=self.account,
+                                            credentials={CREDENTIALS[0]: CREDENTIALS[1]}, host=opts.host,
+                                            port=api_port)
+            materializer = Materializer(session=self._session, endpoint_url=self.endpoint_url, region=self.region,
+                                        account=self.account, runtime=self.runtime, work_dir=work,
+                                        rewrite=self._rewrite)
+            self.deployment = materializer.deploy(stacks)
+            self.warnings.extend(self.deployment.warnings)
+            self.gateway.apis = load_apis(self.client("apigateway"))
+            self.gateway.start()
+            if self.gateway.apis and self.gateway.apis[0].stages:
+                first = self.gateway.apis[0]
+                self.api_url = self.gateway.base_url(first.api_id, first.stages[0])
+            if opts.schedules:
+                self.warnings.extend(self.dispatcher.start_scheduler())
+            if opts.warm:
+                self.runtime.warm()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.time() - started
+        return self.ready_info()
+
+    def _start_moto(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        app = _Control(self)(DomainDispatcherApplication(create_backend_app))
+        try:
+            self._server = make_server(self.options.host, self.options.port, app, threaded=True,
+                                       request_handler=QuietHandler)
+        except OSError as exc:
+            raise LocalCloudError(f"cannot listen on {self.options.host}:{self.options.port}: {exc} "
+                                  "(is another local cloud running? choose --port)") from exc
+        port = self._server.server_port
+        self.endpoint_url = f"http://{self.options.host}:{port}"
+        import os
+
+        # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(port)
+        self._server_thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._server_thread.start()
+
+    def _reset_moto(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - our own loopback server
+            pass
+
+    def stop(self) -> None:
+        """Stop schedules, the API server, every function worker and the AWS endpoint."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        dispatcher = getattr(self, "dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.runtime is not None:
+            self.runtime.stop()
+        patches.deactivate(self)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> LocalCloud:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Start, report readiness, and serve until SIGINT or SIGTERM; then stop cleanly."""
+        stop = threading.Event()
+
+        def handle(signum: int, frame: Any) -> None:
+            stop.set()
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            info = self.start()
+            if on_ready:
+                on_ready(info)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            self.stop()
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    # -- what it offers -------------------------------------------------------------------------
+    def ready_info(self) -> dict[str, Any]:
+        """The one line ``mlops local up`` prints once ready."""
+        return {"endpoint_url": self.endpoint_url, "api_url": self.api_url, "region": self.region,
+                "stacks": self.stack_names, "emulated": self.deployment.emulated_types(),
+                "not_emulated": self.deployment.not_emulated_types(),
+                "log_dir": str(self.log_dir), "startup_seconds": round(self.startup_seconds, 2)}
+
+    def status(self) -> dict[str, Any]:
+        return {**self.ready_info(),
+                "resources": [{k: v for k, v in asdict(r).items() if k not in ("properties", "detail")}
+                              for r in self.deployment.records],
+                "outputs": self.deployment.outputs, "warnings": self.warnings,
+                "deliveries": [asdict(d) for d in self.dispatcher.deliveries],
+                "invocations": list(self.runtime.invocations) if self.runtime else [],
+                "requests": list(self.gateway.requests) if self.gateway else []}
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the local cloud (cached, thread-safe to share)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(service, endpoint_url=self.endpoint_url)
+            return self._clients[service]
+
+    def scale_seconds(self, seconds: float) -> float:
+        if self.options.real_time:
+            return seconds
+        return min(seconds * self.options.time_scale, self.options.max_compressed_wait_s)
+
+    def _rewrite(self, text: str) -> str:
+        if "execute-api" not in text or self.gateway is None:
+            return text
+        gateway = self.gateway
+        return _API_URL.sub(lambda m: f"http://{gateway.host}:{gateway.port}/{m.group(1)}/{m.group(3)}/", text)
+
+    def invoke(self, function: str, payload: bytes) -> tuple[bytes, str | None]:
+        """Run a function synchronously; ``(payload, function_error)``."""
+        assert self.runtime is not None
+        try:
+            result = self.runtime.invoke(function, payload)
+        except NotFoundError as exc:
+            return json.dumps({"errorMessage": str(exc), "errorType": "ResourceNotFoundException"}).encode(), \
+                "Unhandled"
+        return result.payload, result.function_error
+
+    def invoke_async(self, function: str, payload: bytes) -> None:
+        self.dispatcher.pool.submit(self.dispatcher._invoke_async, function, payload)
+
+    def rule_name(self, name_or_logical_id: str) -> str:
+        for record in self.deployment.find("AWS::Events::Rule"):
+            if name_or_logical_id in (record.physical_id, record.logical_id):
+                return record.physical_id
+        raise NotFoundError(f"no rule named {name_or_logical_id!r} (by name or logical id); rules: "
+                            + ", ".join(f"{r.logical_id} ({r.physical_id})"
+                                        for r in self.deployment.find("AWS::Events::Rule")))
+
+    def fire(self, rule: str) -> list[Any]:
+        """Deliver a scheduled event to a rule's targets now (``mlops local fire RULE``)."""
+        return self.dispatcher.fire(self.rule_name(rule))
+
+    def physical_id(self, logical_id: str, type_: str | None = None) -> str:
+        """Physical name of a template resource by logical id (first match across stacks)."""
+        for record in self.deployment.find(type_):
+            if record.logical_id == logical_id:
+                return record.physical_id
+        raise NotFoundError(f"no created resource with logical id {logical_id}")

@@ -1,0 +1,150 @@
+"""The few places where moto's behaviour is replaced for the local cloud (process-wide).
+
+- Lambda ``invoke`` runs the deployed handler in a local execution environment
+  (moto would need Docker);
+- EventBridge rules deliver to every target type, asynchronously, with real input transformers;
+- S3's EventBridge notification sends a properly shaped event to the default bus only;
+- Step Functions Retry back-off and Wait states are compressed (unless real time is asked for).
+
+Every patch forwards to the active :class:`mlops.local.cloud.LocalCloud`; with none active, moto's
+own behaviour is used.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+_active: dict[str, Any] = {"cloud": None, "installed": False}
+_REASONS = {"Put": "PutObject", "Post": "PostObject", "Copy": "CopyObject",
+            "CompleteMultipartUpload": "CompleteMultipartUpload", "Delete": "DeleteObject",
+            "DeleteMarkerCreated": "DeleteObject"}
+
+
+def activate(cloud: Any) -> None:
+    """Route moto's Lambda, EventBridge and Step Functions timing through ``cloud``."""
+    _install()
+    _active["cloud"] = cloud
+
+
+def deactivate(cloud: Any) -> None:
+    if _active["cloud"] is cloud:
+        _active["cloud"] = None
+
+
+def scaled(seconds: float) -> float:
+    cloud = _active["cloud"]
+    return seconds if cloud is None else cloud.scale_seconds(seconds)
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+class _ScaledTime:
+    """Stands in for the ``time`` module inside moto's retrier: only ``sleep`` is compressed."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(scaled(seconds))
+
+
+def _install() -> None:
+    if _active["installed"]:
+        return
+    from moto.awslambda import models as lambda_models
+    from moto.core.config import default_user_config
+    from moto.events import models as events_models
+    from moto.s3 import notifications
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True  # type: ignore[typeddict-item]
+
+    original_invoke = lambda_models.LambdaFunction.invoke
+
+    def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+        cloud = _active["cloud"]
+        if cloud is None:
+            return original_invoke(self, body, request_headers, response_headers)
+        data = body.encode() if isinstance(body, str) else (body or b"")
+        kind = (request_headers.get("X-Amz-Invocation-Type") if request_headers else None) or "RequestResponse"
+        if kind == "DryRun":
+            return b""
+        if kind == "Event":
+            cloud.invoke_async(self.function_arn, data)
+            return b""
+        payload, error = cloud.invoke(self.function_arn, data)
+        if error:
+            response_headers["x-amz-function-error"] = error
+        response_headers["x-amz-executed-version"] = str(getattr(self, "version", "$LATEST"))
+        return payload
+
+    lambda_models.LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+    original_send = events_models.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        cloud = _active["cloud"]
+        if cloud is None:
+            return original_send(self, original_event, transform_input)
+        event = copy.deepcopy(original_event)
+        event["time"] = _iso(event.get("time"))
+        event.pop("ingestion-time", None)
+        if not self.event_pattern.matches_event(event):
+            return None
+        cloud.dispatcher.on_match(self.name, self.arn, self.state, list(self.targets), event)
+        return None
+
+    events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+    original_s3 = notifications._send_event_bridge_message
+
+    def send_s3_event(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        cloud = _active["cloud"]
+        if cloud is None:
+            return original_s3(account_id, bucket, event_name, key)
+        event = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": notifications._detail_type(event_name),
+            "source": "aws.s3", "account": account_id, "time": _iso(time.time()), "region": bucket.region_name,
+            "resources": [bucket.arn],
+            "detail": {
+                "version": "0", "bucket": {"name": bucket.name},
+                "object": {"key": key.name, "size": key.size, "etag": key.etag.replace('"', ""),
+                           **({"version-id": key.version_id} if key.version_id and key.version_id != "null" else {}),
+                           "sequencer": f"{int(time.time() * 1e6):018X}"},
+                "request-id": uuid.uuid4().hex[:16].upper(), "requester": account_id,
+                "source-ip-address": "127.0.0.1", "reason": _REASONS.get(event_name.rsplit(":", 1)[-1],
+                                                                           event_name.rsplit(":", 1)[-1]),
+            },
+        }
+        bus = events_models.events_backends[account_id][bucket.region_name].event_buses.get("default")
+        if bus is not None:
+            for rule in list(bus.rules.values()):
+                rule.send_to_targets(json.loads(json.dumps(event)))
+        return None
+
+    notifications._send_event_bridge_message = send_s3_event
+
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        deadline = time.time() + scaled(float(wait_seconds))
+        while env.is_running():
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return
+            if env.program_state_event.wait(remaining):  # set: the execution stopped, or a spurious wake-up
+                time.sleep(min(0.05, max(0.0, remaining)))
+
+    wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+    _active["installed"] = True
