@@ -26,7 +26,7 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from mlops.audit import canonical_json, decode_token, encode_token
 from mlops.errors import ConflictError, InputError, NotFoundError
@@ -142,8 +142,11 @@ def scan_csv(source: IO[bytes] | Iterable[bytes], *, chunk_rows: int = CSV_CHUNK
     """
     import pandas as pd
 
-    chunks = _file_chunks(source, READ_CHUNK_BYTES) if hasattr(source, "read") else source
-    reader = _HashingReader(chunks)  # type: ignore[arg-type]
+    if hasattr(source, "read"):
+        chunks = _file_chunks(cast(IO[bytes], source), READ_CHUNK_BYTES)
+    else:
+        chunks = iter(source)
+    reader = _HashingReader(chunks)
     buffered = io.BufferedReader(reader, buffer_size=READ_CHUNK_BYTES)
     rows = 0
     columns: list[str] = []
