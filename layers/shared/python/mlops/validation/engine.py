@@ -321,6 +321,8 @@ class Validator:
             self.tally(column, "nulls").add(null, rows, None)
 
     def _numeric(self, column: _Column, series: pd.Series, rows: np.ndarray) -> None:
+        if self._numeric_clean(column, series, rows):
+            return
         parsed = coerce.numeric(series)
         values, null, bad = parsed.values, parsed.null, parsed.bad
         self._nulls(column, null, rows)
@@ -366,14 +368,40 @@ class Validator:
             usable = np.isfinite(values) if checked else np.ones(len(values), dtype=bool)
             column.moments.add(values[usable].astype(np.float64, copy=False))
 
+    def _numeric_clean(self, column: _Column, series: pd.Series, rows: np.ndarray) -> bool:
+        """Fast path: two reductions prove a number column has nothing to report in this chunk.
+
+        NaN and infinities propagate into min/max, so finite extremes inside the bounds mean no
+        missing, infinite or out-of-range value. Only when they do not is any mask built.
+        """
+        kind = series.dtype.kind
+        if kind not in "iuf" or not len(series) or column.allowed is not None or column.seen is not None:
+            return False
+        if column.moments is not None or (kind == "f" and column.type is FeatureType.INT):
+            return False
+        values = series.to_numpy()
+        low, high = values.min(), values.max()
+        if kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
+            return False
+        if (column.min is not None and low < column.min) or (column.max is not None and high > column.max):
+            return False
+        self._nulls(column, None, rows)
+        return True
+
     def _text(self, column: _Column, series: pd.Series, rows: np.ndarray) -> None:
         kind = column.type
         needs_codes = kind in (FeatureType.BOOL, FeatureType.DATETIME) or column.regex is not None
         codes: np.ndarray | None = None
         uniques: np.ndarray | None = None
+        inside: np.ndarray | None = None
+        null: np.ndarray | None
         if needs_codes:
-            codes, uniques, null_mask = coerce.factorized(series)
-            null: np.ndarray | None = null_mask
+            codes, uniques, null = coerce.factorized(series)
+        elif column.allowed is not None:
+            # One hash pass answers both questions when every value is allowed (missing ones
+            # are not in the list); only a chunk with a miss pays for the separate null scan.
+            inside = series.isin(column.allowed).to_numpy()
+            null = None if inside.all() else series.isna().to_numpy()
         else:
             null = series.isna().to_numpy()
         self._nulls(column, null if null is not None and null.any() else None, rows)
@@ -391,7 +419,7 @@ class Validator:
                 ok = np.fromiter((pattern.fullmatch(u) is not None for u in uniques), dtype=bool, count=len(uniques))
                 self.tally(column, "regex").add(_bad_codes(codes, ok), rows, _CodesView(uniques, codes))
         if column.allowed is not None:
-            outside = ~series.isin(column.allowed).to_numpy()
+            outside = ~(inside if inside is not None else series.isin(column.allowed).to_numpy())
             if null is not None:
                 outside &= ~null
             self.tally(column, "allowed").add(outside, rows, _Lazy(series))
