@@ -117,6 +117,8 @@ class TrainingPipeline(Construct):
         ).function
         self.state_machine.grant_start_execution(self.starter)
         tables.grant_audit_append(self.starter)
+        tables.registry.grant(self.starter, "dynamodb:GetItem", "dynamodb:UpdateItem")  # the audit chain's anchor
+        acknowledge_grant_wildcards(self.starter, "start the training state machine, append audit events")
 
         dead_letters = sqs.Queue(
             self,

@@ -11,16 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.errors import InputError
 from mlops.pipeline import start_training, upload_from_event
+from mlops.pipeline_steps import Services, record_ignored_upload
 
 logger = Logger()
-_sfn = None
-
-
-def _client() -> Any:
-    global _sfn
-    if _sfn is None:
-        _sfn = boto3.client("stepfunctions")
-    return _sfn
 
 
 @logger.inject_lambda_context
@@ -28,9 +21,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         upload = upload_from_event(event)
     except InputError as exc:
-        # Outside the layout: nothing to train. Logged (and kept in S3), not retried.
-        logger.warning("ignored upload", extra={"reason": str(exc)})
+        # Outside the layout: nothing to train. Audited (the object stays in S3), not retried.
+        key = str(event.get("detail", {}).get("object", {}).get("key", "?"))
+        record_ignored_upload(key, str(exc), services=Services.from_env(), request_id=context.aws_request_id)
+        logger.warning("ignored upload", extra={"key": key, "reason": str(exc)})
         return {"started": False, "ignored": True, "reason": str(exc)}
-    result = start_training(_client(), os.environ["TRAINING_STATE_MACHINE_ARN"], upload)
+    result = start_training(boto3.client("stepfunctions"), os.environ["TRAINING_STATE_MACHINE_ARN"], upload)
     logger.info("training pipeline", extra={**result, "model": upload.model, "key": upload.key})
     return result

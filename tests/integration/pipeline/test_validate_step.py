@@ -1,0 +1,100 @@
+"""The validate step on moto: records the dataset version, writes the report, audits, never deletes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops.pipeline import upload_from_event
+from mlops.pipeline_steps import Services, record_ignored_upload, report_key, validate_upload
+from mlops.platform import Platform
+from mlops.registry import Registry
+from mlops.spec import parse_spec
+from mlops.specstore import SpecStore
+from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb  # noqa: F401
+
+SPEC = {
+    "name": "tiny",
+    "task": "classification",
+    "target": {"name": "label", "classes": [0, 1]},
+    "features": [
+        {"name": "age", "type": "int", "min": 0, "max": 120},
+        {"name": "plan", "type": "category", "allowed": ["basic", "pro"]},
+    ],
+    "training": {"estimator": "sklearn.linear_model.LogisticRegression"},
+}
+GOOD = b"age,plan,label\n30,basic,0\n41,pro,1\n25,basic,0\n52,pro,1\n"
+BAD = b"age,plan,label\n30,basic,0\n-4,gold,1\n"
+
+
+@pytest.fixture
+def services(dynamodb: Any) -> Services:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    platform = Platform(
+        environment="test", data_bucket=DATA_BUCKET, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE
+    )
+    registry = Registry.for_dynamodb(dynamodb, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE)
+    return Services(platform=platform, s3=s3, registry=registry)
+
+
+def _upload(services: Services, key: str, body: bytes) -> dict[str, Any]:
+    version = services.s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)["VersionId"]
+    event = {
+        "detail": {
+            "bucket": {"name": DATA_BUCKET},
+            "object": {"key": key, "version-id": version, "size": len(body)},
+            "requester": "alice",
+        }
+    }
+    return upload_from_event(event).to_dict()
+
+
+def test_valid_dataset_is_recorded_and_reported(services: Services) -> None:
+    # GIVEN a stored spec and a good upload
+    SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
+    upload = _upload(services, "datasets/tiny/train.csv", GOOD)
+    # WHEN the validate step runs
+    result = validate_upload(upload, request_id="req-1", services=services)
+    # THEN it is valid, the report sits under reports/, and the dataset version is recorded and audited
+    assert result["valid"] is True
+    assert result["dataset"]["rows"] == 4
+    assert result["report_uri"] == f"s3://{DATA_BUCKET}/{report_key('tiny', upload['version_id'], 'validation.json')}"
+    report = json.loads(
+        services.s3.get_object(Bucket=DATA_BUCKET, Key=result["report_uri"].split("/", 3)[3])["Body"].read()
+    )
+    assert report["valid"] is True
+    actions = [e.action for e in services.registry.audit.list_events("tiny")[0]]
+    assert "dataset.validated" in actions
+    assert services.registry.audit.verify("tiny").ok
+
+
+def test_invalid_dataset_fails_cleanly_and_the_upload_is_kept(services: Services) -> None:
+    SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
+    upload = _upload(services, "datasets/tiny/bad.csv", BAD)
+    result = validate_upload(upload, request_id="req-2", services=services)
+    assert result["valid"] is False
+    assert "failed checks" in result["summary"]
+    # the evidence is untouched
+    kept = services.s3.get_object(Bucket=DATA_BUCKET, Key="datasets/tiny/bad.csv", VersionId=upload["version_id"])
+    assert kept["Body"].read() == BAD
+    assert "dataset.rejected" in [e.action for e in services.registry.audit.list_events("tiny")[0]]
+
+
+def test_model_without_spec_is_rejected_with_a_report(services: Services) -> None:
+    upload = _upload(services, "datasets/ghost/train.csv", GOOD)
+    result = validate_upload(upload, request_id="req-3", services=services)
+    assert result["valid"] is False
+    assert result["spec_revision"] is None
+    assert "no spec for model 'ghost'" in result["summary"]
+    assert "dataset.rejected" in [e.action for e in services.registry.audit.list_events("ghost")[0]]
+
+
+def test_ignored_upload_is_audited_on_the_platform_chain(services: Services) -> None:
+    record_ignored_upload("datasets/readme.txt", "outside the layout", services=services, request_id="r")
+    events = services.registry.audit.list_events("_platform")[0]
+    assert [e.action for e in events] == ["dataset.ignored"]
