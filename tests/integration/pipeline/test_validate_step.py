@@ -14,7 +14,7 @@ from mlops.platform import Platform
 from mlops.registry import Registry
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
-from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb  # noqa: F401
+from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
 
 SPEC = {
     "name": "tiny",
