@@ -494,7 +494,7 @@ class Validator:
         tally = self._duplicates
         room = max(tally.limit - len(tally.examples), 0)
         for i in np.flatnonzero(duplicate)[:room]:
-            shown = ",".join(_show(v) or "" for v in frame[names].iloc[int(i)].tolist())
+            shown = ",".join("" if pd.isna(v) else (_show(v) or "") for v in frame[names].iloc[int(i)].tolist())
             tally.examples.append(Example(row=int(rows[i]), value=_show(shown), note=f"same as row {int(first[i])}"))
         tally.count += int(np.count_nonzero(duplicate))
 
@@ -509,7 +509,16 @@ class Validator:
         for column in self._all:
             if column.present:
                 out.extend(self._column_results(column))
-        if self.target.present and self.spec.task == "classification":
+        if self.target.present and self.spec.task == "classification" and not self.rows:
+            out.append(
+                CheckResult(
+                    check="target.class_balance",
+                    column=self.target.name,
+                    status=Status.SKIPPED,
+                    message="no rows to count",
+                )
+            )
+        elif self.target.present and self.spec.task == "classification":
             out.append(self._balance_result())
             out.extend(self._fairness_results())
         elif self.spec.fairness.protected_attributes:
