@@ -653,7 +653,9 @@ class Validator:
                     check=f"{prefix}.{check}",
                     column=column.name,
                     status=Status.FAILED if failed else Status.PASSED,
-                    message=fail_message.format(n=f"{tally.count:,}", s="" if tally.count == 1 else "s")
+                    message=fail_message.replace("{n}", f"{tally.count:,}").replace(
+                        "{s}", "" if tally.count == 1 else "s"
+                    )
                     if failed
                     else ok_message,
                     failing_count=tally.count,
