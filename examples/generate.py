@@ -87,9 +87,7 @@ def _house_prices(rows: int, rng: np.random.Generator, drift: bool) -> pd.DataFr
     listed = (REFERENCE_DATE - rng.integers(0, 730, rows).astype("timedelta64[D]")).astype(str)
     unit = np.array([price_per_sqm[h] for h in hood])
     price = (
-        area * unit * (0.85 + 0.06 * condition) * (1 + (year - 1960) / 400)
-        + 9000 * garage
-        + 4000 * bathrooms
+        area * unit * (0.85 + 0.06 * condition) * (1 + (year - 1960) / 400) + 9000 * garage + 4000 * bathrooms
     ) * rng.normal(1.0, 0.07, rows)
     return pd.DataFrame(
         {

@@ -91,7 +91,6 @@ def deployed(dynamodb: Any) -> Any:
     s3.create_bucket(Bucket=DATA_BUCKET)
     s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     ssm = boto3.client("ssm", region_name="us-east-1")
-    for name, value in (("data-bucket", DATA_BUCKET), ("registry-table", REGISTRY_TABLE),
-                        ("audit-table", AUDIT_TABLE)):
+    for name, value in (("data-bucket", DATA_BUCKET), ("registry-table", REGISTRY_TABLE), ("audit-table", AUDIT_TABLE)):
         ssm.put_parameter(Name=f"/mlops/dev/{name}", Value=value, Type="String")
     return dynamodb

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -18,8 +19,14 @@ CHAIN = "churn"
 
 def write_events(registry: Registry, n: int, chain: str = CHAIN) -> list[AuditEvent]:
     return [
-        registry.audit.append(chain, actor=f"user-{i}", action="test.event", subject=f"thing/{i}",
-                              before={"n": i - 1}, after={"n": i, "score": 0.5 + i / 100})
+        registry.audit.append(
+            chain,
+            actor=f"user-{i}",
+            action="test.event",
+            subject=f"thing/{i}",
+            before={"n": i - 1},
+            after={"n": i, "score": 0.5 + i / 100},
+        )
         for i in range(1, n + 1)
     ]
 
@@ -31,10 +38,18 @@ def kinds(registry: Registry, chain: str = CHAIN) -> list[tuple[str, float]]:
 def forge(chain: str, seq: int, prev_hash: str, **overrides: Any) -> dict[str, Any]:
     """An event someone with table access computed by hand: a valid hash for its content."""
     fields = {
-        "chain": chain, "seq": seq, "event_id": f"forged-{seq}", "time": "2026-11-01T00:00:00.000Z",
-        "actor": "mallory", "action": "version.approved", "subject": "model/churn/version/1",
-        "before_json": "null", "after_json": '{"status":"APPROVED"}', "request_id": "forged",
-        "prev_hash": prev_hash, **overrides,
+        "chain": chain,
+        "seq": seq,
+        "event_id": f"forged-{seq}",
+        "time": "2026-11-01T00:00:00.000Z",
+        "actor": "mallory",
+        "action": "version.approved",
+        "subject": "model/churn/version/1",
+        "before_json": "null",
+        "after_json": '{"status":"APPROVED"}',
+        "request_id": "forged",
+        "prev_hash": prev_hash,
+        **overrides,
     }
     unsigned = AuditEvent(**fields, hash="")
     return AuditEvent(**fields, hash=unsigned.computed_hash()).to_item()
@@ -48,7 +63,7 @@ def test_events_chain_from_genesis_and_an_untouched_chain_verifies(registry: Reg
     # THEN each event links to the previous one, and the chain is ok
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
     assert events[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
     assert report.ok and report.events == 5 and report.head_seq == 5 and report.head_hash == events[-1].hash
     assert report.lines() == ["churn: ok (5 events, head seq 5)"]
 
@@ -208,8 +223,13 @@ def test_a_failed_condition_of_the_change_writes_no_event(registry: Registry) ->
     registry.store.write(Put(registry.table, {"pk": "X", "sk": "1"}))
     # WHEN an event is appended together with a write whose condition fails
     with pytest.raises(ConditionFailedError) as caught:
-        registry.audit.append(CHAIN, actor="a", action="x", subject="y",
-                              with_ops=[Put(registry.table, {"pk": "X", "sk": "1"}, Condition(item_exists=False))])
+        registry.audit.append(
+            CHAIN,
+            actor="a",
+            action="x",
+            subject="y",
+            with_ops=[Put(registry.table, {"pk": "X", "sk": "1"}, Condition(item_exists=False))],
+        )
     # THEN the failure names the caller's operation and no event was written
     assert caught.value.failed == (0,)
     assert audit_items(registry, CHAIN) == []

@@ -139,9 +139,7 @@ def test_models_list_by_name_in_pages(registry: Registry) -> None:
     assert second.next_token is None
 
 
-@pytest.mark.parametrize(
-    ("start", "target"), [(s, t) for s, targets in TRANSITIONS.items() for t in sorted(targets)]
-)
+@pytest.mark.parametrize(("start", "target"), [(s, t) for s, targets in TRANSITIONS.items() for t in sorted(targets)])
 def test_allowed_transitions_happen_and_are_recorded(registry: Registry, start: Status, target: Status) -> None:
     # GIVEN a version in the start status
     version = in_status(registry, start)
@@ -255,8 +253,14 @@ def test_every_change_appends_one_audit_event_with_its_actor(registry: Registry)
     version = register(registry)
     registry.approve("churn", version, actor="alice", request_id="req-2")
     registry.set_alias("churn", "champion", version, actor="deployer")
-    registry.append_history("churn", version, "deployments", {"strategy": "canary", "percent": 10},
-                            actor="deployer", action="deployment.start")
+    registry.append_history(
+        "churn",
+        version,
+        "deployments",
+        {"strategy": "canary", "percent": 10},
+        actor="deployer",
+        action="deployment.start",
+    )
     # WHEN the model's audit chain is read
     events = [registry.audit.head("churn")]
     items = audit_items(registry, "churn")
@@ -282,3 +286,21 @@ def test_history_goes_only_to_known_lists(registry: Registry) -> None:
         registry.append_history("churn", version, "notes", {}, actor="a", action="x")
     with pytest.raises(NotFoundError):
         registry.append_history("churn", 99, "approvals", {}, actor="a", action="x")
+
+
+def test_a_candidate_the_gates_refused_is_registered_rejected_with_its_reason(registry: Registry) -> None:
+    # GIVEN a candidate that failed a gate
+    # WHEN it is registered as REJECTED with the reason
+    version = registry.register_version(
+        "churn", actor="pipeline", metrics={"roc_auc": 0.6}, status="REJECTED", reason="roc_auc 0.6 < 0.75"
+    )
+    # THEN it is kept for the record, rejected, with the reason in its history, and cannot serve
+    assert version.status == Status.REJECTED
+    assert version.status_history[0]["reason"] == "roc_auc 0.6 < 0.75"
+    with pytest.raises(TransitionError):
+        registry.set_alias("churn", "champion", version.version, actor="deployer")
+    # AND other initial statuses, or a rejection without a reason, are refused
+    with pytest.raises(InputError, match="starts PENDING_APPROVAL or REJECTED"):
+        registry.register_version("churn", actor="pipeline", status="APPROVED")
+    with pytest.raises(InputError, match="reason"):
+        registry.register_version("churn", actor="pipeline", status="REJECTED")

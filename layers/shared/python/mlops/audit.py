@@ -524,8 +524,12 @@ def verify_items(
         if not float(entry.stored_seq).is_integer() or entry.stored_seq < 1:
             entry.state = "inserted"
             findings.append(
-                Finding("inserted", entry.stored_seq, "no writer uses this position (seq is not 1, 2, 3, ...)",
-                        entry.event_id)
+                Finding(
+                    "inserted",
+                    entry.stored_seq,
+                    "no writer uses this position (seq is not 1, 2, 3, ...)",
+                    entry.event_id,
+                )
             )
             continue
         if event.computed_hash() == event.hash:
@@ -572,9 +576,12 @@ def verify_items(
             other.state = "inserted"
             findings = [f for f in findings if not (f.event_id == other.event_id and f.position == other.stored_seq)]
             findings.append(
-                Finding("inserted", other.stored_seq,
-                        f"a second event for position {_number(position)}; the chain does not link through it",
-                        other.event_id)
+                Finding(
+                    "inserted",
+                    other.stored_seq,
+                    f"a second event for position {_number(position)}; the chain does not link through it",
+                    other.event_id,
+                )
             )
 
     # 3. Positions nobody claims were deleted (the anchor knows where the end is).
@@ -603,16 +610,22 @@ def verify_items(
         if skipped is not None and entry.prev_hash == skipped.stored_hash:
             previous.state = "inserted"
             findings.append(
-                Finding("inserted", previous.stored_seq,
-                        f"seq {_number(position)} links past this event to seq {_number(position - 2)}",
-                        previous.event_id)
+                Finding(
+                    "inserted",
+                    previous.stored_seq,
+                    f"seq {_number(position)} links past this event to seq {_number(position - 2)}",
+                    previous.event_id,
+                )
             )
         else:
             previous.state = "modified"
             findings.append(
-                Finding("modified", previous.stored_seq,
-                        f"it is not the event seq {_number(position)} was chained to (replaced, hash recomputed)",
-                        previous.event_id)
+                Finding(
+                    "modified",
+                    previous.stored_seq,
+                    f"it is not the event seq {_number(position)} was chained to (replaced, hash recomputed)",
+                    previous.event_id,
+                )
             )
 
     # 5. The anchor: the newest event the writer knows it wrote.
@@ -620,15 +633,20 @@ def verify_items(
         head = genuine.get(anchor_seq)
         if head is not None and head.stored_hash != anchor.get("hash") and head.state == "ok":
             findings.append(
-                Finding("modified", head.stored_seq, "it does not match the hash the chain's anchor holds",
-                        head.event_id)
+                Finding(
+                    "modified", head.stored_seq, "it does not match the hash the chain's anchor holds", head.event_id
+                )
             )
         for position, entry in sorted(genuine.items()):
             if position > anchor_seq and entry.state == "ok":
                 entry.state = "inserted"
                 findings.append(
-                    Finding("inserted", entry.stored_seq, "written after the chain's anchor (not by the writer)",
-                            entry.event_id)
+                    Finding(
+                        "inserted",
+                        entry.stored_seq,
+                        "written after the chain's anchor (not by the writer)",
+                        entry.event_id,
+                    )
                 )
     elif anchor is not None:
         findings.append(Finding("broken", 0, "the chain's anchor is malformed (its seq is not a number)"))

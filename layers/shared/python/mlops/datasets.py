@@ -1,7 +1,8 @@
 """Dataset versions: what exactly a model was trained on.
 
 A dataset version is the S3 object's ``VersionId`` plus its sha256, size, row count, columns,
-column types and a schema fingerprint, who uploaded it and when. Computing it streams the object
+column types (inferred: int, float, bool, string) and a schema fingerprint (sha256 of the ordered
+column names, as in validation reports), who uploaded it and when. Computing it streams the object
 once, in chunks: the bytes pass through sha256 on their way into pandas' chunked CSV reader, so
 memory stays bounded by the chunk size whatever the object's size (a 2 GB CSV never needs 2 GB).
 
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from mlops.audit import canonical_json, decode_token, encode_token
+from mlops.audit import decode_token, encode_token
 from mlops.errors import ConflictError, InputError, NotFoundError
 from mlops.registry import Registry, ResultPage, check_actor, check_model_name, model_pk
 from mlops.tables import Condition, ConditionFailedError, Put
@@ -116,13 +117,16 @@ def _merge(a: str, b: str) -> str:
     return "string"
 
 
-def schema_fingerprint(column_types: dict[str, str], columns: list[str]) -> str:
-    """sha256 over the ordered column names and their types."""
-    return hashlib.sha256(canonical_json([[c, column_types[c]] for c in columns]).encode()).hexdigest()
+def schema_fingerprint(columns: list[str]) -> str:
+    """sha256 of the ordered column names: the same fingerprint validation reports use."""
+    from mlops.validation import schema_fingerprint as fingerprint
+
+    return fingerprint(columns)
 
 
-def scan_csv(source: IO[bytes] | Iterable[bytes], *, chunk_rows: int = CSV_CHUNK_ROWS,
-             source_name: str = "dataset") -> CsvScan:
+def scan_csv(
+    source: IO[bytes] | Iterable[bytes], *, chunk_rows: int = CSV_CHUNK_ROWS, source_name: str = "dataset"
+) -> CsvScan:
     """Stream a CSV once: sha256, size, rows, columns, column types, schema fingerprint.
 
     Parameters
@@ -142,10 +146,7 @@ def scan_csv(source: IO[bytes] | Iterable[bytes], *, chunk_rows: int = CSV_CHUNK
     """
     import pandas as pd
 
-    if hasattr(source, "read"):
-        chunks = _file_chunks(cast(IO[bytes], source), READ_CHUNK_BYTES)
-    else:
-        chunks = iter(source)
+    chunks = _file_chunks(cast(IO[bytes], source), READ_CHUNK_BYTES) if hasattr(source, "read") else iter(source)
     reader = _HashingReader(chunks)
     buffered = io.BufferedReader(reader, buffer_size=READ_CHUNK_BYTES)
     rows = 0
@@ -179,7 +180,7 @@ def scan_csv(source: IO[bytes] | Iterable[bytes], *, chunk_rows: int = CSV_CHUNK
         rows=rows,
         columns=columns,
         column_types=types,
-        schema_fingerprint=schema_fingerprint(types, columns),
+        schema_fingerprint=schema_fingerprint(columns),
     )
 
 
@@ -235,7 +236,12 @@ def describe_file(path: str | Path, *, uploaded_by: str = "unknown", model: str 
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not a CSV file") from None
     return DatasetVersion(
-        bucket=None, key=str(path), version_id=None, uploaded_by=uploaded_by, uploaded_at=None, model=model,
+        bucket=None,
+        key=str(path),
+        version_id=None,
+        uploaded_by=uploaded_by,
+        uploaded_at=None,
+        model=model,
         **_scan_fields(scan),
     )
 
@@ -336,8 +342,9 @@ class DatasetCatalog:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def record(self, model: str, dataset: DatasetVersion, *, actor: str,
-               request_id: str | None = None) -> DatasetVersion:
+    def record(
+        self, model: str, dataset: DatasetVersion, *, actor: str, request_id: str | None = None
+    ) -> DatasetVersion:
         """Store a dataset version for ``model`` (idempotent for the same content).
 
         Raises
@@ -408,4 +415,3 @@ class DatasetCatalog:
         )
         token = encode_token(page.last_key) if page.last_key and len(page.items) == limit else None
         return ResultPage([DatasetVersion.from_item(item) for item in page.items], token)
-

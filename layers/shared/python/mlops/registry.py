@@ -339,9 +339,14 @@ class Registry:
         artifact_uri: str | None = None,
         artifact_sha256: str | None = None,
         tags: Mapping[str, str] | None = None,
+        status: Status | str = Status.PENDING_APPROVAL,
+        reason: str | None = None,
         request_id: str | None = None,
     ) -> ModelVersion:
-        """Register a new version (status ``PENDING_APPROVAL``) under the next version number.
+        """Register a new version under the next version number.
+
+        It starts ``PENDING_APPROVAL``, or ``REJECTED`` (with a ``reason``) for a candidate the
+        gates turned down: it is kept for the record but can never serve.
 
         The number comes from an atomic counter, so concurrent registrations get distinct,
         consecutive numbers. If writing the version fails after its number was taken, that
@@ -357,12 +362,22 @@ class Registry:
         if artifact_sha256 is not None and not SHA256.match(artifact_sha256):
             raise InputError(f"artifact_sha256: {artifact_sha256!r} is not a lowercase hex sha256")
         checked_metrics = _check_metrics(metrics or {})
+        initial = Status(status) if status in tuple(Status) else None
+        if initial not in (Status.PENDING_APPROVAL, Status.REJECTED):
+            raise InputError(f"status {status!r}: a new version starts PENDING_APPROVAL or REJECTED")
+        if initial == Status.REJECTED and not reason:
+            raise InputError("reason: a version registered as REJECTED needs the reason (which gate failed)")
         number = self.allocate(model, "version_counter", actor=actor)
         now = self.clock()
+        history = (
+            []
+            if initial == Status.PENDING_APPROVAL
+            else [{"from": None, "to": initial.value, "by": actor, "at": now, "reason": reason}]
+        )
         version = ModelVersion(
             model=model,
             version=number,
-            status=Status.PENDING_APPROVAL,
+            status=initial,
             metrics=checked_metrics,
             params=dict(params or {}),
             spec_revision=spec_revision,
@@ -375,6 +390,7 @@ class Registry:
             created_at=now,
             updated_at=now,
             tags=dict(tags or {}),
+            status_history=history,
         )
         self.audit.append(
             model,
@@ -494,17 +510,21 @@ class Registry:
             ) from None
         return self.get_version(model, version)
 
-    def approve(self, model: str, version: int, *, actor: str, reason: str | None = None,
-                request_id: str | None = None) -> ModelVersion:
+    def approve(
+        self, model: str, version: int, *, actor: str, reason: str | None = None, request_id: str | None = None
+    ) -> ModelVersion:
         """``PENDING_APPROVAL -> APPROVED`` (or restore an archived version)."""
         return self.transition(model, version, Status.APPROVED, actor=actor, reason=reason, request_id=request_id)
 
-    def reject(self, model: str, version: int, *, actor: str, reason: str, request_id: str | None = None) -> ModelVersion:
+    def reject(
+        self, model: str, version: int, *, actor: str, reason: str, request_id: str | None = None
+    ) -> ModelVersion:
         """``PENDING_APPROVAL -> REJECTED`` (final)."""
         return self.transition(model, version, Status.REJECTED, actor=actor, reason=reason, request_id=request_id)
 
-    def archive(self, model: str, version: int, *, actor: str, reason: str | None = None,
-                request_id: str | None = None) -> ModelVersion:
+    def archive(
+        self, model: str, version: int, *, actor: str, reason: str | None = None, request_id: str | None = None
+    ) -> ModelVersion:
         """``APPROVED -> ARCHIVED`` (refused while an alias points at the version)."""
         return self.transition(model, version, Status.ARCHIVED, actor=actor, reason=reason, request_id=request_id)
 
@@ -549,8 +569,13 @@ class Registry:
         now = self.clock()
         if version is None:
             ops.append(
-                Update(self.table, meta_key(model), set={"updated_at": now}, remove=(attribute,),
-                       condition=Condition(equals={attribute: current if current is not None else ABSENT}))
+                Update(
+                    self.table,
+                    meta_key(model),
+                    set={"updated_at": now},
+                    remove=(attribute,),
+                    condition=Condition(equals={attribute: current if current is not None else ABSENT}),
+                )
             )
         else:
             target = self.get_version(model, version)
@@ -559,12 +584,17 @@ class Registry:
                     f"model {model!r} version {version} is {target.status.value}; only APPROVED versions can be {alias}"
                 )
             ops.append(
-                Update(self.table, meta_key(model), set={attribute: target.version, "updated_at": now},
-                       condition=Condition(equals={attribute: current if current is not None else ABSENT}))
+                Update(
+                    self.table,
+                    meta_key(model),
+                    set={attribute: target.version, "updated_at": now},
+                    condition=Condition(equals={attribute: current if current is not None else ABSENT}),
+                )
             )
             ops.append(
-                Check(self.table, version_key(model, target.version),
-                      Condition(equals={"status": Status.APPROVED.value}))
+                Check(
+                    self.table, version_key(model, target.version), Condition(equals={"status": Status.APPROVED.value})
+                )
             )
         try:
             self.audit.append(
@@ -628,8 +658,13 @@ class Registry:
                 after={history: record},
                 request_id=request_id,
                 with_ops=[
-                    Update(self.table, version_key(model, current.version), set={"updated_at": now},
-                           append={history: [record]}, condition=Condition(item_exists=True))
+                    Update(
+                        self.table,
+                        version_key(model, current.version),
+                        set={"updated_at": now},
+                        append={history: [record]},
+                        condition=Condition(item_exists=True),
+                    )
                 ],
             )
         except ConditionFailedError:

@@ -82,8 +82,9 @@ class SpecStore:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def put(self, spec: ModelSpec, *, actor: str, source: str | None = None,
-            request_id: str | None = None) -> SpecRevision:
+    def put(
+        self, spec: ModelSpec, *, actor: str, source: str | None = None, request_id: str | None = None
+    ) -> SpecRevision:
         """Store ``spec`` as the model's next revision (unless it equals the latest one).
 
         Parameters
@@ -171,7 +172,11 @@ class SpecStore:
         check_model_name(model)
         start = decode_token(next_token, {"pk": model_pk(model)}) if next_token else None
         page = self.registry.store.query(
-            self.registry.table, ("pk", model_pk(model)), sk_prefix=("sk", "SPEC#"), forward=False, limit=limit,
+            self.registry.table,
+            ("pk", model_pk(model)),
+            sk_prefix=("sk", "SPEC#"),
+            forward=False,
+            limit=limit,
             start=start,
         )
         token = encode_token(page.last_key) if page.last_key and len(page.items) == limit else None

@@ -27,8 +27,7 @@ def _all_chains(registry: Registry) -> list[str]:
 
 
 def _event_line(event: AuditEvent) -> str:
-    return (f"{event.time}  {event.chain:<16} {event.seq:>5}  {event.actor:<28} {event.action:<20} "
-            f"{event.subject}")
+    return f"{event.time}  {event.chain:<16} {event.seq:>5}  {event.actor:<28} {event.action:<20} {event.subject}"
 
 
 @click.group("audit")
@@ -74,6 +73,4 @@ def verify(app: AppContext, model: str | None) -> None:
     emit(app, data, "\n".join(lines))
     if bad:
         problems = sum(len(r.findings) for r in bad)
-        raise CheckFailedError(
-            f"audit verify: {problems} problem(s) in chain(s) {', '.join(r.chain for r in bad)}"
-        )
+        raise CheckFailedError(f"audit verify: {problems} problem(s) in chain(s) {', '.join(r.chain for r in bad)}")

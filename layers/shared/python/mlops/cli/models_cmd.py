@@ -33,7 +33,9 @@ def resolve_actor(app: AppContext, explicit: str | None) -> str:
 
 
 actor_option = click.option(
-    "--actor", envvar="MLOPS_ACTOR", default=None,
+    "--actor",
+    envvar="MLOPS_ACTOR",
+    default=None,
     help="Who makes the change, for the audit trail (default: your AWS identity).",
 )
 
@@ -43,15 +45,19 @@ def _dash(value: Any) -> str:
 
 
 def _model_row(model: ModelSummary) -> str:
-    return (f"{model.name:<24} {model.latest_version:>7} {_dash(model.champion):>9} {_dash(model.challenger):>10} "
-            f"{model.latest_spec_revision:>5}  {_dash(model.updated_at)}")
+    return (
+        f"{model.name:<24} {model.latest_version:>7} {_dash(model.champion):>9} {_dash(model.challenger):>10} "
+        f"{model.latest_spec_revision:>5}  {_dash(model.updated_at)}"
+    )
 
 
 def _version_row(version: ModelVersion, summary: ModelSummary) -> str:
     aliases = [a for a in ("champion", "challenger") if summary.alias(a) == version.version]
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
-    return (f"{version.version:>7}  {version.status.value:<17} {','.join(aliases) or '-':<20} "
-            f"{version.created_at}  {metrics}")
+    return (
+        f"{version.version:>7}  {version.status.value:<17} {','.join(aliases) or '-':<20} "
+        f"{version.created_at}  {metrics}"
+    )
 
 
 @click.group("models")
@@ -77,8 +83,13 @@ def list_models(app: AppContext, limit: int, next_token: str | None) -> None:
 
 @command.command("show")
 @click.argument("model")
-@click.option("--version", "version", type=click.IntRange(1), default=None,
-              help="Show one version in full (lineage, history) instead of the list.")
+@click.option(
+    "--version",
+    "version",
+    type=click.IntRange(1),
+    default=None,
+    help="Show one version in full (lineage, history) instead of the list.",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Versions per page.")
 @click.option("--next-token", default=None, help="Continue a previous listing.")
 @json_option
@@ -91,20 +102,32 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
         record = registry.get_version(model, version)
         data = record.to_dict()
         data["aliases"] = [a for a in ("champion", "challenger") if summary.alias(a) == version]
-        lines = [f"{model} version {version}: {record.status.value}"
-                 + (f" ({', '.join(data['aliases'])})" if data["aliases"] else "")]
-        for name in ("created_by", "created_at", "spec_revision", "code_revision", "pipeline_execution",
-                     "artifact_uri", "artifact_sha256"):
+        lines = [
+            f"{model} version {version}: {record.status.value}"
+            + (f" ({', '.join(data['aliases'])})" if data["aliases"] else "")
+        ]
+        for name in (
+            "created_by",
+            "created_at",
+            "spec_revision",
+            "code_revision",
+            "pipeline_execution",
+            "artifact_uri",
+            "artifact_sha256",
+        ):
             lines.append(f"  {name:<19} {_dash(data[name])}")
         dataset = record.dataset_version or {}
-        lines.append(f"  {'dataset_version':<19} {_dash(dataset.get('version_id'))}"
-                     + (f" (sha256 {dataset['sha256'][:12]}..., {dataset.get('rows')} rows)"
-                        if dataset.get("sha256") else ""))
+        lines.append(
+            f"  {'dataset_version':<19} {_dash(dataset.get('version_id'))}"
+            + (f" (sha256 {dataset['sha256'][:12]}..., {dataset.get('rows')} rows)" if dataset.get("sha256") else "")
+        )
         for key, value in sorted(record.metrics.items()):
             lines.append(f"  metric {key:<12} {value}")
         for change in record.status_history:
-            lines.append(f"  {change.get('at')} {change.get('from')} -> {change.get('to')} by {change.get('by')}"
-                         + (f": {change['reason']}" if change.get("reason") else ""))
+            lines.append(
+                f"  {change.get('at')} {change.get('from')} -> {change.get('to')} by {change.get('by')}"
+                + (f": {change['reason']}" if change.get("reason") else "")
+            )
         emit(app, data, "\n".join(lines))
         return
     page = registry.list_versions(model, limit=limit, next_token=next_token)

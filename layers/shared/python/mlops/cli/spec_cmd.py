@@ -14,8 +14,10 @@ from mlops.specstore import SpecRevision, SpecStore
 
 
 def _header(revision: SpecRevision) -> str:
-    return (f"{revision.model} spec revision {revision.revision} (sha256 {revision.fingerprint[:12]}...) "
-            f"by {revision.created_by} at {revision.created_at}")
+    return (
+        f"{revision.model} spec revision {revision.revision} (sha256 {revision.fingerprint[:12]}...) "
+        f"by {revision.created_by} at {revision.created_at}"
+    )
 
 
 @click.group("spec")
@@ -66,8 +68,10 @@ def list_revisions(app: AppContext, model: str, limit: int, next_token: str | No
     """List MODEL's spec revisions, newest first."""
     page = SpecStore(open_registry(app)).list(model, limit=limit, next_token=next_token)
     rows = [{k: v for k, v in r.to_dict().items() if k not in ("document", "changed")} for r in page.items]
-    lines = [f"{r['revision']:>6}  {r['fingerprint'][:12]}  {r['created_at']}  {r['created_by']}  {r['source'] or ''}"
-             for r in rows] or [f"(model {model!r} has no spec revisions)"]
+    lines = [
+        f"{r['revision']:>6}  {r['fingerprint'][:12]}  {r['created_at']}  {r['created_by']}  {r['source'] or ''}"
+        for r in rows
+    ] or [f"(model {model!r} has no spec revisions)"]
     if page.next_token:
         lines.append(f"more: --next-token {page.next_token}")
     emit(app, {"revisions": rows, "next_token": page.next_token}, "\n".join(lines))
