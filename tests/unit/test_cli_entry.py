@@ -1,0 +1,32 @@
+"""The `mlops` console command: installed by the setup, with --help, --version and clean errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from mlops import __version__
+
+MLOPS = shutil.which("mlops") or str(Path(sys.executable).parent / "mlops")
+
+
+def test_version() -> None:
+    result = subprocess.run([MLOPS, "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"mlops, version {__version__}"
+
+
+def test_help_lists_commands() -> None:
+    result = subprocess.run([MLOPS, "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    for command in ("spec", "models", "audit", "validate"):
+        assert command in result.stdout
+
+
+def test_unknown_command_is_usage_error() -> None:
+    result = subprocess.run([MLOPS, "frobnicate"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
+    assert "Traceback" not in result.stderr
