@@ -174,8 +174,10 @@ def main() -> None:
             size = big.stat().st_size
             peak, seconds, summary = child_peak_rss(big, rows)
             results["peak_mib"] = peak
-            print(f"  file {size / 1024**3:.2f} GiB, {rows:,} rows; validated in {seconds:.1f}s "
-                  f"({size / 1024**2 / summary['seconds']:.0f} MiB/s), valid={summary['valid']}")
+            print(
+                f"  file {size / 1024**3:.2f} GiB, {rows:,} rows; validated in {seconds:.1f}s "
+                f"({size / 1024**2 / summary['seconds']:.0f} MiB/s), valid={summary['valid']}"
+            )
             print(f"  peak RSS {peak:,.0f} MiB (target < 1536 MiB): {'OK' if peak < 1536 else 'OVER'}")
 
     print("\n[1] in memory: schema + range + null + allowed values")
@@ -192,33 +194,42 @@ def main() -> None:
     ratio = t_ours / t_plain
     results["ratio_vs_pandas"] = ratio
     print(f"  plain pandas          {t_plain:7.3f}s")
-    print(f"  mlops validate_frame  {t_ours:7.3f}s   ratio {ratio:.2f}x plain pandas (target <= 1.5x): "
-          f"{'OK' if ratio <= 1.5 else 'OVER'}")
+    print(
+        f"  mlops validate_frame  {t_ours:7.3f}s   ratio {ratio:.2f}x plain pandas (target <= 1.5x): "
+        f"{'OK' if ratio <= 1.5 else 'OVER'}"
+    )
     print(f"  (+ duplicate rows     {t_full:7.3f}s   the default full pass, with cross-row hashing)")
     try:
         schema = pandera_schema(spec)
     except ImportError:
-        print(f"  pandera not installed: comparison skipped (install it for this benchmark only: "
-              f"pip install {PANDERA_PIN})")
+        print(
+            f"  pandera not installed: comparison skipped (install it for this benchmark only: "
+            f"pip install {PANDERA_PIN})"
+        )
     else:
         t_pandera, _ = best_of(args.repeat, lambda: schema.validate(df, lazy=True))
         speedup = t_pandera / t_ours
         results["speedup_vs_pandera"] = speedup
-        print(f"  pandera               {t_pandera:7.3f}s   mlops is {speedup:.1f}x faster (target >= 3x): "
-              f"{'OK' if speedup >= 3 else 'UNDER'}")
+        print(
+            f"  pandera               {t_pandera:7.3f}s   mlops is {speedup:.1f}x faster (target >= 3x): "
+            f"{'OK' if speedup >= 3 else 'UNDER'}"
+        )
 
     print("\n[2] from a CSV file (information: parsing dominates)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.csv"
         df.to_csv(path, index=False, float_format="%.6f")
         size = path.stat().st_size
-        t_read_plain, _ = best_of(max(1, args.repeat // 2),
-                                  lambda: plain_pandas(pd.read_csv(path, dtype={c: str for c in CATEGORICAL}), spec))
+        t_read_plain, _ = best_of(
+            max(1, args.repeat // 2), lambda: plain_pandas(pd.read_csv(path, dtype=dict.fromkeys(CATEGORICAL, str)), spec)
+        )
         t_file, report = best_of(max(1, args.repeat // 2), lambda: validate_file(path, spec))
         assert report.valid, report.render_text()
         print(f"  read_csv + plain      {t_read_plain:7.3f}s   ({size / 1024**2:.0f} MiB)")
-        print(f"  mlops validate_file   {t_file:7.3f}s   ratio {t_file / t_read_plain:.2f}x "
-              "(includes sha256, row scan, duplicate rows, streaming)")
+        print(
+            f"  mlops validate_file   {t_file:7.3f}s   ratio {t_file / t_read_plain:.2f}x "
+            "(includes sha256, row scan, duplicate rows, streaming)"
+        )
         results["file_ratio"] = t_file / t_read_plain
 
     print("\nsummary: " + json.dumps({k: round(v, 2) for k, v in results.items()}))

@@ -21,17 +21,19 @@ REGIONS = ["north", "south"]
 def good_rows(n: int = 20) -> list[list[str]]:
     rows = []
     for i in range(1, n + 1):
-        rows.append([
-            str(i),
-            str(20 + i % 50),
-            f"{1000 + 37.5 * i:.2f}" if i % 7 else "",
-            PLANS[i % 3],
-            f"user{i}@example.com" if i % 5 else "",
-            ["true", "false"][i % 2],
-            f"2024-01-{1 + i % 28:02d}",
-            REGIONS[i % 2],
-            str((i // 2) % 2),
-        ])
+        rows.append(
+            [
+                str(i),
+                str(20 + i % 50),
+                f"{1000 + 37.5 * i:.2f}" if i % 7 else "",
+                PLANS[i % 3],
+                f"user{i}@example.com" if i % 5 else "",
+                ["true", "false"][i % 2],
+                f"2024-01-{1 + i % 28:02d}",
+                REGIONS[i % 2],
+                str((i // 2) % 2),
+            ]
+        )
     return rows
 
 
@@ -140,6 +142,7 @@ def main() -> None:
     blank = text(shifted).splitlines()
     blank.insert(4, "")
     write("blank_lines.csv", "\n".join(blank) + "\n")
+
 
 if __name__ == "__main__":
     main()

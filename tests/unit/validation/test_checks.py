@@ -11,7 +11,14 @@ import pytest
 
 from mlops.profile import profile_frame
 from mlops.spec import ModelSpec, parse_spec
-from mlops.validation import SCHEMA_VERSION, Status, ValidationOptions, ValidationReport, validate_frame, validate_stream
+from mlops.validation import (
+    SCHEMA_VERSION,
+    Status,
+    ValidationOptions,
+    ValidationReport,
+    validate_frame,
+    validate_stream,
+)
 
 
 def make_frame(rows: int = 500, seed: int = 7) -> pd.DataFrame:
@@ -99,7 +106,9 @@ def test_type_coercion_reports_unreadable_values(small_spec: ModelSpec) -> None:
     tenure = report.find("column.type", "tenure")[0]
     assert tenure.failing_count == 2
     assert [(e.row, e.value, e.note) for e in tenure.examples] == [
-        (4, "ten", "not a number"), (5, "2.5", "not a whole number")]
+        (4, "ten", "not a number"),
+        (5, "2.5", "not a whole number"),
+    ]
     assert report.find("column.type", "spend")[0].examples[0].value == "12,5"
 
 
@@ -132,7 +141,9 @@ def test_uniqueness_and_duplicate_rows_span_chunks(small_spec: ModelSpec) -> Non
 
 def test_duplicate_rows_severity_is_an_option(small_spec: ModelSpec) -> None:
     # GIVEN a frame with a duplicated row and a spec without unique columns
-    spec = small_spec.model_copy(update={"features": [f.model_copy(update={"unique": False}) for f in small_spec.features]})
+    spec = small_spec.model_copy(
+        update={"features": [f.model_copy(update={"unique": False}) for f in small_spec.features]}
+    )
     frame = pd.concat([make_frame(20), make_frame(20).iloc[[5]]], ignore_index=True)
     # WHEN validated with duplicates as a warning, and with the check off
     warned = validate_frame(frame, spec, options=ValidationOptions(duplicate_rows="warning"))
@@ -157,9 +168,11 @@ def test_extra_columns_follow_the_spec_switch(small_spec: ModelSpec) -> None:
 def test_class_balance_and_fairness(small_spec: ModelSpec) -> None:
     # GIVEN a spec with a class-balance floor and plan as a protected attribute
     spec = parse_spec(
-        {**small_spec.model_dump(mode="json"),
-         "target": {"name": "churned", "classes": [0, 1], "min_class_fraction": 0.3},
-         "fairness": {"protected_attributes": ["plan"], "min_disparate_impact": 0.8}}
+        {
+            **small_spec.model_dump(mode="json"),
+            "target": {"name": "churned", "classes": [0, 1], "min_class_fraction": 0.3},
+            "fairness": {"protected_attributes": ["plan"], "min_disparate_impact": 0.8},
+        }
     )
     frame = make_frame(600)
     frame["churned"] = np.where(frame["plan"] == "a", 1, frame["churned"])  # plan a: always positive
@@ -180,9 +193,12 @@ def test_class_balance_and_fairness(small_spec: ModelSpec) -> None:
 def test_regression_target_checks(small_spec: ModelSpec) -> None:
     # GIVEN a regression spec with target bounds
     spec = parse_spec(
-        {**small_spec.model_dump(mode="json"), "task": "regression",
-         "target": {"name": "churned", "min": 0, "max": 1},
-         "training": {"estimator": "sklearn.linear_model.Ridge"}}
+        {
+            **small_spec.model_dump(mode="json"),
+            "task": "regression",
+            "target": {"name": "churned", "min": 0, "max": 1},
+            "training": {"estimator": "sklearn.linear_model.Ridge"},
+        }
     )
     frame = make_frame(50).astype({"churned": object})
     frame.loc[1, "churned"] = 5
@@ -204,8 +220,11 @@ def test_reference_checks_flag_shift_new_categories_and_missing_rate(small_spec:
     current.loc[:999, "spend"] = np.nan
     current["plan"] = current["plan"].astype(object)
     current.loc[:99, "plan"] = "d"
-    spec = small_spec.model_copy(update={"features": [
-        f.model_copy(update={"allowed": None}) if f.name == "plan" else f for f in small_spec.features]})
+    spec = small_spec.model_copy(
+        update={
+            "features": [f.model_copy(update={"allowed": None}) if f.name == "plan" else f for f in small_spec.features]
+        }
+    )
     # WHEN validated against the reference
     report = validate_frame(current, spec, reference=reference)
     # THEN each statistical check names the column and the numbers
@@ -237,8 +256,9 @@ def test_reference_severity_warning_does_not_fail(small_spec: ModelSpec) -> None
     current = make_frame(1000, seed=2)
     current["tenure"] = (current["tenure"] // 3).astype(int)
     # WHEN validated
-    report = validate_frame(current, small_spec, reference=reference,
-                            options=ValidationOptions(reference_severity="warning"))
+    report = validate_frame(
+        current, small_spec, reference=reference, options=ValidationOptions(reference_severity="warning")
+    )
     # THEN the shift is a warning and the data is valid
     assert report.valid
     assert report.find("reference.mean_shift", "tenure")[0].status is Status.WARNING
@@ -253,25 +273,51 @@ def test_report_json_document_shape(small_spec: ModelSpec) -> None:
     document = json.loads(report.to_json())
     # THEN the documented top-level fields are there and round-trip
     assert document["schema_version"] == SCHEMA_VERSION
-    assert {"valid", "readable", "model", "spec_fingerprint", "source", "rows", "columns", "schema_fingerprint",
-            "summary", "checks"} <= set(document)
+    assert {
+        "valid",
+        "readable",
+        "model",
+        "spec_fingerprint",
+        "source",
+        "rows",
+        "columns",
+        "schema_fingerprint",
+        "summary",
+        "checks",
+    } <= set(document)
     failed = [c for c in document["checks"] if c["status"] == "failed"]
-    assert failed == [{"check": "column.min", "column": "tenure", "status": "failed",
-                       "message": "1 value below the minimum 0", "failing_count": 1,
-                       "examples": [{"row": 1, "value": "-1", "note": None}], "details": {}}]
+    assert failed == [
+        {
+            "check": "column.min",
+            "column": "tenure",
+            "status": "failed",
+            "message": "1 value below the minimum 0",
+            "failing_count": 1,
+            "examples": [{"row": 1, "value": "-1", "note": None}],
+            "details": {},
+        }
+    ]
     assert ValidationReport.from_json(report.to_json()) == report
 
 
 def test_bool_and_datetime_columns() -> None:
     # GIVEN a spec with bool and datetime features
-    spec = parse_spec({
-        "name": "events", "task": "classification", "target": {"name": "y", "classes": ["no", "yes"]},
-        "features": [{"name": "flag", "type": "bool"}, {"name": "at", "type": "datetime"}],
-        "training": {"estimator": "sklearn.linear_model.LogisticRegression"},
-    })
-    frame = pd.DataFrame({"flag": ["true", "No", "1", "perhaps"],
-                          "at": ["2024-01-01", "2024-01-01T10:00:00+02:00", "2024-13-01", "2024-02-03 04:05"],
-                          "y": ["yes", "no", "yes", "no"]})
+    spec = parse_spec(
+        {
+            "name": "events",
+            "task": "classification",
+            "target": {"name": "y", "classes": ["no", "yes"]},
+            "features": [{"name": "flag", "type": "bool"}, {"name": "at", "type": "datetime"}],
+            "training": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "flag": ["true", "No", "1", "perhaps"],
+            "at": ["2024-01-01", "2024-01-01T10:00:00+02:00", "2024-13-01", "2024-02-03 04:05"],
+            "y": ["yes", "no", "yes", "no"],
+        }
+    )
     # WHEN validated
     report = validate_frame(frame, spec)
     # THEN only the unreadable values fail

@@ -136,7 +136,19 @@ def test_good_file_passes_every_check(corpus_spec: ModelSpec) -> None:
     assert report.valid, report.render_text()
     assert report.summary["failed"] == 0 and report.summary["warning"] == 0
     ran = {c.check for c in report.checks}
-    assert {"column.type", "column.nulls", "column.min", "column.max", "column.allowed", "column.regex",
-            "column.unique", "dataset.row_count", "dataset.duplicate_rows", "target.values",
-            "target.class_balance", "fairness.disparate_impact", "schema.missing_columns"} <= ran
+    assert {
+        "column.type",
+        "column.nulls",
+        "column.min",
+        "column.max",
+        "column.allowed",
+        "column.regex",
+        "column.unique",
+        "dataset.row_count",
+        "dataset.duplicate_rows",
+        "target.values",
+        "target.class_balance",
+        "fairness.disparate_impact",
+        "schema.missing_columns",
+    } <= ran
     assert report.rows == 20

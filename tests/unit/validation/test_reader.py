@@ -31,9 +31,19 @@ def _summary(report) -> list[tuple[str, str | None, str, int, list[int | None]]]
     return [(c.check, c.column, c.status.value, c.failing_count, [e.row for e in c.examples]) for c in report.checks]
 
 
-@pytest.mark.parametrize("name", ["good.csv", "bad/quoted_newline.csv", "bad/blank_lines.csv",
-                                  "bad/ragged_too_many.csv", "bad/latin1.csv", "bad/duplicate_ids.csv",
-                                  "bad/unterminated_quote.csv", "bad/very_long_line.csv.gz"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "good.csv",
+        "bad/quoted_newline.csv",
+        "bad/blank_lines.csv",
+        "bad/ragged_too_many.csv",
+        "bad/latin1.csv",
+        "bad/duplicate_ids.csv",
+        "bad/unterminated_quote.csv",
+        "bad/very_long_line.csv.gz",
+    ],
+)
 def test_tiny_blocks_give_the_same_report_as_one_block(name: str, corpus_spec: ModelSpec) -> None:
     # GIVEN a dataset read once in one block and once in 64-byte blocks (many chunk boundaries)
     whole = validate_file(DATA / name, corpus_spec)
