@@ -326,6 +326,10 @@ def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
     for error in exc.errors():
         path = ".".join(str(part) for part in error["loc"]) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
+        # Whole-spec checks name their own field ("gates.metrics: ..."): use it as the path.
+        field_named = re.match(r"^([A-Za-z_][\w.]*): (.*)$", message, re.DOTALL)
+        if not error["loc"] and field_named:
+            path, message = field_named.group(1), field_named.group(2)
         if error["type"] == "extra_forbidden":
             message = "unknown field (not part of the spec format)"
         elif error["type"] == "missing":
