@@ -76,7 +76,7 @@ def main() -> None:
     ragged = text(rows).splitlines()
     ragged[3] = ragged[3].rsplit(",", 2)[0]
     write("ragged_too_few.csv", "\n".join(ragged) + "\n")
-    write("duplicate_columns.csv", text([r + [r[1]] for r in rows], HEADER + ["age"]))
+    write("duplicate_columns.csv", text([[*r, r[1]] for r in rows], [*HEADER, "age"]))
     write("semicolon.csv", text(rows, sep=";"))
     write("tab.csv", text(rows, sep="\t"))
     quoted = good_rows()
@@ -98,7 +98,7 @@ def main() -> None:
     write("ten_thousand_columns.csv", text([r + ["0"] * 10_000 for r in rows[:5]], wide))
     write("missing_column.csv", text([r[:2] + r[3:] for r in rows], HEADER[:2] + HEADER[3:]))
     write("missing_target.csv", text([r[:-1] for r in rows], HEADER[:-1]))
-    write("unexpected_column.csv", text([r + ["x"] for r in rows], HEADER + ["notes"]))
+    write("unexpected_column.csv", text([[*r, "x"] for r in rows], [*HEADER, "notes"]))
     write("case_mismatch.csv", text(rows, [h if h != "age" else "Age" for h in HEADER]))
     write("mixed_types.csv", with_value(5, "age", "forty"))
     write("not_whole_number.csv", with_value(8, "age", "33.5"))
@@ -133,7 +133,7 @@ def main() -> None:
     write("parquet.csv", b"PAR1" + b"\x15\x04" * 64 + b"PAR1")
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.writestr("data.csv", text(rows))
+        zipped.writestr(zipfile.ZipInfo("data.csv", date_time=(2024, 1, 1, 0, 0, 0)), text(rows))
     write("zipped.csv", archive.getvalue())
     write("blank_header.csv", "\n" + text(rows))
     write("cr_line_endings.csv", text(rows, end="\r"))

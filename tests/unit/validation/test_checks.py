@@ -69,7 +69,7 @@ def test_valid_frame_through_csv_passes_too(small_spec: ModelSpec) -> None:
         ("plan", "z", "column.allowed", "not among the allowed [a, b, c]"),
         ("plan", None, "column.nulls", "missing value"),
         ("code", "ab1", "column.regex", "not matching /[A-Z]{2}\\d+/"),
-        ("code", "AB0", "column.unique", "repeat an earlier row's value"),
+        ("code", "AB0", "column.unique", "already in an earlier row"),
         ("churned", 3, "target.values", "not among the classes [0, 1]"),
     ],
 )

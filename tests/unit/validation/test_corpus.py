@@ -58,7 +58,7 @@ CORPUS = [
     Expected("above_max.csv", "column.max", "1 value above the maximum 120", "age", rows=(11,)),
     Expected("not_allowed.csv", "column.allowed", "not among the allowed [basic, pro, team]", "plan", rows=(12,)),
     Expected("regex_mismatch.csv", "column.regex", "not matching", "email", rows=(13,)),
-    Expected("duplicate_ids.csv", "column.unique", "repeat an earlier row's value", "id", rows=(14,)),
+    Expected("duplicate_ids.csv", "column.unique", "already in an earlier row", "id", rows=(14,)),
     Expected("duplicate_rows.csv", "dataset.duplicate_rows", "1 row(s) repeat an earlier row", rows=(21,)),
     Expected("too_few_rows.csv", "dataset.row_count", "3 rows, fewer than the minimum 5"),
     Expected("too_many_rows.csv", "dataset.row_count", "1,001 rows, more than the maximum 1,000"),
