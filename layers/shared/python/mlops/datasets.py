@@ -170,9 +170,6 @@ def scan_csv(
     if not columns:
         raise InputError(f"{source_name}: the file has no columns")
     reader.drain()
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicates:
-        raise InputError(f"{source_name}: duplicate column names {duplicates}")
     types = {c: ("string" if kinds[c] == "empty" else kinds[c]) for c in columns}
     return CsvScan(
         sha256=reader.sha256.hexdigest(),
