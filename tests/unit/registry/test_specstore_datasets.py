@@ -242,8 +242,8 @@ def test_example_data_is_deterministic_meets_its_spec_and_is_learnable() -> None
     a, b, ya, yb = train_test_split(features, churn["churned"], test_size=0.25, random_state=0)
     assert roc_auc_score(yb, LogisticRegression(max_iter=500).fit(a, ya).predict_proba(b)[:, 1]) > 0.8
     houses = generate("house-prices", 2000, 11)
-    x = houses[["living_area_sqm", "condition", "year_built"]].assign(
-        central=(houses["neighborhood"] == "central").astype(float)
+    x = houses[["living_area_sqm", "condition", "year_built", "bathrooms"]].assign(
+        **{h: (houses["neighborhood"] == h).astype(float) for h in houses["neighborhood"].unique()}
     )
     a, b, ya, yb = train_test_split(x, houses["price"], test_size=0.2, random_state=0)
     assert r2_score(yb, RandomForestRegressor(n_estimators=50, random_state=0).fit(a, ya).predict(b)) > 0.75
