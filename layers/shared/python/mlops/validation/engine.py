@@ -694,7 +694,7 @@ class Validator:
                 f"{{n}} value{{s}} not matching /{column.regex.pattern}/ (the whole value must match)",
             )
         if column.unique:
-            result("unique", "every value is unique", "{n} value{s} already in an earlier row (the column must be unique)")
+            result("unique", "every value is unique", "{n} value{s} already in an earlier row (must be unique)")
         return out
 
     def _balance_result(self) -> CheckResult:
