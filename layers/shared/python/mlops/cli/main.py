@@ -64,9 +64,10 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """Run the command line (``args`` defaults to ``sys.argv[1:]``) and exit with its code."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=args, prog_name="mlops", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
