@@ -209,7 +209,9 @@ class ApiGatewayServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread = None
         self.server.server_close()
 
     # -- request handling ----------------------------------------------------------------------

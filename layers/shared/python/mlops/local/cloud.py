@@ -10,6 +10,7 @@ Examples
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import tempfile
@@ -137,6 +138,8 @@ class LocalCloud:
         """Start the servers, create every resource; return :meth:`ready_info`."""
         started = time.time()
         opts = self.options
+        # moto logs every failed state as a warning; failures are visible in the execution history.
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         stacks = load_assembly(opts.assembly, opts.stack_prefix)
         if opts.region is None:
             self.region = next((s.region for s in stacks if s.region), DEFAULT_REGION)
@@ -272,6 +275,14 @@ class LocalCloud:
                 "deliveries": [asdict(d) for d in self.dispatcher.deliveries],
                 "invocations": list(self.runtime.invocations) if self.runtime else [],
                 "requests": list(self.gateway.requests) if self.gateway else []}
+
+    def _session_for_clients(self) -> boto3.session.Session:
+        """A boto3 session whose clients need ``endpoint_url=self.endpoint_url`` (or the env var)."""
+        import os
+
+        os.environ.setdefault("AWS_ENDPOINT_URL", self.endpoint_url)
+        return boto3.session.Session(aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1],
+                                     region_name=self.region)
 
     def client(self, service: str) -> Any:
         """A boto3 client of the local cloud (cached, thread-safe to share)."""

@@ -2,7 +2,7 @@
 
 Supported: ``Ref`` (resources, parameters, pseudo parameters), ``Fn::GetAtt``, ``Fn::Join``,
 ``Fn::Sub`` (both forms, ``${!Literal}`` escapes), ``Fn::Select``, ``Fn::Split``, ``Fn::If``,
-``Fn::ImportValue``, ``Fn::FindInMap``, ``Fn::Base64``, ``Fn::GetAZs``, ``Fn::Length``,
+``Fn::ImportValue``, ``Fn::GetStackOutput``, ``Fn::FindInMap``, ``Fn::Base64``, ``Fn::GetAZs``, ``Fn::Length``,
 ``Fn::ToJsonString``, conditions (``Fn::Equals``, ``Fn::And``, ``Fn::Or``, ``Fn::Not``,
 ``Condition``) and ``AWS::NoValue``.
 """
@@ -92,6 +92,7 @@ class Resolver:
     def __init__(self, *, stack_name: str, region: str, account: str, template: dict[str, Any],
                  refs: dict[str, Any], attributes: dict[str, dict[str, Any]], exports: dict[str, Any],
                  parameter_values: dict[str, Any] | None = None,
+                 stack_outputs: dict[str, dict[str, Any]] | None = None,
                  rewrite: Callable[[str], str] | None = None) -> None:
         self.stack_name = stack_name
         self.region = region
@@ -100,6 +101,7 @@ class Resolver:
         self.refs = refs
         self.attributes = attributes
         self.exports = exports
+        self.stack_outputs = stack_outputs if stack_outputs is not None else {}
         self.rewrite = rewrite or (lambda s: s)
         self.pseudo: dict[str, Any] = {
             "AWS::AccountId": account,
@@ -236,6 +238,13 @@ class Resolver:
             if name not in self.exports:
                 raise TemplateError(self.where(f"{context}: Fn::ImportValue {name!r}: no stack exports it"))
             return self.exports[name]
+        if key == "Fn::GetStackOutput":  # CDK's cross-stack reference through stack outputs
+            spec = self._resolve(arg, context)
+            stack, output = spec.get("StackName"), spec.get("OutputName")
+            if output not in self.stack_outputs.get(stack, {}):
+                raise TemplateError(self.where(f"{context}: Fn::GetStackOutput {stack}.{output}: "
+                                               "no such stack output was created"))
+            return self.stack_outputs[stack][output]
         if key == "Fn::FindInMap":
             mapping, top, second = (self._resolve(a, context) for a in arg[:3])
             try:

@@ -12,6 +12,7 @@ import io
 import json
 import shutil
 import string
+import sysconfig
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -196,7 +197,8 @@ class Materializer:
         attributes: dict[str, dict[str, Any]] = {}
         resolver = Resolver(stack_name=stack.name, region=self.region, account=self.account,
                             template=stack.template, refs=refs, attributes=attributes,
-                            exports=self.deployment.exports, rewrite=self.rewrite)
+                            exports=self.deployment.exports, stack_outputs=self.deployment.outputs,
+                            rewrite=self.rewrite)
         resources = stack.resources
         for logical_id in _dependency_order(stack.name, resources):
             resource = resources[logical_id]
@@ -684,8 +686,25 @@ def _layer(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     args: dict[str, Any] = {"LayerName": name, "Content": {"ZipFile": _stub_zip(f"local layer: {directory}")}}
     args.update(_pick(p, "CompatibleRuntimes", "CompatibleArchitectures", "Description", "LicenseInfo"))
     arn = m.client("lambda").publish_layer_version(**args)["LayerVersionArn"]
-    m.layer_dirs[arn] = directory
-    return Created(arn, {"LayerVersionArn": arn})
+    foreign = _foreign_extension(directory)
+    note = ""
+    if foreign is None:
+        m.layer_dirs[arn] = directory
+    else:  # e.g. an arm64 layer on an x86_64 machine: its compiled modules cannot load here
+        note = (f"built for another platform ({foreign}); functions use the local environment's copies "
+                "of its packages (the same pinned versions) instead")
+        m.deployment.warnings.append(f"{ctx.stack.name}/{ctx.logical_id}: layer {note}")
+    return Created(arn, {"LayerVersionArn": arn}, detail={"note": note} if note else {})
+
+
+def _foreign_extension(directory: Path) -> str | None:
+    """The first compiled module in ``directory`` this interpreter cannot load, if any."""
+    own = sysconfig.get_config_var("EXT_SUFFIX") or ""
+    for path in (directory / "python").rglob("*.cpython-*.so"):
+        suffix = "." + path.name.split(".", 1)[1]
+        if suffix != own:
+            return path.name
+    return None
 
 
 @handles("AWS::Lambda::Function", "FunctionName", "Code", "Handler", "Runtime", "Role", "Environment", "Timeout",
@@ -886,6 +905,17 @@ def _api_method(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
             mr["responseParameters"] = {k: bool(v) for k, v in response["ResponseParameters"].items()}
         api.put_method_response(**mr)
     return Created(f"{p['RestApiId']}-{p['ResourceId']}-{p['HttpMethod']}")
+
+
+@handles("AWS::ApiGateway::RequestValidator", "RestApiId", "Name", "ValidateRequestBody",
+         "ValidateRequestParameters")
+def _api_validator(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
+    out = m.client("apigateway").create_request_validator(
+        restApiId=p["RestApiId"], name=p.get("Name") or ctx.logical_id,
+        validateRequestBody=bool(p.get("ValidateRequestBody", False)),
+        validateRequestParameters=bool(p.get("ValidateRequestParameters", False)))
+    return Created(out["id"], {"RequestValidatorId": out["id"]},
+                   detail={"note": "request validation is recorded, not enforced, locally"})
 
 
 @handles("AWS::ApiGateway::Deployment", "RestApiId", "Description", "StageName", "StageDescription")

@@ -79,6 +79,10 @@ def main(conn: Any, config: dict[str, Any]) -> None:
         os.dup2(fd, 2)
         os.close(fd)
     sys.path[:0] = [p for p in config["paths"] if p not in sys.path[:len(config["paths"])]]
+    # The fork server imported this module, and with it the ``mlops`` package from the local
+    # environment; forget it so the function imports ``mlops`` from its layer, as on Lambda.
+    for name in [n for n in sys.modules if n == "mlops" or n.startswith("mlops.")]:
+        del sys.modules[name]
     os.chdir(config["paths"][0])
     started = time.time()
     handler, init_error = _init(config)
