@@ -269,8 +269,7 @@ class LocalCloud:
 
     def status(self) -> dict[str, Any]:
         return {**self.ready_info(),
-                "resources": [{k: v for k, v in asdict(r).items() if k not in ("properties", "detail")}
-                              for r in self.deployment.records],
+                "resources": [asdict(r) for r in self.deployment.records],
                 "outputs": self.deployment.outputs, "warnings": self.warnings,
                 "deliveries": [asdict(d) for d in self.dispatcher.deliveries],
                 "invocations": list(self.runtime.invocations) if self.runtime else [],

@@ -1,0 +1,156 @@
+"""A local cloud in a child process, for tests (and scripts) that need one.
+
+The cloud runs in its own process so that in-process moto mocks of other tests (``mock_aws``)
+and the local cloud never share moto's global state.
+
+Examples
+--------
+>>> with LocalCloudProcess(assembly="cdk.out") as cloud:  # doctest: +SKIP
+...     cloud.client("s3").list_buckets()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from mlops.local.cloud import CREDENTIALS
+
+
+class LocalCloudStartError(RuntimeError):
+    """The child process did not print its ready line."""
+
+
+def synthesize(outdir: Path, environment: str = "dev", root: Path | None = None) -> Path:
+    """Synthesize the CDK app's ``environment`` stage into ``outdir`` (in a child process)."""
+    root = root or Path.cwd()
+    script = (
+        "import json, sys, aws_cdk as cdk, app;"
+        "ctx = json.loads(open('cdk.json').read())['context'];"
+        f"ctx['mlops:env'] = {environment!r};"
+        f"a = cdk.App(context=ctx, outdir={str(outdir)!r}); app.build(a); a.synth()"
+    )
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, env=env,
+                            check=False, timeout=600)
+    if result.returncode != 0:
+        raise LocalCloudStartError(f"synth failed:\n{result.stderr[-4000:]}")
+    return outdir
+
+
+_SYNTHESIZED: dict[tuple[str, str], Path] = {}
+
+
+def synthesize_once(environment: str = "dev", root: Path | None = None) -> Path:
+    """:func:`synthesize` into a temporary directory, once per process (shared by test sessions)."""
+    import tempfile
+
+    root = (root or Path.cwd()).resolve()
+    key = (str(root), environment)
+    if key not in _SYNTHESIZED:
+        _SYNTHESIZED[key] = synthesize(Path(tempfile.mkdtemp(prefix="mlops-synth-")), environment, root)
+    return _SYNTHESIZED[key]
+
+
+class LocalCloudProcess:
+    """``mlops local up --port 0`` in a child process; clients and control calls against it."""
+
+    def __init__(self, assembly: str | Path, *extra_args: str, timeout_s: float = 120) -> None:
+        self.assembly = Path(assembly)
+        self.extra_args = extra_args
+        self.timeout_s = timeout_s
+        self.info: dict[str, Any] = {}
+        self.process: subprocess.Popen[str] | None = None
+        self.stderr_lines: list[str] = []
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.info["endpoint_url"])
+
+    @property
+    def api_url(self) -> str:
+        return str(self.info["api_url"])
+
+    @property
+    def region(self) -> str:
+        return str(self.info["region"])
+
+    def start(self) -> dict[str, Any]:
+        command = [sys.executable, "-m", "mlops.cli.main", "local", "up", "--port", "0", "--assembly",
+                   str(self.assembly), *self.extra_args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._drain, daemon=True).start()
+        started = time.time()
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=10)
+            raise LocalCloudStartError(f"local cloud exited ({self.process.returncode}):\n"
+                                       + "".join(self.stderr_lines[-50:]))
+        self.info = json.loads(line)
+        self.info["measured_startup_seconds"] = round(time.time() - started, 2)
+        return self.info
+
+    def _drain(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr_lines.append(line)
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def __enter__(self) -> LocalCloudProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def session(self) -> boto3.session.Session:
+        return boto3.session.Session(aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1],
+                                     region_name=self.region)
+
+    def client(self, service: str) -> Any:
+        return self.session().client(service, endpoint_url=self.endpoint_url)
+
+    def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.endpoint_url}/_mlops/{path}", data=data,
+                                         method="POST" if data else "GET")
+        with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.control("status"))
+
+    def fire(self, rule: str) -> list[dict[str, Any]]:
+        return list(self.control("fire", {"rule": rule})["deliveries"])
+
+    def environ(self) -> dict[str, str]:
+        """Environment variables that point the SDK and the ``mlops`` CLI at this cloud."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": CREDENTIALS[0],
+                "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1], "AWS_DEFAULT_REGION": self.region}
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        """The status record of a template resource by logical id."""
+        for record in self.status()["resources"]:
+            if record["logical_id"] == logical_id:
+                return dict(record)
+        raise KeyError(logical_id)
