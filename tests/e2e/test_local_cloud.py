@@ -27,14 +27,17 @@ def test_every_type_is_emulated_or_listed(local_cloud: LocalCloudProcess) -> Non
     assert set(status["not_emulated"]) <= {"AWS::CDK::Metadata", "AWS::ApiGateway::Account"}
 
 
-def test_buckets_tables_and_parameters_match_the_template(local_cloud: LocalCloudProcess,
-                                                          aws: Callable[[str], Any]) -> None:
+def test_buckets_tables_and_parameters_match_the_template(
+    local_cloud: LocalCloudProcess, aws: Callable[[str], Any]
+) -> None:
     # THEN each bucket's versioning and encryption are as synthesized
     for record in created(local_cloud, "AWS::S3::Bucket"):
         props = record["properties"]
         if "VersioningConfiguration" in props:
-            assert aws("s3").get_bucket_versioning(Bucket=record["physical_id"])["Status"] == \
-                props["VersioningConfiguration"]["Status"]
+            assert (
+                aws("s3").get_bucket_versioning(Bucket=record["physical_id"])["Status"]
+                == props["VersioningConfiguration"]["Status"]
+            )
         if "BucketEncryption" in props:
             rules = aws("s3").get_bucket_encryption(Bucket=record["physical_id"])
             wanted = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
@@ -45,11 +48,14 @@ def test_buckets_tables_and_parameters_match_the_template(local_cloud: LocalClou
         table = aws("dynamodb").describe_table(TableName=record["physical_id"])["Table"]
         assert table["KeySchema"] == record["properties"]["KeySchema"]
         pitr = record["properties"].get("PointInTimeRecoverySpecification") or next(
-            (r.get("PointInTimeRecoverySpecification") for r in record["properties"].get("Replicas", [])), None)
+            (r.get("PointInTimeRecoverySpecification") for r in record["properties"].get("Replicas", [])), None
+        )
         if pitr and pitr.get("PointInTimeRecoveryEnabled"):
             backups = aws("dynamodb").describe_continuous_backups(TableName=record["physical_id"])
-            assert backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"][
-                "PointInTimeRecoveryStatus"] == "ENABLED"
+            assert (
+                backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+                == "ENABLED"
+            )
     # AND every SSM parameter holds its resolved value (API URLs point at the local API)
     for record in created(local_cloud, "AWS::SSM::Parameter"):
         value = aws("ssm").get_parameter(Name=record["physical_id"])["Parameter"]["Value"]
@@ -94,11 +100,14 @@ def _wait(sfn: Any, arn: str, count: int, timeout: float = 60) -> list[dict[str,
     return found
 
 
-def test_upload_under_datasets_starts_one_training_execution(local_cloud: LocalCloudProcess,
-                                                             aws: Callable[[str], Any]) -> None:
+def test_upload_under_datasets_starts_one_training_execution(
+    local_cloud: LocalCloudProcess, aws: Callable[[str], Any]
+) -> None:
     # GIVEN the data bucket and training state machine the deployment registered in SSM
-    params = {p["Name"].rsplit("/", 1)[-1]: p["Value"]
-              for p in aws("ssm").get_parameters_by_path(Path="/mlops/dev/")["Parameters"]}
+    params = {
+        p["Name"].rsplit("/", 1)[-1]: p["Value"]
+        for p in aws("ssm").get_parameters_by_path(Path="/mlops/dev/")["Parameters"]
+    }
     bucket, machine = params["data-bucket"], params["training-state-machine-arn"]
     sfn = aws("stepfunctions")
     before = len(sfn.list_executions(stateMachineArn=machine)["executions"])
@@ -120,7 +129,7 @@ def test_upload_under_datasets_starts_one_training_execution(local_cloud: LocalC
 def _status(url: str, method: str = "GET") -> int:
     request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=30) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -128,8 +137,11 @@ def _status(url: str, method: str = "GET") -> int:
 
 def test_api_unknown_route_404_and_unsigned_iam_route_403(local_cloud: LocalCloudProcess) -> None:
     # GIVEN the synthesized REST API's first IAM-authorized route
-    iam_routes = [r for r in created(local_cloud, "AWS::ApiGateway::Method")
-                  if r["properties"].get("AuthorizationType") == "AWS_IAM"]
+    iam_routes = [
+        r
+        for r in created(local_cloud, "AWS::ApiGateway::Method")
+        if r["properties"].get("AuthorizationType") == "AWS_IAM"
+    ]
     resources = {r["physical_id"]: r for r in created(local_cloud, "AWS::ApiGateway::Resource")}
     # THEN an unknown route is a 404
     assert _status(f"{local_cloud.api_url}no/such/route") == 404

@@ -70,8 +70,10 @@ def test_fidelity_of_stateful_resources(cloud: LocalCloudProcess) -> None:
     assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
     assert table["GlobalSecondaryIndexes"][0]["IndexName"] == "gsi1"
     backups = ddb.describe_continuous_backups(TableName=physical(cloud, "Registry"))
-    assert backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] \
+    assert (
+        backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
         == "ENABLED"
+    )
     # AND the parameter holds the bucket name; the API URL parameter points at the local API
     assert ssm.get_parameter(Name="/mlops/fixture/data-bucket")["Parameter"]["Value"] == bucket
     assert ssm.get_parameter(Name="/mlops/fixture/api-url")["Parameter"]["Value"].startswith("http://127.0.0.1:")
@@ -81,8 +83,12 @@ def test_fidelity_of_stateful_resources(cloud: LocalCloudProcess) -> None:
 
 def test_function_configuration_and_isolated_environments(cloud: LocalCloudProcess) -> None:
     config = cloud.client("lambda").get_function_configuration(FunctionName=physical(cloud, "EchoFunction"))
-    assert (config["Handler"], config["Runtime"], config["Timeout"], config["MemorySize"]) == \
-        ("handler.handler", "python3.12", 2, 256)
+    assert (config["Handler"], config["Runtime"], config["Timeout"], config["MemorySize"]) == (
+        "handler.handler",
+        "python3.12",
+        2,
+        256,
+    )
     # WHEN both functions run
     error, echo = invoke(cloud, "EchoFunction", {"x": 1})
     _, other = invoke(cloud, "OtherFunction", {"x": 1})
@@ -158,11 +164,12 @@ def test_schedule_rule_fires_on_demand_by_logical_id(cloud: LocalCloudProcess) -
     assert attempt["error"] is None and json.loads(attempt["payload"])["echo"] == {"scheduled": True}
 
 
-def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None) \
-        -> tuple[int, dict[str, Any]]:
+def _request(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
@@ -177,7 +184,9 @@ def test_api_routes_auth_and_unknown_paths(cloud: LocalCloudProcess) -> None:
     assert _request(f"{base}nothing/here")[0] == 404
     assert _request(f"{base}items/a/b", "POST", body=b"{}")[0] == 403
     # WHEN the IAM route is SigV4-signed with the local credentials THEN it reaches the function
-    request = AWSRequest(method="POST", url=f"{base}items/a/b", data=b"{}", headers={"Content-Type": "application/json"})
+    request = AWSRequest(
+        method="POST", url=f"{base}items/a/b", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     SigV4Auth(Credentials("testing", "testing"), "execute-api", cloud.region).add_auth(request)
     status, body = _request(f"{base}items/a/b", "POST", dict(request.headers.items()), b"{}")
     assert status == 200 and body["params"] == {"proxy": "a/b"} and body["user"] == "testing"

@@ -13,21 +13,33 @@ from botocore.credentials import Credentials
 from mlops.local.apigw import Route, SignatureError, verify_sigv4
 from mlops.local.events import Schedule, ScheduleError, json_path, transform_input
 
-EVENT = {"id": "e1", "time": "2026-11-22T10:00:00Z", "source": "aws.s3",
-         "detail": {"bucket": {"name": "b"}, "object": {"key": "datasets/churn/a.csv", "size": 10}}}
+EVENT = {
+    "id": "e1",
+    "time": "2026-11-22T10:00:00Z",
+    "source": "aws.s3",
+    "detail": {"bucket": {"name": "b"}, "object": {"key": "datasets/churn/a.csv", "size": 10}},
+}
 
 
 def test_input_transformer_quoted_unquoted_and_inside_strings() -> None:
     # GIVEN a CDK-style template with a JSON position, a quoted position and text inside a string
-    target = {"InputTransformer": {
-        "InputPathsMap": {"key": "$.detail.object.key", "size": "$.detail.object.size"},
-        "InputTemplate": '{"key":<key>,"size":<size>,"quoted":"<key>","note":"got <key> (<size> bytes)",'
-                         '"rule":"<aws.events.rule-name>"}'}}
+    target = {
+        "InputTransformer": {
+            "InputPathsMap": {"key": "$.detail.object.key", "size": "$.detail.object.size"},
+            "InputTemplate": '{"key":<key>,"size":<size>,"quoted":"<key>","note":"got <key> (<size> bytes)",'
+            '"rule":"<aws.events.rule-name>"}',
+        }
+    }
     # WHEN it is applied
     out = json.loads(transform_input(target, EVENT, "r1", "arn:r1"))
     # THEN values are JSON where unquoted and text inside strings
-    assert out == {"key": "datasets/churn/a.csv", "size": 10, "quoted": "datasets/churn/a.csv",
-                   "note": "got datasets/churn/a.csv (10 bytes)", "rule": "r1"}
+    assert out == {
+        "key": "datasets/churn/a.csv",
+        "size": 10,
+        "quoted": "datasets/churn/a.csv",
+        "note": "got datasets/churn/a.csv (10 bytes)",
+        "rule": "r1",
+    }
 
 
 def test_input_and_input_path_and_default() -> None:
@@ -66,14 +78,22 @@ def test_sigv4_signature_verifies_and_tampering_is_refused() -> None:
     headers = _signed(url, body)
     creds = {"testing": "testing"}
     # THEN it verifies, and names the signer
-    assert verify_sigv4(method="POST", url=url, headers=headers, body=body, credentials=creds,
-                        region="us-east-1") == "testing"
+    assert (
+        verify_sigv4(method="POST", url=url, headers=headers, body=body, credentials=creds, region="us-east-1")
+        == "testing"
+    )
     # WHEN the body changes, or it was signed with another secret, or not at all, THEN it is refused
     with pytest.raises(SignatureError, match="does not match"):
         verify_sigv4(method="POST", url=url, headers=headers, body=b'{"a":2}', credentials=creds, region="us-east-1")
     with pytest.raises(SignatureError, match="does not match"):
-        verify_sigv4(method="POST", url=url, headers=_signed(url, body, secret="other"), body=body,
-                     credentials=creds, region="us-east-1")
+        verify_sigv4(
+            method="POST",
+            url=url,
+            headers=_signed(url, body, secret="other"),
+            body=body,
+            credentials=creds,
+            region="us-east-1",
+        )
     with pytest.raises(SignatureError, match="Missing Authentication Token"):
         verify_sigv4(method="POST", url=url, headers={}, body=body, credentials=creds, region="us-east-1")
 

@@ -16,12 +16,28 @@ from mlops.cli.common import LOCAL_ENDPOINT, AppContext, emit, json_option, pass
 from mlops.errors import MlopsError
 
 
-def _options(assembly: Path, port: int, api_port: int | None, real_time: bool, time_scale: float,
-             schedules: bool, warm: bool, log_dir: Path | None) -> Any:
+def _options(
+    assembly: Path,
+    port: int,
+    api_port: int | None,
+    real_time: bool,
+    time_scale: float,
+    schedules: bool,
+    warm: bool,
+    log_dir: Path | None,
+) -> Any:
     from mlops.local.cloud import LocalCloudOptions
 
-    return LocalCloudOptions(assembly=assembly, port=port, api_port=api_port, real_time=real_time,
-                             time_scale=time_scale, schedules=schedules, warm=warm, log_dir=log_dir)
+    return LocalCloudOptions(
+        assembly=assembly,
+        port=port,
+        api_port=api_port,
+        real_time=real_time,
+        time_scale=time_scale,
+        schedules=schedules,
+        warm=warm,
+        log_dir=log_dir,
+    )
 
 
 @click.group("local")
@@ -29,28 +45,55 @@ def command() -> None:
     """The embedded local cloud: the synthesized stacks on moto, with handlers, events and API."""
 
 
-_assembly = click.option("--assembly", type=click.Path(path_type=Path), default=Path("cdk.out"), show_default=True,
-                         help="Synthesized cloud assembly (run `make synth` first).")
-_real_time = click.option("--real-time", is_flag=True,
-                          help="Keep real time for Step Functions Retry back-off and Wait states.")
-_time_scale = click.option("--time-scale", type=click.FloatRange(0, 1), default=0.01, show_default=True,
-                           help="Factor applied to Retry back-off and Wait states (each capped at 2 s).")
+_assembly = click.option(
+    "--assembly",
+    type=click.Path(path_type=Path),
+    default=Path("cdk.out"),
+    show_default=True,
+    help="Synthesized cloud assembly (run `make synth` first).",
+)
+_real_time = click.option(
+    "--real-time", is_flag=True, help="Keep real time for Step Functions Retry back-off and Wait states."
+)
+_time_scale = click.option(
+    "--time-scale",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Factor applied to Retry back-off and Wait states (each capped at 2 s).",
+)
 
 
 @command.command("up")
 @_assembly
-@click.option("--port", type=click.IntRange(0, 65535), default=4566, show_default=True,
-              help="AWS endpoint port on 127.0.0.1 (0 picks a free one).")
-@click.option("--api-port", type=click.IntRange(0, 65535), default=None,
-              help="API Gateway port (default: --port + 1).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=4566,
+    show_default=True,
+    help="AWS endpoint port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option("--api-port", type=click.IntRange(0, 65535), default=None, help="API Gateway port (default: --port + 1).")
 @_real_time
 @_time_scale
 @click.option("--no-schedules", is_flag=True, help="Do not run scheduled rules on their schedule.")
 @click.option("--warm", is_flag=True, help="Start every function's environment before reporting ready.")
-@click.option("--log-dir", type=click.Path(path_type=Path), default=None,
-              help="Where function logs go (<function>.log); default: a temporary directory.")
-def up(assembly: Path, port: int, api_port: int | None, real_time: bool, time_scale: float, no_schedules: bool,
-       warm: bool, log_dir: Path | None) -> None:
+@click.option(
+    "--log-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where function logs go (<function>.log); default: a temporary directory.",
+)
+def up(
+    assembly: Path,
+    port: int,
+    api_port: int | None,
+    real_time: bool,
+    time_scale: float,
+    no_schedules: bool,
+    warm: bool,
+    log_dir: Path | None,
+) -> None:
     """Start the local cloud and serve until Ctrl-C.
 
     Prints one JSON line once ready: endpoint_url, api_url, region, stacks, emulated and
@@ -77,8 +120,12 @@ def _endpoint(endpoint: str | None) -> str:
 
 def _control(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{endpoint}/_mlops/{path}", data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(  # noqa: S310
+        f"{endpoint}/_mlops/{path}",
+        data=data,
+        method="POST" if data else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310 - a local endpoint
             return json.loads(response.read())
@@ -89,8 +136,9 @@ def _control(endpoint: str, path: str, body: dict[str, Any] | None = None) -> An
         raise MlopsError(f"no local cloud answers at {endpoint} ({exc}); start one with `mlops local up`") from exc
 
 
-_endpoint_option = click.option("--endpoint", default=None,
-                                help=f"Local cloud endpoint (default: $AWS_ENDPOINT_URL or {LOCAL_ENDPOINT}).")
+_endpoint_option = click.option(
+    "--endpoint", default=None, help=f"Local cloud endpoint (default: $AWS_ENDPOINT_URL or {LOCAL_ENDPOINT})."
+)
 
 
 @command.command("fire")
@@ -119,21 +167,34 @@ def status(app: AppContext, endpoint: str | None) -> None:
     """What the running local cloud created, delivered and invoked."""
     result = _control(_endpoint(endpoint), "status")
     created = sum(1 for r in result["resources"] if r["status"] == "created")
-    text = (f"endpoint {result['endpoint_url']}  api {result['api_url']}  region {result['region']}\n"
-            f"stacks: {', '.join(result['stacks'])}\n"
-            f"resources: {created} created; not emulated: {', '.join(result['not_emulated']) or 'none'}\n"
-            f"event deliveries: {len(result['deliveries'])}; invocations: {len(result['invocations'])}; "
-            f"API requests: {len(result['requests'])}")
+    text = (
+        f"endpoint {result['endpoint_url']}  api {result['api_url']}  region {result['region']}\n"
+        f"stacks: {', '.join(result['stacks'])}\n"
+        f"resources: {created} created; not emulated: {', '.join(result['not_emulated']) or 'none'}\n"
+        f"event deliveries: {len(result['deliveries'])}; invocations: {len(result['invocations'])}; "
+        f"API requests: {len(result['requests'])}"
+    )
     emit(app, result, text)
 
 
 @command.command("demo")
 @_assembly
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="AWS endpoint port (0 picks a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="AWS endpoint port (0 picks a free one).",
+)
 @_real_time
-@click.option("--timeout", "timeout_s", type=click.IntRange(10), default=600, show_default=True,
-              help="Give up waiting for the pipeline after this many seconds.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.IntRange(10),
+    default=600,
+    show_default=True,
+    help="Give up waiting for the pipeline after this many seconds.",
+)
 @json_option
 @pass_app
 def demo(app: AppContext, assembly: Path, port: int, real_time: bool, timeout_s: int) -> None:
@@ -144,8 +205,10 @@ def demo(app: AppContext, assembly: Path, port: int, real_time: bool, timeout_s:
     options = _options(assembly, port, None, real_time, 0.01, False, False, None)
     with LocalCloud(options) as cloud:
         if not app.as_json:
-            click.echo(f"local cloud up in {cloud.startup_seconds:.1f} s at {cloud.endpoint_url} "
-                       f"(API {cloud.api_url}); stacks: {', '.join(cloud.stack_names)}")
+            click.echo(
+                f"local cloud up in {cloud.startup_seconds:.1f} s at {cloud.endpoint_url} "
+                f"(API {cloud.api_url}); stacks: {', '.join(cloud.stack_names)}"
+            )
         try:
             report = run_scenario(cloud, timeout_s=timeout_s, echo=None if app.as_json else click.echo)
         except ScenarioError as exc:

@@ -35,8 +35,17 @@ class SignatureError(Exception):
     """The request is not signed, or its SigV4 signature does not verify."""
 
 
-def verify_sigv4(*, method: str, url: str, headers: dict[str, str], body: bytes, credentials: dict[str, str],
-                 region: str, service: str = "execute-api", now: float | None = None) -> str:
+def verify_sigv4(
+    *,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    credentials: dict[str, str],
+    region: str,
+    service: str = "execute-api",
+    now: float | None = None,
+) -> str:
     """Check a SigV4 signature the way AWS does; return the access key id that signed it.
 
     Raises
@@ -142,10 +151,18 @@ def load_apis(client: Any) -> list[Api]:
                     for key, value in (response.get("responseParameters") or {}).items():
                         if key.startswith("method.response.header."):
                             headers[key.rsplit(".", 1)[-1]] = value.strip("'")
-                routes.append(Route(api_id=api_id, path=resource["path"], method=method, resource_id=resource["id"],
-                                    authorization=detail.get("authorizationType", "NONE"),
-                                    integration_type=integration.get("type", ""),
-                                    function_arn=found.group(1) if found else None, response_headers=headers))
+                routes.append(
+                    Route(
+                        api_id=api_id,
+                        path=resource["path"],
+                        method=method,
+                        resource_id=resource["id"],
+                        authorization=detail.get("authorizationType", "NONE"),
+                        integration_type=integration.get("type", ""),
+                        function_arn=found.group(1) if found else None,
+                        response_headers=headers,
+                    )
+                )
         stages = [s["stageName"] for s in client.get_stages(restApiId=api_id).get("item", [])]
         apis.append(Api(api_id=api_id, name=item.get("name", api_id), stages=stages, routes=routes))
     return apis
@@ -163,8 +180,16 @@ class ApiGatewayServer:
         Access key id -> secret key accepted for ``AWS_IAM`` routes.
     """
 
-    def __init__(self, *, invoke: Callable[[str, bytes], tuple[bytes, str | None]], region: str, account: str,
-                 credentials: dict[str, str], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        invoke: Callable[[str, bytes], tuple[bytes, str | None]],
+        region: str,
+        account: str,
+        credentials: dict[str, str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.invoke = invoke
         self.region = region
         self.account = account
@@ -182,8 +207,9 @@ class ApiGatewayServer:
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = gateway.handle(self.command, self.path, dict(self.headers.items()),
-                                                          body, self.client_address[0])
+                status, headers, payload = gateway.handle(
+                    self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
+                )
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -228,8 +254,9 @@ class ApiGatewayServer:
             return self.apis[0], segments[0], "/" + "/".join(segments[1:])
         return None
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes,
-               source_ip: str) -> tuple[int, dict[str, str], bytes]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
         """Turn one HTTP request into the API's answer (status, headers, body)."""
         split = urlsplit(raw_path)
         request_id = str(uuid.uuid4())
@@ -254,14 +281,34 @@ class ApiGatewayServer:
         if route.authorization == "AWS_IAM":
             host = next((v for k, v in headers.items() if k.lower() == "host"), f"{self.host}:{self.port}")
             try:
-                access_key = verify_sigv4(method=method, url=f"http://{host}{raw_path}", headers=headers, body=body,
-                                          credentials=self.credentials, region=self.region)
+                access_key = verify_sigv4(
+                    method=method,
+                    url=f"http://{host}{raw_path}",
+                    headers=headers,
+                    body=body,
+                    credentials=self.credentials,
+                    region=self.region,
+                )
             except SignatureError as exc:
                 record["status"] = 403
-                return self._json(403, str(exc), {"x-amzn-ErrorType": "AccessDeniedException"
-                                                  if "signature" in str(exc).lower() else "MissingAuthenticationTokenException"})
-            identity.update({"accessKey": access_key, "accountId": self.account, "caller": access_key,
-                             "user": access_key, "userArn": f"arn:aws:iam::{self.account}:user/{access_key}"})
+                return self._json(
+                    403,
+                    str(exc),
+                    {
+                        "x-amzn-ErrorType": "AccessDeniedException"
+                        if "signature" in str(exc).lower()
+                        else "MissingAuthenticationTokenException"
+                    },
+                )
+            identity.update(
+                {
+                    "accessKey": access_key,
+                    "accountId": self.account,
+                    "caller": access_key,
+                    "user": access_key,
+                    "userArn": f"arn:aws:iam::{self.account}:user/{access_key}",
+                }
+            )
         elif route.authorization not in ("NONE", ""):
             record["status"] = 500
             return self._json(500, f"authorization type {route.authorization} is not emulated locally")
@@ -270,8 +317,9 @@ class ApiGatewayServer:
             return 204, dict(route.response_headers), b""
         if route.integration_type != "AWS_PROXY" or not route.function_arn:
             record["status"] = 500
-            return self._json(500, f"integration {route.integration_type} is not emulated locally "
-                                   "(only Lambda proxy and MOCK are)")
+            return self._json(
+                500, f"integration {route.integration_type} is not emulated locally (only Lambda proxy and MOCK are)"
+            )
         event = self.proxy_event(route, stage, path, params, method, split.query, headers, body, identity, request_id)
         payload, error = self.invoke(route.function_arn, json.dumps(event).encode())
         record["function"] = route.function_arn
@@ -295,10 +343,21 @@ class ApiGatewayServer:
         record["status"] = status
         return status, out_headers, data
 
-    def proxy_event(self, route: Route, stage: str, path: str, params: dict[str, str], method: str, query: str,
-                    headers: dict[str, str], body: bytes, identity: dict[str, Any], request_id: str) -> dict[str, Any]:
+    def proxy_event(
+        self,
+        route: Route,
+        stage: str,
+        path: str,
+        params: dict[str, str],
+        method: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        identity: dict[str, Any],
+        request_id: str,
+    ) -> dict[str, Any]:
         """The API Gateway REST (v1) Lambda proxy event for one request."""
-        multi_query = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
+        multi_query = dict(parse_qs(query, keep_blank_values=True))
         multi_headers: dict[str, list[str]] = {}
         for key, value in headers.items():
             multi_headers.setdefault(key, []).append(value)
@@ -308,22 +367,47 @@ class ApiGatewayServer:
         except UnicodeDecodeError:
             text, encoded = base64.b64encode(body).decode(), True
         now = datetime.now(UTC)
-        base_identity = {k: None for k in ("cognitoIdentityPoolId", "accountId", "cognitoIdentityId", "caller",
-                                           "accessKey", "cognitoAuthenticationType", "cognitoAuthenticationProvider",
-                                           "userArn", "userAgent", "user", "sourceIp")}
+        base_identity = dict.fromkeys(
+            (
+                "cognitoIdentityPoolId",
+                "accountId",
+                "cognitoIdentityId",
+                "caller",
+                "accessKey",
+                "cognitoAuthenticationType",
+                "cognitoAuthenticationProvider",
+                "userArn",
+                "userAgent",
+                "user",
+                "sourceIp",
+            )
+        )
         return {
-            "resource": route.path, "path": path, "httpMethod": method,
-            "headers": dict(headers) or None, "multiValueHeaders": multi_headers or None,
+            "resource": route.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": dict(headers) or None,
+            "multiValueHeaders": multi_headers or None,
             "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
             "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": params or None, "stageVariables": None,
+            "pathParameters": params or None,
+            "stageVariables": None,
             "requestContext": {
-                "accountId": self.account, "apiId": route.api_id, "resourceId": route.resource_id,
-                "resourcePath": route.path, "httpMethod": method, "stage": stage, "path": f"/{stage}{path}",
-                "requestId": request_id, "extendedRequestId": request_id, "protocol": "HTTP/1.1",
+                "accountId": self.account,
+                "apiId": route.api_id,
+                "resourceId": route.resource_id,
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "stage": stage,
+                "path": f"/{stage}{path}",
+                "requestId": request_id,
+                "extendedRequestId": request_id,
+                "protocol": "HTTP/1.1",
                 "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "requestTimeEpoch": int(now.timestamp() * 1000), "domainName": headers.get("Host", ""),
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "domainName": headers.get("Host", ""),
                 "identity": {**base_identity, **identity},
             },
-            "body": text, "isBase64Encoded": encoded,
+            "body": text,
+            "isBase64Encoded": encoded,
         }

@@ -65,7 +65,7 @@ def _environment(env: str | None) -> tuple[str | None, str | None]:
     # "aws://123456789012/us-east-1" or "aws://unknown-account/unknown-region"
     if not env or not env.startswith("aws://"):
         return None, None
-    account, _, region = env[len("aws://"):].partition("/")
+    account, _, region = env[len("aws://") :].partition("/")
     return (None if account.startswith("unknown") else account), (None if region.startswith("unknown") else region)
 
 
@@ -82,8 +82,13 @@ def _assets(manifest_path: Path) -> dict[str, Asset]:
         for destination in entry.get("destinations", {}).values():
             key = destination.get("objectKey")
             if key:
-                found[key] = Asset(asset_id=asset_id, path=path, packaging=source.get("packaging", "file"),
-                                   bucket=destination.get("bucketName", ""), object_key=key)
+                found[key] = Asset(
+                    asset_id=asset_id,
+                    path=path,
+                    packaging=source.get("packaging", "file"),
+                    bucket=destination.get("bucketName", ""),
+                    object_key=key,
+                )
     return found
 
 
@@ -112,9 +117,18 @@ def _read_manifest(directory: Path, stacks: list[Stack], seen: set[Path]) -> Non
                     file = asset_manifests[dep].get("properties", {}).get("file")
                     if file:
                         assets.update(_assets(directory / file))
-            stacks.append(Stack(artifact_id=artifact_id, name=props.get("stackName", artifact_id),
-                                template_path=template_path, template=_read_json(template_path),
-                                region=region, account=account, dependencies=deps, assets=assets))
+            stacks.append(
+                Stack(
+                    artifact_id=artifact_id,
+                    name=props.get("stackName", artifact_id),
+                    template_path=template_path,
+                    template=_read_json(template_path),
+                    region=region,
+                    account=account,
+                    dependencies=deps,
+                    assets=assets,
+                )
+            )
 
 
 def _order(stacks: list[Stack]) -> list[Stack]:
@@ -164,6 +178,7 @@ def load_assembly(directory: str | Path, stack_prefix: str | None = None) -> lis
     if stack_prefix:
         stacks = [s for s in stacks if s.name.startswith(stack_prefix)]
     if not stacks:
-        raise AssemblyError(f"{root}: the assembly holds no CloudFormation stacks"
-                            + (f" named {stack_prefix}*" if stack_prefix else ""))
+        raise AssemblyError(
+            f"{root}: the assembly holds no CloudFormation stacks" + (f" named {stack_prefix}*" if stack_prefix else "")
+        )
     return _order(stacks)

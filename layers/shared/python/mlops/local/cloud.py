@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,9 @@ class LocalCloud:
         self.runtime: LambdaRuntime | None = None
         self.gateway: ApiGatewayServer | None = None
         self.dispatcher: EventDispatcher
-        self._session = boto3.session.Session(aws_access_key_id=CREDENTIALS[0],
-                                              aws_secret_access_key=CREDENTIALS[1], region_name=self.region)
+        self._session = boto3.session.Session(
+            aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1], region_name=self.region
+        )
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -143,8 +144,9 @@ class LocalCloud:
         stacks = load_assembly(opts.assembly, opts.stack_prefix)
         if opts.region is None:
             self.region = next((s.region for s in stacks if s.region), DEFAULT_REGION)
-            self._session = boto3.session.Session(aws_access_key_id=CREDENTIALS[0],
-                                                  aws_secret_access_key=CREDENTIALS[1], region_name=self.region)
+            self._session = boto3.session.Session(
+                aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1], region_name=self.region
+            )
         self.account = next((s.account for s in stacks if s.account), ACCOUNT_ID)
         self.stack_names = [s.name for s in stacks]
         self._tmp = tempfile.TemporaryDirectory(prefix="mlops-local-")
@@ -156,18 +158,40 @@ class LocalCloud:
             self._start_moto()
             patches.activate(self)
             self._reset_moto()
-            self.runtime = LambdaRuntime(endpoint_url=self.endpoint_url, region=self.region, account=self.account,
-                                         log_dir=log_dir, max_workers=opts.max_workers,
-                                         start_method=opts.start_method, credentials=CREDENTIALS)
-            self.dispatcher = EventDispatcher(client=self.client, invoke=self.invoke, region=self.region,
-                                              account=self.account, sleep=lambda s: time.sleep(self.scale_seconds(s)))
+            self.runtime = LambdaRuntime(
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                account=self.account,
+                log_dir=log_dir,
+                max_workers=opts.max_workers,
+                start_method=opts.start_method,
+                credentials=CREDENTIALS,
+            )
+            self.dispatcher = EventDispatcher(
+                client=self.client,
+                invoke=self.invoke,
+                region=self.region,
+                account=self.account,
+                sleep=lambda s: time.sleep(self.scale_seconds(s)),
+            )
             api_port = opts.api_port if opts.api_port is not None else (opts.port + 1 if opts.port else 0)
-            self.gateway = ApiGatewayServer(invoke=self.invoke, region=self.region, account=self.account,
-                                            credentials={CREDENTIALS[0]: CREDENTIALS[1]}, host=opts.host,
-                                            port=api_port)
-            materializer = Materializer(session=self._session, endpoint_url=self.endpoint_url, region=self.region,
-                                        account=self.account, runtime=self.runtime, work_dir=work,
-                                        rewrite=self._rewrite)
+            self.gateway = ApiGatewayServer(
+                invoke=self.invoke,
+                region=self.region,
+                account=self.account,
+                credentials={CREDENTIALS[0]: CREDENTIALS[1]},
+                host=opts.host,
+                port=api_port,
+            )
+            materializer = Materializer(
+                session=self._session,
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                account=self.account,
+                runtime=self.runtime,
+                work_dir=work,
+                rewrite=self._rewrite,
+            )
             self.deployment = materializer.deploy(stacks)
             self.warnings.extend(self.deployment.warnings)
             self.gateway.apis = load_apis(self.client("apigateway"))
@@ -189,17 +213,20 @@ class LocalCloud:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 
         app = _Control(self)(DomainDispatcherApplication(create_backend_app))
         try:
-            self._server = make_server(self.options.host, self.options.port, app, threaded=True,
-                                       request_handler=QuietHandler)
+            self._server = make_server(
+                self.options.host, self.options.port, app, threaded=True, request_handler=QuietHandler
+            )
         except OSError as exc:
-            raise LocalCloudError(f"cannot listen on {self.options.host}:{self.options.port}: {exc} "
-                                  "(is another local cloud running? choose --port)") from exc
+            raise LocalCloudError(
+                f"cannot listen on {self.options.host}:{self.options.port}: {exc} "
+                "(is another local cloud running? choose --port)"
+            ) from exc
         port = self._server.server_port
         self.endpoint_url = f"http://{self.options.host}:{port}"
         import os
@@ -210,7 +237,7 @@ class LocalCloud:
         self._server_thread.start()
 
     def _reset_moto(self) -> None:
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")  # noqa: S310
         with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - our own loopback server
             pass
 
@@ -262,26 +289,36 @@ class LocalCloud:
     # -- what it offers -------------------------------------------------------------------------
     def ready_info(self) -> dict[str, Any]:
         """The one line ``mlops local up`` prints once ready."""
-        return {"endpoint_url": self.endpoint_url, "api_url": self.api_url, "region": self.region,
-                "stacks": self.stack_names, "emulated": self.deployment.emulated_types(),
-                "not_emulated": self.deployment.not_emulated_types(),
-                "log_dir": str(self.log_dir), "startup_seconds": round(self.startup_seconds, 2)}
+        return {
+            "endpoint_url": self.endpoint_url,
+            "api_url": self.api_url,
+            "region": self.region,
+            "stacks": self.stack_names,
+            "emulated": self.deployment.emulated_types(),
+            "not_emulated": self.deployment.not_emulated_types(),
+            "log_dir": str(self.log_dir),
+            "startup_seconds": round(self.startup_seconds, 2),
+        }
 
     def status(self) -> dict[str, Any]:
-        return {**self.ready_info(),
-                "resources": [asdict(r) for r in self.deployment.records],
-                "outputs": self.deployment.outputs, "warnings": self.warnings,
-                "deliveries": [asdict(d) for d in self.dispatcher.deliveries],
-                "invocations": list(self.runtime.invocations) if self.runtime else [],
-                "requests": list(self.gateway.requests) if self.gateway else []}
+        return {
+            **self.ready_info(),
+            "resources": [asdict(r) for r in self.deployment.records],
+            "outputs": self.deployment.outputs,
+            "warnings": self.warnings,
+            "deliveries": [asdict(d) for d in self.dispatcher.deliveries],
+            "invocations": list(self.runtime.invocations) if self.runtime else [],
+            "requests": list(self.gateway.requests) if self.gateway else [],
+        }
 
     def _session_for_clients(self) -> boto3.session.Session:
         """A boto3 session whose clients need ``endpoint_url=self.endpoint_url`` (or the env var)."""
         import os
 
         os.environ.setdefault("AWS_ENDPOINT_URL", self.endpoint_url)
-        return boto3.session.Session(aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1],
-                                     region_name=self.region)
+        return boto3.session.Session(
+            aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1], region_name=self.region
+        )
 
     def client(self, service: str) -> Any:
         """A boto3 client of the local cloud (cached, thread-safe to share)."""
@@ -307,8 +344,9 @@ class LocalCloud:
         try:
             result = self.runtime.invoke(function, payload)
         except NotFoundError as exc:
-            return json.dumps({"errorMessage": str(exc), "errorType": "ResourceNotFoundException"}).encode(), \
-                "Unhandled"
+            return json.dumps(
+                {"errorMessage": str(exc), "errorType": "ResourceNotFoundException"}
+            ).encode(), "Unhandled"
         return result.payload, result.function_error
 
     def invoke_async(self, function: str, payload: bytes) -> None:
@@ -318,9 +356,10 @@ class LocalCloud:
         for record in self.deployment.find("AWS::Events::Rule"):
             if name_or_logical_id in (record.physical_id, record.logical_id):
                 return record.physical_id
-        raise NotFoundError(f"no rule named {name_or_logical_id!r} (by name or logical id); rules: "
-                            + ", ".join(f"{r.logical_id} ({r.physical_id})"
-                                        for r in self.deployment.find("AWS::Events::Rule")))
+        raise NotFoundError(
+            f"no rule named {name_or_logical_id!r} (by name or logical id); rules: "
+            + ", ".join(f"{r.logical_id} ({r.physical_id})" for r in self.deployment.find("AWS::Events::Rule"))
+        )
 
     def fire(self, rule: str) -> list[Any]:
         """Deliver a scheduled event to a rule's targets now (``mlops local fire RULE``)."""

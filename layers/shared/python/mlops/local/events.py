@@ -59,9 +59,15 @@ def transform_input(target: dict[str, Any], event: dict[str, Any], rule_name: st
     if isinstance(paths, str):
         paths = json.loads(paths)
     values: dict[str, Any] = {name: json_path(event, path) for name, path in paths.items()}
-    values.update({"aws.events.rule-arn": rule_arn, "aws.events.rule-name": rule_name,
-                   "aws.events.event.ingestion-time": event.get("time", now_iso()),
-                   "aws.events.event": event, "aws.events.event.json": event})
+    values.update(
+        {
+            "aws.events.rule-arn": rule_arn,
+            "aws.events.rule-name": rule_name,
+            "aws.events.event.ingestion-time": event.get("time", now_iso()),
+            "aws.events.event": event,
+            "aws.events.event.json": event,
+        }
+    )
     template = str(transformer.get("InputTemplate", ""))
     is_json = template.lstrip().startswith(("{", "["))
     out: list[str] = []
@@ -80,7 +86,7 @@ def transform_input(target: dict[str, Any], event: dict[str, Any], rule_name: st
             i = match.end()
             continue
         if char == "\\" and in_string and i + 1 < len(template):
-            out.append(template[i:i + 2])
+            out.append(template[i : i + 2])
             i += 2
             continue
         if char == '"':
@@ -92,8 +98,10 @@ def transform_input(target: dict[str, Any], event: dict[str, Any], rule_name: st
 
 # -- schedules ------------------------------------------------------------------------------------
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
-_MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
-_DAYS = {d: i + 1 for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])
+}
+_DAYS = {d: i + 1 for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
 
 
 class ScheduleError(InputError):
@@ -149,9 +157,17 @@ class Schedule:
             if len(parts) != 6:
                 raise ScheduleError(f"{expression}: a cron expression has six fields")
             minute, hour, dom, month, dow, year = parts
-            return cls(expression, fields=[_field(minute, 0, 59), _field(hour, 0, 23), _field(dom, 1, 31),
-                                           _field(month, 1, 12, _MONTHS), _field(dow, 1, 7, _DAYS),
-                                           _field(year, 1970, 2199)])
+            return cls(
+                expression,
+                fields=[
+                    _field(minute, 0, 59),
+                    _field(hour, 0, 23),
+                    _field(dom, 1, 31),
+                    _field(month, 1, 12, _MONTHS),
+                    _field(dow, 1, 7, _DAYS),
+                    _field(year, 1970, 2199),
+                ],
+            )
         raise ScheduleError(f"schedule expression {expression!r} is not rate(...) or cron(...)")
 
     def due(self, moment: datetime, started: datetime) -> bool:
@@ -194,8 +210,15 @@ class EventDispatcher:
         Waits between Lambda asynchronous-invocation retries (compressed in tests).
     """
 
-    def __init__(self, *, client: Callable[[str], Any], invoke: Callable[[str, bytes], tuple[bytes, str | None]],
-                 region: str, account: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        client: Callable[[str], Any],
+        invoke: Callable[[str, bytes], tuple[bytes, str | None]],
+        region: str,
+        account: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
         self.invoke = invoke
         self.region = region
@@ -208,8 +231,9 @@ class EventDispatcher:
         self._scheduler: threading.Thread | None = None
 
     # Called by the patched moto rule for every event that matched its pattern.
-    def on_match(self, rule_name: str, rule_arn: str, state: str, targets: list[dict[str, Any]],
-                 event: dict[str, Any]) -> list[Future[Delivery]]:
+    def on_match(
+        self, rule_name: str, rule_arn: str, state: str, targets: list[dict[str, Any]], event: dict[str, Any]
+    ) -> list[Future[Delivery]]:
         if state != "ENABLED":
             return []
         return [self.pool.submit(self.deliver, rule_name, rule_arn, target, event) for target in targets]
@@ -238,16 +262,26 @@ class EventDispatcher:
                 delivery.result = {"MessageId": self.client("sns").publish(TopicArn=arn, Message=payload)["MessageId"]}
             elif service == "events" and ":event-bus/" in arn:
                 event_in = json.loads(payload)
-                self.client("events").put_events(Entries=[{
-                    "Source": event_in.get("source", "local"), "DetailType": event_in.get("detail-type", "local"),
-                    "Detail": json.dumps(event_in.get("detail", {})), "EventBusName": arn}])
+                self.client("events").put_events(
+                    Entries=[
+                        {
+                            "Source": event_in.get("source", "local"),
+                            "DetailType": event_in.get("detail-type", "local"),
+                            "Detail": json.dumps(event_in.get("detail", {})),
+                            "EventBusName": arn,
+                        }
+                    ]
+                )
             elif service == "logs":
                 group = arn.split(":")[6]
                 logs = self.client("logs")
                 stream = str(uuid.uuid4())
                 logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                logs.put_log_events(logGroupName=group, logStreamName=stream,
-                                    logEvents=[{"timestamp": int(time.time() * 1000), "message": payload}])
+                logs.put_log_events(
+                    logGroupName=group,
+                    logStreamName=stream,
+                    logEvents=[{"timestamp": int(time.time() * 1000), "message": payload}],
+                )
             else:
                 delivery.error = f"target service {service} is not delivered to by the local cloud"
         except Exception as exc:  # delivery failures are recorded, as EventBridge records failed invocations
@@ -269,9 +303,17 @@ class EventDispatcher:
 
     # -- schedules ----------------------------------------------------------------------------
     def scheduled_event(self, rule_arn: str) -> dict[str, Any]:
-        return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-                "account": self.account, "time": now_iso(), "region": self.region, "resources": [rule_arn],
-                "detail": {}}
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.account,
+            "time": now_iso(),
+            "region": self.region,
+            "resources": [rule_arn],
+            "detail": {},
+        }
 
     def rules(self) -> list[dict[str, Any]]:
         events = self.client("events")

@@ -41,7 +41,7 @@ def references(value: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(value, dict):
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref" and isinstance(arg, str):
                 found.add(arg)
                 return found
@@ -89,11 +89,20 @@ class Resolver:
         Applied to every resolved string (the local cloud turns AWS URLs into local ones).
     """
 
-    def __init__(self, *, stack_name: str, region: str, account: str, template: dict[str, Any],
-                 refs: dict[str, Any], attributes: dict[str, dict[str, Any]], exports: dict[str, Any],
-                 parameter_values: dict[str, Any] | None = None,
-                 stack_outputs: dict[str, dict[str, Any]] | None = None,
-                 rewrite: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        stack_name: str,
+        region: str,
+        account: str,
+        template: dict[str, Any],
+        refs: dict[str, Any],
+        attributes: dict[str, dict[str, Any]],
+        exports: dict[str, Any],
+        parameter_values: dict[str, Any] | None = None,
+        stack_outputs: dict[str, dict[str, Any]] | None = None,
+        rewrite: Callable[[str], str] | None = None,
+    ) -> None:
         self.stack_name = stack_name
         self.region = region
         self.account = account
@@ -139,7 +148,7 @@ class Resolver:
 
     def _eval_condition(self, spec: Any) -> Any:
         if isinstance(spec, dict) and len(spec) == 1:
-            (key, arg), = spec.items()
+            ((key, arg),) = spec.items()
             if key == "Fn::Equals":
                 left, right = (self.resolve(a) for a in arg)
                 return str(left) == str(right) if type(left) is not type(right) else left == right
@@ -161,7 +170,7 @@ class Resolver:
     def _resolve(self, value: Any, context: str) -> Any:
         if isinstance(value, dict):
             if len(value) == 1:
-                (key, arg), = value.items()
+                ((key, arg),) = value.items()
                 if key == "Ref" or key.startswith("Fn::") or key == "Condition":
                     return self._intrinsic(key, arg, context)
             return {k: self._resolve(v, context) for k, v in value.items()}
@@ -183,14 +192,20 @@ class Resolver:
     def get_att(self, name: str, attribute: str, context: str = "") -> Any:
         attrs = self.attributes.get(name)
         if attrs is None:
-            raise TemplateError(self.where(f"{context}: Fn::GetAtt {name}.{attribute}: "
-                                           f"{name} is not created (or not emulated)"))
+            raise TemplateError(
+                self.where(f"{context}: Fn::GetAtt {name}.{attribute}: {name} is not created (or not emulated)")
+            )
         if attribute not in attrs:
-            raise TemplateError(self.where(f"{context}: Fn::GetAtt {name}.{attribute}: the local cloud does "
-                                           f"not know attribute {attribute!r} (known: {', '.join(sorted(attrs))})"))
+            raise TemplateError(
+                self.where(
+                    f"{context}: Fn::GetAtt {name}.{attribute}: the local cloud does "
+                    f"not know attribute {attribute!r} (known: {', '.join(sorted(attrs))})"
+                )
+            )
         return attrs[attribute]
 
     def _sub(self, arg: Any, context: str) -> str:
+        variables: dict[str, Any]
         if isinstance(arg, str):
             text, variables = arg, {}
         else:
@@ -207,12 +222,17 @@ class Resolver:
                 value = self.get_att(logical, attribute, context)
             else:
                 value = self.ref(name, context)
-            return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) \
+            return (
+                value
+                if isinstance(value, str)
+                else json.dumps(value)
+                if isinstance(value, (dict, list))
                 else str(value)
+            )
 
         return self.rewrite(_SUB.sub(replace, text))
 
-    def _intrinsic(self, key: str, arg: Any, context: str) -> Any:  # noqa: C901 - one branch per function
+    def _intrinsic(self, key: str, arg: Any, context: str) -> Any:
         if key == "Ref":
             return self.ref(arg, context)
         if key == "Fn::GetAtt":
@@ -242,16 +262,18 @@ class Resolver:
             spec = self._resolve(arg, context)
             stack, output = spec.get("StackName"), spec.get("OutputName")
             if output not in self.stack_outputs.get(stack, {}):
-                raise TemplateError(self.where(f"{context}: Fn::GetStackOutput {stack}.{output}: "
-                                               "no such stack output was created"))
+                raise TemplateError(
+                    self.where(f"{context}: Fn::GetStackOutput {stack}.{output}: no such stack output was created")
+                )
             return self.stack_outputs[stack][output]
         if key == "Fn::FindInMap":
             mapping, top, second = (self._resolve(a, context) for a in arg[:3])
             try:
                 return self.template["Mappings"][mapping][top][second]
             except KeyError as exc:
-                raise TemplateError(self.where(f"{context}: Fn::FindInMap {mapping}/{top}/{second} "
-                                               "is not in the template's Mappings")) from exc
+                raise TemplateError(
+                    self.where(f"{context}: Fn::FindInMap {mapping}/{top}/{second} is not in the template's Mappings")
+                ) from exc
         if key == "Fn::Base64":
             return base64.b64encode(str(self._resolve(arg, context)).encode()).decode()
         if key == "Fn::GetAZs":

@@ -40,8 +40,7 @@ NO_LOCAL_MEANING = {
 _ALPHABET = string.ascii_uppercase + string.digits
 
 
-def physical_name(stack: str, logical: str, *, max_length: int = 64, lower: bool = False,
-                  suffix: str = "") -> str:
+def physical_name(stack: str, logical: str, *, max_length: int = 64, lower: bool = False, suffix: str = "") -> str:
     """A CloudFormation-style generated name ``<stack>-<logical>-<SUFFIX>``, stable across restarts."""
     digest = int(hashlib.sha256(f"{stack}/{logical}".encode()).hexdigest(), 16)
     rand = ""
@@ -102,8 +101,11 @@ class Deployment:
     warnings: list[str] = field(default_factory=list)
 
     def find(self, type_: str | None = None, stack: str | None = None) -> list[ResourceRecord]:
-        return [r for r in self.records if (type_ is None or r.type == type_) and (stack is None or r.stack == stack)
-                and r.status == "created"]
+        return [
+            r
+            for r in self.records
+            if (type_ is None or r.type == type_) and (stack is None or r.stack == stack) and r.status == "created"
+        ]
 
     def emulated_types(self) -> list[str]:
         return sorted({r.type for r in self.records if r.status == "created"})
@@ -166,8 +168,17 @@ class Materializer:
         Applied to resolved strings (turns deployed API URLs into local ones).
     """
 
-    def __init__(self, *, session: boto3.session.Session, endpoint_url: str, region: str, account: str,
-                 runtime: LambdaRuntime, work_dir: Path, rewrite: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        session: boto3.session.Session,
+        endpoint_url: str,
+        region: str,
+        account: str,
+        runtime: LambdaRuntime,
+        work_dir: Path,
+        rewrite: Callable[[str], str] | None = None,
+    ) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
         self.region = region
@@ -181,8 +192,9 @@ class Materializer:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url,
-                                                         region_name=self.region)
+            self._clients[service] = self.session.client(
+                service, endpoint_url=self.endpoint_url, region_name=self.region
+            )
         return self._clients[service]
 
     # -- driving ----------------------------------------------------------------------------
@@ -195,10 +207,17 @@ class Materializer:
     def deploy_stack(self, stack: Stack) -> None:
         refs: dict[str, Any] = {}
         attributes: dict[str, dict[str, Any]] = {}
-        resolver = Resolver(stack_name=stack.name, region=self.region, account=self.account,
-                            template=stack.template, refs=refs, attributes=attributes,
-                            exports=self.deployment.exports, stack_outputs=self.deployment.outputs,
-                            rewrite=self.rewrite)
+        resolver = Resolver(
+            stack_name=stack.name,
+            region=self.region,
+            account=self.account,
+            template=stack.template,
+            refs=refs,
+            attributes=attributes,
+            exports=self.deployment.exports,
+            stack_outputs=self.deployment.outputs,
+            rewrite=self.rewrite,
+        )
         resources = stack.resources
         for logical_id in _dependency_order(stack.name, resources):
             resource = resources[logical_id]
@@ -220,7 +239,8 @@ class Materializer:
                 refs[logical_id] = record.physical_id
                 attributes[logical_id] = _AnyAttribute(
                     f"arn:aws:local:{self.region}:{self.account}:{type_.replace('::', '-').lower()}/"
-                    f"{record.physical_id}")
+                    f"{record.physical_id}"
+                )
                 self.deployment.records.append(record)
                 continue
             func, honoured = handler
@@ -230,8 +250,9 @@ class Materializer:
             except TemplateError:
                 raise
             except (ClientError, MlopsError, OSError, KeyError, ValueError) as exc:
-                raise MaterializeError(f"stack {stack.name}, resource {logical_id} ({type_}): "
-                                       f"could not create it locally: {exc}") from exc
+                raise MaterializeError(
+                    f"stack {stack.name}, resource {logical_id} ({type_}): could not create it locally: {exc}"
+                ) from exc
             refs[logical_id] = created.ref
             attributes[logical_id] = created.attributes
             record.physical_id = created.physical_id or str(created.ref)
@@ -255,13 +276,17 @@ class Materializer:
         key = location.get("S3Key")
         asset = ctx.stack.asset_for_key(str(key)) if key else None
         if asset is None:
-            raise MaterializeError(f"stack {ctx.stack.name}, resource {ctx.logical_id}: {what} asset "
-                                   f"s3://{location.get('S3Bucket')}/{key} is not in the assembly's asset manifest")
+            raise MaterializeError(
+                f"stack {ctx.stack.name}, resource {ctx.logical_id}: {what} asset "
+                f"s3://{location.get('S3Bucket')}/{key} is not in the assembly's asset manifest"
+            )
         if asset.path.is_dir():
             return asset.path
         if not asset.path.is_file():
-            raise MaterializeError(f"stack {ctx.stack.name}, resource {ctx.logical_id}: {what} asset {asset.path} "
-                                   "is missing (run the synth again)")
+            raise MaterializeError(
+                f"stack {ctx.stack.name}, resource {ctx.logical_id}: {what} asset {asset.path} "
+                "is missing (run the synth again)"
+            )
         target = self.work_dir / "assets" / asset.asset_id
         if not target.exists():
             with zipfile.ZipFile(asset.path) as archive:
@@ -317,8 +342,18 @@ def _stub_zip(note: str) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # KMS
-@handles("AWS::KMS::Key", "Description", "KeyPolicy", "KeyUsage", "KeySpec", "EnableKeyRotation", "Enabled", "Tags",
-         "PendingWindowInDays", "MultiRegion")
+@handles(
+    "AWS::KMS::Key",
+    "Description",
+    "KeyPolicy",
+    "KeyUsage",
+    "KeySpec",
+    "EnableKeyRotation",
+    "Enabled",
+    "Tags",
+    "PendingWindowInDays",
+    "MultiRegion",
+)
 def _kms_key(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     kms = m.client("kms")
     args: dict[str, Any] = _pick(p, "Description", "KeyUsage", "KeySpec", "MultiRegion")
@@ -351,22 +386,38 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     if "ExpirationInDays" in rule:
         out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
     if "NoncurrentVersionExpiration" in rule:
-        out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])}
+        out["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
     elif "NoncurrentVersionExpirationInDays" in rule:
         out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(rule["NoncurrentVersionExpirationInDays"])}
     if "AbortIncompleteMultipartUpload" in rule:
         out["AbortIncompleteMultipartUpload"] = {
-            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
-    transitions = [{"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]}
-                   for t in rule.get("Transitions", []) if "TransitionInDays" in t]
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
+    transitions = [
+        {"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]}
+        for t in rule.get("Transitions", [])
+        if "TransitionInDays" in t
+    ]
     if transitions:
         out["Transitions"] = transitions
     return out
 
 
-@handles("AWS::S3::Bucket", "BucketName", "VersioningConfiguration", "BucketEncryption",
-         "PublicAccessBlockConfiguration", "LifecycleConfiguration", "CorsConfiguration",
-         "NotificationConfiguration", "OwnershipControls", "Tags", "ObjectLockEnabled")
+@handles(
+    "AWS::S3::Bucket",
+    "BucketName",
+    "VersioningConfiguration",
+    "BucketEncryption",
+    "PublicAccessBlockConfiguration",
+    "LifecycleConfiguration",
+    "CorsConfiguration",
+    "NotificationConfiguration",
+    "OwnershipControls",
+    "Tags",
+    "ObjectLockEnabled",
+)
 def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     s3 = m.client("s3")
     name = ctx.name(p.get("BucketName"), max_length=63, lower=True)
@@ -377,8 +428,9 @@ def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
         args["ObjectLockEnabledForBucket"] = True
     s3.create_bucket(**args)
     if "VersioningConfiguration" in p:
-        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={
-            "Status": p["VersioningConfiguration"]["Status"]})
+        s3.put_bucket_versioning(
+            Bucket=name, VersioningConfiguration={"Status": p["VersioningConfiguration"]["Status"]}
+        )
     if "BucketEncryption" in p:
         rules = []
         for rule in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]:
@@ -389,8 +441,10 @@ def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     if "PublicAccessBlockConfiguration" in p:
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"])
     if "LifecycleConfiguration" in p:
-        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={
-            "Rules": [_lifecycle_rule(r) for r in p["LifecycleConfiguration"]["Rules"]]})
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name,
+            LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in p["LifecycleConfiguration"]["Rules"]]},
+        )
     if "CorsConfiguration" in p:
         rules = []
         for rule in p["CorsConfiguration"]["CorsRules"]:
@@ -408,11 +462,16 @@ def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
         s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=p["OwnershipControls"])
     if p.get("Tags"):
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tags(p["Tags"])})
-    return Created(name, {
-        "Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com",
-        "RegionalDomainName": f"{name}.s3.{m.region}.amazonaws.com",
-        "DualStackDomainName": f"{name}.s3.dualstack.{m.region}.amazonaws.com",
-        "WebsiteURL": f"http://{name}.s3-website-{m.region}.amazonaws.com"})
+    return Created(
+        name,
+        {
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{m.region}.amazonaws.com",
+            "DualStackDomainName": f"{name}.s3.dualstack.{m.region}.amazonaws.com",
+            "WebsiteURL": f"http://{name}.s3-website-{m.region}.amazonaws.com",
+        },
+    )
 
 
 @handles("AWS::S3::BucketPolicy", "Bucket", "PolicyDocument")
@@ -420,8 +479,7 @@ def _bucket_policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     # The local endpoint is plain HTTP on loopback: a deny on aws:SecureTransport=false (CDK's
     # enforce_ssl) would refuse every request, so exactly those statements are left out locally.
     document = json.loads(_json(p["PolicyDocument"]))
-    kept = [s for s in document.get("Statement", [])
-            if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))]
+    kept = [s for s in document.get("Statement", []) if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))]
     dropped = len(document.get("Statement", [])) - len(kept)
     if kept:
         m.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps({**document, "Statement": kept}))
@@ -429,8 +487,14 @@ def _bucket_policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(p["Bucket"], detail={"note": note} if note else {})
 
 
-@handles("Custom::S3BucketNotifications", "ServiceToken", "BucketName", "NotificationConfiguration", "Managed",
-         "SkipDestinationValidation")
+@handles(
+    "Custom::S3BucketNotifications",
+    "ServiceToken",
+    "BucketName",
+    "NotificationConfiguration",
+    "Managed",
+    "SkipDestinationValidation",
+)
 def _bucket_notifications(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     # CDK's notifications handler would call exactly this API with exactly this configuration.
     config = dict(p.get("NotificationConfiguration", {}))
@@ -453,15 +517,26 @@ def _sse(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _create_table(m: Materializer, name: str, p: dict[str, Any], sse: dict[str, Any] | None,
-                  pitr: dict[str, Any] | None, deletion_protection: Any) -> dict[str, Any]:
+def _create_table(
+    m: Materializer,
+    name: str,
+    p: dict[str, Any],
+    sse: dict[str, Any] | None,
+    pitr: dict[str, Any] | None,
+    deletion_protection: Any,
+) -> dict[str, Any]:
     ddb = m.client("dynamodb")
     billing = p.get("BillingMode", "PROVISIONED")
-    args: dict[str, Any] = {"TableName": name, "KeySchema": p["KeySchema"],
-                            "AttributeDefinitions": p["AttributeDefinitions"], "BillingMode": billing}
+    args: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": p["KeySchema"],
+        "AttributeDefinitions": p["AttributeDefinitions"],
+        "BillingMode": billing,
+    }
     if billing == "PROVISIONED":
-        args["ProvisionedThroughput"] = p.get("ProvisionedThroughput", {"ReadCapacityUnits": 5,
-                                                                        "WriteCapacityUnits": 5})
+        args["ProvisionedThroughput"] = p.get(
+            "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        )
     gsis = []
     for gsi in p.get("GlobalSecondaryIndexes", []):
         index = _pick(gsi, "IndexName", "KeySchema", "Projection")
@@ -471,8 +546,9 @@ def _create_table(m: Materializer, name: str, p: dict[str, Any], sse: dict[str, 
     if gsis:
         args["GlobalSecondaryIndexes"] = gsis
     if p.get("LocalSecondaryIndexes"):
-        args["LocalSecondaryIndexes"] = [_pick(i, "IndexName", "KeySchema", "Projection")
-                                         for i in p["LocalSecondaryIndexes"]]
+        args["LocalSecondaryIndexes"] = [
+            _pick(i, "IndexName", "KeySchema", "Projection") for i in p["LocalSecondaryIndexes"]
+        ]
     stream = p.get("StreamSpecification")
     if stream and stream.get("StreamViewType"):
         args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
@@ -486,40 +562,85 @@ def _create_table(m: Materializer, name: str, p: dict[str, Any], sse: dict[str, 
         args["Tags"] = _tags(p["Tags"])
     table = ddb.create_table(**args)["TableDescription"]
     if pitr:
-        ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
-            "PointInTimeRecoveryEnabled": bool(pitr.get("PointInTimeRecoveryEnabled"))})
+        ddb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": bool(pitr.get("PointInTimeRecoveryEnabled"))
+            },
+        )
     ttl = p.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
-        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": ttl["AttributeName"]})
-    return {"Arn": table["TableArn"], "StreamArn": table.get("LatestStreamArn", ""), "TableId": table.get("TableId", "")}
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+        )
+    return {
+        "Arn": table["TableArn"],
+        "StreamArn": table.get("LatestStreamArn", ""),
+        "TableId": table.get("TableId", ""),
+    }
 
 
-@handles("AWS::DynamoDB::Table", "TableName", "KeySchema", "AttributeDefinitions", "BillingMode",
-         "ProvisionedThroughput", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification",
-         "SSESpecification", "PointInTimeRecoverySpecification", "TimeToLiveSpecification", "TableClass",
-         "DeletionProtectionEnabled", "Tags")
+@handles(
+    "AWS::DynamoDB::Table",
+    "TableName",
+    "KeySchema",
+    "AttributeDefinitions",
+    "BillingMode",
+    "ProvisionedThroughput",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+    "StreamSpecification",
+    "SSESpecification",
+    "PointInTimeRecoverySpecification",
+    "TimeToLiveSpecification",
+    "TableClass",
+    "DeletionProtectionEnabled",
+    "Tags",
+)
 def _table(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     name = ctx.name(p.get("TableName"), max_length=255)
-    attrs = _create_table(m, name, p, _sse(p.get("SSESpecification")), p.get("PointInTimeRecoverySpecification"),
-                          p.get("DeletionProtectionEnabled"))
+    attrs = _create_table(
+        m,
+        name,
+        p,
+        _sse(p.get("SSESpecification")),
+        p.get("PointInTimeRecoverySpecification"),
+        p.get("DeletionProtectionEnabled"),
+    )
     return Created(name, attrs)
 
 
-@handles("AWS::DynamoDB::GlobalTable", "TableName", "KeySchema", "AttributeDefinitions", "BillingMode",
-         "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification", "SSESpecification", "Replicas",
-         "TimeToLiveSpecification", "WriteProvisionedThroughputSettings")
+@handles(
+    "AWS::DynamoDB::GlobalTable",
+    "TableName",
+    "KeySchema",
+    "AttributeDefinitions",
+    "BillingMode",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+    "StreamSpecification",
+    "SSESpecification",
+    "Replicas",
+    "TimeToLiveSpecification",
+    "WriteProvisionedThroughputSettings",
+)
 def _global_table(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     name = ctx.name(p.get("TableName"), max_length=255)
-    replica = next((r for r in p.get("Replicas", []) if r.get("Region") in (None, m.region)), {})
+    replica: dict[str, Any] = next((r for r in p.get("Replicas", []) if r.get("Region") in (None, m.region)), {})
     sse = _sse(p.get("SSESpecification"))
     if sse and replica.get("SSESpecification", {}).get("KMSMasterKeyId"):
         sse["KMSMasterKeyId"] = replica["SSESpecification"]["KMSMasterKeyId"]
     if p.get("BillingMode") != "PROVISIONED":
         p = {**p, "BillingMode": "PAY_PER_REQUEST"}
     props = {**p, "Tags": replica.get("Tags", []), "TableClass": replica.get("TableClass")}
-    attrs = _create_table(m, name, {k: v for k, v in props.items() if v is not None}, sse,
-                          replica.get("PointInTimeRecoverySpecification"), replica.get("DeletionProtectionEnabled"))
+    attrs = _create_table(
+        m,
+        name,
+        {k: v for k, v in props.items() if v is not None},
+        sse,
+        replica.get("PointInTimeRecoverySpecification"),
+        replica.get("DeletionProtectionEnabled"),
+    )
     return Created(name, attrs)
 
 
@@ -551,15 +672,26 @@ def _log_group(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(name, {"Arn": f"arn:aws:logs:{m.region}:{m.account}:log-group:{name}:*"})
 
 
-@handles("AWS::SNS::Topic", "TopicName", "DisplayName", "KmsMasterKeyId", "FifoTopic", "ContentBasedDeduplication",
-         "Subscription", "Tags", "TracingConfig")
+@handles(
+    "AWS::SNS::Topic",
+    "TopicName",
+    "DisplayName",
+    "KmsMasterKeyId",
+    "FifoTopic",
+    "ContentBasedDeduplication",
+    "Subscription",
+    "Tags",
+    "TracingConfig",
+)
 def _topic(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     sns = m.client("sns")
     fifo = str(p.get("FifoTopic", "")).lower() == "true"
     name = ctx.name(p.get("TopicName"), max_length=256, suffix=".fifo" if fifo else "")
-    attributes = {k: str(p[k]).lower() if isinstance(p[k], bool) else str(p[k])
-                  for k in ("DisplayName", "KmsMasterKeyId", "FifoTopic", "ContentBasedDeduplication", "TracingConfig")
-                  if k in p}
+    attributes = {
+        k: str(p[k]).lower() if isinstance(p[k], bool) else str(p[k])
+        for k in ("DisplayName", "KmsMasterKeyId", "FifoTopic", "ContentBasedDeduplication", "TracingConfig")
+        if k in p
+    }
     args: dict[str, Any] = {"Name": name, "Attributes": attributes}
     if p.get("Tags"):
         args["Tags"] = _tags(p["Tags"])
@@ -569,8 +701,17 @@ def _topic(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(arn, {"TopicArn": arn, "TopicName": name})
 
 
-@handles("AWS::SNS::Subscription", "TopicArn", "Protocol", "Endpoint", "FilterPolicy", "FilterPolicyScope",
-         "RawMessageDelivery", "RedrivePolicy", "Region")
+@handles(
+    "AWS::SNS::Subscription",
+    "TopicArn",
+    "Protocol",
+    "Endpoint",
+    "FilterPolicy",
+    "FilterPolicyScope",
+    "RawMessageDelivery",
+    "RedrivePolicy",
+    "Region",
+)
 def _subscription(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     attributes: dict[str, str] = {}
     for key in ("FilterPolicy", "RedrivePolicy"):
@@ -580,23 +721,41 @@ def _subscription(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
         attributes["FilterPolicyScope"] = p["FilterPolicyScope"]
     if "RawMessageDelivery" in p:
         attributes["RawMessageDelivery"] = str(p["RawMessageDelivery"]).lower()
-    arn = m.client("sns").subscribe(TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p.get("Endpoint", ""),
-                                    Attributes=attributes, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    arn = m.client("sns").subscribe(
+        TopicArn=p["TopicArn"],
+        Protocol=p["Protocol"],
+        Endpoint=p.get("Endpoint", ""),
+        Attributes=attributes,
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
     return Created(arn)
 
 
 @handles("AWS::SNS::TopicPolicy", "PolicyDocument", "Topics")
 def _topic_policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     for topic in p["Topics"]:
-        m.client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy",
-                                             AttributeValue=_json(p["PolicyDocument"]))
+        m.client("sns").set_topic_attributes(
+            TopicArn=topic, AttributeName="Policy", AttributeValue=_json(p["PolicyDocument"])
+        )
     return Created(physical_name(ctx.stack.name, ctx.logical_id))
 
 
-_QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
-                     "VisibilityTimeout", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "SqsManagedSseEnabled",
-                     "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit",
-                     "RedrivePolicy", "RedriveAllowPolicy")
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "SqsManagedSseEnabled",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+)
 
 
 @handles("AWS::SQS::Queue", "QueueName", "Tags", *_QUEUE_ATTRIBUTES)
@@ -608,8 +767,13 @@ def _queue(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     for key in _QUEUE_ATTRIBUTES:
         if key in p:
             value = p[key]
-            attributes[key] = _json(value) if isinstance(value, dict) else str(value).lower() \
-                if isinstance(value, bool) else str(value)
+            attributes[key] = (
+                _json(value)
+                if isinstance(value, dict)
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+            )
     args: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
     if p.get("Tags"):
         args["tags"] = {t["Key"]: t["Value"] for t in _tags(p["Tags"])}
@@ -627,8 +791,18 @@ def _queue_policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 
 # ---------------------------------------------------------------------------------------------
 # IAM
-@handles("AWS::IAM::Role", "RoleName", "AssumeRolePolicyDocument", "Path", "Description", "MaxSessionDuration",
-         "PermissionsBoundary", "Policies", "ManagedPolicyArns", "Tags")
+@handles(
+    "AWS::IAM::Role",
+    "RoleName",
+    "AssumeRolePolicyDocument",
+    "Path",
+    "Description",
+    "MaxSessionDuration",
+    "PermissionsBoundary",
+    "Policies",
+    "ManagedPolicyArns",
+    "Tags",
+)
 def _role(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     iam = m.client("iam")
     name = ctx.name(p.get("RoleName"), max_length=64)
@@ -640,13 +814,17 @@ def _role(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
         args["Tags"] = _tags(p["Tags"])
     role = iam.create_role(**args)["Role"]
     for policy in p.get("Policies", []):
-        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=_json(policy["PolicyDocument"]))
+        iam.put_role_policy(
+            RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=_json(policy["PolicyDocument"])
+        )
     for arn in p.get("ManagedPolicyArns", []):
         try:
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
         except ClientError:
-            m.deployment.warnings.append(f"{ctx.stack.name}/{ctx.logical_id}: managed policy {arn} is not "
-                                         "loaded locally; the role is created without it (IAM is not enforced)")
+            m.deployment.warnings.append(
+                f"{ctx.stack.name}/{ctx.logical_id}: managed policy {arn} is not "
+                "loaded locally; the role is created without it (IAM is not enforced)"
+            )
     return Created(name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
 
@@ -663,8 +841,9 @@ def _policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(physical_name(ctx.stack.name, ctx.logical_id))
 
 
-@handles("AWS::IAM::ManagedPolicy", "ManagedPolicyName", "PolicyDocument", "Path", "Description", "Roles", "Users",
-         "Groups")
+@handles(
+    "AWS::IAM::ManagedPolicy", "ManagedPolicyName", "PolicyDocument", "Path", "Description", "Roles", "Users", "Groups"
+)
 def _managed_policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     iam = m.client("iam")
     name = ctx.name(p.get("ManagedPolicyName"), max_length=128)
@@ -678,8 +857,15 @@ def _managed_policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 
 # ---------------------------------------------------------------------------------------------
 # Lambda
-@handles("AWS::Lambda::LayerVersion", "LayerName", "Content", "CompatibleRuntimes", "CompatibleArchitectures",
-         "Description", "LicenseInfo")
+@handles(
+    "AWS::Lambda::LayerVersion",
+    "LayerName",
+    "Content",
+    "CompatibleRuntimes",
+    "CompatibleArchitectures",
+    "Description",
+    "LicenseInfo",
+)
 def _layer(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     directory = m.asset_dir(ctx, p["Content"], "layer")
     name = ctx.name(p.get("LayerName"), max_length=140)
@@ -691,8 +877,10 @@ def _layer(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     if foreign is None:
         m.layer_dirs[arn] = directory
     else:  # e.g. an arm64 layer on an x86_64 machine: its compiled modules cannot load here
-        note = (f"built for another platform ({foreign}); functions use the local environment's copies "
-                "of its packages (the same pinned versions) instead")
+        note = (
+            f"built for another platform ({foreign}); functions use the local environment's copies "
+            "of its packages (the same pinned versions) instead"
+        )
         m.deployment.warnings.append(f"{ctx.stack.name}/{ctx.logical_id}: layer {note}")
     return Created(arn, {"LayerVersionArn": arn}, detail={"note": note} if note else {})
 
@@ -707,20 +895,40 @@ def _foreign_extension(directory: Path) -> str | None:
     return None
 
 
-@handles("AWS::Lambda::Function", "FunctionName", "Code", "Handler", "Runtime", "Role", "Environment", "Timeout",
-         "MemorySize", "Layers", "Description", "Architectures", "Tags", "TracingConfig", "LoggingConfig",
-         "DeadLetterConfig", "EphemeralStorage", "ReservedConcurrentExecutions")
+@handles(
+    "AWS::Lambda::Function",
+    "FunctionName",
+    "Code",
+    "Handler",
+    "Runtime",
+    "Role",
+    "Environment",
+    "Timeout",
+    "MemorySize",
+    "Layers",
+    "Description",
+    "Architectures",
+    "Tags",
+    "TracingConfig",
+    "LoggingConfig",
+    "DeadLetterConfig",
+    "EphemeralStorage",
+    "ReservedConcurrentExecutions",
+)
 def _function(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     name = ctx.name(p.get("FunctionName"), max_length=64)
     code = p["Code"]
     handler = p.get("Handler", "index.handler")
     runtime = p.get("Runtime", "")
     if "ImageUri" in code:
-        raise MaterializeError(f"stack {ctx.stack.name}, function {ctx.logical_id}: container images "
-                               "cannot run locally")
+        raise MaterializeError(
+            f"stack {ctx.stack.name}, function {ctx.logical_id}: container images cannot run locally"
+        )
     if not str(runtime).startswith("python"):
-        m.deployment.warnings.append(f"{ctx.stack.name}/{ctx.logical_id}: runtime {runtime} cannot run locally "
-                                     "(only Python handlers run); invoking it returns an error")
+        m.deployment.warnings.append(
+            f"{ctx.stack.name}/{ctx.logical_id}: runtime {runtime} cannot run locally "
+            "(only Python handlers run); invoking it returns an error"
+        )
     if "ZipFile" in code:  # inline code: CloudFormation writes it to index.py
         code_dir = m.work_dir / "inline" / name
         code_dir.mkdir(parents=True, exist_ok=True)
@@ -730,33 +938,65 @@ def _function(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
         code_dir = m.asset_dir(ctx, code, "function code")
     environment = {k: str(v) for k, v in p.get("Environment", {}).get("Variables", {}).items()}
     args: dict[str, Any] = {
-        "FunctionName": name, "Runtime": runtime or "python3.12", "Role": p["Role"], "Handler": handler,
-        "Code": {"ZipFile": _zip_dir(code_dir)}, "Timeout": int(p.get("Timeout", 3)),
-        "MemorySize": int(p.get("MemorySize", 128)), "Environment": {"Variables": environment},
+        "FunctionName": name,
+        "Runtime": runtime or "python3.12",
+        "Role": p["Role"],
+        "Handler": handler,
+        "Code": {"ZipFile": _zip_dir(code_dir)},
+        "Timeout": int(p.get("Timeout", 3)),
+        "MemorySize": int(p.get("MemorySize", 128)),
+        "Environment": {"Variables": environment},
         "Layers": list(p.get("Layers", [])),
     }
-    args.update(_pick(p, "Description", "Architectures", "TracingConfig", "LoggingConfig", "DeadLetterConfig",
-                      "EphemeralStorage"))
+    args.update(
+        _pick(
+            p, "Description", "Architectures", "TracingConfig", "LoggingConfig", "DeadLetterConfig", "EphemeralStorage"
+        )
+    )
     if p.get("Tags"):
         args["Tags"] = {t["Key"]: t["Value"] for t in _tags(p["Tags"])}
     arn = m.client("lambda").create_function(**args)["FunctionArn"]
     missing = [layer for layer in args["Layers"] if layer not in m.layer_dirs]
     if missing:
-        m.deployment.warnings.append(f"{ctx.stack.name}/{ctx.logical_id}: layers {missing} are not from this "
-                                     "assembly; their code is not on the function's path")
-    m.runtime.register(FunctionSpec(
-        name=name, arn=arn, handler=handler, code_dir=code_dir,
-        layer_dirs=[m.layer_dirs[layer] for layer in args["Layers"] if layer in m.layer_dirs],
-        environment=environment, timeout=args["Timeout"], memory=args["MemorySize"], runtime=args["Runtime"],
-        dead_letter_arn=p.get("DeadLetterConfig", {}).get("TargetArn")))
+        m.deployment.warnings.append(
+            f"{ctx.stack.name}/{ctx.logical_id}: layers {missing} are not from this "
+            "assembly; their code is not on the function's path"
+        )
+    m.runtime.register(
+        FunctionSpec(
+            name=name,
+            arn=arn,
+            handler=handler,
+            code_dir=code_dir,
+            layer_dirs=[m.layer_dirs[layer] for layer in args["Layers"] if layer in m.layer_dirs],
+            environment=environment,
+            timeout=args["Timeout"],
+            memory=args["MemorySize"],
+            runtime=args["Runtime"],
+            dead_letter_arn=p.get("DeadLetterConfig", {}).get("TargetArn"),
+        )
+    )
     return Created(name, {"Arn": arn})
 
 
-@handles("AWS::Lambda::Permission", "FunctionName", "Action", "Principal", "SourceArn", "SourceAccount",
-         "EventSourceToken", "PrincipalOrgID", "FunctionUrlAuthType")
+@handles(
+    "AWS::Lambda::Permission",
+    "FunctionName",
+    "Action",
+    "Principal",
+    "SourceArn",
+    "SourceAccount",
+    "EventSourceToken",
+    "PrincipalOrgID",
+    "FunctionUrlAuthType",
+)
 def _permission(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
-    args: dict[str, Any] = {"FunctionName": p["FunctionName"], "StatementId": ctx.logical_id,
-                            "Action": p["Action"], "Principal": p["Principal"]}
+    args: dict[str, Any] = {
+        "FunctionName": p["FunctionName"],
+        "StatementId": ctx.logical_id,
+        "Action": p["Action"],
+        "Principal": p["Principal"],
+    }
     args.update(_pick(p, "SourceArn", "SourceAccount", "EventSourceToken", "PrincipalOrgID", "FunctionUrlAuthType"))
     m.client("lambda").add_permission(**args)
     return Created(ctx.logical_id)
@@ -770,8 +1010,11 @@ def _version(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 
 @handles("AWS::Lambda::Alias", "FunctionName", "FunctionVersion", "Name", "Description", "RoutingConfig")
 def _alias(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
-    args: dict[str, Any] = {"FunctionName": p["FunctionName"], "Name": p["Name"],
-                            "FunctionVersion": str(p["FunctionVersion"])}
+    args: dict[str, Any] = {
+        "FunctionName": p["FunctionName"],
+        "Name": p["Name"],
+        "FunctionVersion": str(p["FunctionVersion"]),
+    }
     args.update(_pick(p, "Description", "RoutingConfig"))
     arn = m.client("lambda").create_alias(**args)["AliasArn"]
     return Created(arn, {"AliasArn": arn})
@@ -779,9 +1022,19 @@ def _alias(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 
 # ---------------------------------------------------------------------------------------------
 # Step Functions, EventBridge
-@handles("AWS::StepFunctions::StateMachine", "StateMachineName", "DefinitionString", "Definition",
-         "DefinitionSubstitutions", "DefinitionS3Location", "RoleArn", "StateMachineType", "LoggingConfiguration",
-         "TracingConfiguration", "Tags")
+@handles(
+    "AWS::StepFunctions::StateMachine",
+    "StateMachineName",
+    "DefinitionString",
+    "Definition",
+    "DefinitionSubstitutions",
+    "DefinitionS3Location",
+    "RoleArn",
+    "StateMachineType",
+    "LoggingConfiguration",
+    "TracingConfiguration",
+    "Tags",
+)
 def _state_machine(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     if "DefinitionString" in p:
         definition = str(p["DefinitionString"])
@@ -791,21 +1044,28 @@ def _state_machine(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
         location = p["DefinitionS3Location"]
         asset = ctx.stack.asset_for_key(location.get("Key", ""))
         if asset is None:
-            raise MaterializeError(f"stack {ctx.stack.name}, {ctx.logical_id}: definition asset "
-                                   f"{location.get('Key')} is not in the asset manifest")
+            raise MaterializeError(
+                f"stack {ctx.stack.name}, {ctx.logical_id}: definition asset "
+                f"{location.get('Key')} is not in the asset manifest"
+            )
         definition = asset.path.read_text()
     else:
         raise MaterializeError(f"stack {ctx.stack.name}, {ctx.logical_id}: the state machine has no definition")
     for key, value in p.get("DefinitionSubstitutions", {}).items():
         definition = definition.replace("${" + key + "}", str(value))
     name = ctx.name(p.get("StateMachineName"), max_length=80)
-    args: dict[str, Any] = {"name": name, "definition": definition, "roleArn": p["RoleArn"],
-                            "type": p.get("StateMachineType", "STANDARD")}
+    args: dict[str, Any] = {
+        "name": name,
+        "definition": definition,
+        "roleArn": p["RoleArn"],
+        "type": p.get("StateMachineType", "STANDARD"),
+    }
     if p.get("Tags"):
         args["tags"] = [{"key": t["Key"], "value": t["Value"]} for t in _tags(p["Tags"])]
     arn = m.client("stepfunctions").create_state_machine(**args)["stateMachineArn"]
-    return Created(arn, {"Arn": arn, "Name": name, "StateMachineRevisionId": "local"},
-                   detail={"definition": definition})
+    return Created(
+        arn, {"Arn": arn, "Name": name, "StateMachineRevisionId": "local"}, detail={"definition": definition}
+    )
 
 
 @handles("AWS::Events::EventBus", "Name", "Tags", "Description")
@@ -814,8 +1074,17 @@ def _event_bus(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(p["Name"], {"Arn": arn, "Name": p["Name"]})
 
 
-@handles("AWS::Events::Rule", "Name", "Description", "EventPattern", "ScheduleExpression", "State", "EventBusName",
-         "Targets", "RoleArn")
+@handles(
+    "AWS::Events::Rule",
+    "Name",
+    "Description",
+    "EventPattern",
+    "ScheduleExpression",
+    "State",
+    "EventBusName",
+    "Targets",
+    "RoleArn",
+)
 def _rule(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     events = m.client("events")
     name = ctx.name(p.get("Name"), max_length=64)
@@ -826,11 +1095,23 @@ def _rule(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     arn = events.put_rule(**args)["RuleArn"]
     targets = []
     for target in p.get("Targets", []):
-        t = _pick(target, "Id", "Arn", "RoleArn", "Input", "InputPath", "InputTransformer", "RetryPolicy",
-                  "DeadLetterConfig", "SqsParameters")
+        t = _pick(
+            target,
+            "Id",
+            "Arn",
+            "RoleArn",
+            "Input",
+            "InputPath",
+            "InputTransformer",
+            "RetryPolicy",
+            "DeadLetterConfig",
+            "SqsParameters",
+        )
         if "InputTransformer" in t:
-            t["InputTransformer"] = {k: (_json(v) if k == "InputPathsMap" and isinstance(v, str) else v)
-                                     for k, v in t["InputTransformer"].items()}
+            t["InputTransformer"] = {
+                k: (_json(v) if k == "InputPathsMap" and isinstance(v, str) else v)
+                for k, v in t["InputTransformer"].items()
+            }
         targets.append(t)
     if targets:
         kwargs: dict[str, Any] = {"Rule": name, "Targets": targets}
@@ -842,8 +1123,19 @@ def _rule(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 
 # ---------------------------------------------------------------------------------------------
 # API Gateway (REST)
-@handles("AWS::ApiGateway::RestApi", "Name", "Description", "EndpointConfiguration", "BinaryMediaTypes", "Policy",
-         "MinimumCompressionSize", "ApiKeySourceType", "DisableExecuteApiEndpoint", "Tags", "CloneFrom")
+@handles(
+    "AWS::ApiGateway::RestApi",
+    "Name",
+    "Description",
+    "EndpointConfiguration",
+    "BinaryMediaTypes",
+    "Policy",
+    "MinimumCompressionSize",
+    "ApiKeySourceType",
+    "DisableExecuteApiEndpoint",
+    "Tags",
+    "CloneFrom",
+)
 def _rest_api(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     api = m.client("apigateway")
     args: dict[str, Any] = {"name": p.get("Name") or ctx.logical_id}
@@ -864,31 +1156,55 @@ def _rest_api(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 
 @handles("AWS::ApiGateway::Resource", "RestApiId", "ParentId", "PathPart")
 def _api_resource(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
-    out = m.client("apigateway").create_resource(restApiId=p["RestApiId"], parentId=p["ParentId"],
-                                                 pathPart=p["PathPart"])
+    out = m.client("apigateway").create_resource(
+        restApiId=p["RestApiId"], parentId=p["ParentId"], pathPart=p["PathPart"]
+    )
     return Created(out["id"], {"ResourceId": out["id"]})
 
 
-@handles("AWS::ApiGateway::Method", "RestApiId", "ResourceId", "HttpMethod", "AuthorizationType", "AuthorizerId",
-         "ApiKeyRequired", "OperationName", "RequestParameters", "Integration", "MethodResponses",
-         "AuthorizationScopes", "RequestModels", "RequestValidatorId")
+@handles(
+    "AWS::ApiGateway::Method",
+    "RestApiId",
+    "ResourceId",
+    "HttpMethod",
+    "AuthorizationType",
+    "AuthorizerId",
+    "ApiKeyRequired",
+    "OperationName",
+    "RequestParameters",
+    "Integration",
+    "MethodResponses",
+    "AuthorizationScopes",
+    "RequestModels",
+    "RequestValidatorId",
+)
 def _api_method(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     api = m.client("apigateway")
     key = {"restApiId": p["RestApiId"], "resourceId": p["ResourceId"], "httpMethod": p["HttpMethod"]}
     args: dict[str, Any] = {**key, "authorizationType": p.get("AuthorizationType", "NONE")}
-    for cfn, boto in (("AuthorizerId", "authorizerId"), ("ApiKeyRequired", "apiKeyRequired"),
-                      ("OperationName", "operationName"), ("RequestParameters", "requestParameters"),
-                      ("AuthorizationScopes", "authorizationScopes")):
+    for cfn, boto in (
+        ("AuthorizerId", "authorizerId"),
+        ("ApiKeyRequired", "apiKeyRequired"),
+        ("OperationName", "operationName"),
+        ("RequestParameters", "requestParameters"),
+        ("AuthorizationScopes", "authorizationScopes"),
+    ):
         if cfn in p:
             args[boto] = p[cfn]
     api.put_method(**args)
     integration = p.get("Integration")
     if integration:
         i_args: dict[str, Any] = {**key, "type": integration["Type"]}
-        for cfn, boto in (("IntegrationHttpMethod", "integrationHttpMethod"), ("Uri", "uri"),
-                          ("PassthroughBehavior", "passthroughBehavior"), ("RequestTemplates", "requestTemplates"),
-                          ("RequestParameters", "requestParameters"), ("TimeoutInMillis", "timeoutInMillis"),
-                          ("Credentials", "credentials"), ("ContentHandling", "contentHandling")):
+        for cfn, boto in (
+            ("IntegrationHttpMethod", "integrationHttpMethod"),
+            ("Uri", "uri"),
+            ("PassthroughBehavior", "passthroughBehavior"),
+            ("RequestTemplates", "requestTemplates"),
+            ("RequestParameters", "requestParameters"),
+            ("TimeoutInMillis", "timeoutInMillis"),
+            ("Credentials", "credentials"),
+            ("ContentHandling", "contentHandling"),
+        ):
             if cfn in integration:
                 i_args[boto] = integration[cfn]
         api.put_integration(**i_args)
@@ -907,15 +1223,19 @@ def _api_method(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(f"{p['RestApiId']}-{p['ResourceId']}-{p['HttpMethod']}")
 
 
-@handles("AWS::ApiGateway::RequestValidator", "RestApiId", "Name", "ValidateRequestBody",
-         "ValidateRequestParameters")
+@handles("AWS::ApiGateway::RequestValidator", "RestApiId", "Name", "ValidateRequestBody", "ValidateRequestParameters")
 def _api_validator(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     out = m.client("apigateway").create_request_validator(
-        restApiId=p["RestApiId"], name=p.get("Name") or ctx.logical_id,
+        restApiId=p["RestApiId"],
+        name=p.get("Name") or ctx.logical_id,
         validateRequestBody=bool(p.get("ValidateRequestBody", False)),
-        validateRequestParameters=bool(p.get("ValidateRequestParameters", False)))
-    return Created(out["id"], {"RequestValidatorId": out["id"]},
-                   detail={"note": "request validation is recorded, not enforced, locally"})
+        validateRequestParameters=bool(p.get("ValidateRequestParameters", False)),
+    )
+    return Created(
+        out["id"],
+        {"RequestValidatorId": out["id"]},
+        detail={"note": "request validation is recorded, not enforced, locally"},
+    )
 
 
 @handles("AWS::ApiGateway::Deployment", "RestApiId", "Description", "StageName", "StageDescription")
@@ -929,8 +1249,18 @@ def _api_deployment(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(out["id"], {"DeploymentId": out["id"]})
 
 
-@handles("AWS::ApiGateway::Stage", "RestApiId", "StageName", "DeploymentId", "Description", "Variables",
-         "TracingEnabled", "MethodSettings", "AccessLogSetting", "Tags")
+@handles(
+    "AWS::ApiGateway::Stage",
+    "RestApiId",
+    "StageName",
+    "DeploymentId",
+    "Description",
+    "Variables",
+    "TracingEnabled",
+    "MethodSettings",
+    "AccessLogSetting",
+    "Tags",
+)
 def _api_stage(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     args: dict[str, Any] = {"restApiId": p["RestApiId"], "stageName": p["StageName"], "deploymentId": p["DeploymentId"]}
     if "Description" in p:
@@ -945,10 +1275,28 @@ def _api_stage(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 
 # ---------------------------------------------------------------------------------------------
 # CloudWatch
-_ALARM_KEYS = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions",
-               "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit",
-               "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData",
-               "EvaluateLowSampleCountPercentile", "Metrics", "ThresholdMetricId")
+_ALARM_KEYS = (
+    "AlarmDescription",
+    "ActionsEnabled",
+    "AlarmActions",
+    "OKActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Dimensions",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+    "Metrics",
+    "ThresholdMetricId",
+)
 
 
 @handles("AWS::CloudWatch::Alarm", "AlarmName", "Tags", *_ALARM_KEYS)

@@ -20,9 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 _active: dict[str, Any] = {"cloud": None, "installed": False}
-_REASONS = {"Put": "PutObject", "Post": "PostObject", "Copy": "CopyObject",
-            "CompleteMultipartUpload": "CompleteMultipartUpload", "Delete": "DeleteObject",
-            "DeleteMarkerCreated": "DeleteObject"}
+_REASONS = {
+    "Put": "PutObject",
+    "Post": "PostObject",
+    "Copy": "CopyObject",
+    "CompleteMultipartUpload": "CompleteMultipartUpload",
+    "Delete": "DeleteObject",
+    "DeleteMarkerCreated": "DeleteObject",
+}
 
 
 def activate(cloud: Any) -> None:
@@ -68,7 +73,7 @@ def _install() -> None:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
-    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True  # type: ignore[typeddict-item]
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
 
     original_invoke = lambda_models.LambdaFunction.invoke
 
@@ -114,17 +119,28 @@ def _install() -> None:
         if cloud is None:
             return original_s3(account_id, bucket, event_name, key)
         event = {
-            "version": "0", "id": str(uuid.uuid4()), "detail-type": notifications._detail_type(event_name),
-            "source": "aws.s3", "account": account_id, "time": _iso(time.time()), "region": bucket.region_name,
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": notifications._detail_type(event_name),
+            "source": "aws.s3",
+            "account": account_id,
+            "time": _iso(time.time()),
+            "region": bucket.region_name,
             "resources": [bucket.arn],
             "detail": {
-                "version": "0", "bucket": {"name": bucket.name},
-                "object": {"key": key.name, "size": key.size, "etag": key.etag.replace('"', ""),
-                           **({"version-id": key.version_id} if key.version_id and key.version_id != "null" else {}),
-                           "sequencer": f"{int(time.time() * 1e6):018X}"},
-                "request-id": uuid.uuid4().hex[:16].upper(), "requester": account_id,
-                "source-ip-address": "127.0.0.1", "reason": _REASONS.get(event_name.rsplit(":", 1)[-1],
-                                                                           event_name.rsplit(":", 1)[-1]),
+                "version": "0",
+                "bucket": {"name": bucket.name},
+                "object": {
+                    "key": key.name,
+                    "size": key.size,
+                    "etag": key.etag.replace('"', ""),
+                    **({"version-id": key.version_id} if key.version_id and key.version_id != "null" else {}),
+                    "sequencer": f"{int(time.time() * 1e6):018X}",
+                },
+                "request-id": uuid.uuid4().hex[:16].upper(),
+                "requester": account_id,
+                "source-ip-address": "127.0.0.1",
+                "reason": _REASONS.get(event_name.rsplit(":", 1)[-1], event_name.rsplit(":", 1)[-1]),
             },
         }
         bus = events_models.events_backends[account_id][bucket.region_name].event_buses.get("default")

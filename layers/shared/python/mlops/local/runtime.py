@@ -83,8 +83,12 @@ def _main_hidden() -> Iterator[None]:
 
 def _timeout_payload(request_id: str, timeout: int) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return {"errorMessage": f"{now} {request_id} Task timed out after {timeout:.2f} seconds",
-            "errorType": "Sandbox.Timedout", "requestId": request_id, "stackTrace": []}
+    return {
+        "errorMessage": f"{now} {request_id} Task timed out after {timeout:.2f} seconds",
+        "errorType": "Sandbox.Timedout",
+        "requestId": request_id,
+        "stackTrace": [],
+    }
 
 
 class _Worker:
@@ -93,22 +97,31 @@ class _Worker:
         parent, child = runtime.context.Pipe()
         self.conn = parent
         self.process = runtime.context.Process(
-            target=worker_module.main, args=(child, runtime.worker_config(spec)),
-            name=f"lambda:{spec.name}", daemon=True)
+            target=worker_module.main,
+            args=(child, runtime.worker_config(spec)),
+            name=f"lambda:{spec.name}",
+            daemon=True,
+        )
         with _main_hidden():
             self.process.start()
         child.close()
         self.init_error: dict[str, Any] | None = None
         if not self.conn.poll(INIT_TIMEOUT_S):
             self.kill()
-            self.init_error = {"errorMessage": f"init of {spec.name} did not finish in {INIT_TIMEOUT_S:.0f} s",
-                               "errorType": "Runtime.InitError", "stackTrace": []}
+            self.init_error = {
+                "errorMessage": f"init of {spec.name} did not finish in {INIT_TIMEOUT_S:.0f} s",
+                "errorType": "Runtime.InitError",
+                "stackTrace": [],
+            }
             return
         try:
             _, self.init_error = self.conn.recv()
         except EOFError:
-            self.init_error = {"errorMessage": f"RequestId: Error: Runtime exited during init of {spec.name}",
-                               "errorType": "Runtime.ExitError", "stackTrace": []}
+            self.init_error = {
+                "errorMessage": f"RequestId: Error: Runtime exited during init of {spec.name}",
+                "errorType": "Runtime.ExitError",
+                "stackTrace": [],
+            }
 
     @property
     def alive(self) -> bool:
@@ -125,9 +138,12 @@ class _Worker:
         except EOFError:
             code = self.process.exitcode
             self.kill()
-            return False, {"errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
-                                           f"exit status {code}", "errorType": "Runtime.ExitError",
-                           "requestId": request_id, "stackTrace": []}
+            return False, {
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}",
+                "errorType": "Runtime.ExitError",
+                "requestId": request_id,
+                "stackTrace": [],
+            }
         if status == "ok":
             return True, body.encode()
         return False, body
@@ -157,9 +173,17 @@ class LambdaRuntime:
         ``"forkserver"`` (default, fast warm-up) or ``"spawn"``.
     """
 
-    def __init__(self, *, endpoint_url: str, region: str, account: str, log_dir: Path | None = None,
-                 max_workers: int = 4, start_method: str = "forkserver",
-                 credentials: tuple[str, str] = ("testing", "testing")) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        region: str,
+        account: str,
+        log_dir: Path | None = None,
+        max_workers: int = 4,
+        start_method: str = "forkserver",
+        credentials: tuple[str, str] = ("testing", "testing"),
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.account = account
@@ -199,22 +223,32 @@ class LambdaRuntime:
         access, secret = self.credentials
         environment = {
             # What the Lambda runtime sets ...
-            "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": "local", "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
-            "LAMBDA_TASK_ROOT": str(spec.code_dir), "LAMBDA_RUNTIME_DIR": str(spec.code_dir),
-            "TZ": ":UTC", "PYTHONUNBUFFERED": "1",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(spec.code_dir),
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",
             # ... where the local cloud is, with credentials it accepts ...
-            "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": access,
-            "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": "local",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_SESSION_TOKEN": "local",
             # ... and the function's own configuration (wins, as on Lambda for non-reserved keys).
             **spec.environment,
         }
         return {
-            "function_name": spec.name, "function_arn": spec.arn, "handler": spec.handler,
-            "memory": spec.memory, "environment": environment,
+            "function_name": spec.name,
+            "function_arn": spec.arn,
+            "handler": spec.handler,
+            "memory": spec.memory,
+            "environment": environment,
             "paths": [str(spec.code_dir), *(str(d / "python") for d in spec.layer_dirs)],
             "log_path": str(self.log_dir / f"{spec.name}.log") if self.log_dir else None,
         }
@@ -265,6 +299,7 @@ class LambdaRuntime:
         invoked_arn = name_or_arn if name_or_arn.startswith("arn:") else spec.arn
         started = time.time()
         w = self._acquire(spec)
+        body: dict[str, Any] | bytes
         try:
             if w.init_error is not None:
                 ok, body = False, {**w.init_error, "requestId": request_id}
@@ -272,9 +307,15 @@ class LambdaRuntime:
                 ok, body = w.invoke(data, request_id, invoked_arn)
         finally:
             self._release(spec, w)
-        self.invocations.append({"function": spec.name, "request_id": request_id, "ok": ok,
-                                 "duration_ms": round((time.time() - started) * 1000, 1),
-                                 "error": None if ok else body.get("errorType") if isinstance(body, dict) else None})
+        self.invocations.append(
+            {
+                "function": spec.name,
+                "request_id": request_id,
+                "ok": ok,
+                "duration_ms": round((time.time() - started) * 1000, 1),
+                "error": None if ok else body.get("errorType") if isinstance(body, dict) else None,
+            }
+        )
         if ok:
             assert isinstance(body, bytes)
             return InvokeResult(body, None, request_id)

@@ -55,8 +55,12 @@ class ScenarioContext:
         """Run ``mlops --local --json ARGS`` in-process; return its parsed JSON output."""
         from mlops.cli.main import cli
 
-        env = {"AWS_ENDPOINT_URL": self.cloud.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": self.cloud.region}
+        env = {
+            "AWS_ENDPOINT_URL": self.cloud.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.cloud.region,
+        }
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         out = io.StringIO()
@@ -160,8 +164,9 @@ def wait_for_pipeline(ctx: ScenarioContext) -> str:
             if execution["status"] != "RUNNING":
                 break
     if execution is None:
-        raise ScenarioError(f"no training execution started for {ctx.facts.get('upload_key')} "
-                            f"within {ctx.timeout_s:.0f} s")
+        raise ScenarioError(
+            f"no training execution started for {ctx.facts.get('upload_key')} within {ctx.timeout_s:.0f} s"
+        )
     if execution["status"] == "RUNNING":
         raise ScenarioError(f"execution {execution['name']} still running after {ctx.timeout_s:.0f} s")
     history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
@@ -172,12 +177,17 @@ def wait_for_pipeline(ctx: ScenarioContext) -> str:
     validation = output.get("validation", {}) if isinstance(output, dict) else {}
     if execution["status"] != "SUCCEEDED":
         failed = [e["taskFailedEventDetails"] for e in history if "taskFailedEventDetails" in e]
-        reason = f"; last task failure: {failed[-1].get('error')}: {failed[-1].get('cause', '')[:800]}" if failed else ""
-        raise ScenarioError(f"training execution {execution['name']} ended {execution['status']}: "
-                            f"{execution.get('error')} (states: {' -> '.join(states)}){reason}")
+        reason = (
+            f"; last task failure: {failed[-1].get('error')}: {failed[-1].get('cause', '')[:800]}" if failed else ""
+        )
+        raise ScenarioError(
+            f"training execution {execution['name']} ended {execution['status']}: "
+            f"{execution.get('error')} (states: {' -> '.join(states)}){reason}"
+        )
     detail = f"; validation valid={validation.get('valid')}" if validation else ""
-    return (f"training pipeline {execution['name']} {execution['status']} in {seconds:.1f} s: "
-            f"{' -> '.join(states)}{detail}")
+    return (
+        f"training pipeline {execution['name']} {execution['status']} in {seconds:.1f} s: {' -> '.join(states)}{detail}"
+    )
 
 
 def _load_extensions() -> None:
@@ -211,10 +221,12 @@ def run_scenario(cloud: Any, *, timeout_s: float = 600, echo: Callable[[str], No
         ctx.say(f"  [{s.name}] {line}")
     invocations = cloud.runtime.invocations if cloud.runtime else []
     errors = sum(1 for i in invocations if not i["ok"])
-    summary = "\n".join([
-        f"demo finished in {time.time() - started:.1f} s ({len(results)} steps)",
-        *(f"  {r['step']:<10} {r['result']}" for r in results),
-        f"  functions: {len(invocations)} invocations ({errors} errors); event deliveries: "
-        f"{len(cloud.dispatcher.deliveries)}",
-    ])
+    summary = "\n".join(
+        [
+            f"demo finished in {time.time() - started:.1f} s ({len(results)} steps)",
+            *(f"  {r['step']:<10} {r['result']}" for r in results),
+            f"  functions: {len(invocations)} invocations ({errors} errors); event deliveries: "
+            f"{len(cloud.dispatcher.deliveries)}",
+        ]
+    )
     return {"steps": results, "summary": summary, "startup_seconds": round(cloud.startup_seconds, 2)}

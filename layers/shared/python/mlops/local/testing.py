@@ -41,8 +41,9 @@ def synthesize(outdir: Path, environment: str = "dev", root: Path | None = None)
         f"a = cdk.App(context=ctx, outdir={str(outdir)!r}); app.build(a); a.synth()"
     )
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, env=env,
-                            check=False, timeout=600)
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, env=env, check=False, timeout=600
+    )
     if result.returncode != 0:
         raise LocalCloudStartError(f"synth failed:\n{result.stderr[-4000:]}")
     return outdir
@@ -86,17 +87,28 @@ class LocalCloudProcess:
         return str(self.info["region"])
 
     def start(self) -> dict[str, Any]:
-        command = [sys.executable, "-m", "mlops.cli.main", "local", "up", "--port", "0", "--assembly",
-                   str(self.assembly), *self.extra_args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "mlops.cli.main",
+            "local",
+            "up",
+            "--port",
+            "0",
+            "--assembly",
+            str(self.assembly),
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
         threading.Thread(target=self._drain, daemon=True).start()
         started = time.time()
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
             self.process.wait(timeout=10)
-            raise LocalCloudStartError(f"local cloud exited ({self.process.returncode}):\n"
-                                       + "".join(self.stderr_lines[-50:]))
+            raise LocalCloudStartError(
+                f"local cloud exited ({self.process.returncode}):\n" + "".join(self.stderr_lines[-50:])
+            )
         self.info = json.loads(line)
         self.info["measured_startup_seconds"] = round(time.time() - started, 2)
         return self.info
@@ -124,16 +136,18 @@ class LocalCloudProcess:
         self.stop()
 
     def session(self) -> boto3.session.Session:
-        return boto3.session.Session(aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1],
-                                     region_name=self.region)
+        return boto3.session.Session(
+            aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1], region_name=self.region
+        )
 
     def client(self, service: str) -> Any:
         return self.session().client(service, endpoint_url=self.endpoint_url)
 
     def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.endpoint_url}/_mlops/{path}", data=data,
-                                         method="POST" if data else "GET")
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.endpoint_url}/_mlops/{path}", data=data, method="POST" if data else "GET"
+        )
         with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310 - loopback
             return json.loads(response.read())
 
@@ -145,8 +159,12 @@ class LocalCloudProcess:
 
     def environ(self) -> dict[str, str]:
         """Environment variables that point the SDK and the ``mlops`` CLI at this cloud."""
-        return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": CREDENTIALS[0],
-                "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1], "AWS_DEFAULT_REGION": self.region}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": CREDENTIALS[0],
+            "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1],
+            "AWS_DEFAULT_REGION": self.region,
+        }
 
     def resource(self, logical_id: str) -> dict[str, Any]:
         """The status record of a template resource by logical id."""

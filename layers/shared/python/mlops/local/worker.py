@@ -61,8 +61,12 @@ def _init(config: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         return None, error_payload(exc)
     handler = getattr(module, function_name, None)
     if not callable(handler):
-        return None, {"errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
-                      "errorType": "Runtime.HandlerNotFound", "requestId": "", "stackTrace": []}
+        return None, {
+            "errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
+            "errorType": "Runtime.HandlerNotFound",
+            "requestId": "",
+            "stackTrace": [],
+        }
     return handler, None
 
 
@@ -78,7 +82,7 @@ def main(conn: Any, config: dict[str, Any]) -> None:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
-    sys.path[:0] = [p for p in config["paths"] if p not in sys.path[:len(config["paths"])]]
+    sys.path[:0] = [p for p in config["paths"] if p not in sys.path[: len(config["paths"])]]
     # The fork server imported this module, and with it the ``mlops`` package from the local
     # environment; forget it so the function imports ``mlops`` from its layer, as on Lambda.
     for name in [n for n in sys.modules if n == "mlops" or n.startswith("mlops.")]:
@@ -109,9 +113,15 @@ def main(conn: Any, config: dict[str, Any]) -> None:
             try:
                 body = json.dumps(result)
             except (TypeError, ValueError) as exc:
-                reply: tuple[str, Any] = ("error", {
-                    "errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
-                    "requestId": request_id, "stackTrace": []})
+                reply: tuple[str, Any] = (
+                    "error",
+                    {
+                        "errorMessage": f"Unable to marshal response: {exc}",
+                        "errorType": "Runtime.MarshalError",
+                        "requestId": request_id,
+                        "stackTrace": [],
+                    },
+                )
             else:
                 reply = ("ok", body)
         except Exception as exc:
@@ -123,8 +133,11 @@ def main(conn: Any, config: dict[str, Any]) -> None:
         duration = (time.time() - begun) * 1000
         print(f"END RequestId: {request_id}", flush=True)
         init = f"\tInit Duration: {init_ms:.2f} ms" if cold else ""
-        print(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-              f"Memory Size: {config.get('memory', 128)} MB{init}", flush=True)
+        print(
+            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
+            f"Memory Size: {config.get('memory', 128)} MB{init}",
+            flush=True,
+        )
         sys.stderr.flush()
         cold = False
         conn.send(reply)
