@@ -16,6 +16,14 @@ from mlops.cli.common import LOCAL_ENDPOINT, AppContext, emit, json_option, pass
 from mlops.errors import MlopsError
 
 
+def _stack_prefix(assembly: Path, environment: str) -> str | None:
+    """``mlops-<env>-`` when the assembly has that stage (``make synth`` writes every stage), else all."""
+    from mlops.local.assembly import load_assembly
+
+    prefix = f"mlops-{environment}-"
+    return prefix if any(s.name.startswith(prefix) for s in load_assembly(assembly)) else None
+
+
 def _options(
     assembly: Path,
     port: int,
@@ -84,7 +92,9 @@ _time_scale = click.option(
     default=None,
     help="Where function logs go (<function>.log); default: a temporary directory.",
 )
+@pass_app
 def up(
+    app: AppContext,
     assembly: Path,
     port: int,
     api_port: int | None,
@@ -101,7 +111,9 @@ def up(
     """
     from mlops.local.cloud import LocalCloud
 
-    cloud = LocalCloud(_options(assembly, port, api_port, real_time, time_scale, not no_schedules, warm, log_dir))
+    options = _options(assembly, port, api_port, real_time, time_scale, not no_schedules, warm, log_dir)
+    options.stack_prefix = _stack_prefix(assembly, app.environment)
+    cloud = LocalCloud(options)
 
     def ready(info: dict[str, Any]) -> None:
         for warning in cloud.warnings:
@@ -203,6 +215,7 @@ def demo(app: AppContext, assembly: Path, port: int, real_time: bool, timeout_s:
     from mlops.local.scenario import ScenarioError, run_scenario
 
     options = _options(assembly, port, None, real_time, 0.01, False, False, None)
+    options.stack_prefix = _stack_prefix(assembly, app.environment)
     with LocalCloud(options) as cloud:
         if not app.as_json:
             click.echo(

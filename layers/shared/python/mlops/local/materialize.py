@@ -188,6 +188,7 @@ class Materializer:
         self.rewrite = rewrite
         self._clients: dict[str, Any] = {}
         self.layer_dirs: dict[str, Path] = {}  # layer version ARN -> directory holding python/
+        self.foreign_layers: set[str] = set()  # layers built for another platform (not on sys.path)
         self.deployment = Deployment()
 
     def client(self, service: str) -> Any:
@@ -877,6 +878,7 @@ def _layer(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     if foreign is None:
         m.layer_dirs[arn] = directory
     else:  # e.g. an arm64 layer on an x86_64 machine: its compiled modules cannot load here
+        m.foreign_layers.add(arn)
         note = (
             f"built for another platform ({foreign}); functions use the local environment's copies "
             "of its packages (the same pinned versions) instead"
@@ -956,7 +958,7 @@ def _function(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     if p.get("Tags"):
         args["Tags"] = {t["Key"]: t["Value"] for t in _tags(p["Tags"])}
     arn = m.client("lambda").create_function(**args)["FunctionArn"]
-    missing = [layer for layer in args["Layers"] if layer not in m.layer_dirs]
+    missing = [layer for layer in args["Layers"] if layer not in m.layer_dirs and layer not in m.foreign_layers]
     if missing:
         m.deployment.warnings.append(
             f"{ctx.stack.name}/{ctx.logical_id}: layers {missing} are not from this "
