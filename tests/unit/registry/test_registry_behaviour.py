@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,7 @@ from tests.unit.registry.helpers import audit_items, snapshot
 SHA = "a" * 64
 
 
-def register(registry: Registry, model: str = "churn", **fields: object) -> int:
+def register(registry: Registry, model: str = "churn", **fields: Any) -> int:
     return registry.register_version(model, actor="pipeline:exec-1", metrics={"roc_auc": 0.9}, **fields).version
 
 
@@ -56,7 +58,7 @@ def test_versions_are_numbered_from_one_and_record_their_lineage(registry: Regis
     assert stored.params == {"max_depth": 3, "criterion": None}
     assert stored.dataset_version == {"version_id": "v-abc", "sha256": SHA, "rows": 2000}
     assert (stored.spec_revision, stored.code_revision, stored.artifact_sha256) == (2, "git:1234abc", SHA)
-    assert stored.pipeline_execution.endswith(":exec-1")
+    assert stored.pipeline_execution is not None and stored.pipeline_execution.endswith(":exec-1")
     assert stored.created_by == "pipeline:exec-1"
     assert stored.status_history == [] and stored.approvals == [] and stored.deployments == []
     assert registry.get_model("churn").latest_version == 2
@@ -72,7 +74,9 @@ def test_versions_are_numbered_from_one_and_record_their_lineage(registry: Regis
         (lambda r: r.register_version("churn", actor="a", artifact_sha256="abc"), "artifact_sha256"),
     ],
 )
-def test_bad_registrations_are_refused_before_anything_is_written(registry: Registry, call, message: str) -> None:
+def test_bad_registrations_are_refused_before_anything_is_written(
+    registry: Registry, call: Callable[[Registry], object], message: str
+) -> None:
     # GIVEN an empty registry
     before = snapshot(registry)
     # WHEN a registration with bad input is attempted
@@ -222,6 +226,28 @@ def test_an_alias_move_with_a_stale_expectation_is_a_conflict(registry: Registry
         registry.set_alias("churn", "champion", one, actor="deployer", expected=one)
     # THEN nothing changed
     assert snapshot(registry) == before
+
+
+def test_a_move_to_where_the_alias_already_points_is_a_conflict_and_cannot_open_a_second_win(
+    registry: Registry,
+) -> None:
+    # GIVEN champion at version 1, and two deployers who both read that (one wants 1, one wants 2)
+    one, two = in_status(registry, Status.APPROVED), in_status(registry, Status.APPROVED)
+    registry.set_alias("churn", "champion", one, actor="deployer")
+    seen = registry.get_model("churn").champion
+    before = snapshot(registry)
+    # WHEN the first moves it to where it already points
+    with pytest.raises(ConflictError, match="champion already points at version 1; nothing was changed"):
+        registry.set_alias("churn", "champion", one, actor="deployer-a", expected=seen)
+    # THEN nothing changed (no write, no audit event) ...
+    assert snapshot(registry) == before
+    # ... AND the second, racing on the same read, is the one and only winner
+    assert registry.set_alias("churn", "champion", two, actor="deployer-b", expected=seen).champion == two
+    moves = [i["actor"] for i in audit_items(registry, "churn") if i["action"] == "alias.set"]
+    assert moves == ["deployer", "deployer-b"]
+    # AND clearing an alias that is not set is refused the same way
+    with pytest.raises(ConflictError, match="challenger already points at nothing"):
+        registry.set_alias("churn", "challenger", None, actor="deployer")
 
 
 def test_an_aliased_version_cannot_be_archived_until_the_alias_moves(registry: Registry) -> None:

@@ -551,20 +551,41 @@ class Registry:
         Raises
         ------
         ConflictError
-            The alias does not point where ``expected`` says (someone moved it first), or the
-            target version changed status at the same time. Nothing was changed.
+            The alias does not point where ``expected`` says (someone moved it first), it
+            already points at ``version`` (there is nothing to move), or the target version
+            changed status at the same time. Nothing was changed.
         TransitionError
             The target version is not APPROVED.
         """
         check_actor(actor)
         attribute = _alias_attribute(alias)
-        summary = self.get_model(model)
-        current = summary.alias(alias)
+        check_model_name(model)
+        # One read gives both the alias and its revision, so the guard describes one state.
+        meta = self.store.get(self.table, meta_key(model))
+        if meta is None:
+            raise NotFoundError(f"model {model!r} is not in the registry (no spec, dataset or version yet)")
+        current = ModelSummary.from_item(meta).alias(alias)
         if expected is not UNSET and expected != current:
             raise ConflictError(
                 f"model {model!r}: {alias} points at {_describe(current)}, not {_describe(expected)} as expected "
                 "(someone moved it first); nothing was changed"
             )
+        # A move to where the alias already points is refused, not written. Written, it would leave
+        # the alias's value as it was, so a caller who read that value before the write and calls
+        # later would still find its ``expected`` true and move the alias as well: two winners of
+        # one race (the value-only ``expected`` cannot see the move in between; no store can).
+        if version == current:
+            raise ConflictError(f"model {model!r}: {alias} already points at {_describe(current)}; nothing was changed")
+        # Every move bumps a per-alias revision and is conditional on the one read here, so a move
+        # back and forth between this read and the write (A -> B -> A) still makes this call fail.
+        revision_attribute = f"{attribute}_rev"
+        revision = meta.get(revision_attribute)
+        guard = Condition(
+            equals={
+                attribute: current if current is not None else ABSENT,
+                revision_attribute: revision if revision is not None else ABSENT,
+            }
+        )
         ops: list[Operation] = []
         now = self.clock()
         if version is None:
@@ -573,8 +594,9 @@ class Registry:
                     self.table,
                     meta_key(model),
                     set={"updated_at": now},
+                    add={revision_attribute: 1},
                     remove=(attribute,),
-                    condition=Condition(equals={attribute: current if current is not None else ABSENT}),
+                    condition=guard,
                 )
             )
         else:
@@ -588,7 +610,8 @@ class Registry:
                     self.table,
                     meta_key(model),
                     set={attribute: target.version, "updated_at": now},
-                    condition=Condition(equals={attribute: current if current is not None else ABSENT}),
+                    add={revision_attribute: 1},
+                    condition=guard,
                 )
             )
             ops.append(
