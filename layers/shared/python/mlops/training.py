@@ -1,0 +1,655 @@
+"""Training: read a dataset the way validation reads it, split it, build and fit the spec's pipeline.
+
+A fitted model is a scikit-learn ``Pipeline`` of plain scikit-learn parts (a ``ColumnTransformer``
+then the spec's allow-listed estimator), so an artifact needs nothing but the scientific stack to
+load. Its input is :func:`model_input` of a frame: the spec's features typed (numbers as float64,
+booleans as 0/1, categories as canonical text, missing as NaN), each datetime feature replaced by
+numeric columns (``<name>__days`` since 1970-01-01 and ``<name>__month``), and ``string``
+features (identifiers) dropped. Training, evaluation and inference all go through
+:func:`model_input`, so a value means the same thing in each.
+
+Determinism: the split and the estimator are seeded from ``spec.training.seed``; the same rows
+(in the same order), spec and code give the same fitted model, and :mod:`mlops.artifacts` turns it
+into the same bytes.
+
+Examples
+--------
+>>> frame = load_training_frame("churn.csv", spec)  # doctest: +SKIP
+>>> result = train(frame, spec, code_revision="3f2a9c1")  # doctest: +SKIP
+>>> result.pipeline.predict(model_input(result.holdout, spec))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import platform
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from mlops.errors import InputError, SpecError
+from mlops.spec import ESTIMATORS, FeatureType, ModelSpec, Scalar
+from mlops.validation import coerce
+
+# Estimators that need scaled inputs to converge and to weigh features fairly.
+LINEAR_ESTIMATORS = frozenset(
+    {
+        "sklearn.linear_model.LogisticRegression",
+        "sklearn.linear_model.LinearRegression",
+        "sklearn.linear_model.Ridge",
+    }
+)
+# Estimators that handle missing values themselves (a missing value is information, not noise).
+NATIVE_MISSING_ESTIMATORS = frozenset(
+    {
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "sklearn.ensemble.HistGradientBoostingRegressor",
+    }
+)
+# One-hot columns per category feature; rarer categories share one "infrequent" column.
+MAX_ONE_HOT = 50
+MISSING_CATEGORY = "(missing)"
+DATETIME_PARTS = ("days", "month")
+# Threads a fit may use. Fixed, because the result must not depend on the machine's core count.
+FIT_THREADS = 1
+_NS_PER_DAY = 86_400 * 10**9
+
+
+@dataclass
+class TrainResult:
+    """A fitted pipeline and everything needed to explain and reproduce it.
+
+    Attributes
+    ----------
+    pipeline
+        The fitted ``sklearn.pipeline.Pipeline``; input is :func:`model_input` of a frame.
+    estimator
+        The allow-listed import path of the estimator.
+    params
+        The estimator parameters actually used (spec, override, then the seeded ``random_state``).
+    features
+        Spec features the model uses, in spec order.
+    feature_columns
+        Columns of the model input (datetime features expanded), in order.
+    dropped_features
+        Spec features left out, each with the reason.
+    train_rows, holdout_rows
+        Rows fitted on and held out.
+    rows_dropped
+        Rows left out before the split, by reason (for example a missing target).
+    holdout
+        The held-out rows, typed (features and target), with their row numbers as the index.
+    classes
+        Class labels the model knows (classification), in the model's order.
+    seed, test_size
+        The split and estimator seed and the holdout share.
+    library_versions
+        python, scikit-learn, numpy, pandas, scipy, joblib and the code revision.
+    warnings
+        Warnings the fit raised (convergence and the like), deduplicated.
+    fit_seconds
+        Wall time of the fit alone.
+    """
+
+    pipeline: Any
+    estimator: str
+    params: dict[str, Any]
+    features: list[str]
+    feature_columns: list[str]
+    dropped_features: dict[str, str]
+    train_rows: int
+    holdout_rows: int
+    rows_dropped: dict[str, int]
+    holdout: pd.DataFrame
+    classes: list[Any] | None
+    seed: int
+    test_size: float
+    library_versions: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    fit_seconds: float = 0.0
+
+    @property
+    def holdout_index(self) -> list[int]:
+        """Row numbers (0-based positions in the loaded dataset) of the held-out rows."""
+        return [int(i) for i in self.holdout.index]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serializable facts about the training (what a registry version and a card record)."""
+        return {
+            "estimator": self.estimator,
+            "params": dict(self.params),
+            "features": list(self.features),
+            "feature_columns": list(self.feature_columns),
+            "dropped_features": dict(self.dropped_features),
+            "train_rows": self.train_rows,
+            "holdout_rows": self.holdout_rows,
+            "rows_dropped": dict(self.rows_dropped),
+            "classes": None if self.classes is None else [_plain(c) for c in self.classes],
+            "seed": self.seed,
+            "test_size": self.test_size,
+            "library_versions": dict(self.library_versions),
+            "warnings": list(self.warnings),
+            "fit_seconds": round(self.fit_seconds, 3),
+        }
+
+
+# ---------------------------------------------------------------------------------------- reading
+def load_training_frame(
+    source: str | Path | IO[bytes], spec: ModelSpec, source_name: str | None = None
+) -> pd.DataFrame:
+    """Read a CSV or gzip CSV into a typed frame: the spec's features and target, nothing else.
+
+    The bytes are read exactly as validation reads them (same parser, same missing-value
+    strings), then typed by :func:`coerce_frame`. Rows the reader cannot parse are skipped, as
+    validation reports them.
+
+    Parameters
+    ----------
+    source
+        A file path, or a binary stream with ``read(n)`` (an S3 ``StreamingBody``).
+    spec
+        The model spec (feature types, target).
+    source_name
+        Named in messages; defaults to the path.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per feature and the target, typed; index 0..n-1 in file order.
+
+    Raises
+    ------
+    InputError
+        The data cannot be read, or a feature or the target column is missing from the header.
+    """
+    from mlops.validation.engine import read_as_text
+    from mlops.validation.reader import CsvReader
+
+    if isinstance(source, str | Path):
+        path = Path(source)
+        try:
+            with path.open("rb") as handle:
+                return load_training_frame(handle, spec, source_name or str(path))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    name = source_name or "<stream>"
+    wanted = [*spec.feature_names, spec.target.name]
+    reader = CsvReader(source, name, wanted, read_as_text(spec))
+    frames = [chunk.frame for chunk in reader.chunks()]
+    if reader.fatal or reader.header is None:
+        problems = "; ".join(f.message for f in reader.findings() if f.status == "failed") or "no header"
+        raise InputError(f"{name}: cannot be read for training: {problems}")
+    missing = [column for column in wanted if column not in reader.used]
+    if missing:
+        raise InputError(f"{name}: column(s) {', '.join(missing)} named in the spec are missing from the header")
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=wanted)
+    return coerce_frame(raw, spec)
+
+
+def coerce_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Type a frame's spec columns (features, and the target when present); others are left out.
+
+    Idempotent: a typed frame comes back unchanged in value. Values that are not valid for their
+    type become missing (validation is where they are reported).
+
+    Parameters
+    ----------
+    frame
+        Columns by name, as read from CSV (text or numbers) or built from JSON records.
+    spec
+        The model spec.
+
+    Returns
+    -------
+    pandas.DataFrame
+        float/int features as float64, bool as float64 0/1, category and string as canonical
+        text (object, NaN when missing), datetime as ``datetime64[ns]`` (UTC, naive); a
+        classification target as the spec's class values (object, NaN when not a class), a
+        regression target as float64. The index is kept.
+    """
+    columns: dict[str, Any] = {}
+    for feature in spec.features:
+        if feature.name in frame.columns:
+            columns[feature.name] = _coerce_feature(frame[feature.name], feature.type)
+    target = spec.target.name
+    if target in frame.columns:
+        columns[target] = _coerce_target(frame[target], spec)
+    return _frame(columns, frame.index)
+
+
+def _frame(columns: Mapping[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
+    """A frame that keeps object columns as object (pandas 3 would infer its string dtype)."""
+    series = {name: pd.Series(values, index=index, dtype=values.dtype) for name, values in columns.items()}
+    return pd.DataFrame(series, index=index)
+
+
+def _coerce_feature(series: pd.Series, kind: FeatureType) -> np.ndarray:
+    if kind in (FeatureType.FLOAT, FeatureType.INT):
+        parsed = coerce.numeric(series)
+        values = parsed.values.astype(np.float64, copy=True)
+        if parsed.bad is not None:
+            values[parsed.bad] = np.nan
+        return values
+    if kind is FeatureType.DATETIME:
+        if series.dtype.kind == "M":
+            stamps = series.dt.tz_convert(None) if getattr(series.dt, "tz", None) is not None else series
+            return np.asarray(stamps, dtype="datetime64[ns]")
+        codes, uniques, _ = coerce.factorized(series)
+        stamps_by_code = coerce.datetimes(uniques)
+        out = np.full(len(series), np.datetime64("NaT"), dtype="datetime64[ns]")
+        present = codes >= 0
+        out[present] = stamps_by_code[codes[present]]
+        return out
+    codes, uniques, _ = coerce.factorized(series)
+    present = codes >= 0
+    if kind is FeatureType.BOOL:
+        if series.dtype.kind == "b":
+            return series.to_numpy().astype(np.float64)
+        ok, truth = coerce.booleans(uniques)
+        lookup = np.where(ok, truth.astype(np.float64), np.nan)
+        values = np.full(len(series), np.nan)
+        values[present] = lookup[codes[present]]
+        return values
+    labels = np.asarray([coerce.label(u) for u in uniques], dtype=object)
+    text = np.full(len(series), np.nan, dtype=object)
+    text[present] = labels[codes[present]]
+    return text
+
+
+def _coerce_target(series: pd.Series, spec: ModelSpec) -> np.ndarray:
+    if spec.task == "regression":
+        return _coerce_feature(series, FeatureType.FLOAT)
+    classes = list(spec.target.classes or [])
+    by_label = {coerce.label(c): c for c in classes}
+    codes, uniques, _ = coerce.factorized(series)
+    lookup = np.asarray([by_label.get(coerce.label(u), np.nan) for u in uniques], dtype=object)
+    out = np.full(len(series), np.nan, dtype=object)
+    present = codes >= 0
+    out[present] = lookup[codes[present]]
+    return out
+
+
+def model_input(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """The columns a fitted pipeline takes, from raw or typed rows (training, evaluation, inference).
+
+    Parameters
+    ----------
+    frame
+        Rows with the spec's features by name (other columns are ignored).
+    spec
+        The model spec.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Typed features in spec order; each datetime feature as ``<name>__days`` and
+        ``<name>__month``; string features left out.
+
+    Raises
+    ------
+    InputError
+        A feature the model uses is missing from ``frame``.
+    """
+    missing = [f.name for f in spec.features if f.type is not FeatureType.STRING and f.name not in frame.columns]
+    if missing:
+        raise InputError(f"model input: feature(s) {', '.join(missing)} missing")
+    columns: dict[str, np.ndarray] = {}
+    for feature in spec.features:
+        if feature.type is FeatureType.STRING:
+            continue
+        values = _coerce_feature(frame[feature.name], feature.type)
+        if feature.type is FeatureType.DATETIME:
+            columns.update(_datetime_parts(feature.name, values))
+        else:
+            columns[feature.name] = values
+    return _frame(columns, frame.index)
+
+
+def _input_columns(spec: ModelSpec, name: str) -> list[str]:
+    if spec.feature(name).type is FeatureType.DATETIME:
+        return [f"{name}__{part}" for part in DATETIME_PARTS]
+    return [name]
+
+
+def _datetime_parts(name: str, stamps: np.ndarray) -> dict[str, np.ndarray]:
+    missing = np.isnat(stamps)
+    ns = stamps.astype("int64").astype(np.float64)
+    days = np.where(missing, np.nan, ns / _NS_PER_DAY)
+    months = stamps.astype("datetime64[M]").astype("int64") % 12 + 1
+    return {f"{name}__days": days, f"{name}__month": np.where(missing, np.nan, months.astype(np.float64))}
+
+
+# ------------------------------------------------------------------------------------- splitting
+def split(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deterministic train/holdout split: ``spec.training.test_size`` held out, seeded.
+
+    Classification splits are stratified by the target when every class has at least two rows
+    and the holdout can hold one of each; otherwise the split is plain random (same seed).
+
+    Parameters
+    ----------
+    frame
+        Rows to split (typed or raw); the index is kept in both parts.
+    spec
+        The model spec (target, test size, seed).
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(train, holdout)``, each in the original row order.
+
+    Raises
+    ------
+    InputError
+        Fewer than two rows, or a split that leaves either side empty.
+    """
+    from sklearn.model_selection import train_test_split
+
+    rows = len(frame)
+    test_size = spec.training.test_size
+    holdout_rows = int(np.ceil(rows * test_size))
+    if rows < 2 or holdout_rows >= rows:
+        raise InputError(
+            f"{spec.name}: {rows} row(s) cannot be split into training and holdout (test_size {test_size})"
+        )
+    stratify = None
+    if spec.task == "classification" and spec.target.name in frame.columns:
+        labels = frame[spec.target.name].map(coerce.label)
+        counts = labels.value_counts()
+        if counts.min() >= 2 and len(counts) <= holdout_rows and len(counts) <= rows - holdout_rows:
+            stratify = labels.to_numpy()
+    positions = np.arange(rows)
+    train_pos, holdout_pos = train_test_split(
+        positions, test_size=test_size, random_state=spec.training.seed, shuffle=True, stratify=stratify
+    )
+    return frame.iloc[np.sort(train_pos)], frame.iloc[np.sort(holdout_pos)]
+
+
+# -------------------------------------------------------------------------------------- pipeline
+def estimator_class(import_path: str) -> type:
+    """Import an estimator class, but only one named in the allow-list ``mlops.spec.ESTIMATORS``.
+
+    Raises
+    ------
+    SpecError
+        The path is not allow-listed.
+    """
+    if import_path not in ESTIMATORS:
+        raise SpecError(f"training.estimator: {import_path!r} is not in the allow-list")
+    module_name, _, class_name = import_path.rpartition(".")
+    estimator: type = getattr(importlib.import_module(module_name), class_name)
+    return estimator
+
+
+def estimator_params(spec: ModelSpec, params_override: Mapping[str, Scalar | None] | None = None) -> dict[str, Any]:
+    """The estimator's parameters: the spec's, then the override, then ``random_state`` from the seed.
+
+    Raises
+    ------
+    SpecError
+        A parameter the estimator does not take (named with the valid ones).
+    """
+    cls = estimator_class(spec.training.estimator)
+    accepted = set(inspect.signature(cls).parameters)
+    params: dict[str, Any] = {**spec.training.params, **(params_override or {})}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        where = (
+            "training.search.space" if params_override and set(unknown) & set(params_override) else "training.params"
+        )
+        raise SpecError(
+            f"{where}: {', '.join(unknown)} is not a parameter of {spec.training.estimator}"
+            f" (it takes {', '.join(sorted(accepted))})"
+        )
+    if "random_state" in accepted and params.get("random_state") is None:
+        params["random_state"] = spec.training.seed
+    return dict(sorted(params.items()))
+
+
+def feature_plan(spec: ModelSpec) -> tuple[list[str], dict[str, str]]:
+    """Which spec features the model uses and which it drops (with the reason), from the spec alone."""
+    used: list[str] = []
+    dropped: dict[str, str] = {}
+    for feature in spec.features:
+        if feature.type is FeatureType.STRING:
+            dropped[feature.name] = (
+                "string feature (free text or identifier): no generalizable signal without feature engineering"
+            )
+        else:
+            used.append(feature.name)
+    return used, dropped
+
+
+def build_pipeline(
+    spec: ModelSpec,
+    params_override: Mapping[str, Scalar | None] | None = None,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> Any:
+    """The unfitted pipeline for a spec: preprocessing by feature type, then the estimator.
+
+    Numeric features (and datetime parts) are median-imputed with a missing indicator and, for
+    linear estimators, standardized; booleans are 0/1 (most frequent when missing); categories
+    are one-hot encoded (unknown categories encode as all zeros, at most ``MAX_ONE_HOT`` columns
+    per feature, missing as its own category). Histogram gradient boosting gets numbers as they
+    are, because it handles missing values itself. String features are not used.
+
+    Parameters
+    ----------
+    spec
+        The model spec (features, estimator, params, seed).
+    params_override
+        Parameters that replace the spec's (one search candidate).
+    exclude
+        Spec features to leave out (for example, ones without any value in the training rows).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``preprocess`` (a ``ColumnTransformer``) and ``model``.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    name = spec.training.estimator
+    numeric: list[str] = []
+    booleans: list[str] = []
+    categories: list[str] = []
+    for feature in spec.features:
+        if feature.name in exclude or feature.type is FeatureType.STRING:
+            continue
+        if feature.type is FeatureType.DATETIME:
+            numeric.extend(f"{feature.name}__{part}" for part in DATETIME_PARTS)
+        elif feature.type is FeatureType.BOOL:
+            booleans.append(feature.name)
+        elif feature.type is FeatureType.CATEGORY:
+            categories.append(feature.name)
+        else:
+            numeric.append(feature.name)
+
+    native = name in NATIVE_MISSING_ESTIMATORS
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        numeric_steps: Any
+        if native:
+            numeric_steps = "passthrough"
+        else:
+            steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", add_indicator=True))]
+            if name in LINEAR_ESTIMATORS:
+                steps.append(("scale", StandardScaler()))
+            numeric_steps = Pipeline(steps)
+        transformers.append(("numeric", numeric_steps, numeric))
+    if booleans:
+        transformers.append(("bool", "passthrough" if native else SimpleImputer(strategy="most_frequent"), booleans))
+    if categories:
+        encoder = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                (
+                    "onehot",
+                    OneHotEncoder(
+                        handle_unknown="ignore", max_categories=MAX_ONE_HOT, sparse_output=False, dtype=np.float64
+                    ),
+                ),
+            ]
+        )
+        transformers.append(("category", encoder, categories))
+    if not transformers:
+        raise SpecError(f"features: {spec.name} has no feature a model can use (string features are not used)")
+    preprocess = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+    model = estimator_class(name)(**estimator_params(spec, params_override))
+    return Pipeline([("preprocess", preprocess), ("model", model)])
+
+
+def library_versions(code_revision: str | None = None) -> dict[str, str]:
+    """Versions of everything that shapes a fitted model (recorded as lineage)."""
+    import joblib
+    import scipy
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+        "code_revision": code_revision or "unknown",
+    }
+
+
+# -------------------------------------------------------------------------------------- training
+def train(
+    frame: pd.DataFrame,
+    spec: ModelSpec,
+    params_override: Mapping[str, Scalar | None] | None = None,
+    code_revision: str | None = None,
+) -> TrainResult:
+    """Split, build and fit the spec's pipeline on a dataset.
+
+    Rows without a valid target are left out (counted in ``rows_dropped``); features with no
+    value at all in the training rows are dropped (with the reason).
+
+    Parameters
+    ----------
+    frame
+        The dataset, raw or typed (:func:`load_training_frame`); row order matters for
+        reproducibility.
+    spec
+        The model spec.
+    params_override
+        Estimator parameters replacing the spec's (one search candidate).
+    code_revision
+        The platform code revision, recorded in ``library_versions``.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    InputError
+        The target column is missing, or too few rows are left to split.
+    SpecError
+        A parameter the estimator does not take or a value it refuses.
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+    from threadpoolctl import threadpool_limits
+
+    target = spec.target.name
+    if target not in frame.columns:
+        raise InputError(f"{spec.name}: the dataset has no target column {target!r}")
+    typed = coerce_frame(frame.reset_index(drop=True), spec)
+    valid_target = typed[target].notna().to_numpy()
+    rows_dropped: dict[str, int] = {}
+    if not valid_target.all():
+        reason = "target missing or not a number" if spec.task == "regression" else "target missing or not a class"
+        rows_dropped[reason] = int((~valid_target).sum())
+        typed = typed.loc[valid_target]
+    train_df, holdout_df = split(typed, spec)
+
+    features, dropped = feature_plan(spec)
+    for name in features:
+        if name not in train_df.columns:
+            raise InputError(f"{spec.name}: the dataset has no column for feature {name!r}")
+        if train_df[name].isna().all():
+            dropped[name] = "no value in any training row"
+    features = [name for name in features if name not in dropped]
+
+    pipeline = build_pipeline(spec, params_override, exclude=set(dropped))
+    x_train = model_input(train_df, spec)
+    y_train = _target_array(train_df[target], spec)
+    caught: list[str] = []
+    started = time.perf_counter()
+    # One thread: histogram gradient boosting sums gradients in parallel, and a different thread
+    # count (a Lambda's vCPUs follow its memory size) changes the float rounding and the model.
+    with threadpool_limits(limits=FIT_THREADS), warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        try:
+            pipeline.fit(x_train, y_train)
+        except InvalidParameterError as exc:
+            raise SpecError(f"training.params: {exc}") from None
+    fit_seconds = time.perf_counter() - started
+    for record in records:
+        message = f"{record.category.__name__}: {str(record.message).splitlines()[0][:200]}"
+        if message not in caught:
+            caught.append(message)
+
+    feature_columns = [column for name in features for column in _input_columns(spec, name)]
+    model = pipeline.named_steps["model"]
+    classes = [_plain(c) for c in model.classes_] if hasattr(model, "classes_") else None
+    return TrainResult(
+        pipeline=pipeline,
+        estimator=spec.training.estimator,
+        params=estimator_params(spec, params_override),
+        features=features,
+        feature_columns=feature_columns,
+        dropped_features=dropped,
+        train_rows=len(train_df),
+        holdout_rows=len(holdout_df),
+        rows_dropped=rows_dropped,
+        holdout=holdout_df,
+        classes=classes,
+        seed=spec.training.seed,
+        test_size=spec.training.test_size,
+        library_versions=library_versions(code_revision),
+        warnings=caught,
+        fit_seconds=fit_seconds,
+    )
+
+
+def _target_array(series: pd.Series, spec: ModelSpec) -> np.ndarray:
+    """Labels as a homogeneous array (ints stay ints), so class order and dtype are stable."""
+    if spec.task == "regression":
+        return series.to_numpy(dtype=np.float64)
+    values = series.tolist()
+    if all(isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_) for v in values):
+        return np.asarray(values, dtype=np.int64)
+    if all(isinstance(v, bool | np.bool_) for v in values):
+        return np.asarray(values, dtype=bool)
+    if all(isinstance(v, int | float | np.number) for v in values):
+        return np.asarray(values, dtype=np.float64)
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def target_array(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """The target column of a typed frame as the array the model was fitted on."""
+    return _target_array(frame[spec.target.name], spec)
+
+
+def class_labels(spec: ModelSpec) -> list[Any]:
+    """The spec's classes as the model sees them (same types as :func:`target_array`)."""
+    return [_plain(v) for v in _target_array(pd.Series(list(spec.target.classes or []), dtype=object), spec)]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (JSON can hold it)."""
+    return value.item() if isinstance(value, np.generic) else value
