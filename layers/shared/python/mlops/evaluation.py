@@ -240,7 +240,11 @@ class _Scorer:
         if len(present) < 2:
             notes["roc_auc"] = f"undefined: only one class ({next(iter(present))!r}) is present"
         else:
+            absent = [label for label in self.labels if label not in present]
             try:
+                if not binary and absent:
+                    listing = ", ".join(repr(label) for label in absent)
+                    raise ValueError(f"one-vs-rest needs every class, and {listing} is absent from these rows")
                 if binary:
                     column = [str(c) for c in (_plain(c) for c in self.model_classes)].index(str(self.positive))
                     auc = roc_auc_score(_equals(y_true, self.positive), proba[:, column])

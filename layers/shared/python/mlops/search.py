@@ -3,7 +3,7 @@
 ``candidates`` turns ``spec.training.search`` into parameter sets, each the spec's
 ``training.params`` with some values replaced. A grid is the cartesian product of the space
 (parameter names in sorted order, values in the order the spec lists them); when it has more
-points than ``max_candidates``, evenly spaced points of it are kept. A random search draws
+points than ``max_candidates``, points spread over it are kept (a stride coprime to its size). A random search draws
 ``max_candidates`` distinct points of the same grid with a generator seeded by
 ``spec.training.seed``. Both are deterministic: the same spec always gives the same list in the
 same order, whatever order its keys were written in.
@@ -50,8 +50,12 @@ def candidates(spec: ModelSpec) -> list[dict[str, Scalar | None]]:
     total = math.prod(len(axis) for axis in axes)
     limit = min(search.max_candidates, total)
     if search.strategy == "grid":
-        # Evenly spaced points of the grid, so a cap does not only explore the first parameter.
-        picks = [(i * total) // limit for i in range(limit)]
+        # Walk the grid with a stride coprime to its size: distinct points spread over every axis,
+        # where the first points of the product would only vary the last parameter.
+        stride = max(1, round(total / limit))
+        while math.gcd(stride, total) != 1:
+            stride += 1
+        picks = sorted((i * stride) % total for i in range(limit))
     else:
         rng = np.random.default_rng(spec.training.seed)
         picks = sorted(int(i) for i in rng.choice(total, size=limit, replace=False))
