@@ -8,6 +8,7 @@ from mlops.gate import gate
 from mlops.modelcard import render_model_card
 from mlops.spec import ModelSpec
 
+VERSION_ID = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
 SECTIONS = [
     "## Intended use",
     "## Training data",
@@ -54,7 +55,7 @@ def test_card_has_every_section_with_the_facts(churn_trained, churn_spec: ModelS
     # AND the facts are in it
     assert card.startswith("# Model card: churn v7")
     assert "Predicts whether a subscriber cancels" in card and "growth-analytics" in card
-    assert "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY" in card and "s3://b/k" in card and "ab" * 32 in card
+    assert VERSION_ID in card and "s3://b/k" in card and "ab" * 32 in card
     assert "| customer_id | string | no |" in card and "| contract | category | yes |" in card
     assert "| roc_auc |" in card and "Champion: v6" in card and "(better)" in card
     assert "| senior | false |" in card and "| senior | true |" in card

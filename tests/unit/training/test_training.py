@@ -220,3 +220,18 @@ def test_unknown_parameter_and_unlisted_estimator_are_refused(churn_spec: ModelS
     # AND an import path outside the allow-list is never imported
     with pytest.raises(SpecError, match="allow-list"):
         estimator_class("os.system")
+
+
+def test_many_valued_category_is_capped(churn_spec: ModelSpec) -> None:
+    # GIVEN a region column with 80 distinct values
+    frame = example_frame("churn", rows=600)
+    frame["region"] = [f"xx-r{i % 80}" for i in range(600)]
+    spec = spec_with(churn_spec, training={"params": {"max_iter": 5}, "search": None})
+    # WHEN trained
+    result = train(frame, spec)
+    # THEN region gets a capped encoder (at most 50 columns) and the other categories a plain one
+    transformers = {name: columns for name, _, columns in result.pipeline.named_steps["preprocess"].transformers}
+    assert transformers["category_capped"] == ["region"]
+    assert "region" not in transformers["category"]
+    encoded = result.pipeline.named_steps["preprocess"].named_transformers_["category_capped"]
+    assert len(encoded.get_feature_names_out()) <= 50

@@ -257,7 +257,8 @@ def _coerce_feature(series: pd.Series, kind: FeatureType) -> np.ndarray:
         values = np.full(len(series), np.nan)
         values[present] = lookup[codes[present]]
         return values
-    labels = np.asarray([coerce.label(u) for u in uniques], dtype=object)
+    # Identifiers are often all distinct and never used by the model: kept as read, not canonicalized.
+    labels = uniques if kind is FeatureType.STRING else np.asarray([coerce.label(u) for u in uniques], dtype=object)
     text = np.full(len(series), np.nan, dtype=object)
     text[present] = labels[codes[present]]
     return text
@@ -361,10 +362,12 @@ def split(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFr
         )
     stratify = None
     if spec.task == "classification" and spec.target.name in frame.columns:
-        labels = frame[spec.target.name].map(coerce.label)
-        counts = labels.value_counts()
+        codes, uniques, _ = coerce.factorized(frame[spec.target.name])
+        canonical = np.asarray([coerce.label(u) for u in uniques] + [""], dtype=object)
+        labels = canonical[codes]  # code -1 (missing) picks the trailing ""
+        counts = pd.Series(labels).value_counts()
         if counts.min() >= 2 and len(counts) <= holdout_rows and len(counts) <= rows - holdout_rows:
-            stratify = labels.to_numpy()
+            stratify = labels
     positions = np.arange(rows)
     train_pos, holdout_pos = train_test_split(
         positions, test_size=test_size, random_state=spec.training.seed, shuffle=True, stratify=stratify
@@ -431,13 +434,14 @@ def build_pipeline(
     spec: ModelSpec,
     params_override: Mapping[str, Scalar | None] | None = None,
     exclude: set[str] | frozenset[str] = frozenset(),
+    many_valued: set[str] | frozenset[str] = frozenset(),
 ) -> Any:
     """The unfitted pipeline for a spec: preprocessing by feature type, then the estimator.
 
     Numeric features (and datetime parts) are median-imputed with a missing indicator and, for
     linear estimators, standardized; booleans are 0/1 (most frequent when missing); categories
-    are one-hot encoded (unknown categories encode as all zeros, at most ``MAX_ONE_HOT`` columns
-    per feature, missing as its own category). Histogram gradient boosting gets numbers as they
+    are one-hot encoded (unknown categories encode as all zeros, missing as its own category;
+    ``many_valued`` ones keep at most ``MAX_ONE_HOT`` columns, rarer values sharing one). Histogram gradient boosting gets numbers as they
     are, because it handles missing values itself. String features are not used.
 
     Parameters
@@ -448,6 +452,8 @@ def build_pipeline(
         Parameters that replace the spec's (one search candidate).
     exclude
         Spec features to leave out (for example, ones without any value in the training rows).
+    many_valued
+        Category features with more than ``MAX_ONE_HOT`` distinct values in the training rows.
 
     Returns
     -------
@@ -489,19 +495,25 @@ def build_pipeline(
         transformers.append(("numeric", numeric_steps, numeric))
     if booleans:
         transformers.append(("bool", "passthrough" if native else SimpleImputer(strategy="most_frequent"), booleans))
-    if categories:
-        encoder = Pipeline(
-            [
-                ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
-                (
-                    "onehot",
-                    OneHotEncoder(
-                        handle_unknown="ignore", max_categories=MAX_ONE_HOT, sparse_output=False, dtype=np.float64
+    # Capping categories makes the encoder count values in Python (a third of a 100k-row fit),
+    # so only features that need the cap get it.
+    for group, columns, cap in (
+        ("category", [c for c in categories if c not in many_valued], None),
+        ("category_capped", [c for c in categories if c in many_valued], MAX_ONE_HOT),
+    ):
+        if columns:
+            encoder = Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                    (
+                        "onehot",
+                        OneHotEncoder(
+                            handle_unknown="ignore", max_categories=cap, sparse_output=False, dtype=np.float64
+                        ),
                     ),
-                ),
-            ]
-        )
-        transformers.append(("category", encoder, categories))
+                ]
+            )
+            transformers.append((group, encoder, columns))
     if not transformers:
         raise SpecError(f"features: {spec.name} has no feature a model can use (string features are not used)")
     preprocess = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
@@ -584,7 +596,12 @@ def train(
             dropped[name] = "no value in any training row"
     features = [name for name in features if name not in dropped]
 
-    pipeline = build_pipeline(spec, params_override, exclude=set(dropped))
+    many_valued = {
+        f.name
+        for f in spec.features
+        if f.type is FeatureType.CATEGORY and f.name in features and train_df[f.name].nunique() > MAX_ONE_HOT
+    }
+    pipeline = build_pipeline(spec, params_override, exclude=set(dropped), many_valued=many_valued)
     x_train = model_input(train_df, spec)
     y_train = _target_array(train_df[target], spec)
     caught: list[str] = []
