@@ -42,7 +42,7 @@ def _generate() -> Callable[..., pd.DataFrame]:
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.generate  # type: ignore[no-any-return]
+    return module.generate
 
 
 def _best(repeat: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:

@@ -441,8 +441,9 @@ def build_pipeline(
     Numeric features (and datetime parts) are median-imputed with a missing indicator and, for
     linear estimators, standardized; booleans are 0/1 (most frequent when missing); categories
     are one-hot encoded (unknown categories encode as all zeros, missing as its own category;
-    ``many_valued`` ones keep at most ``MAX_ONE_HOT`` columns, rarer values sharing one). Histogram gradient boosting gets numbers as they
-    are, because it handles missing values itself. String features are not used.
+    ``many_valued`` ones keep at most ``MAX_ONE_HOT`` columns, rarer values sharing one).
+    Histogram gradient boosting gets numbers as they are, because it handles missing values
+    itself. String features are not used.
 
     Parameters
     ----------
