@@ -10,7 +10,7 @@ import pytest
 
 from mlops.artifacts import dump_artifact, load_artifact, sha256_hex
 from mlops.errors import CheckFailedError
-from mlops.training import model_input, train
+from mlops.training import TrainResult, model_input, train
 from tests.unit.training.helpers import example_frame, example_spec
 
 
@@ -27,7 +27,7 @@ def test_two_independent_trainings_give_byte_identical_artifacts(model: str) -> 
     assert data_a == data_b
 
 
-def test_artifact_round_trip_predicts_the_same(churn_trained) -> None:
+def test_artifact_round_trip_predicts_the_same(churn_trained: TrainResult) -> None:
     # GIVEN a serialized model
     spec = example_spec("churn")
     data, sha = dump_artifact(churn_trained.pipeline)
@@ -38,7 +38,7 @@ def test_artifact_round_trip_predicts_the_same(churn_trained) -> None:
     np.testing.assert_array_equal(loaded.predict_proba(features), churn_trained.pipeline.predict_proba(features))
 
 
-def test_wrong_sha256_is_refused_naming_both_hashes(churn_trained) -> None:
+def test_wrong_sha256_is_refused_naming_both_hashes(churn_trained: TrainResult) -> None:
     # GIVEN an artifact and a recorded hash that is not its own
     data, sha = dump_artifact(churn_trained.pipeline)
     wrong = "0" * 64

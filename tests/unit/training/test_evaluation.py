@@ -11,11 +11,11 @@ import pytest
 from mlops.errors import InputError
 from mlops.evaluation import MISSING_SLICE, evaluate
 from mlops.spec import ModelSpec, parse_spec
-from mlops.training import train
+from mlops.training import TrainResult, train
 from tests.unit.training.helpers import example_frame, spec_with
 
 
-def test_churn_is_learnable_and_fully_reported(churn_trained, churn_spec: ModelSpec) -> None:
+def test_churn_is_learnable_and_fully_reported(churn_trained: TrainResult, churn_spec: ModelSpec) -> None:
     # GIVEN the churn example trained on 2,000 rows
     # WHEN evaluated on its holdout
     evaluation = evaluate(churn_trained.pipeline, churn_trained.holdout, churn_spec)
@@ -35,7 +35,7 @@ def test_churn_is_learnable_and_fully_reported(churn_trained, churn_spec: ModelS
     json.dumps(evaluation.to_dict(), allow_nan=False)
 
 
-def test_house_prices_is_learnable(house_trained, house_spec: ModelSpec) -> None:
+def test_house_prices_is_learnable(house_trained: TrainResult, house_spec: ModelSpec) -> None:
     # GIVEN the house-prices example trained on 2,000 rows
     # WHEN evaluated
     evaluation = evaluate(house_trained.pipeline, house_trained.holdout, house_spec)
@@ -45,7 +45,7 @@ def test_house_prices_is_learnable(house_trained, house_spec: ModelSpec) -> None
     assert evaluation.confusion_matrix is None and evaluation.slices == []
 
 
-def test_single_class_slice_gives_null_metrics_with_reasons(churn_trained, churn_spec: ModelSpec) -> None:
+def test_single_class_slice_gives_null_metrics_with_reasons(churn_trained: TrainResult, churn_spec: ModelSpec) -> None:
     # GIVEN a holdout where every senior row is a churner, and one row with senior missing
     holdout = churn_trained.holdout.copy()
     holdout.loc[holdout["senior"] == 1.0, "churned"] = 1
@@ -85,7 +85,7 @@ def test_no_positive_prediction_leaves_precision_undefined(churn_spec: ModelSpec
     json.dumps(evaluation.to_dict(), allow_nan=False)
 
 
-def test_constant_target_slice_has_no_r2(house_trained, house_spec: ModelSpec) -> None:
+def test_constant_target_slice_has_no_r2(house_trained: TrainResult, house_spec: ModelSpec) -> None:
     # GIVEN house prices with a protected attribute, and a holdout where one slice's price is constant
     spec = spec_with(house_spec, fairness={"protected_attributes": ["has_garage"]})
     holdout = house_trained.holdout.copy()
@@ -127,7 +127,9 @@ def test_multiclass_uses_macro_averages_and_tolerates_an_absent_class() -> None:
     json.dumps(evaluation.to_dict(), allow_nan=False)
 
 
-def test_many_valued_numeric_attribute_is_sliced_by_quartiles(house_trained, house_spec: ModelSpec) -> None:
+def test_many_valued_numeric_attribute_is_sliced_by_quartiles(
+    house_trained: TrainResult, house_spec: ModelSpec
+) -> None:
     # GIVEN a numeric protected attribute with many values
     spec = spec_with(house_spec, fairness={"protected_attributes": ["living_area_sqm"]})
     # WHEN evaluated
@@ -138,7 +140,7 @@ def test_many_valued_numeric_attribute_is_sliced_by_quartiles(house_trained, hou
     assert sum(s.rows for s in evaluation.slices) == house_trained.holdout_rows
 
 
-def test_holdout_without_target_is_refused(churn_trained, churn_spec: ModelSpec) -> None:
+def test_holdout_without_target_is_refused(churn_trained: TrainResult, churn_spec: ModelSpec) -> None:
     # GIVEN a holdout without the target column
     # WHEN / THEN evaluation names it
     with pytest.raises(InputError, match="no target column 'churned'"):

@@ -7,6 +7,7 @@ from mlops.evaluation import evaluate
 from mlops.gate import gate
 from mlops.modelcard import render_model_card
 from mlops.spec import ModelSpec
+from mlops.training import TrainResult
 
 VERSION_ID = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
 SECTIONS = [
@@ -22,7 +23,7 @@ SECTIONS = [
 ]
 
 
-def test_card_has_every_section_with_the_facts(churn_trained, churn_spec: ModelSpec) -> None:
+def test_card_has_every_section_with_the_facts(churn_trained: TrainResult, churn_spec: ModelSpec) -> None:
     # GIVEN a trained, evaluated and gated churn candidate, and a champion
     evaluation = evaluate(churn_trained.pipeline, churn_trained.holdout, churn_spec)
     champion = {"roc_auc": 0.70, "accuracy": 0.72, "log_loss": 0.5}
@@ -65,7 +66,7 @@ def test_card_has_every_section_with_the_facts(churn_trained, churn_spec: ModelS
     assert "Result: **passed**" in card
 
 
-def test_card_for_first_version_and_rejection(house_trained, house_spec: ModelSpec) -> None:
+def test_card_for_first_version_and_rejection(house_trained: TrainResult, house_spec: ModelSpec) -> None:
     # GIVEN a regression candidate rejected by its thresholds, without champion, with a metric missing
     metrics = {"rmse": 160_000.0, "mae": 90_000.0, "r2": None}
     verdict = gate(metrics, house_spec)

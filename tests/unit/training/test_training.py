@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,12 +13,14 @@ import pytest
 from mlops.errors import InputError, SpecError
 from mlops.spec import ESTIMATORS, ModelSpec
 from mlops.training import (
+    TrainResult,
     build_pipeline,
     coerce_frame,
     estimator_class,
     load_training_frame,
     model_input,
     split,
+    split_for_training,
     train,
 )
 from tests.unit.training.helpers import example_frame, example_spec, spec_with
@@ -53,7 +56,7 @@ def test_csv_and_gzip_csv_load_to_the_same_typed_frame(churn_spec: ModelSpec) ->
     pd.testing.assert_frame_equal(plain, coerce_frame(frame, churn_spec), check_dtype=False)
 
 
-def test_load_names_the_missing_column_and_unreadable_input(churn_spec: ModelSpec, tmp_path) -> None:
+def test_load_names_the_missing_column_and_unreadable_input(churn_spec: ModelSpec, tmp_path: Path) -> None:
     # GIVEN a CSV without the target column, and a file that does not exist
     frame = example_frame("churn", rows=50).drop(columns=["churned"])
     path = tmp_path / "no-target.csv"
@@ -146,7 +149,7 @@ def test_split_falls_back_to_unstratified_for_a_singleton_class(churn_spec: Mode
         split(frame.iloc[:1], churn_spec)
 
 
-def test_train_records_dropped_features_rows_and_versions(churn_trained) -> None:
+def test_train_records_dropped_features_rows_and_versions(churn_trained: TrainResult) -> None:
     # GIVEN the churn example trained (fixture)
     result = churn_trained
     # THEN the identifier is dropped with a reason and everything else is used
@@ -235,3 +238,13 @@ def test_many_valued_category_is_capped(churn_spec: ModelSpec) -> None:
     assert "region" not in transformers["category"]
     encoded = result.pipeline.named_steps["preprocess"].named_transformers_["category_capped"]
     assert len(encoded.get_feature_names_out()) <= 50
+
+
+def test_split_for_training_reproduces_the_holdout_of_train(churn_trained: TrainResult, churn_spec: ModelSpec) -> None:
+    # GIVEN the dataset the churn fixture was trained on
+    frame = example_frame("churn")
+    # WHEN split again, as a later step does to score the champion
+    train_df, holdout_df = split_for_training(frame, churn_spec)
+    # THEN the rows and values are the candidate's own
+    pd.testing.assert_frame_equal(holdout_df, churn_trained.holdout)
+    assert len(train_df) == churn_trained.train_rows

@@ -375,6 +375,48 @@ def split(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFr
     return frame.iloc[np.sort(train_pos)], frame.iloc[np.sort(holdout_pos)]
 
 
+def split_for_training(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Exactly the split :func:`train` makes: typed rows with a valid target, then :func:`split`.
+
+    Use it to get a candidate's holdout again from the same dataset (to score the champion on
+    the same rows, or a candidate from its artifact).
+
+    Parameters
+    ----------
+    frame
+        The dataset as given to :func:`train` (raw or typed, same row order).
+    spec
+        The model spec.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(train, holdout)`` typed, indexed by row position in ``frame``.
+
+    Raises
+    ------
+    InputError
+        No target column, or too few rows to split.
+    """
+    train_df, holdout_df, _ = _prepare_split(frame, spec)
+    return train_df, holdout_df
+
+
+def _prepare_split(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    target = spec.target.name
+    if target not in frame.columns:
+        raise InputError(f"{spec.name}: the dataset has no target column {target!r}")
+    typed = coerce_frame(frame.reset_index(drop=True), spec)
+    valid_target = typed[target].notna().to_numpy()
+    rows_dropped: dict[str, int] = {}
+    if not valid_target.all():
+        reason = "target missing or not a number" if spec.task == "regression" else "target missing or not a class"
+        rows_dropped[reason] = int((~valid_target).sum())
+        typed = typed.loc[valid_target]
+    train_df, holdout_df = split(typed, spec)
+    return train_df, holdout_df, rows_dropped
+
+
 # -------------------------------------------------------------------------------------- pipeline
 def estimator_class(import_path: str) -> type:
     """Import an estimator class, but only one named in the allow-list ``mlops.spec.ESTIMATORS``.
@@ -578,16 +620,7 @@ def train(
     from threadpoolctl import threadpool_limits
 
     target = spec.target.name
-    if target not in frame.columns:
-        raise InputError(f"{spec.name}: the dataset has no target column {target!r}")
-    typed = coerce_frame(frame.reset_index(drop=True), spec)
-    valid_target = typed[target].notna().to_numpy()
-    rows_dropped: dict[str, int] = {}
-    if not valid_target.all():
-        reason = "target missing or not a number" if spec.task == "regression" else "target missing or not a class"
-        rows_dropped[reason] = int((~valid_target).sum())
-        typed = typed.loc[valid_target]
-    train_df, holdout_df = split(typed, spec)
+    train_df, holdout_df, rows_dropped = _prepare_split(frame, spec)
 
     features, dropped = feature_plan(spec)
     for name in features:
