@@ -145,3 +145,11 @@ def test_holdout_without_target_is_refused(churn_trained: TrainResult, churn_spe
     # WHEN / THEN evaluation names it
     with pytest.raises(InputError, match="no target column 'churned'"):
         evaluate(churn_trained.pipeline, churn_trained.holdout.drop(columns=["churned"]), churn_spec)
+
+
+def test_a_model_expecting_other_columns_is_an_input_error(house_trained: TrainResult, churn_spec: ModelSpec) -> None:
+    # GIVEN a champion pipeline trained on other features (house prices) scored against the churn spec
+    holdout = example_frame("churn", rows=50)
+    # WHEN / THEN evaluation reports it as an input error, not a scikit-learn traceback
+    with pytest.raises(InputError, match="cannot score these rows"):
+        evaluate(house_trained.pipeline, holdout, churn_spec)

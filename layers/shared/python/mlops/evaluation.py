@@ -97,7 +97,8 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
     Raises
     ------
     InputError
-        The holdout has no target column or no row with a valid target.
+        The holdout has no target column or no row with a valid target, or the model cannot
+        score its rows (for example a champion trained on other features).
     """
     target = spec.target.name
     if target not in holdout.columns:
@@ -109,12 +110,16 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
     y_true = target_array(typed, spec)
     features = model_input(typed, spec)
     started = time.perf_counter()
-    y_pred = np.asarray(pipeline.predict(features))
     proba = None
     model_classes: list[Any] = []
-    if spec.task == "classification":
-        proba = np.asarray(pipeline.predict_proba(features), dtype=np.float64)
-        model_classes = list(pipeline.classes_)
+    try:
+        y_pred = np.asarray(pipeline.predict(features))
+        if spec.task == "classification":
+            proba = np.asarray(pipeline.predict_proba(features), dtype=np.float64)
+            model_classes = list(pipeline.classes_)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # A champion trained under another spec revision may expect other columns.
+        raise InputError(f"{spec.name}: the model cannot score these rows: {exc}") from None
     seconds = time.perf_counter() - started
 
     scorer = _Scorer(spec, model_classes)
