@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -76,6 +79,7 @@ class MlopsFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": "MLOps",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "MLOPS_ENVIRONMENT": config.name,
+                "CODE_REVISION": code_revision(),
                 **(environment or {}),
             },
         )
@@ -84,6 +88,25 @@ class MlopsFunction(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
         )
+
+
+@functools.cache
+def code_revision() -> str:
+    """The commit the functions are built from (recorded in every model version's lineage)."""
+    if os.environ.get("MLOPS_CODE_REVISION"):
+        return os.environ["MLOPS_CODE_REVISION"]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
+            cwd=FUNCTIONS_DIR.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
 
 
 _RETENTION = {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -18,7 +20,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards
-from stacks.stateful import DATASET_PREFIX, REPORT_PREFIX, RegistryTables
+from stacks.stateful import ARTIFACT_PREFIX, DATASET_PREFIX, REPORT_PREFIX, RegistryTables
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
 
@@ -84,6 +86,94 @@ class TrainingPipeline(Construct):
             "read datasets/*, put reports/*, registry read/write, audit append, KMS use through the bucket and tables",
         )
 
+        science = [layers.shared, layers.runtime, layers.science]
+
+        def step_function(
+            construct_id: str,
+            name: str,
+            description: str,
+            *,
+            memory: int = 2048,
+            minutes: int = 15,
+            layer_set: Sequence[lambda_.ILayerVersion] = science,
+        ) -> lambda_.Function:
+            return MlopsFunction(
+                self,
+                construct_id,
+                name=name,
+                config=config,
+                layers=layer_set,
+                description=description,
+                environment=table_env,
+                memory_size=memory,
+                timeout=Duration.minutes(minutes),
+            ).function
+
+        self.train = step_function(
+            "Train",
+            "train",
+            "Plans candidates and trains one candidate: the spec's "
+            "allow-listed estimator on a deterministic split; artifact + sha256 to S3",
+            memory=3008,
+        )
+        bucket.grant_read(self.train, f"{DATASET_PREFIX}*")
+        bucket.grant_put(self.train, f"{ARTIFACT_PREFIX}*")
+        tables.registry.grant_read_data(self.train)
+        self.evaluate = step_function(
+            "Evaluate",
+            "evaluate",
+            "Evaluates the best candidate and the champion on the same holdout; per-slice metrics; reference profile",
+            memory=3008,
+        )
+        bucket.grant_read(self.evaluate, f"{DATASET_PREFIX}*")
+        bucket.grant_read(self.evaluate, f"{ARTIFACT_PREFIX}*")
+        bucket.grant_put(self.evaluate, f"{ARTIFACT_PREFIX}*")
+        tables.registry.grant_read_data(self.evaluate)
+        self.gate = step_function(
+            "Gate",
+            "gate",
+            "Applies the spec's gates: thresholds and beat-the-champion",
+            memory=512,
+            minutes=1,
+            layer_set=[layers.shared, layers.runtime],
+        )
+        tables.registry.grant_read_data(self.gate)
+        self.register = step_function(
+            "Register",
+            "register",
+            "Registers the candidate (or the rejected one) with lineage, model card and reference profile",
+            memory=1024,
+            minutes=5,
+        )
+        bucket.grant_read(self.register, f"{ARTIFACT_PREFIX}*")
+        bucket.grant_put(self.register, f"{ARTIFACT_PREFIX}*")
+        tables.grant_registry_write(self.register)
+        self.record_failure = step_function(
+            "RecordFailure",
+            "record_failure",
+            "Records a failed run in the registry and the audit trail",
+            memory=256,
+            minutes=1,
+            layer_set=[layers.shared, layers.runtime],
+        )
+        tables.grant_registry_write(self.record_failure)
+        steps = {
+            "ValidateFunctionArn": self.validate,
+            "TrainFunctionArn": self.train,
+            "EvaluateFunctionArn": self.evaluate,
+            "GateFunctionArn": self.gate,
+            "RegisterFunctionArn": self.register,
+            "RecordFailureFunctionArn": self.record_failure,
+        }
+        for function, grants in (
+            (self.train, "read datasets/*, put artifacts/*, read the registry"),
+            (self.evaluate, "read datasets/* and artifacts/*, put artifacts/*, read the registry"),
+            (self.gate, "read the registry"),
+            (self.register, "read and put artifacts/*, registry read/write, audit append"),
+            (self.record_failure, "registry read/write, audit append"),
+        ):
+            acknowledge_grant_wildcards(function, grants)
+
         self.state_machine = state_machine_from_file(
             self,
             "StateMachine",
@@ -91,11 +181,12 @@ class TrainingPipeline(Construct):
             config=config,
             timeout=Duration.hours(24),
             substitutions={
-                "ValidateFunctionArn": self.validate.function_arn,
+                **{key: fn.function_arn for key, fn in steps.items()},
                 "NotificationsTopicArn": topic.topic_arn,
             },
         )
-        self.validate.grant_invoke(self.state_machine)
+        for function in steps.values():
+            function.grant_invoke(self.state_machine)
         topic.grant_publish(self.state_machine)
         acknowledge_grant_wildcards(
             self.state_machine,

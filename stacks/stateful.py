@@ -19,6 +19,8 @@ CAPTURE_PREFIX = "captures/"
 DATASET_PREFIX = "datasets/"
 # Reports (validation, evaluation, drift) live apart from datasets/: writing one must not start a pipeline.
 REPORT_PREFIX = "reports/"
+# Model artifacts, model cards and reference profiles.
+ARTIFACT_PREFIX = "artifacts/"
 
 
 class DataStorage(Construct):

@@ -7,14 +7,17 @@ the local cloud run exactly this code against moto.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from typing import Any
 
+from mlops.audit import PLATFORM_CHAIN
 from mlops.datasets import DatasetCatalog, describe_s3_object
-from mlops.errors import InputError, NotFoundError
+from mlops.errors import CheckFailedError, InputError, MlopsError, NotFoundError
 from mlops.pipeline import DatasetUpload, parse_key
 from mlops.platform import Platform
 from mlops.registry import Registry
+from mlops.spec import ModelSpec
 from mlops.specstore import SpecStore
 from mlops.validation.api import validate_stream
 
@@ -72,12 +75,14 @@ def validate_upload(
     item = DatasetUpload(**upload)
     model, _ = parse_key(item.key)
     actor = f"{PIPELINE_ACTOR}:{request_id}" if request_id else PIPELINE_ACTOR
-    uploader = item.uploader or "unknown"
     key = report_key(model, item.version_id, "validation.json")
 
+    # The uploader the CLI recorded in the object's metadata wins; else the event's requester.
     dataset = describe_s3_object(
-        services.s3, item.bucket, item.key, version_id=item.version_id, uploaded_by=uploader, model=model
+        services.s3, item.bucket, item.key, version_id=item.version_id, uploaded_by=None, model=model
     )
+    if dataset.uploaded_by == "unknown" and item.uploader:
+        dataset = replace(dataset, uploaded_by=item.uploader)
     DatasetCatalog(services.registry).record(model, dataset, actor=actor, request_id=request_id)
     reference = dataset.ref()
 
@@ -155,4 +160,318 @@ def record_ignored_upload(key: str, reason: str, *, services: Services, request_
     )
 
 
-__all__ = ["InputError", "Services", "record_ignored_upload", "report_key", "validate_upload"]
+def validate_step(event: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+    """The Validate state: ``{"upload": ...}`` in, the validation result out."""
+    return validate_upload(event["upload"], request_id=request_id)
+
+
+# ------------------------------------------------------------------------------------------- training
+def run_prefix(model: str, execution_name: str) -> str:
+    """Where one run's candidates, evaluation and profile go (artifacts/, never datasets/)."""
+    return f"artifacts/{model}/runs/{execution_name}/"
+
+
+def version_prefix(model: str, version: int) -> str:
+    """Where a registered version's model card lives."""
+    return f"artifacts/{model}/versions/{version}/"
+
+
+def _s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise InputError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def _read_bytes(services: Services, uri: str) -> bytes:
+    bucket, key = _split_uri(uri)
+    body = services.s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        return bytes(body.read())
+    finally:
+        body.close()
+
+
+def _put(services: Services, key: str, data: bytes, content_type: str, **metadata: str) -> str:
+    services.s3.put_object(
+        Bucket=services.platform.data_bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata
+    )
+    return _s3_uri(services.platform.data_bucket, key)
+
+
+def _spec_for(services: Services, model: str, revision: int) -> ModelSpec:
+    return SpecStore(services.registry).get(model, revision).spec()
+
+
+def _training_frame(services: Services, upload: DatasetUpload, spec: ModelSpec) -> Any:
+    from mlops.training import load_training_frame
+
+    body = services.s3.get_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version_id)["Body"]
+    try:
+        return load_training_frame(body, spec, source_name=f"s3://{upload.bucket}/{upload.key}")
+    finally:
+        body.close()
+
+
+def _code_revision() -> str:
+    return os.environ.get("CODE_REVISION", "unknown")
+
+
+def plan_training(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """The candidates to train (one, or a search space's), the backend and the ranking metric."""
+    from mlops.search import candidates
+
+    services = services or Services.from_env()
+    upload = DatasetUpload(**event["upload"])
+    spec = _spec_for(services, upload.model, int(event["spec_revision"]))
+    search = spec.training.search
+    metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
+    return {
+        "candidates": [{"index": i, "params": params} for i, params in enumerate(candidates(spec))],
+        "backend": spec.training.backend,
+        "metric": metric,
+    }
+
+
+def train_candidate(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """Train one candidate on the dataset version; its artifact and sha256 go to S3."""
+    from mlops.artifacts import dump_artifact
+    from mlops.evaluation import evaluate
+    from mlops.training import train
+
+    services = services or Services.from_env()
+    upload = DatasetUpload(**event["upload"])
+    spec = _spec_for(services, upload.model, int(event["spec_revision"]))
+    candidate = event["candidate"]
+    frame = _training_frame(services, upload, spec)
+    result = train(frame, spec, params_override=candidate.get("params"), code_revision=_code_revision())
+    data, sha256 = dump_artifact(result.pipeline)
+    key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"
+    uri = _put(services, key, data, "application/octet-stream", sha256=sha256)
+    metrics = evaluate(result.pipeline, result.holdout, spec).finite_metrics()
+    return {
+        "index": candidate["index"],
+        "params": candidate.get("params") or {},
+        "artifact_uri": uri,
+        "artifact_sha256": sha256,
+        "metrics": metrics,
+        "training": result.summary(),
+    }
+
+
+def evaluate_candidates(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """Pick the best candidate; evaluate it and the champion on the same holdout; profile the data."""
+    from mlops.artifacts import load_artifact
+    from mlops.evaluation import evaluate
+    from mlops.profile import profile_frame
+    from mlops.search import best
+    from mlops.spec import LOWER_IS_BETTER
+    from mlops.training import split_for_training
+
+    services = services or Services.from_env()
+    upload = DatasetUpload(**event["upload"])
+    spec = _spec_for(services, upload.model, int(event["spec_revision"]))
+    candidates = event["candidates"]
+    search = spec.training.search
+    metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
+    chosen = best(candidates, metric, metric in LOWER_IS_BETTER)
+    frame = _training_frame(services, upload, spec)
+    train_frame, holdout = split_for_training(frame, spec)
+    pipeline = load_artifact(_read_bytes(services, chosen["artifact_uri"]), chosen["artifact_sha256"])
+    scored = evaluate(pipeline, holdout, spec)
+    evaluation = scored.to_dict()
+
+    champion: dict[str, Any] | None = None
+    try:
+        current = services.registry.get_by_alias(upload.model, "champion")
+    except NotFoundError:
+        current = None
+    if current is not None and current.artifact_uri and current.artifact_sha256:
+        champion = {"version": current.version}
+        try:
+            champion_pipeline = load_artifact(_read_bytes(services, current.artifact_uri), current.artifact_sha256)
+            champion["metrics"] = evaluate(champion_pipeline, holdout, spec).finite_metrics()
+        except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
+            champion["error"] = str(exc)
+
+    profile = profile_frame(train_frame, spec)
+    profile_json = profile.to_json()
+    prefix = run_prefix(upload.model, event["execution_name"])
+    profile_uri = _put(services, f"{prefix}profile.json", profile_json.encode(), "application/json")
+    evaluation_uri = _put(
+        services,
+        f"{prefix}evaluation.json",
+        json.dumps(
+            {"candidate": chosen, "evaluation": evaluation, "champion": champion}, default=str, indent=2
+        ).encode(),
+        "application/json",
+    )
+    return {
+        "best": chosen,
+        "metric": metric,
+        "metrics": scored.finite_metrics(),
+        "champion": champion,
+        "profile_uri": profile_uri,
+        "evaluation_uri": evaluation_uri,
+        "candidates_trained": len(candidates),
+    }
+
+
+def gate_candidate(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """The spec's gates on the evaluated candidate (thresholds, beat the champion by delta)."""
+    from mlops.gate import gate
+
+    services = services or Services.from_env()
+    evaluation = event["evaluation"]
+    spec = _spec_for(services, event["model"], int(event["spec_revision"]))
+    champion = evaluation.get("champion") or {}
+    result = gate(evaluation["metrics"], spec, champion.get("metrics"))
+    return result.to_dict()
+
+
+def _existing_version(services: Services, model: str, execution: str) -> Any:
+    """The version this execution already registered (a retried Register must not register twice)."""
+    page = services.registry.list_versions(model, limit=20)
+    return next((v for v in page.items if v.pipeline_execution == execution), None)
+
+
+def register_candidate(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """Register the evaluated candidate with its lineage, then write its model card next to it.
+
+    The artifact's sha256 is checked before anything is written: no version without its artifact.
+    Idempotent per execution, so a retried Register returns the version it already made.
+    """
+    import hashlib
+
+    from mlops.modelcard import render_model_card
+
+    services = services or Services.from_env()
+    upload = DatasetUpload(**event["upload"])
+    evaluation, gate_result, validation = event["evaluation"], event["gate"], event["validation"]
+    status = event["status"]
+    execution = event["execution"]
+    best_candidate = evaluation["best"]
+    artifact = _read_bytes(services, best_candidate["artifact_uri"])
+    if hashlib.sha256(artifact).hexdigest() != best_candidate["artifact_sha256"]:
+        raise CheckFailedError(
+            f"{best_candidate['artifact_uri']}: sha256 differs from the trained artifact's; refusing to register it"
+        )
+    version = _existing_version(services, upload.model, execution)
+    if version is None:
+        training = best_candidate.get("training", {})
+        version = services.registry.register_version(
+            upload.model,
+            actor=f"{PIPELINE_ACTOR}:{event.get('execution_name', '')}",
+            metrics=evaluation["metrics"],
+            params={"estimator": training.get("estimator"), **(training.get("params") or {})},
+            spec_revision=int(validation["spec_revision"]),
+            dataset_version=validation["dataset"],
+            code_revision=_code_revision(),
+            pipeline_execution=execution,
+            artifact_uri=best_candidate["artifact_uri"],
+            artifact_sha256=best_candidate["artifact_sha256"],
+            tags={
+                "profile_uri": evaluation["profile_uri"],
+                "evaluation_uri": evaluation["evaluation_uri"],
+                "validation_report": validation["report_uri"],
+            },
+            status=status,
+            reason="; ".join(gate_result.get("reasons") or []) or None,
+            request_id=request_id,
+        )
+    spec = _spec_for(services, upload.model, int(validation["spec_revision"]))
+    full = json.loads(_read_bytes(services, evaluation["evaluation_uri"]))["evaluation"]
+    training = best_candidate.get("training", {})
+    card = render_model_card(
+        spec,
+        version.version,
+        full["metrics"],
+        full.get("slices", []),
+        validation["dataset"],
+        {
+            "code_revision": version.code_revision,
+            "pipeline_execution": execution,
+            "artifact_uri": version.artifact_uri,
+            "artifact_sha256": version.artifact_sha256,
+            "spec_revision": version.spec_revision,
+            "status": version.status.value,
+            "candidates": evaluation.get("candidates_trained", 1),
+            **training,
+        },
+        gate_result,
+        evaluation.get("champion"),
+        notes=full.get("notes"),
+        confusion_matrix=full.get("confusion_matrix"),
+        fairness=full.get("fairness"),
+    )
+    card_uri = _put(
+        services, f"{version_prefix(upload.model, version.version)}model-card.md", card.encode(), "text/markdown"
+    )
+    return {
+        "model": upload.model,
+        "version": version.version,
+        "status": version.status.value,
+        "artifact_uri": version.artifact_uri,
+        "card_uri": card_uri,
+        "metrics": version.metrics,
+    }
+
+
+def train_step(event: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+    """The Train function's two modes: ``plan`` the candidates, or ``train`` one."""
+    if event.get("mode") == "plan":
+        return plan_training(event, request_id=request_id)
+    return train_candidate(event, request_id=request_id)
+
+
+def record_failure(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """A failed run: one RUN item in the registry and one audit event, written together."""
+    from mlops.registry import model_pk
+    from mlops.tables import Put
+
+    services = services or Services.from_env()
+    upload = event.get("upload") or {}
+    model = upload.get("model") or PLATFORM_CHAIN
+    failure = event.get("failure") or {}
+    error = failure.get("error") or {}
+    record = {
+        "step": failure.get("step"),
+        "error": error.get("Error"),
+        "cause": str(error.get("Cause"))[:4000],
+        "execution": event.get("execution"),
+        "dataset": upload.get("key"),
+        "version_id": upload.get("version_id"),
+    }
+    run = {
+        "pk": model_pk(model),
+        "sk": f"RUN#{event.get('execution_name', request_id)}",
+        "kind": "run",
+        "status": "FAILED",
+        **{k: v for k, v in record.items() if v is not None},
+    }
+    services.registry.audit.append(
+        model,
+        actor=PIPELINE_ACTOR,
+        action="pipeline.failed",
+        subject=f"run/{event.get('execution_name')}",
+        after=record,
+        request_id=request_id,
+        with_ops=[Put(services.registry.table, run)],
+    )
+    return {"recorded": True, **record}

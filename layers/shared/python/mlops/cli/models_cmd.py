@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
+from mlops.errors import NotFoundError
 from mlops.registry import ModelSummary, ModelVersion, Registry
 
 
@@ -141,3 +142,23 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
     if page.next_token:
         lines.append(f"more: --next-token {page.next_token}")
     emit(app, data, "\n".join(lines))
+
+
+@command.command("card")
+@click.argument("model")
+@click.argument("version", type=int)
+@json_option
+@pass_app
+def card(app: AppContext, model: str, version: int) -> None:
+    """Print the model card (markdown) of MODEL VERSION: intended use, data, metrics, slices, limits."""
+    from mlops.pipeline_steps import version_prefix
+
+    registry = open_registry(app)
+    found = registry.get_version(model, version)  # NotFoundError (exit 3) for an unknown version
+    key = f"{version_prefix(model, version)}model-card.md"
+    s3 = app.session().client("s3")
+    try:
+        text = s3.get_object(Bucket=app.platform().data_bucket, Key=key)["Body"].read().decode()
+    except s3.exceptions.NoSuchKey:
+        raise NotFoundError(f"model {model!r} version {version} has no model card (s3 key {key})") from None
+    emit(app, {"model": model, "version": found.version, "status": found.status.value, "card": text}, text)

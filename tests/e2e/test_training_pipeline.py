@@ -1,0 +1,192 @@
+"""The training pipeline on the local cloud: the real state machine, functions and CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops.local.testing import LocalCloudProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+from generate import generate  # noqa: E402  (examples/ is scripts, not a package)
+
+MLOPS = str(Path(sys.executable).parent / "mlops")
+
+
+def mlops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MLOPS, "--json", *args], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=600
+    )
+
+
+def put_spec(env: dict[str, str], tmp_path: Path, name: str, **changes: Any) -> None:
+    spec = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
+    spec["name"] = name
+    for key, value in changes.items():
+        spec[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = mlops(env, "spec", "put", str(path), "--actor", "alice")
+    assert result.returncode == 0, result.stderr
+
+
+def upload(
+    env: dict[str, str],
+    tmp_path: Path,
+    model: str,
+    rows: int = 1500,
+    seed: int = 7,
+    name: str = "train.csv",
+    frame: Any = None,
+) -> dict[str, Any]:
+    path = tmp_path / name
+    (frame if frame is not None else generate("churn", rows, seed)).to_csv(path, index=False)
+    result = mlops(env, "data", "upload", str(path), "--model", model, "--wait", "--actor", "bob")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_upload_becomes_a_registered_candidate(
+    local_env: dict[str, str], tmp_path: Path, aws: Callable[[str], Any]
+) -> None:
+    # GIVEN a stored spec
+    put_spec(local_env, tmp_path, "happy")
+    # WHEN a dataset is uploaded through the CLI
+    uploaded = upload(local_env, tmp_path, "happy")
+    run = uploaded["run"]
+    # THEN the run validated, trained, evaluated, gated and registered a candidate
+    assert run["status"] == "SUCCEEDED", run
+    steps = [s["name"] for s in run["steps"]]
+    for step in ("Validate", "PlanTraining", "TrainCandidates", "Evaluate", "Gate", "Register"):
+        assert step in steps
+    assert run["output"]["outcome"] == "registered"
+    assert run["output"]["version"] == 1
+    # AND the registry holds the version with its lineage, and the artifact matches its sha256
+    shown = json.loads(mlops(local_env, "models", "show", "happy", "--version", "1").stdout)
+    version = shown
+    assert version["status"] == "PENDING_APPROVAL"
+    assert version["dataset_version"]["version_id"] == uploaded["version_id"]
+    assert version["spec_revision"] == 1
+    assert version["pipeline_execution"].endswith(uploaded["run_name"])
+    bucket, key = version["artifact_uri"][5:].split("/", 1)
+    artifact = aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(artifact).hexdigest() == version["artifact_sha256"]
+    assert version["metrics"]["roc_auc"] > 0.7
+    # AND the model card exists and the audit chain is intact
+    card = mlops(local_env, "models", "card", "happy", "1")
+    assert card.returncode == 0, card.stderr
+    assert "happy" in json.loads(card.stdout)["card"]
+    assert mlops(local_env, "audit", "verify", "--model", "happy").returncode == 0
+
+
+def test_duplicate_event_starts_one_execution(
+    local_env: dict[str, str], tmp_path: Path, aws: Callable[[str], Any], local_cloud: LocalCloudProcess
+) -> None:
+    # GIVEN an upload whose run already exists
+    put_spec(local_env, tmp_path, "dupe")
+    uploaded = upload(local_env, tmp_path, "dupe", rows=600)
+    # WHEN EventBridge delivers the same Object Created event again (at-least-once delivery)
+    event = {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {
+            "bucket": {"name": uploaded["bucket"]},
+            "object": {"key": uploaded["key"], "version-id": uploaded["version_id"]},
+        },
+    }
+    starter = next(
+        f["FunctionName"] for f in aws("lambda").list_functions()["Functions"] if "Starter" in f["FunctionName"]
+    )
+    answer = json.loads(aws("lambda").invoke(FunctionName=starter, Payload=json.dumps(event))["Payload"].read())
+    # THEN Step Functions itself refuses the second start
+    assert answer["duplicate"] is True
+    machine = json.loads(mlops(local_env, "runs", "list", "--model", "dupe").stdout)["runs"]
+    assert [r["name"] for r in machine].count(uploaded["run_name"]) == 1
+
+
+def test_same_inputs_give_the_same_artifact(local_env: dict[str, str], tmp_path: Path) -> None:
+    put_spec(local_env, tmp_path, "repro")
+    first = upload(local_env, tmp_path, "repro", rows=800, seed=3, name="a.csv")
+    second = upload(local_env, tmp_path, "repro", rows=800, seed=3, name="b.csv")
+    versions = [
+        json.loads(mlops(local_env, "models", "show", "repro", "--version", str(v)).stdout)
+        for v in (first["run"]["output"]["version"], second["run"]["output"]["version"])
+    ]
+    shas = [v["artifact_sha256"] for v in versions]
+    assert shas[0] == shas[1]
+
+
+def test_gate_rejection_is_registered_with_reasons(local_env: dict[str, str], tmp_path: Path) -> None:
+    # GIVEN a spec whose gate no model can pass
+    spec = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
+    put_spec(local_env, tmp_path, "strict", gates={**spec.get("gates", {}), "metrics": {"accuracy": {"min": 0.999}}})
+    uploaded = upload(local_env, tmp_path, "strict", rows=600)
+    # THEN the run SUCCEEDED with outcome rejected, and the version is REJECTED with the reason
+    run = uploaded["run"]
+    assert run["status"] == "SUCCEEDED"
+    assert run["output"]["outcome"] == "rejected"
+    assert any("accuracy" in reason for reason in run["output"]["reasons"])
+    shown = json.loads(mlops(local_env, "models", "show", "strict", "--version", "1").stdout)
+    version = shown
+    assert version["status"] == "REJECTED"
+
+
+def test_invalid_dataset_fails_with_the_report_and_the_data_kept(
+    local_env: dict[str, str], tmp_path: Path, aws: Callable[[str], Any]
+) -> None:
+    put_spec(local_env, tmp_path, "dirty")
+    frame = generate("churn", 400, 5)
+    frame.loc[3, "tenure_months"] = -10
+    path = tmp_path / "dirty.csv"
+    frame.to_csv(path, index=False)
+    result = mlops(local_env, "data", "upload", str(path), "--model", "dirty", "--wait")
+    uploaded = json.loads(result.stdout)
+    run = uploaded["run"]
+    assert run["status"] == "FAILED"
+    assert run["error"] == "DatasetInvalid"
+    validate = next(s for s in run["steps"] if s["name"] == "Validate")
+    assert validate["status"] == "SUCCEEDED"
+    kept = aws("s3").get_object(Bucket=uploaded["bucket"], Key=uploaded["key"], VersionId=uploaded["version_id"])
+    assert kept["Body"].read() == path.read_bytes()
+    report_key = f"reports/dirty/datasets/{uploaded['version_id']}/validation.json"
+    report = json.loads(aws("s3").get_object(Bucket=uploaded["bucket"], Key=report_key)["Body"].read())
+    assert report["valid"] is False
+
+
+def test_training_failure_ends_failed_and_is_recorded(local_env: dict[str, str], tmp_path: Path) -> None:
+    # GIVEN data that passes validation but cannot train: one class only, and a spec without
+    # class-balance or fairness checks that would have caught it first
+    spec = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
+    target = {k: v for k, v in spec["target"].items() if k != "min_class_fraction"}
+    put_spec(local_env, tmp_path, "oneclass", target=target, fairness={"protected_attributes": []})
+    frame = generate("churn", 400, 9)
+    frame["churned"] = 0
+    path = tmp_path / "x.csv"
+    frame.to_csv(path, index=False)
+    # WHEN it is uploaded
+    result = mlops(local_env, "data", "upload", str(path), "--model", "oneclass", "--wait")
+    run = json.loads(result.stdout)["run"]
+    # THEN the run is FAILED, the failing step is named, and the audit trail says why
+    assert run["status"] == "FAILED", run
+    assert run["error"] == "PipelineFailed"
+    events = json.loads(mlops(local_env, "audit", "list", "--model", "oneclass").stdout)
+    failures = [e for e in events.get("events", events) if e["action"] == "pipeline.failed"]
+    assert failures
+    # one class: every candidate trains, but none has a ROC AUC to rank by, so Evaluate stops the run
+    assert failures[0]["after"]["step"] == "Evaluate"
+    assert "no candidate has a value for roc_auc" in failures[0]["after"]["cause"]
+    # AND no version was registered (nothing half-written)
+    assert mlops(local_env, "models", "show", "oneclass", "--version", "1").returncode != 0
+
+
+pytestmark = pytest.mark.xdist_group("local-cloud")
