@@ -190,3 +190,46 @@ def test_training_failure_ends_failed_and_is_recorded(local_env: dict[str, str],
 
 
 pytestmark = pytest.mark.xdist_group("local-cloud")
+
+
+@pytest.mark.parametrize("step", ["Validate", "Train", "Evaluate", "Gate", "Register"])
+def test_a_transient_failure_of_each_task_is_retried(
+    local_env: dict[str, str], tmp_path: Path, local_cloud: LocalCloudProcess, step: str
+) -> None:
+    # GIVEN the step's function fails once with a Lambda service error
+    model = f"flaky-{step.lower()}"
+    put_spec(local_env, tmp_path, model)
+    local_cloud.inject_fault(f"Training{step}", count=1, error_type="Lambda.ServiceException")
+    # WHEN a dataset is uploaded
+    uploaded = upload(local_env, tmp_path, model, rows=500)
+    run = uploaded["run"]
+    # THEN the Retry absorbed it: the run registered its candidate, and the step took two attempts
+    assert run["status"] == "SUCCEEDED", run
+    assert run["output"]["outcome"] == "registered"
+    injected = [i for i in local_cloud.status()["invocations"] if i.get("injected")]
+    assert any(f"Training{step}" in i["function"] for i in injected)
+
+
+def test_a_permanent_failure_of_a_task_fails_the_run(
+    local_env: dict[str, str], tmp_path: Path, local_cloud: LocalCloudProcess
+) -> None:
+    # GIVEN Register fails on every attempt
+    put_spec(local_env, tmp_path, "broken")
+    before = len(local_cloud.status()["invocations"])
+    local_cloud.inject_fault("TrainingRegister", count=10, error_type="Lambda.ServiceException")
+    try:
+        path = tmp_path / "b.csv"
+        generate("churn", 500, 4).to_csv(path, index=False)
+        result = mlops(local_env, "data", "upload", str(path), "--model", "broken", "--wait")
+    finally:
+        local_cloud.inject_fault("TrainingRegister", count=0)
+    run = json.loads(result.stdout)["run"]
+    # THEN the run is FAILED after the retries, the failure is audited, and no version exists
+    assert run["status"] == "FAILED"
+    attempts = [i for i in local_cloud.status()["invocations"][before:] if "TrainingRegister" in i["function"]]
+    assert len(attempts) == 4  # the first try and the Retry's three more, all failed
+    assert all(i.get("injected") for i in attempts)
+    events = json.loads(mlops(local_env, "audit", "list", "--model", "broken").stdout)
+    failure = next(e for e in events.get("events", events) if e["action"] == "pipeline.failed")
+    assert failure["after"]["step"] == "Register"
+    assert mlops(local_env, "models", "show", "broken", "--version", "1").returncode != 0

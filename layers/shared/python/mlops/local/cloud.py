@@ -95,6 +95,18 @@ class _Control:
                 request = json.loads(environ["wsgi.input"].read(length) or b"{}")
                 deliveries = self.cloud.fire(str(request.get("rule", "")))
                 return "200 OK", {"deliveries": [asdict(d) for d in deliveries]}
+            if path == "/_mlops/faults" and method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                if self.cloud.runtime is None:
+                    raise NotFoundError("the Lambda runtime is not running")
+                self.cloud.runtime.inject_fault(
+                    str(request["function"]),
+                    count=int(request.get("count", 1)),
+                    error_type=str(request.get("error_type", "Lambda.ServiceException")),
+                    message=str(request.get("message", "fault injected by the local cloud")),
+                )
+                return "200 OK", {"faults": self.cloud.runtime.faults}
         except NotFoundError as exc:
             return "404 Not Found", {"message": str(exc)}
         except Exception as exc:

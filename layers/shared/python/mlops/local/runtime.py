@@ -198,6 +198,9 @@ class LambdaRuntime:
         self._busy: dict[str, int] = {}
         self._lock = threading.Condition()
         self._stopped = False
+        # Injected faults, like AWS Fault Injection Service's Lambda actions: function name
+        # fragment -> [remaining count, errorType, errorMessage].
+        self.faults: dict[str, list[Any]] = {}
         self.invocations: list[dict[str, Any]] = []  # name, request id, error, duration: for summaries
 
     def register(self, spec: FunctionSpec) -> None:
@@ -296,6 +299,19 @@ class LambdaRuntime:
         spec = self.lookup(name_or_arn)
         data = payload.encode() if isinstance(payload, str) else (payload or b"")
         request_id = str(uuid.uuid4())
+        injected = self._take_fault(spec.name)
+        if injected is not None:
+            self.invocations.append(
+                {
+                    "function": spec.name,
+                    "request_id": request_id,
+                    "ok": False,
+                    "duration_ms": 0.0,
+                    "error": injected["errorType"],
+                    "injected": True,
+                }
+            )
+            return InvokeResult(json.dumps({**injected, "requestId": request_id}).encode(), "Unhandled", request_id)
         invoked_arn = name_or_arn if name_or_arn.startswith("arn:") else spec.arn
         started = time.time()
         w = self._acquire(spec)
@@ -320,6 +336,36 @@ class LambdaRuntime:
             assert isinstance(body, bytes)
             return InvokeResult(body, None, request_id)
         return InvokeResult(json.dumps(body).encode(), "Unhandled", request_id)
+
+    def inject_fault(
+        self,
+        function: str,
+        *,
+        count: int = 1,
+        error_type: str = "Lambda.ServiceException",
+        message: str = "fault injected by the local cloud",
+    ) -> None:
+        """Make the next ``count`` invocations of functions whose name contains ``function`` fail.
+
+        The failure has the shape of an unhandled function error with ``errorType`` set, which is
+        what a state's ``Retry``/``Catch`` matches on (``Lambda.ServiceException`` is retried by
+        the pipelines, any other type is caught). ``count`` 0 removes the fault.
+        """
+        with self._lock:
+            if count <= 0:
+                self.faults.pop(function, None)
+            else:
+                self.faults[function] = [count, error_type, message]
+
+    def _take_fault(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            for fragment, fault in list(self.faults.items()):
+                if fragment in name:
+                    fault[0] -= 1
+                    if fault[0] <= 0:
+                        del self.faults[fragment]
+                    return {"errorType": fault[1], "errorMessage": fault[2], "stackTrace": []}
+        return None
 
     def warm(self, names: list[str] | None = None) -> None:
         """Start (and import) one environment per function ahead of the first request."""

@@ -157,6 +157,10 @@ class LocalCloudProcess:
     def fire(self, rule: str) -> list[dict[str, Any]]:
         return list(self.control("fire", {"rule": rule})["deliveries"])
 
+    def inject_fault(self, function: str, *, count: int = 1, error_type: str = "Lambda.ServiceException") -> None:
+        """The next ``count`` invocations of functions whose name contains ``function`` fail."""
+        self.control("faults", {"function": function, "count": count, "error_type": error_type})
+
     def environ(self) -> dict[str, str]:
         """Environment variables that point the SDK and the ``mlops`` CLI at this cloud."""
         return {
