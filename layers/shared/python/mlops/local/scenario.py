@@ -17,6 +17,7 @@ import importlib.util
 import io
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,61 +133,97 @@ def _example_rows(model: str, rows: int, seed: int) -> bytes:
     return str(frame.to_csv(index=False)).encode()
 
 
+def _example_file(ctx: ScenarioContext, name: str, rows: int, seed: int, *, corrupt: bool = False) -> Path:
+    body = _example_rows(ctx.model, rows=rows, seed=seed)
+    if corrupt:  # a negative tenure and an unknown contract type: two findings with row numbers
+        lines = body.decode().splitlines()
+        header = lines[0].split(",")
+        row = lines[5].split(",")
+        row[header.index("tenure_months")] = "-3"
+        row[header.index("contract")] = "weekly"
+        lines[5] = ",".join(row)
+        body = ("\n".join(lines) + "\n").encode()
+    folder = Path(ctx.facts.setdefault("workdir", tempfile.mkdtemp(prefix="mlops-demo-")))
+    path = folder / name
+    path.write_bytes(body)
+    return path
+
+
+def _steps_line(run: dict[str, Any]) -> str:
+    return " -> ".join(s["name"] for s in run.get("steps", []) if not s["name"].startswith("Failed"))
+
+
 @step("upload")
 def upload_dataset(ctx: ScenarioContext) -> str:
-    platform = ctx.platform()
-    body = _example_rows(ctx.model, rows=2000, seed=7)
-    key = f"datasets/{ctx.model}/{ctx.model}-{time.strftime('%Y%m%dT%H%M%S')}.csv"
-    out = ctx.client("s3").put_object(Bucket=platform.data_bucket, Key=key, Body=body)
-    ctx.facts.update(upload_key=key, upload_version=out.get("VersionId"), uploaded_at=time.time())
-    return f"uploaded s3://{platform.data_bucket}/{key} ({len(body):,} bytes, version {out.get('VersionId')})"
+    path = _example_file(ctx, f"{ctx.model}-train.csv", rows=2000, seed=7)
+    result = ctx.cli("data", "upload", str(path), "--model", ctx.model, "--actor", "data-scientist@example.com")
+    ctx.facts.update(upload=result)
+    return (
+        f"`mlops data upload {path.name} --model {ctx.model}` -> s3://{result['bucket']}/{result['key']} "
+        f"version {result['version_id']}, run {result['run_name']}"
+    )
 
 
 @step("pipeline")
 def wait_for_pipeline(ctx: ScenarioContext) -> str:
-    platform = ctx.platform()
-    sfn = ctx.client("stepfunctions")
-    arn = platform.training_state_machine_arn
-    if not arn:
-        raise ScenarioError("the deployment has no training state machine (SSM training-state-machine-arn)")
-    deadline = time.time() + ctx.timeout_s
-    execution = None
-    while time.time() < deadline:
-        for item in sfn.list_executions(stateMachineArn=arn)["executions"]:
-            described = sfn.describe_execution(executionArn=item["executionArn"])
-            if ctx.facts.get("upload_key", "") in described.get("input", ""):
-                execution = described
-        if execution and execution["status"] != "RUNNING":
-            break
-        time.sleep(0.25)
-        if execution:
-            execution = sfn.describe_execution(executionArn=execution["executionArn"])
-            if execution["status"] != "RUNNING":
-                break
-    if execution is None:
+    upload = ctx.facts["upload"]
+    started = time.time()
+    try:
+        run = ctx.cli("runs", "wait", upload["run_name"], "--timeout", str(int(ctx.timeout_s)))
+    except ScenarioError:
+        run = ctx.cli("runs", "show", upload["run_name"])
         raise ScenarioError(
-            f"no training execution started for {ctx.facts.get('upload_key')} within {ctx.timeout_s:.0f} s"
-        )
-    if execution["status"] == "RUNNING":
-        raise ScenarioError(f"execution {execution['name']} still running after {ctx.timeout_s:.0f} s")
-    history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
-    states = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    seconds = (execution["stopDate"] - execution["startDate"]).total_seconds()
-    ctx.facts.update(execution=execution, states=states)
-    output = json.loads(execution.get("output") or "{}")
-    validation = output.get("validation", {}) if isinstance(output, dict) else {}
-    if execution["status"] != "SUCCEEDED":
-        failed = [e["taskFailedEventDetails"] for e in history if "taskFailedEventDetails" in e]
-        reason = (
-            f"; last task failure: {failed[-1].get('error')}: {failed[-1].get('cause', '')[:800]}" if failed else ""
-        )
-        raise ScenarioError(
-            f"training execution {execution['name']} ended {execution['status']}: "
-            f"{execution.get('error')} (states: {' -> '.join(states)}){reason}"
-        )
-    detail = f"; validation valid={validation.get('valid')}" if validation else ""
+            f"training run {run['name']} ended {run['status']}: {run.get('error')}: "
+            f"{str(run.get('cause'))[:600]} (steps: {_steps_line(run)})"
+        ) from None
+    output = run.get("output") or {}
+    ctx.facts.update(run=run, version=output.get("version"))
+    metrics = output.get("metrics") or {}
+    shown = ", ".join(f"{k}={metrics[k]:.3f}" for k in ("roc_auc", "accuracy", "f1", "rmse", "r2") if k in metrics)
     return (
-        f"training pipeline {execution['name']} {execution['status']} in {seconds:.1f} s: {' -> '.join(states)}{detail}"
+        f"run {run['status']} in {time.time() - started:.1f} s: {_steps_line(run)}\n"
+        f"             outcome {output.get('outcome')}: version {output.get('version')} "
+        f"{output.get('status')} ({shown}); card {output.get('card_uri')}"
+    )
+
+
+@step("bad-data")
+def upload_bad_dataset(ctx: ScenarioContext) -> str:
+    path = _example_file(ctx, f"{ctx.model}-bad.csv", rows=2000, seed=7, corrupt=True)
+    result = ctx.cli("data", "upload", str(path), "--model", ctx.model, "--actor", "data-scientist@example.com")
+    with contextlib.suppress(ScenarioError):  # expected: the run ends FAILED with DatasetInvalid
+        ctx.cli("runs", "wait", result["run_name"], "--timeout", str(int(ctx.timeout_s)))
+    run = ctx.cli("runs", "show", result["run_name"])
+    if run["error"] != "DatasetInvalid":
+        raise ScenarioError(f"a corrupted dataset should end DatasetInvalid, got {run['status']} {run['error']}")
+    report_key = f"reports/{ctx.model}/datasets/{result['version_id']}/validation.json"
+    report = json.loads(ctx.client("s3").get_object(Bucket=result["bucket"], Key=report_key)["Body"].read())
+    failed = [f"{c['check']}[{c.get('column')}]" for c in report["checks"] if c["status"] == "failed"]
+    return (
+        f"corrupted upload -> run {run['status']} ({run['error']}); failed checks {', '.join(failed)}; "
+        f"report s3://{result['bucket']}/{report_key}; the upload is kept"
+    )
+
+
+@step("registry")
+def show_registry(ctx: ScenarioContext) -> str:
+    shown = ctx.cli("models", "show", ctx.model, "--version", str(ctx.facts["version"]))
+    lineage = shown.get("dataset_version") or {}
+    return (
+        f"version {shown['version']} {shown['status']}: dataset {lineage.get('key')} "
+        f"(version {str(lineage.get('version_id'))[:12]}..., {lineage.get('rows')} rows, "
+        f"sha256 {str(lineage.get('sha256'))[:12]}...), spec revision {shown['spec_revision']}, "
+        f"code {shown['code_revision']}, artifact sha256 {str(shown['artifact_sha256'])[:12]}..."
+    )
+
+
+@step("audit")
+def verify_audit(ctx: ScenarioContext) -> str:
+    result = ctx.cli("audit", "verify", "--model", ctx.model)
+    chain = result["chains"][0]
+    return (
+        f"`mlops audit verify --model {ctx.model}`: chain intact, {chain['events']} events "
+        f"(head hash {chain['head_hash'][:12]}...)"
     )
 
 
