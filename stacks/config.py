@@ -63,6 +63,11 @@ class EnvironmentConfig(BaseModel):
     noncurrent_version_days: int = Field(default=90, ge=1)
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
     approval_four_eyes: bool = True
+    # ECR image URI for specs with training.backend: sagemaker (built from containers/sagemaker-training).
+    sagemaker_training_image: str | None = Field(
+        default=None,
+        pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$",
+    )
 
     @field_validator("log_retention_days")
     @classmethod

@@ -69,6 +69,8 @@ RESOURCE_STAR_ACTIONS = frozenset(
         "logs:UpdateLogDelivery",
         "logs:DeleteLogDelivery",
         "logs:ListLogDeliveries",
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",  # scoped by a namespace condition instead
         "logs:PutResourcePolicy",
         "logs:DescribeResourcePolicies",
         "logs:DescribeLogGroups",

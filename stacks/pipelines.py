@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -60,6 +62,7 @@ class TrainingPipeline(Construct):
         bucket: s3.IBucket,
         tables: RegistryTables,
         topic: sns.ITopic,
+        kms_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         table_env = {
@@ -157,6 +160,9 @@ class TrainingPipeline(Construct):
             layer_set=[layers.shared, layers.runtime],
         )
         tables.grant_registry_write(self.record_failure)
+        self.sagemaker_role = self._sagemaker_training(config=config, bucket=bucket)
+        if config.sagemaker_training_image:
+            self.train.add_environment("SAGEMAKER_TRAINING_IMAGE", config.sagemaker_training_image)
         steps = {
             "ValidateFunctionArn": self.validate,
             "TrainFunctionArn": self.train,
@@ -183,10 +189,13 @@ class TrainingPipeline(Construct):
             substitutions={
                 **{key: fn.function_arn for key, fn in steps.items()},
                 "NotificationsTopicArn": topic.topic_arn,
+                "SageMakerRoleArn": self.sagemaker_role.role_arn,
+                "KmsKeyArn": kms_key.key_arn,
             },
         )
         for function in steps.values():
             function.grant_invoke(self.state_machine)
+        self._grant_sagemaker_jobs(bucket)
         topic.grant_publish(self.state_machine)
         acknowledge_grant_wildcards(
             self.state_machine,
@@ -234,3 +243,84 @@ class TrainingPipeline(Construct):
                 )
             ],
         )
+
+    def _sagemaker_training(self, *, config: EnvironmentConfig, bucket: s3.IBucket) -> iam.Role:
+        """The role training jobs run as: read the run's input, write its model; pull the image."""
+        role = iam.Role(
+            self,
+            "SageMakerTrainingRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"mlops training jobs ({config.name}): backend sagemaker",
+        )
+        bucket.grant_read(role, f"{ARTIFACT_PREFIX}*")
+        bucket.grant_put(role, f"{ARTIFACT_PREFIX}*")
+        stack = Stack.of(self)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/TrainingJobs:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        image = config.sagemaker_training_image
+        if image:
+            account, _, rest = image.partition(".dkr.ecr.")
+            region = rest.split(".", 1)[0]
+            repository = image.split("/", 1)[1].split("@")[0].split(":")[0]
+            role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                    resources=[f"arn:{stack.partition}:ecr:{region}:{account}:repository/{repository}"],
+                )
+            )
+        acknowledge_grant_wildcards(
+            role,
+            "read and put artifacts/*, write its own training-job logs and metrics, "
+            "pull the configured training image (GetAuthorizationToken has no resource)",
+        )
+        return role
+
+    def _grant_sagemaker_jobs(self, bucket: s3.IBucket) -> None:
+        """What the state machine needs for createTrainingJob.sync and the input copy."""
+        stack = Stack.of(self)
+        machine_role = self.state_machine.role
+        bucket.grant_read(machine_role, f"{DATASET_PREFIX}*")  # CopyObject's source: the exact version
+        bucket.grant_put(machine_role, f"{ARTIFACT_PREFIX}*")
+        machine_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[stack.format_arn(service="sagemaker", resource="training-job", resource_name="mlops-*")],
+            )
+        )
+        machine_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+                    )
+                ],
+            )
+        )
+        self.sagemaker_role.grant_pass_role(machine_role)

@@ -40,7 +40,14 @@ class PlatformStack(Stack):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
         self.training = TrainingPipeline(
-            self, "Training", config=config, layers=self.layers, bucket=storage.bucket, tables=tables, topic=self.topic
+            self,
+            "Training",
+            config=config,
+            layers=self.layers,
+            bucket=storage.bucket,
+            tables=tables,
+            topic=self.topic,
+            kms_key=storage.key,
         )
         self.api = PlatformApi(self, "Api", config=config, layers=self.layers, tables=tables)
 

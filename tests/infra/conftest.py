@@ -38,7 +38,11 @@ class Synthesized:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     context = cdk_context()
     environments = context["mlops:environments"]
-    environments["keyed"] = {**environments["dev"], "api_auth": "api_key"}
+    environments["keyed"] = {
+        **environments["dev"],
+        "api_auth": "api_key",
+        "sagemaker_training_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-train:1",
+    }
     context["aws:cdk:enable-asset-metadata"] = True  # as the CDK CLI sets it; the size test reads it
     outdir = tmp_path_factory.mktemp("cdk.out")
     application = cdk.App(context=context, outdir=str(outdir))

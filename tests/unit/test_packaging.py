@@ -68,3 +68,16 @@ def test_shared_layer_is_the_source_the_tests_import() -> None:
     import mlops
 
     assert Path(mlops.__file__).resolve().parent == (SHARED_SOURCE / "python" / "mlops").resolve()
+
+
+def test_sagemaker_training_image_copies_files_that_exist() -> None:
+    # The image cannot be built here (no Docker); what it copies must at least exist, and it must
+    # run the same entry point the pipeline names.
+    dockerfile = (ROOT / "containers" / "sagemaker-training" / "Dockerfile").read_text()
+    sources = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), source
+    asl = (ROOT / "statemachines" / "training.asl.json").read_text()
+    assert '"python", "-m", "mlops.sagemaker"' in dockerfile
+    assert '"ContainerEntrypoint": [\n' in asl or '"mlops.sagemaker"' in asl

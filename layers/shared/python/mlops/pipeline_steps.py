@@ -6,6 +6,7 @@ the local cloud run exactly this code against moto.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ from typing import Any
 
 from mlops.audit import PLATFORM_CHAIN
 from mlops.datasets import DatasetCatalog, describe_s3_object
-from mlops.errors import CheckFailedError, InputError, MlopsError, NotFoundError
+from mlops.errors import CheckFailedError, ConfigError, InputError, MlopsError, NotFoundError
 from mlops.pipeline import DatasetUpload, parse_key
 from mlops.platform import Platform
 from mlops.registry import Registry
@@ -224,19 +225,50 @@ def _code_revision() -> str:
 def plan_training(
     event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
-    """The candidates to train (one, or a search space's), the backend and the ranking metric."""
+    """The candidates to train (one, or a search space's), the backend and the ranking metric.
+
+    For ``backend: sagemaker`` each candidate also carries its training job's settings; the
+    dataset version is first copied to the run's input prefix, because a training job's S3
+    channel cannot name an object version.
+    """
+    from urllib.parse import quote
+
+    from mlops.sagemaker import job_hyperparameters
     from mlops.search import candidates
 
     services = services or Services.from_env()
     upload = DatasetUpload(**event["upload"])
-    spec = _spec_for(services, upload.model, int(event["spec_revision"]))
+    revision = SpecStore(services.registry).get(upload.model, int(event["spec_revision"]))
+    spec = revision.spec()
     search = spec.training.search
     metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
-    return {
-        "candidates": [{"index": i, "params": params} for i, params in enumerate(candidates(spec))],
-        "backend": spec.training.backend,
-        "metric": metric,
-    }
+    planned: list[dict[str, Any]] = [{"index": i, "params": params} for i, params in enumerate(candidates(spec))]
+    plan: dict[str, Any] = {"candidates": planned, "backend": spec.training.backend, "metric": metric, "input": None}
+    if spec.training.backend == "sagemaker":
+        image = os.environ.get("SAGEMAKER_TRAINING_IMAGE", "")
+        if not image:
+            raise ConfigError(
+                f"model {upload.model!r} asks for training.backend: sagemaker, but this deployment has no "
+                "training image: set sagemaker_training_image for the environment in cdk.json and redeploy"
+            )
+        prefix = run_prefix(upload.model, event["execution_name"])
+        input_prefix = f"{prefix}input/"
+        digest = hashlib.sha256(event["execution_name"].encode()).hexdigest()[:24]
+        for item in planned:
+            item["job"] = {
+                "name": f"mlops-{upload.model[:24]}-{digest}-{item['index']}",
+                "image": image,
+                "instance_type": spec.training.instance_type,
+                "input_uri": _s3_uri(services.platform.data_bucket, input_prefix),
+                "output_uri": _s3_uri(services.platform.data_bucket, f"{prefix}sagemaker/"),
+                "hyperparameters": job_hyperparameters(revision.document, item, _code_revision()),
+            }
+        plan["input"] = {
+            "bucket": services.platform.data_bucket,
+            "key": f"{input_prefix}{upload.key.rsplit('/', 1)[-1]}",
+            "copy_source": f"{upload.bucket}/{quote(upload.key)}?versionId={upload.version_id}",
+        }
+    return plan
 
 
 def train_candidate(
@@ -355,8 +387,6 @@ def register_candidate(
     The artifact's sha256 is checked before anything is written: no version without its artifact.
     Idempotent per execution, so a retried Register returns the version it already made.
     """
-    import hashlib
-
     from mlops.modelcard import render_model_card
 
     services = services or Services.from_env()
@@ -431,10 +461,28 @@ def register_candidate(
     }
 
 
+def collect_candidate(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """A finished SageMaker training job -> the candidate record a Lambda-trained one has."""
+    from mlops.sagemaker import collect_training_job
+
+    services = services or Services.from_env()
+    upload = DatasetUpload(**event["upload"])
+    candidate = event["candidate"]
+    artifact, record = collect_training_job(_read_bytes(services, event["job"]["ModelArtifacts"]["S3ModelArtifacts"]))
+    key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"
+    uri = _put(services, key, artifact, "application/octet-stream", sha256=record["artifact_sha256"])
+    return {**record, "index": candidate["index"], "artifact_uri": uri}
+
+
 def train_step(event: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
-    """The Train function's two modes: ``plan`` the candidates, or ``train`` one."""
-    if event.get("mode") == "plan":
+    """The Train function's modes: ``plan`` the candidates, ``train`` one, ``collect`` a SageMaker job's."""
+    mode = event.get("mode")
+    if mode == "plan":
         return plan_training(event, request_id=request_id)
+    if mode == "collect":
+        return collect_candidate(event, request_id=request_id)
     return train_candidate(event, request_id=request_id)
 
 
