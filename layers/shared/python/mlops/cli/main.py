@@ -26,6 +26,11 @@ COMMAND_MODULES = (
     "mlops.cli.data_cmd",
     "mlops.cli.runs_cmd",
     "mlops.cli.local_cmd",
+    "mlops.cli.approve_cmd",
+    "mlops.cli.reject_cmd",
+    "mlops.cli.deploy_cmd",
+    "mlops.cli.rollback_cmd",
+    "mlops.cli.rollouts_cmd",
 )
 
 

@@ -1,0 +1,76 @@
+"""Approval API: POST /models/{model}/versions/{version}/approve|reject (IAM-authorized).
+
+The approver is the caller's IAM identity (requestContext.identity.userArn), never a body field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.approval import SelfApprovalError
+from mlops.deployment import approve_from_api
+from mlops.errors import ConflictError, InputError, MlopsError, NotFoundError
+
+logger = Logger()
+app = APIGatewayRestResolver()
+
+
+def _decide(model: str, version: str, decision: str) -> dict[str, Any]:
+    event = app.current_event
+    identity = event.request_context.identity
+    return approve_from_api(
+        model,
+        version,
+        decision,
+        caller=identity.user_arn or identity.caller,
+        body=event.json_body if event.body else None,
+        request_id=event.request_context.request_id,
+    )
+
+
+@app.post("/models/<model>/versions/<version>/approve")
+def approve(model: str, version: str) -> dict[str, Any]:
+    return _decide(model, version, "approve")
+
+
+@app.post("/models/<model>/versions/<version>/reject")
+def reject(model: str, version: str) -> dict[str, Any]:
+    return _decide(model, version, "reject")
+
+
+def _error(status: int, exc: Exception) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": str(exc)})
+
+
+@app.exception_handler(SelfApprovalError)
+def _forbidden(exc: SelfApprovalError) -> Response:
+    return _error(403, exc)
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response:
+    return _error(404, exc)
+
+
+@app.exception_handler(ConflictError)
+def _conflict(exc: ConflictError) -> Response:
+    return _error(409, exc)
+
+
+@app.exception_handler(InputError)
+def _bad_request(exc: InputError) -> Response:
+    return _error(400, exc)
+
+
+@app.exception_handler(MlopsError)
+def _refused(exc: MlopsError) -> Response:
+    return _error(409, exc)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

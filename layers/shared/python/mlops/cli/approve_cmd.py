@@ -1,0 +1,100 @@
+"""``mlops approve M V [--comment]``: sign off a waiting candidate through the approval API.
+
+The request is signed with SigV4 (service ``execute-api``) using your own AWS credentials: the API
+records the identity those credentials belong to as the approver. ``mlops reject`` shares this.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import click
+
+from mlops.cli.common import AppContext, emit, json_option, pass_app
+from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError, NotFoundError
+
+_ERRORS: dict[int, type[MlopsError]] = {
+    400: InputError,
+    403: CheckFailedError,
+    404: NotFoundError,
+    409: ConflictError,
+}
+
+
+def _region(app: AppContext, url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    if ".execute-api." in host:
+        return host.split(".execute-api.", 1)[1].split(".", 1)[0]
+    return app.session().region_name or "us-east-1"
+
+
+def signed_post(app: AppContext, path: str, body: dict[str, Any], *, timeout: float = 60) -> dict[str, Any]:
+    """POST ``body`` to the platform API at ``path``, signed with the caller's credentials.
+
+    Raises the :mod:`mlops.errors` class matching the answer (403 for the four-eyes rule or a
+    missing permission is a refused check, exit 1; 404/409 exit 3; 400 exit 2).
+    """
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    base = app.platform().api_url
+    if not base:
+        raise NotFoundError(f"environment {app.environment!r} has no API deployed (SSM api-url is missing)")
+    url = base.rstrip("/") + "/" + path.lstrip("/")
+    session = app.session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise InputError("no AWS credentials: the approval API identifies approvers by their credentials")
+    data = json.dumps(body).encode()
+    request = AWSRequest(method="POST", url=url, data=data, headers={"Content-Type": "application/json"})
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", _region(app, url)).add_auth(request)
+    outgoing = urllib.request.Request(url, data=data, headers=dict(request.headers.items()), method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(outgoing, timeout=timeout) as response:  # noqa: S310 - the platform's API URL
+            return dict(json.loads(response.read() or b"{}"))
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            answer = json.loads(text)
+            message = answer.get("error") or answer.get("message") or text
+        except ValueError:
+            message = text
+        error = _ERRORS.get(exc.code, MlopsError)
+        raise error(f"{message} (HTTP {exc.code})") from None
+    except urllib.error.URLError as exc:
+        raise MlopsError(f"cannot reach the platform API at {base}: {exc.reason}") from None
+
+
+def decision_path(model: str, version: int, decision: str) -> str:
+    return f"models/{quote(model, safe='')}/versions/{version}/{decision}"
+
+
+def print_decision(app: AppContext, result: dict[str, Any]) -> None:
+    text = (
+        f"model {result['model']} version {result['version']}: {result['decision']} by {result['by']} at {result['at']}"
+    )
+    if result.get("resumed"):
+        text += "; the deployment pipeline continues"
+    if result.get("resume_error"):
+        text += f"\nwarning: {result['resume_error']}"
+    emit(app, result, text)
+
+
+@click.command("approve")
+@click.argument("model")
+@click.argument("version", type=click.IntRange(1))
+@click.option("--comment", default=None, help="Why you approve (recorded with your identity).")
+@json_option
+@pass_app
+def command(app: AppContext, model: str, version: int, comment: str | None) -> None:
+    """Approve MODEL VERSION, which waits in its deployment pipeline; the pipeline then deploys it.
+
+    You are recorded as the approver from your AWS credentials. With the four-eyes rule on, whoever
+    uploaded the training data may not approve (exit 1).
+    """
+    result = signed_post(app, decision_path(model, version, "approve"), {"comment": comment} if comment else {})
+    print_decision(app, result)

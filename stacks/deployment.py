@@ -1,0 +1,174 @@
+"""The approval and deployment pipeline: approval task, approval API routes, rollout and canary checks."""
+
+from __future__ import annotations
+
+from aws_cdk import Arn, ArnFormat, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from mlops.deployment import alarm_prefix
+from stacks.api import PlatformApi
+from stacks.config import EnvironmentConfig
+from stacks.discovery import Discovery
+from stacks.function import MlopsFunction
+from stacks.layers import PlatformLayers
+from stacks.nag import acknowledge_grant_wildcards
+from stacks.pipelines import state_machine_from_file
+from stacks.stateful import ARTIFACT_PREFIX, REPORT_PREFIX, RegistryTables
+
+
+class DeploymentPipeline(Construct):
+    """Registered candidate -> approval (callback token, API, timeout) -> deploy -> bake -> promote/roll back.
+
+    Input of :attr:`state_machine`: ``{"model": str, "version": int, "strategy": str | null,
+    "requested_by": str}`` (``strategy`` overrides the spec's deployment strategy).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        layers: PlatformLayers,
+        bucket: s3.IBucket,
+        tables: RegistryTables,
+        topic: sns.ITopic,
+        api: PlatformApi,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        environment = {
+            "DATA_BUCKET": bucket.bucket_name,
+            "REGISTRY_TABLE": tables.registry.table_name,
+            "AUDIT_TABLE": tables.audit.table_name,
+            "APPROVAL_FOUR_EYES": "true" if config.approval_four_eyes else "false",
+        }
+        light = [layers.shared, layers.runtime]
+
+        self.steps = MlopsFunction(
+            self,
+            "Steps",
+            name="deployment_steps",
+            config=config,
+            layers=light,
+            description="Deployment pipeline steps: plan, approval expiry, aliases, canary alarms, promote, roll back",
+            environment=environment,
+            memory_size=512,
+            timeout=Duration.minutes(1),
+        ).function
+        tables.grant_registry_write(self.steps)
+        bucket.grant_read(self.steps, f"{ARTIFACT_PREFIX}*")  # evaluation against the champion
+        bucket.grant_read(self.steps, f"{REPORT_PREFIX}*")  # the validation report
+        stack = Stack.of(self)
+        alarms = Arn.format(
+            {
+                "service": "cloudwatch",
+                "resource": "alarm",
+                "resource_name": f"{alarm_prefix(config.name)}*",
+                "arn_format": ArnFormat.COLON_RESOURCE_NAME,
+            },
+            stack,
+        )
+        self.steps.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"],
+                resources=[alarms],
+            )
+        )
+        acknowledge_grant_wildcards(
+            self.steps,
+            "registry read/write and audit append, read artifacts/* and reports/*, "
+            f"create and read this environment's canary alarms ({alarm_prefix(config.name)}*)",
+        )
+
+        self.request = MlopsFunction(
+            self,
+            "Request",
+            name="approval_request",
+            config=config,
+            layers=light,
+            description="Approval task: stores the callback token with the candidate and notifies approvers",
+            environment={**environment, "NOTIFICATIONS_TOPIC_ARN": topic.topic_arn},
+            memory_size=256,
+            timeout=Duration.seconds(30),
+        ).function
+        tables.grant_registry_write(self.request)
+        topic.grant_publish(self.request)
+        acknowledge_grant_wildcards(
+            self.request, "registry read/write, audit append, publish to the notifications topic"
+        )
+
+        self.state_machine = state_machine_from_file(
+            self,
+            "StateMachine",
+            file="deployment.asl.json",
+            config=config,
+            # The approval wait is bounded by the spec (at most a year); the execution outlives it.
+            timeout=Duration.days(366),
+            substitutions={
+                "DeploymentStepsFunctionArn": self.steps.function_arn,
+                "ApprovalRequestFunctionArn": self.request.function_arn,
+                "NotificationsTopicArn": topic.topic_arn,
+            },
+        )
+        self.steps.grant_invoke(self.state_machine)
+        self.request.grant_invoke(self.state_machine)
+        topic.grant_publish(self.state_machine)
+        acknowledge_grant_wildcards(
+            self.state_machine,
+            "invoke the pipeline's two functions (all versions), publish to the notifications topic, "
+            "X-Ray and CloudWatch Logs delivery (no resource-level permissions exist for those)",
+        )
+
+        self.approval_api = MlopsFunction(
+            self,
+            "Api",
+            name="approval_api",
+            config=config,
+            layers=light,
+            description="Approval API: approve or reject a waiting candidate as the calling IAM principal",
+            environment=environment,
+            memory_size=512,
+            timeout=Duration.seconds(20),
+        ).function
+        tables.grant_registry_write(self.approval_api)
+        self.state_machine.grant_task_response(self.approval_api)
+        acknowledge_grant_wildcards(
+            self.approval_api, "registry read/write, audit append, send task success to this state machine"
+        )
+
+        integration = apigw.LambdaIntegration(self.approval_api)
+        model = api.models.get_resource("{model}") or api.models.add_resource("{model}")
+        version = model.add_resource("versions").add_resource("{version}")
+        self.approve_method = version.add_resource("approve").add_method("POST", integration)
+        self.reject_method = version.add_resource("reject").add_method("POST", integration)
+
+
+def add_deployment_pipeline(platform: Stack, *, config: EnvironmentConfig, stateful: Construct) -> DeploymentPipeline:
+    """Wire the pipeline into the platform stack and publish its ARN for the CLI.
+
+    ``platform`` is a :class:`stacks.platform.PlatformStack` (its ``layers``, ``topic`` and
+    ``api``); ``stateful`` the :class:`stacks.stateful.StatefulStack` (its ``storage`` and
+    ``tables``). Call it inside ``PlatformStack.__init__``, before the stage runs cdk-nag.
+    """
+    storage, tables = stateful.storage, stateful.tables  # type: ignore[attr-defined]
+    pipeline = DeploymentPipeline(
+        platform,
+        "Deployment",
+        config=config,
+        layers=platform.layers,  # type: ignore[attr-defined]
+        bucket=storage.bucket,
+        tables=tables,
+        topic=platform.topic,  # type: ignore[attr-defined]
+        api=platform.api,  # type: ignore[attr-defined]
+    )
+    Discovery(
+        platform,
+        "DeploymentDiscovery",
+        config=config,
+        values={"deployment-state-machine-arn": pipeline.state_machine.state_machine_arn},
+    )
+    return pipeline
