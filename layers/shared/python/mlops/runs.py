@@ -61,7 +61,8 @@ class Step:
     status: str  # RUNNING, SUCCEEDED, FAILED, RETRIED
     started: str | None = None
     ended: str | None = None
-    attempts: int = 0
+    attempts: int = 0  # task invocations, retries included
+    entries: int = 0  # times the state was entered (a Map iteration enters it once per item)
     error: str | None = None
     cause: str | None = None
 
@@ -167,6 +168,7 @@ def describe_run(sfn: Any, state_machine_arn: str, name_or_arn: str) -> Run:
                 if name not in steps:
                     steps[name] = Step(name=name, status="RUNNING", started=_iso(event.get("timestamp")))
                     order.append(name)
+                steps[name].entries += 1
                 current = name
             elif kind.endswith("StateExited") and current is not None:
                 name = event["stateExitedEventDetails"]["name"]
@@ -186,7 +188,7 @@ def describe_run(sfn: Any, state_machine_arn: str, name_or_arn: str) -> Run:
                 run.cause = run.cause or details.get("cause")
     for step in steps.values():
         if step.status == "FAILED" and step.ended is not None:
-            step.status = "RETRIED" if step.attempts > 1 else "CAUGHT"
+            step.status = "RETRIED" if step.attempts > step.entries else "CAUGHT"
     run.steps = [steps[name] for name in order]
     return run
 

@@ -22,12 +22,31 @@ def print_run(run: Run) -> None:
     click.echo(f"run {run.name}  [{run.status}]  model {run.model or '?'}")
     click.echo(f"  started {run.started}  stopped {run.stopped or '-'}")
     for step in run.steps:
-        retries = f" ({step.attempts} attempts)" if step.attempts > 1 else ""
-        line = f"  {step.status:<9} {step.name}{retries}"
+        notes = []
+        if step.entries > 1:
+            notes.append(f"{step.entries} runs")
+        if step.attempts > max(step.entries, 1):
+            notes.append(f"{step.attempts - max(step.entries, 1)} retried")
+        line = f"  {step.status:<9} {step.name}" + (f" ({', '.join(notes)})" if notes else "")
         if step.error:
             line += f": {step.error}: {step.cause or ''}"[:300]
         click.echo(line)
-    if run.output:
+    output = run.output or {}
+    if "outcome" in output:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted((output.get("metrics") or {}).items()))
+        click.echo(
+            f"  outcome: {output['outcome']}: {output.get('model')} version {output.get('version')} "
+            f"{output.get('status')}"
+        )
+        if metrics:
+            click.echo(f"  metrics: {metrics}")
+        for reason in output.get("reasons") or []:
+            click.echo(f"  reason:  {reason}")
+        if output.get("card_uri"):
+            click.echo(
+                f"  card:    {output['card_uri']}  (mlops models card {output.get('model')} {output.get('version')})"
+            )
+    elif run.output:
         click.echo("  output: " + json.dumps(run.output, default=str)[:800])
     if run.error:
         click.echo(f"  failed: {run.error}: {run.cause or ''}")
