@@ -572,6 +572,22 @@ def finish_canary(
     }
 
 
+def champion_stack(history: list[dict[str, Any]]) -> list[int]:
+    """Champions as an undo stack: a rollback pops back to its target, so rolling back twice goes
+    two steps back, never forth again."""
+    stack: list[int] = []
+    for entry in history:
+        version = entry.get("version")
+        if version is None:
+            continue
+        if entry.get("how") == "rollback" and int(version) in stack:
+            while stack[-1] != int(version):
+                stack.pop()
+        else:
+            stack.append(int(version))
+    return stack
+
+
 def rollback(
     registry: Registry, model: str, *, to: int | None = None, actor: str, request_id: str | None = None
 ) -> dict[str, Any]:
@@ -595,8 +611,7 @@ def rollback(
     if current is None:
         raise NotFoundError(f"model {model!r} has no champion; there is nothing to roll back")
     if to is None:
-        history = get_rollout(registry, model).history
-        earlier = [int(h["version"]) for h in history if h.get("version") is not None]
+        earlier = champion_stack(get_rollout(registry, model).history)
         while earlier and earlier[-1] == current:
             earlier.pop()
         to = next(
