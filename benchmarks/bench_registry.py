@@ -26,6 +26,7 @@ import boto3
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
+from mlops.local.testing import create_registry_tables
 from mlops.registry import Registry
 from mlops.tables import DynamoStore
 
@@ -44,31 +45,7 @@ def _serialize_moto() -> None:
 
 
 def _tables(client: Any) -> None:
-    client.create_table(
-        TableName=REGISTRY,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "gsi1",
-                "KeySchema": [
-                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    client.create_table(
-        TableName=AUDIT,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "seq", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
-    )
+    create_registry_tables(client, registry_table=REGISTRY, audit_table=AUDIT)
 
 
 def run(allocations: int, threads: int) -> dict[str, Any]:
