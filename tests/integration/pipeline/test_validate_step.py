@@ -98,3 +98,35 @@ def test_ignored_upload_is_audited_on_the_platform_chain(services: Services) -> 
     record_ignored_upload("datasets/readme.txt", "outside the layout", services=services, request_id="r")
     events = services.registry.audit.list_events("_platform")[0]
     assert [e.action for e in events] == ["dataset.ignored"]
+
+
+def test_champion_profile_adds_reference_checks(services: Services) -> None:
+    # GIVEN a champion whose registered profile comes from its training data
+    import pandas as pd
+
+    from mlops.profile import profile_frame
+
+    spec = parse_spec(SPEC)
+    SpecStore(services.registry).put(spec, actor="alice")
+    training = pd.DataFrame({"age": [30, 41, 25, 52] * 50, "plan": ["basic", "pro"] * 100, "label": [0, 1] * 100})
+    services.s3.put_object(
+        Bucket=DATA_BUCKET, Key="artifacts/tiny/profile.json", Body=profile_frame(training, spec).to_json().encode()
+    )
+    version = services.registry.register_version(
+        "tiny",
+        actor="pipeline",
+        metrics={"accuracy": 0.9},
+        tags={"profile_uri": f"s3://{DATA_BUCKET}/artifacts/tiny/profile.json"},
+    )
+    services.registry.approve("tiny", version.version, actor="carol")
+    services.registry.set_alias("tiny", "champion", version.version, actor="carol")
+    # WHEN a dataset whose ages moved far from the training data is validated
+    shifted = "age,plan,label\n" + "".join(f"{100 + i % 15},basic,{i % 2}\n" for i in range(200))
+    result = validate_upload(_upload(services, "datasets/tiny/shifted.csv", shifted.encode()), services=services)
+    # THEN the report carries the reference checks, and the mean shift of age fails them
+    report = json.loads(
+        services.s3.get_object(Bucket=DATA_BUCKET, Key=result["report_uri"].split("/", 3)[3])["Body"].read()
+    )
+    reference_checks = [c for c in report["checks"] if c["check"].startswith("reference.")]
+    assert reference_checks
+    assert any(c["column"] == "age" and c["status"] == "failed" for c in reference_checks)

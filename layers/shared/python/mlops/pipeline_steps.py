@@ -57,6 +57,20 @@ def _write_json(services: Services, key: str, document: Any) -> str:
     return f"s3://{services.platform.data_bucket}/{key}"
 
 
+def champion_profile(services: Services, model: str) -> Any:
+    """The reference profile of the champion's training data (None without a champion or profile)."""
+    from mlops.profile import ReferenceProfile
+
+    try:
+        champion = services.registry.get_by_alias(model, "champion")
+    except NotFoundError:
+        return None
+    uri = champion.tags.get("profile_uri")
+    if not uri:
+        return None
+    return ReferenceProfile.from_json(_read_bytes(services, uri), source=uri)
+
+
 def validate_upload(
     upload: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
@@ -112,9 +126,12 @@ def validate_upload(
             "spec_revision": None,
         }
 
+    profile = champion_profile(services, model)
     body = services.s3.get_object(Bucket=item.bucket, Key=item.key, VersionId=item.version_id)["Body"]
     try:
-        report = validate_stream(body, revision.spec(), f"s3://{item.bucket}/{item.key}?versionId={item.version_id}")
+        report = validate_stream(
+            body, revision.spec(), f"s3://{item.bucket}/{item.key}?versionId={item.version_id}", reference=profile
+        )
     finally:
         body.close()
     report_uri = _write_json(services, key, report.to_json())
