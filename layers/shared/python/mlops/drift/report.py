@@ -1,0 +1,202 @@
+"""The drift report: per-feature results and the dataset verdict (schema: docs/drift.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DRIFT_SCHEMA_VERSION = "1"
+
+FeatureStatus = Literal[
+    "ok",  # compared, no drift
+    "drifted",  # compared, drift
+    "too_small",  # fewer current values than the window needs: never drift
+    "no_reference",  # the reference has no values for it (all missing, or not profiled)
+    "missing_column",  # the current window does not have the column
+    "not_monitored",  # a type the engine does not compare (datetime, identifier-like strings)
+]
+Severity = Literal["none", "low", "medium", "high"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MethodResult(_Model):
+    """One method's number for one feature; ``p_value`` only for tests (ks, chi2)."""
+
+    statistic: float
+    p_value: float | None = None
+
+
+class MissingRate(_Model):
+    """Share of missing values on each side; ``flagged`` when the change exceeds the limit."""
+
+    reference: float
+    current: float
+    change: float
+    limit: float
+    flagged: bool
+
+
+class CategoryChange(_Model):
+    """Categories on one side only (``unseen`` are new in the window; lists show the most frequent)."""
+
+    unseen: list[str] = Field(default_factory=list)
+    unseen_count: int = 0
+    unseen_fraction: float = 0.0
+    vanished: list[str] = Field(default_factory=list)
+    vanished_count: int = 0
+    reference_truncated: bool = False
+
+
+class Distribution(_Model):
+    """What the HTML overlay draws: bins (numeric: edges; categorical: labels) and proportions."""
+
+    kind: Literal["numeric", "categorical"]
+    edges: list[float] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    reference: list[float]
+    current: list[float]
+
+
+class FeatureDrift(_Model):
+    """The verdict on one feature (or on the model's predictions)."""
+
+    name: str
+    kind: Literal["numeric", "categorical", "other"]
+    status: FeatureStatus
+    drifted: bool = False
+    method: str | None = None
+    judged_by: Literal["p_value", "threshold"] | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    alpha: float | None = None
+    threshold: float | None = None
+    score: float = 0.0
+    severity: Severity = "none"
+    reference_count: int = 0
+    current_count: int = 0
+    exact: bool = True
+    methods: dict[str, MethodResult] = Field(default_factory=dict)
+    missing: MissingRate | None = None
+    categories: CategoryChange | None = None
+    distribution: Distribution | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class MetricChange(_Model):
+    name: str
+    registered: float
+    current: float | None
+    change: float | None
+    tolerance: float
+    relative: bool
+    degraded: bool
+
+
+class PerformanceDrift(_Model):
+    """The spec's metrics on the labelled window against the registered holdout metrics."""
+
+    status: Literal["ok", "degraded", "too_small"]
+    rows: int
+    metrics: list[MetricChange] = Field(default_factory=list)
+    notes: dict[str, str] = Field(default_factory=dict)
+
+
+class DriftSettings(_Model):
+    min_rows: int
+    large_window_rows: int
+    p_value: float
+    psi_threshold: float
+    distance_threshold: float
+    max_missing_rate_change: float
+    multiple_testing: Literal["benjamini-hochberg"] = "benjamini-hochberg"
+
+
+class SideInfo(_Model):
+    source: str
+    rows: int
+    exact: bool = True
+
+
+class DriftReport(_Model):
+    """A whole drift check; ``to_json`` is the document ``mlops drift --json`` prints."""
+
+    schema_version: str = DRIFT_SCHEMA_VERSION
+    model: str
+    spec_fingerprint: str
+    created_at: str
+    reference: SideInfo
+    current: SideInfo
+    settings: DriftSettings
+    verdict: Literal["drifted", "no_drift", "too_small"]
+    drifted: bool
+    drifted_features: list[str] = Field(default_factory=list)
+    missing_rate_alerts: list[str] = Field(default_factory=list)
+    drift_share: float = 0.0
+    features: list[FeatureDrift] = Field(default_factory=list)
+    prediction: FeatureDrift | None = None
+    performance: PerformanceDrift | None = None
+    notes: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=indent, allow_nan=False)
+
+    def render_text(self) -> str:
+        """A short human summary: the verdict, then one line per compared feature, worst first."""
+        head = {
+            "drifted": f"DRIFT: {len(self.drifted_features)} of {self.compared} feature(s) drifted",
+            "no_drift": f"NO DRIFT: {self.compared} feature(s) compared",
+            "too_small": f"TOO SMALL: {self.current.rows} row(s) in the window, more than {self.settings.min_rows} needed",
+        }[self.verdict]
+        lines = [
+            head,
+            f"  reference {self.reference.source} ({self.reference.rows:,} rows)",
+            f"  current   {self.current.source} ({self.current.rows:,} rows)",
+        ]
+        rows = [f for f in self.features]
+        if self.prediction is not None:
+            rows.append(self.prediction)
+        for feature in rows:
+            lines.append("  " + _feature_line(feature))
+        if self.missing_rate_alerts:
+            lines.append("  missing-rate change: " + ", ".join(self.missing_rate_alerts))
+        if self.performance is not None:
+            perf = self.performance
+            worse = [m.name for m in perf.metrics if m.degraded]
+            lines.append(
+                f"  performance: {perf.status} on {perf.rows} labelled row(s)"
+                + (f" ({', '.join(worse)})" if worse else "")
+            )
+        return "\n".join(lines)
+
+    @property
+    def compared(self) -> int:
+        return sum(1 for f in self.features if f.status in ("ok", "drifted"))
+
+
+def _feature_line(feature: FeatureDrift) -> str:
+    mark = "x" if feature.drifted else " "
+    if feature.status not in ("ok", "drifted"):
+        return f"[{mark}] {feature.name}: {feature.status.replace('_', ' ')}" + (
+            f" ({feature.notes[0]})" if feature.notes else ""
+        )
+    if feature.judged_by == "p_value":
+        judged = f"p={_num(feature.p_value)} (BH-adjusted {_num(feature.p_value_adjusted)}, alpha {feature.alpha})"
+    else:
+        judged = f"threshold {feature.threshold}"
+    extra = ""
+    if feature.categories is not None and feature.categories.unseen_count:
+        extra = f"; {feature.categories.unseen_count} unseen categor{'y' if feature.categories.unseen_count == 1 else 'ies'}"
+    return f"[{mark}] {feature.name}: {feature.method}={_num(feature.statistic)} {judged}, severity {feature.severity}{extra}"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}"
