@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "mlops.cli.models_cmd",
     "mlops.cli.audit_cmd",
     "mlops.cli.validate_cmd",
+    "mlops.cli.drift_cmd",
     "mlops.cli.data_cmd",
     "mlops.cli.runs_cmd",
     "mlops.cli.local_cmd",
