@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / ".build" / "layers"))
 CONSTRAINTS = ROOT / "constraints.txt"
 PYTHON_VERSION = "3.12"
-BUILDER_REVISION = "1"  # bump when the build or pruning steps change
+BUILDER_REVISION = "2"  # bump when the build or pruning steps change
 
 PLATFORM_TAGS = {
     "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
@@ -35,6 +35,8 @@ PLATFORM_TAGS = {
 # (stripping breaks numpy).
 PRUNE_DIRS = frozenset({"tests", "__pycache__"})
 PRUNE_SUFFIXES = (".pyi", ".pyc")
+# Test data shipped inside packages under other names (onnx's backend test cases: 15 MiB).
+PRUNE_PATHS = ("onnx/backend/test",)
 
 
 class LayerBuildError(RuntimeError):
@@ -62,6 +64,8 @@ def layer_hash(requirements: Path, architecture: str) -> str:
 
 
 def _prune(tree: Path) -> None:
+    for relative in PRUNE_PATHS:
+        shutil.rmtree(tree / relative, ignore_errors=True)
     for path in sorted(tree.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and path.name in PRUNE_DIRS:
             shutil.rmtree(path, ignore_errors=True)
@@ -132,7 +136,8 @@ class PlatformLayers:
 
     - ``shared``: the ``mlops`` domain package from ``layers/shared/python`` (what the tests import);
     - ``runtime``: Powertools, pydantic, PyYAML;
-    - ``science``: numpy, pandas, scipy, scikit-learn (only for functions that compute on data).
+    - ``science``: numpy, pandas, scipy, scikit-learn, skl2onnx (functions that compute on data);
+    - ``inference``: numpy and onnxruntime only (the inference function: no scikit-learn to import).
     """
 
     def __init__(self, scope: Construct, *, architecture: str) -> None:
@@ -150,8 +155,9 @@ class PlatformLayers:
         )
         layers = {}
         for name, description in (
+            ("inference", "numpy, onnxruntime (serving without scikit-learn)"),
             ("runtime", "Powertools, pydantic, PyYAML"),
-            ("science", "numpy, pandas, scipy, scikit-learn, joblib"),
+            ("science", "numpy, pandas, scipy, scikit-learn, joblib, skl2onnx"),
         ):
             built = build_dependency_layer(name, ROOT / "layers" / "deps" / name / "requirements.txt", architecture)
             self.built[name] = built
@@ -171,3 +177,4 @@ class PlatformLayers:
             )
         self.runtime = layers["runtime"]
         self.science = layers["science"]
+        self.inference = layers["inference"]

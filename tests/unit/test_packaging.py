@@ -23,7 +23,7 @@ def _pins(path: Path) -> dict[str, str]:
 
 def test_layer_pins_match_the_installed_versions() -> None:
     # An artifact trained in a Lambda must load in the CLI and tests: same library versions.
-    for layer in ("science", "runtime"):
+    for layer in ("science", "runtime", "inference"):
         for name, version in _pins(ROOT / "layers" / "deps" / layer / "requirements.txt").items():
             assert metadata.version(name) == version, f"{layer} layer pins {name}=={version}"
 
