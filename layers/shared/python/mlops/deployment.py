@@ -910,3 +910,27 @@ def _four_eyes(services: DeploymentServices, model: str, version: int) -> bool:
     if services.four_eyes:
         return True
     return bool(_spec_of(services.registry, services.registry.get_version(model, version)).approval.four_eyes)
+
+
+def start_deployment(
+    sfn: Any,
+    state_machine_arn: str,
+    model: str,
+    version: int,
+    *,
+    requested_by: str,
+    name: str | None = None,
+    strategy: str | None = None,
+) -> str:
+    """Start the deployment pipeline for ``model`` ``version``; returns the execution ARN.
+
+    ``name`` defaults to ``<model>-v<version>`` (the training pipeline's hand-off: one per
+    candidate, so a repeated hand-off is refused by Step Functions itself).
+    """
+    if strategy is not None and strategy not in STRATEGIES:
+        raise InputError(f"strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
+    document = {"model": model, "version": int(version), "strategy": strategy, "requested_by": requested_by}
+    started = sfn.start_execution(
+        stateMachineArn=state_machine_arn, name=name or execution_name(model, version, ""), input=json.dumps(document)
+    )
+    return str(started["executionArn"])

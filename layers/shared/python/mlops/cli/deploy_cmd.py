@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.cli.models_cmd import actor_option, open_registry, resolve_actor
-from mlops.deployment import STRATEGIES, execution_name
+from mlops.deployment import STRATEGIES, execution_name, start_deployment
 from mlops.errors import CheckFailedError, NotFoundError, TransitionError
 from mlops.registry import Status
 from mlops.runs import describe_run, wait_run
@@ -51,16 +50,14 @@ def command(
     requester = resolve_actor(app, actor)
     sfn = app.session().client("stepfunctions")
     name = execution_name(model, version, f"deploy-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 1000000:06d}")
-    started = sfn.start_execution(
-        stateMachineArn=deployment_state_machine(app),
-        name=name,
-        input=json.dumps({"model": model, "version": version, "strategy": strategy, "requested_by": requester}),
+    arn = start_deployment(
+        sfn, deployment_state_machine(app), model, version, requested_by=requester, name=name, strategy=strategy
     )
-    data = {"model": model, "version": version, "status": found.status.value, "execution": started["executionArn"]}
+    data = {"model": model, "version": version, "status": found.status.value, "execution": arn}
     if not wait:
         emit(app, data, f"deployment pipeline started for {model} version {version}: {name}")
         return
-    run = wait_run(sfn, deployment_state_machine(app), started["executionArn"], timeout_s=timeout)
+    run = wait_run(sfn, deployment_state_machine(app), arn, timeout_s=timeout)
     run = describe_run(sfn, deployment_state_machine(app), run.arn)
     data["run"] = run.to_dict()
     outcome = (run.output or {}).get("outcome") if isinstance(run.output, dict) else None
