@@ -1,0 +1,81 @@
+"""The inference endpoint construct: function, grants, routes, validator (CDK assertions of intent)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.api import PlatformApi
+from stacks.config import load_environments
+from stacks.inference import InferenceEndpoint
+from stacks.layers import PlatformLayers
+from stacks.stateful import DataStorage, RegistryTables
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    config = load_environments(context["mlops:environments"], only="dev")[0]
+    app = cdk.App(context=context)
+    stack = cdk.Stack(app, "InferenceTest")
+    storage = DataStorage(stack, "Storage", config=config)
+    tables = RegistryTables(stack, "Tables", config=config, key=storage.key)
+    layers = PlatformLayers(stack, architecture=config.lambda_architecture)
+    api = PlatformApi(stack, "Api", config=config, layers=layers, tables=tables)
+    InferenceEndpoint(stack, "Inference", config=config, layers=layers, bucket=storage.bucket, tables=tables, api=api)
+    return Template.from_stack(stack)
+
+
+def test_function_gets_serving_settings(template: Template) -> None:
+    # GIVEN the synthesized construct WHEN looking for the inference function
+    # THEN it has 1024 MiB and the serving settings in its environment
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "MemorySize": 1024,
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"MAX_BATCH_SIZE": "1000", "ALIAS_TTL_SECONDS": "30", "CAPTURE_SAMPLE_RATE": "1.0"}
+                )
+            },
+        },
+    )
+
+
+def test_predict_route_is_iam_authorized_and_validated(template: Template) -> None:
+    # GIVEN the construct WHEN reading the API methods
+    # THEN POST .../predict requires SigV4 and has a request validator and body model
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "POST",
+            "AuthorizationType": "AWS_IAM",
+            "RequestValidatorId": Match.any_value(),
+            "RequestModels": {"application/json": Match.any_value()},
+        },
+    )
+    template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "predict"})
+    template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "openapi.json"})
+    template.has_resource_properties(
+        "AWS::ApiGateway::Model",
+        {
+            "Schema": Match.object_like(
+                {"properties": Match.object_like({"records": Match.object_like({"maxItems": 1000})})}
+            )
+        },
+    )
+
+
+def test_grants_are_narrow(template: Template) -> None:
+    # GIVEN the construct WHEN reading the policies
+    policies = json.dumps(template.find_resources("AWS::IAM::Policy"))
+    # THEN the function may put captures and read artifacts by prefix, and read the registry
+    assert "captures/*" in policies
+    assert "artifacts/*" in policies
+    assert "dynamodb:GetItem" in policies
