@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "mlops.cli.deploy_cmd",
     "mlops.cli.rollback_cmd",
     "mlops.cli.rollouts_cmd",
+    "mlops.cli.predict_cmd",
 )
 
 
