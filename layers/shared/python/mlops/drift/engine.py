@@ -386,9 +386,11 @@ def compare_numeric(
     ks_p = stats.ks_p_value(comparison.ks_statistic, reference.count, len(cur))
     spread = reference.std
     if not spread > 0:
-        spread = max(abs(float(ref[0])), 1.0)
+        # No reference spread to measure against: the window's own spread, else unit scale.
+        spread = current.std if current.std > 0 else 1.0
         result.notes.append(
-            f"zero-variance reference (every value {float(ref[0]):g}): Wasserstein is divided by {spread:g}"
+            f"zero-variance reference (every value {float(ref[0]):g}): Wasserstein is divided by"
+            f" {'the window std' if current.std > 0 else '1'} ({spread:.4g})"
         )
     cuts = stats.bin_cuts(ref, settings.options.psi_bins)
     psi_value = stats.psi(stats.sorted_counts(ref, cuts), stats.sorted_counts(cur, cuts))
