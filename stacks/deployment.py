@@ -140,6 +140,21 @@ class DeploymentPipeline(Construct):
             self.approval_api, "registry read/write, audit append, send task success to this state machine"
         )
 
+        # The training pipeline's hand-off (a Lambda task: moto cannot run states:startExecution tasks).
+        self.starter = MlopsFunction(
+            self,
+            "Starter",
+            name="start_deployment",
+            config=config,
+            layers=light,
+            description="Starts the deployment pipeline for a registered candidate (<model>-v<version>, once)",
+            environment={"DEPLOYMENT_STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
+            memory_size=256,
+            timeout=Duration.seconds(30),
+        ).function
+        self.state_machine.grant_start_execution(self.starter)
+        acknowledge_grant_wildcards(self.starter, "start executions of the deployment state machine")
+
         integration = apigw.LambdaIntegration(self.approval_api)
         model = api.models.get_resource("{model}") or api.models.add_resource("{model}")
         version = model.add_resource("versions").add_resource("{version}")

@@ -248,3 +248,35 @@ def test_the_steps_run_a_whole_canary(registry: Registry, cloudwatch: FakeCloudW
         {**base, "step": "record_failure", "error": {"Error": "E", "Cause": "c"}}, services=services
     )
     assert failure["recorded"] and registry.audit.verify("churn").ok
+
+
+def test_handoff_starts_one_execution_per_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops.deployment import handoff_step
+
+    class AlreadyExistsError(Exception):
+        def __init__(self) -> None:
+            super().__init__("exists")
+            self.response = {"Error": {"Code": "ExecutionAlreadyExists"}}
+
+    class FakeSfn:
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def start_execution(self, **kwargs: str) -> dict[str, str]:
+            if kwargs["name"] in self.names:
+                raise AlreadyExistsError()
+            self.names.append(kwargs["name"])
+            return {"executionArn": f"arn:aws:states:us-east-1:1:execution:sm:{kwargs['name']}"}
+
+    # GIVEN the deployment state machine  WHEN the same candidate is handed over twice
+    monkeypatch.setenv("DEPLOYMENT_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:sm")
+    sfn = FakeSfn()
+    event = {"model": "churn", "version": 3, "training_execution_name": "churn-abc"}
+    first, second = handoff_step(event, sfn=sfn), handoff_step(event, sfn=sfn)
+    # THEN one execution named <model>-v<version> exists and both answers point at it
+    assert sfn.names == ["churn-v3"]
+    assert (
+        first
+        == second
+        == {"deployment_execution": "arn:aws:states:us-east-1:1:execution:sm:churn-v3", "name": "churn-v3"}
+    )

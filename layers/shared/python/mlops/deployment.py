@@ -934,3 +934,26 @@ def start_deployment(
         stateMachineArn=state_machine_arn, name=name or execution_name(model, version, ""), input=json.dumps(document)
     )
     return str(started["executionArn"])
+
+
+def handoff_step(event: dict[str, Any], *, request_id: str | None = None, sfn: Any = None) -> dict[str, Any]:
+    """The training pipeline's hand-off: ``{"model", "version", "training_execution_name"}`` in.
+
+    Starts ``<model>-v<version>`` on ``DEPLOYMENT_STATE_MACHINE_ARN``; a repeated hand-off (a
+    retried task) finds the execution already there and returns it instead of failing.
+    """
+    if sfn is None:
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+    arn = os.environ["DEPLOYMENT_STATE_MACHINE_ARN"]
+    model, version = str(event["model"]), int(event["version"])
+    requested_by = f"pipeline:training:{event.get('training_execution_name') or 'unknown'}"
+    name = execution_name(model, version, "")
+    try:
+        execution = start_deployment(sfn, arn, model, version, requested_by=requested_by, name=name)
+    except Exception as exc:
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise
+        execution = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    return {"deployment_execution": execution, "name": name}
