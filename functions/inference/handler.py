@@ -78,7 +78,7 @@ def predict(model: str) -> Response:
     result = service().predict(
         model,
         event.decoded_body if event.is_base64_encoded else event.body,
-        content_type=event.get_header_value("content-type"),
+        content_type=event.headers.get("content-type"),
         request_id=request_id,
     )
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -108,7 +108,7 @@ def describe(model: str) -> Response:
 @app.get("/openapi.json")
 def openapi() -> Response:
     event = app.current_event
-    host = event.get_header_value("host")
+    host = event.headers.get("host")
     stage = event.request_context.stage
     server = f"https://{host}/{stage}" if host and stage else None
     return _json(200, serving_openapi(service(), server_url=server))
