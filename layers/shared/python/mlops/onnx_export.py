@@ -143,7 +143,7 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
     Returns
     -------
     bytes
-        The serialized ONNX model (deterministic for the same pipeline).
+        The serialized ONNX model (record its sha256 with the version; bytes may differ between exports).
 
     Raises
     ------
