@@ -53,7 +53,7 @@ def test_missing_values_serve_like_scikit_learn(world: World) -> None:
     # WHEN predicted by onnxruntime THEN probabilities equal scikit-learn's within 1e-4
     ours = OnnxPredictor(data, spec).predict(records)
     expected = result.pipeline.predict_proba(model_input(pd.DataFrame(records), spec))
-    np.testing.assert_allclose(ours.probabilities, expected, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(ours.probabilities), expected, atol=1e-4)
     assert ours.classes == [0, 1]
 
 
@@ -61,9 +61,8 @@ def test_service_prefers_the_onnx_export_and_checks_its_sha256(world: World) -> 
     # GIVEN a version with an ONNX export recorded in its tags
     data = export_onnx(world.trained[0].pipeline, world.spec)
     world.artifacts.objects["s3://bucket/artifacts/churn/0/model.onnx"] = data
-    version = world.register(
-        0, **{ONNX_TAG_URI: "s3://bucket/artifacts/churn/0/model.onnx", ONNX_TAG_SHA256: sha256_hex(data)}
-    )
+    tags = {ONNX_TAG_URI: "s3://bucket/artifacts/churn/0/model.onnx", ONNX_TAG_SHA256: sha256_hex(data)}
+    version = world.register(0, **tags)  # type: ignore[arg-type]
     world.champion(version)
     service = world.service()
     # WHEN predicting THEN the ONNX model answers
