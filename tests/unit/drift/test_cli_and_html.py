@@ -17,7 +17,7 @@ from mlops.spec import ModelSpec
 from .conftest import DRIFTED, make_frame
 
 
-@pytest.fixture()
+@pytest.fixture
 def files(tmp_path: Path, spec: ModelSpec) -> dict[str, Path]:
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(spec.canonical_json())
@@ -39,10 +39,19 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *ar
     return int(exit_info.value.code or 0), out, err
 
 
-def test_clean_window_exits_0(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], files: dict[str, Path]) -> None:
+def test_clean_window_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], files: dict[str, Path]
+) -> None:
     # GIVEN a clean window, WHEN checked with --fail-on-drift
     code, out, err = run(
-        monkeypatch, capsys, "drift", str(files["reference"]), str(files["clean"]), "--spec", str(files["spec"]), "--fail-on-drift"
+        monkeypatch,
+        capsys,
+        "drift",
+        str(files["reference"]),
+        str(files["clean"]),
+        "--spec",
+        str(files["spec"]),
+        "--fail-on-drift",
     )
     # THEN it exits 0 and says no drift
     assert code == 0, err
@@ -69,7 +78,11 @@ def test_drift_exits_1_only_with_fail_on_drift(
 
 @pytest.mark.parametrize("which", ["reference", "current", "spec", "profile"])
 def test_unreadable_input_exits_2(
-    which: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path
+    which: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     # GIVEN one input missing or broken
     reference, current, spec = str(files["reference"]), str(files["clean"]), str(files["spec"])

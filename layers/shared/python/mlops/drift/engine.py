@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -246,7 +246,7 @@ class Reference:
         return cls.from_frame(read_window(path, spec), spec, str(path))
 
 
-ReferenceLike = Reference | ReferenceProfile | pd.DataFrame | str | Path
+ReferenceLike: TypeAlias = Reference | ReferenceProfile | pd.DataFrame | str | Path
 
 
 def as_reference(reference: ReferenceLike, spec: ModelSpec) -> Reference:
@@ -348,10 +348,8 @@ def _choose(method: str, kind: str, current_count: int, settings: _Settings) -> 
     """(method, judged_by, alpha-or-threshold) for a feature."""
     if method == "auto":
         large = current_count > settings.large_window_rows
-        if kind == "numeric":
-            method = "wasserstein" if large else "ks"
-        else:
-            method = "jensen_shannon" if large else "chi2"
+        by_size = {"numeric": ("ks", "wasserstein"), "categorical": ("chi2", "jensen_shannon")}[kind]
+        method = by_size[large]
     if method in ("ks", "chi2"):
         return method, "p_value", settings.alpha
     if method == "psi":
@@ -498,8 +496,9 @@ def _score(result: FeatureDrift) -> None:
 def _numeric_distribution(ref: np.ndarray, cur: np.ndarray, bins: int) -> Any:
     from mlops.drift.report import Distribution
 
-    low = float(min(np.quantile(ref, 0.005), np.quantile(cur, 0.005)))
-    high = float(max(np.quantile(ref, 0.995), np.quantile(cur, 0.995)))
+    tails = np.array([0.005, 0.995])
+    (ref_low, ref_high), (cur_low, cur_high) = stats.sorted_quantiles(ref, tails), stats.sorted_quantiles(cur, tails)
+    low, high = float(min(ref_low, cur_low)), float(max(ref_high, cur_high))
     if not high > low:
         low, high = low - 0.5, high + 0.5
     edges = np.linspace(low, high, bins + 1)
@@ -534,20 +533,20 @@ def compare_feature(
     name: str, kind: str, reference: Side | None, current: Side | None, method: str, settings: _Settings
 ) -> FeatureDrift:
     if current is None:
-        return FeatureDrift(name=name, kind=kind, status="missing_column", notes=["the window has no such column"])  # type: ignore[arg-type]
+        return FeatureDrift(name=name, kind=kind, status="missing_column", notes=["the window has no such column"])
     if reference is None:
         return FeatureDrift(
             name=name,
             kind=kind,
             status="no_reference",
             current_count=current.count,
-            notes=["not in the reference"],  # type: ignore[arg-type]
+            notes=["not in the reference"],
         )
     if isinstance(reference, NumericSide) and isinstance(current, NumericSide):
         return compare_numeric(name, reference, current, method, settings)
     if isinstance(reference, CategoricalSide) and isinstance(current, CategoricalSide):
         return compare_categorical(name, reference, current, method, settings)
-    return FeatureDrift(name=name, kind=kind, status="no_reference", notes=["the reference column has another type"])  # type: ignore[arg-type]
+    return FeatureDrift(name=name, kind=kind, status="no_reference", notes=["the reference column has another type"])
 
 
 def drift_report(
@@ -810,4 +809,4 @@ def performance_drift(
             )
         )
     status = "degraded" if any(c.degraded for c in changes) else "ok"
-    return PerformanceDrift(status=status, rows=rows, metrics=changes, notes=notes)  # type: ignore[arg-type]
+    return PerformanceDrift(status=status, rows=rows, metrics=changes, notes=notes)

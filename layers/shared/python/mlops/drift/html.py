@@ -85,7 +85,8 @@ def _settings_text(report: DriftReport) -> str:
     s = report.settings
     return (
         f"too small at <= {s.min_rows} rows; tests (KS, chi-square, alpha {s.p_value}, {s.multiple_testing}) up to "
-        f"{s.large_window_rows:,} rows, effect sizes above (distance >= {s.distance_threshold}, PSI >= {s.psi_threshold}); "
+        f"{s.large_window_rows:,} rows, effect sizes above (distance >= {s.distance_threshold}, PSI >="
+        f" {s.psi_threshold}); "
         f"missing-rate change limit {s.max_missing_rate_change}"
     )
 
@@ -98,7 +99,8 @@ def _table_row(feature: FeatureDrift) -> str:
     if feature.missing is not None:
         missing = f"{feature.missing.reference:.1%} &rarr; {feature.missing.current:.1%}"
     return (
-        f"<tr class='{css}'><td><a href='#f-{_e(feature.name)}'>{_e(feature.name)}</a></td><td>{_e(feature.status)}</td>"
+        f"<tr class='{css}'><td><a href='#f-{_e(feature.name)}'>{_e(feature.name)}</a></td>"
+        f"<td>{_e(feature.status)}</td>"
         f"<td>{_e(feature.method or '')}</td><td>{_num(feature.statistic)}</td><td>{p_text}</td>"
         f"<td>{_num(level)}</td><td>{_e(feature.severity)}</td><td>{missing}</td></tr>"
     )
@@ -108,7 +110,8 @@ def _performance_table(report: DriftReport) -> str:
     perf = report.performance
     assert perf is not None
     rows = "".join(
-        f"<tr class='{'bad' if m.degraded else ''}'><td>{_e(m.name)}</td><td>{_num(m.registered)}</td><td>{_num(m.current)}</td>"
+        f"<tr class='{'bad' if m.degraded else ''}'><td>{_e(m.name)}</td><td>{_num(m.registered)}</td>"
+        f"<td>{_num(m.current)}</td>"
         f"<td>{_num(m.change)}{' (relative)' if m.relative else ''}</td><td>{_num(m.tolerance)}</td></tr>"
         for m in perf.metrics
     )
@@ -142,7 +145,8 @@ def _feature_section(feature: FeatureDrift, draw: Callable[[Distribution, str], 
             )
         if cats.vanished_count:
             parts.append(
-                f"<p>{cats.vanished_count} reference categor{'y' if cats.vanished_count == 1 else 'ies'} absent: {_e(', '.join(cats.vanished))}</p>"
+                f"<p>{cats.vanished_count} reference categor{'y' if cats.vanished_count == 1 else 'ies'} absent:"
+                f" {_e(', '.join(cats.vanished))}</p>"
             )
     for note in feature.notes:
         parts.append(f"<p class='note'>{_e(note)}</p>")
@@ -220,17 +224,21 @@ def _svg_chart(dist: Distribution, name: str) -> str:
     if dist.kind == "numeric" and dist.edges:
         for i in (0, n // 2, n):
             labels.append(
-                f"<text x='{left + plot_w * i / n:.1f}' y='{height - bottom + 14:.1f}' font-size='10' text-anchor='middle'>{dist.edges[i]:.4g}</text>"
+                f"<text x='{left + plot_w * i / n:.1f}' y='{height - bottom + 14:.1f}' font-size='10'"
+                f" text-anchor='middle'>{dist.edges[i]:.4g}</text>"
             )
     else:
         for i, label in enumerate(dist.labels):
             labels.append(
-                f"<text x='{left + plot_w * (i + 0.5) / n:.1f}' y='{height - bottom + 14:.1f}' font-size='9' text-anchor='middle'>{_e(label[:12])}</text>"
+                f"<text x='{left + plot_w * (i + 0.5) / n:.1f}' y='{height - bottom + 14:.1f}' font-size='9'"
+                f" text-anchor='middle'>{_e(label[:12])}</text>"
             )
     labels.append(f"<text x='4' y='{top + 10:.1f}' font-size='10'>{peak:.2g}</text>")
     legend = (
-        f"<rect x='{width - 170}' y='4' width='10' height='10' fill='{REFERENCE_COLOR}'/><text x='{width - 156}' y='13' font-size='10'>reference</text>"
-        f"<rect x='{width - 90}' y='4' width='10' height='10' fill='{CURRENT_COLOR}'/><text x='{width - 76}' y='13' font-size='10'>current</text>"
+        f"<rect x='{width - 170}' y='4' width='10' height='10' fill='{REFERENCE_COLOR}'/><text x='{width - 156}'"
+        f" y='13' font-size='10'>reference</text>"
+        f"<rect x='{width - 90}' y='4' width='10' height='10' fill='{CURRENT_COLOR}'/><text x='{width - 76}' y='13'"
+        f" font-size='10'>current</text>"
     )
     axis = f"<line x1='{left}' y1='{top + plot_h}' x2='{left + plot_w}' y2='{top + plot_h}' stroke='#333'/>"
     return (

@@ -152,14 +152,15 @@ class DriftReport(_Model):
         head = {
             "drifted": f"DRIFT: {len(self.drifted_features)} of {self.compared} feature(s) drifted",
             "no_drift": f"NO DRIFT: {self.compared} feature(s) compared",
-            "too_small": f"TOO SMALL: {self.current.rows} row(s) in the window, more than {self.settings.min_rows} needed",
+            "too_small": f"TOO SMALL: {self.current.rows} row(s) in the window,"
+            f" more than {self.settings.min_rows} needed",
         }[self.verdict]
         lines = [
             head,
             f"  reference {self.reference.source} ({self.reference.rows:,} rows)",
             f"  current   {self.current.source} ({self.current.rows:,} rows)",
         ]
-        rows = [f for f in self.features]
+        rows = list(self.features)
         if self.prediction is not None:
             rows.append(self.prediction)
         for feature in rows:
@@ -187,13 +188,16 @@ def _feature_line(feature: FeatureDrift) -> str:
             f" ({feature.notes[0]})" if feature.notes else ""
         )
     if feature.judged_by == "p_value":
-        judged = f"p={_num(feature.p_value)} (BH-adjusted {_num(feature.p_value_adjusted)}, alpha {feature.alpha})"
+        adjusted = _num(feature.p_value_adjusted)
+        judged = f"p={_num(feature.p_value)} (BH-adjusted {adjusted}, alpha {feature.alpha})"
     else:
         judged = f"threshold {feature.threshold}"
     extra = ""
     if feature.categories is not None and feature.categories.unseen_count:
-        extra = f"; {feature.categories.unseen_count} unseen categor{'y' if feature.categories.unseen_count == 1 else 'ies'}"
-    return f"[{mark}] {feature.name}: {feature.method}={_num(feature.statistic)} {judged}, severity {feature.severity}{extra}"
+        unseen = feature.categories.unseen_count
+        extra = f"; {unseen} unseen categor{'y' if unseen == 1 else 'ies'}"
+    measured = f"{feature.method}={_num(feature.statistic)}"
+    return f"[{mark}] {feature.name}: {measured} {judged}, severity {feature.severity}{extra}"
 
 
 def _num(value: float | None) -> str:

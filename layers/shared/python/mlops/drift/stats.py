@@ -19,6 +19,8 @@ import numpy as np
 PSI_EPSILON = 1e-4
 # scipy's ks_2samp computes exact p-values up to this sample size, asymptotic ones above.
 KS_EXACT_MAX_N = 10_000
+# Above this effective size n1 * n2 / (n1 + n2), p-values come from Kolmogorov's limiting law.
+KS_KSTWO_MAX_N = 10_000
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,10 @@ def ks_p_value(statistic: float, n1: int, n2: int) -> float:
     """Two-sided two-sample KS p-value, as ``scipy.stats.ks_2samp(method="auto")`` computes it.
 
     Exact (scipy's own routine) when both samples have at most 10,000 values, else Smirnov's
-    asymptotic distribution (``kstwo.sf`` at the effective size ``n1 * n2 / (n1 + n2)``).
+    asymptotic distribution (``kstwo.sf`` at the effective size ``n1 * n2 / (n1 + n2)``), and
+    beyond an effective size of 10,000 its limit, Kolmogorov's distribution (scipy's ``kstwo``
+    is very slow out there; the two differ by under 1% relative).
     """
-    from scipy.stats import distributions
-
     if max(n1, n2) <= KS_EXACT_MAX_N:
         try:
             from scipy.stats._stats_py import _attempt_exact_2kssamp
@@ -72,8 +74,16 @@ def ks_p_value(statistic: float, n1: int, n2: int) -> float:
                 return float(min(max(probability, 0.0), 1.0))
         except (ImportError, TypeError):  # a scipy without the private routine: asymptotic below
             pass
+    from scipy.stats import distributions
+
     m, n = sorted([float(n1), float(n2)], reverse=True)
     effective = m * n / (m + n)
+    if effective > KS_KSTWO_MAX_N:
+        # kstwo.sf takes up to a second per call out there; its limit (Kolmogorov's distribution)
+        # differs from it by under 1% relative at these sizes, far below any decision's precision.
+        from scipy.special import kolmogorov
+
+        return float(np.clip(kolmogorov(math.sqrt(round(effective)) * statistic), 0.0, 1.0))
     return float(np.clip(distributions.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
 
 
@@ -85,8 +95,17 @@ def bin_cuts(reference: np.ndarray, bins: int = 10) -> np.ndarray:
     above the maximum. A zero-variance reference gets three bins (below, equal, above), a
     binary column one bin per value, and values outside the reference range a bin of their own.
     """
-    edges = np.unique(np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)))
+    edges = np.unique(sorted_quantiles(reference, np.linspace(0.0, 1.0, bins + 1)))
     return np.append(edges, np.nextafter(edges[-1], np.inf))
+
+
+def sorted_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of a sorted array by linear interpolation (numpy's default), without re-partitioning it."""
+    position = np.asarray(levels, dtype=np.float64) * (len(values) - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, len(values) - 1)
+    fraction = position - low
+    return values[low] + fraction * (values[high] - values[low])
 
 
 def sorted_counts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
