@@ -200,7 +200,7 @@ def test_capture_lands_under_the_time_partitioned_prefix(cloud: LocalCloudProces
     assert status == 200
     # WHEN the capture bucket is listed THEN the request's capture is there (written in the background)
     s3, bucket = cloud.client("s3"), parameter(cloud, "data-bucket")
-    deadline, keys = time.time() + 10, []
+    deadline, keys = time.time() + 10, list[str]()
     while time.time() < deadline and not keys:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix="captures/inf/").get("Contents", [])
         keys = [o["Key"] for o in listed if o["Key"].endswith(f"/{answer['request_id']}.jsonl")]
