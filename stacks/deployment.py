@@ -12,7 +12,6 @@ from constructs import Construct
 from mlops.deployment import alarm_prefix
 from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
-from stacks.discovery import Discovery
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge_grant_wildcards
@@ -160,30 +159,3 @@ class DeploymentPipeline(Construct):
         version = model.add_resource("versions").add_resource("{version}")
         self.approve_method = version.add_resource("approve").add_method("POST", integration)
         self.reject_method = version.add_resource("reject").add_method("POST", integration)
-
-
-def add_deployment_pipeline(platform: Stack, *, config: EnvironmentConfig, stateful: Construct) -> DeploymentPipeline:
-    """Wire the pipeline into the platform stack and publish its ARN for the CLI.
-
-    ``platform`` is a :class:`stacks.platform.PlatformStack` (its ``layers``, ``topic`` and
-    ``api``); ``stateful`` the :class:`stacks.stateful.StatefulStack` (its ``storage`` and
-    ``tables``). Call it inside ``PlatformStack.__init__``, before the stage runs cdk-nag.
-    """
-    storage, tables = stateful.storage, stateful.tables  # type: ignore[attr-defined]
-    pipeline = DeploymentPipeline(
-        platform,
-        "Deployment",
-        config=config,
-        layers=platform.layers,  # type: ignore[attr-defined]
-        bucket=storage.bucket,
-        tables=tables,
-        topic=platform.topic,  # type: ignore[attr-defined]
-        api=platform.api,  # type: ignore[attr-defined]
-    )
-    Discovery(
-        platform,
-        "DeploymentDiscovery",
-        config=config,
-        values={"deployment-state-machine-arn": pipeline.state_machine.state_machine_arn},
-    )
-    return pipeline

@@ -63,6 +63,7 @@ class TrainingPipeline(Construct):
         tables: RegistryTables,
         topic: sns.ITopic,
         kms_key: kms.IKey,
+        deployment_starter: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         table_env = {
@@ -190,16 +191,18 @@ class TrainingPipeline(Construct):
                 **{key: fn.function_arn for key, fn in steps.items()},
                 "NotificationsTopicArn": topic.topic_arn,
                 "SageMakerRoleArn": self.sagemaker_role.role_arn,
+                "StartDeploymentFunctionArn": deployment_starter.function_arn,
                 "KmsKeyArn": kms_key.key_arn,
             },
         )
-        for function in steps.values():
-            function.grant_invoke(self.state_machine)
+        invoked: list[lambda_.IFunction] = [*steps.values(), deployment_starter]
+        for target in invoked:
+            target.grant_invoke(self.state_machine)
         self._grant_sagemaker_jobs(bucket)
         topic.grant_publish(self.state_machine)
         acknowledge_grant_wildcards(
             self.state_machine,
-            "invoke the pipeline's functions (all versions), publish "
+            "invoke the pipeline's functions and the deployment hand-off (all versions), publish "
             "to the notifications topic, X-Ray and CloudWatch Logs delivery (no resource-level "
             "permissions exist for those)",
         )

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
+from stacks.deployment import DeploymentPipeline
 from stacks.discovery import Discovery
 from stacks.layers import PlatformLayers
 from stacks.pipelines import TrainingPipeline
@@ -39,6 +40,17 @@ class PlatformStack(Stack):
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
+        self.api = PlatformApi(self, "Api", config=config, layers=self.layers, tables=tables)
+        self.deployment = DeploymentPipeline(
+            self,
+            "Deployment",
+            config=config,
+            layers=self.layers,
+            bucket=storage.bucket,
+            tables=tables,
+            topic=self.topic,
+            api=self.api,
+        )
         self.training = TrainingPipeline(
             self,
             "Training",
@@ -48,8 +60,8 @@ class PlatformStack(Stack):
             tables=tables,
             topic=self.topic,
             kms_key=storage.key,
+            deployment_starter=self.deployment.starter,
         )
-        self.api = PlatformApi(self, "Api", config=config, layers=self.layers, tables=tables)
 
         Discovery(
             self,
@@ -61,6 +73,7 @@ class PlatformStack(Stack):
                 "audit-table": tables.audit.table_name,
                 "kms-key-arn": storage.key.key_arn,
                 "training-state-machine-arn": self.training.state_machine.state_machine_arn,
+                "deployment-state-machine-arn": self.deployment.state_machine.state_machine_arn,
                 "notifications-topic-arn": self.topic.topic_arn,
                 "api-url": self.api.url,
             },

@@ -105,7 +105,7 @@ def test_duplicate_event_starts_one_execution(
         },
     }
     starter = next(
-        f["FunctionName"] for f in aws("lambda").list_functions()["Functions"] if "Starter" in f["FunctionName"]
+        f["FunctionName"] for f in aws("lambda").list_functions()["Functions"] if "TrainingStarter" in f["FunctionName"]
     )
     answer = json.loads(aws("lambda").invoke(FunctionName=starter, Payload=json.dumps(event))["Payload"].read())
     # THEN Step Functions itself refuses the second start

@@ -119,6 +119,14 @@ def test_validate_function_reads_only_datasets_and_writes_only_reports(synthesiz
         assert "s3:DeleteObject*" not in actions
 
 
+def _training_machine(template: dict) -> dict:
+    return next(
+        r
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and k.startswith("TrainingStateMachine")
+    )
+
+
 def test_training_state_machine_logs_all_and_traces(synthesized: Synthesized) -> None:
     template = synthesized.template("dev", "platform")
     template.has_resource_properties(
@@ -128,7 +136,7 @@ def test_training_state_machine_logs_all_and_traces(synthesized: Synthesized) ->
             "TracingConfiguration": {"Enabled": True},
         },
     )
-    machine = next(iter(template.find_resources("AWS::StepFunctions::StateMachine").values()))
+    machine = _training_machine(synthesized.template_json("dev", "platform"))
     # The ASL file ships as an asset; its ${Placeholders} are filled by DefinitionSubstitutions.
     substitutions = machine["Properties"]["DefinitionSubstitutions"]
     assert substitutions["ValidateFunctionArn"]["Fn::GetAtt"][0].startswith("TrainingValidateFunction")
@@ -209,7 +217,7 @@ def _statements(template: dict, role_prefix: str) -> list[dict]:
 
 def test_sagemaker_backend_is_wired_with_narrow_permissions(synthesized: Synthesized) -> None:
     template = synthesized.template_json("dev", "platform")
-    machine = next(r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine")
+    machine = _training_machine(template)
     subs = machine["Properties"]["DefinitionSubstitutions"]
     assert subs["SageMakerRoleArn"]["Fn::GetAtt"][0].startswith("TrainingSageMakerTrainingRole")
     # the state machine may create and watch training jobs named mlops-*, and pass only the training role
