@@ -1,0 +1,424 @@
+"""Benchmark: the inference endpoint (issue 8), each number against a baseline measured in the same run.
+
+1. warm handler latency, in process: the Lambda handler (API Gateway event in, JSON out) serving a
+   100-tree random forest on the churn spec, p50/p99 for 1 and 1000 records, against the bare
+   model predict on already-prepared input (onnxruntime ``session.run``, and scikit-learn
+   ``predict_proba`` on a ready frame);
+2. cold start: a fresh process that imports the handler and serves its first request, against a
+   fresh process that imports scikit-learn and unpickles the same model (ratio baseline / ours);
+3. many models: 500 small models, warm p99 over random models vs the single-model p99, and the cost
+   of a cache miss (read, sha256, load);
+4. (``--http``) requests per second through the local cloud's HTTP endpoint, 8 concurrent clients,
+   1-record requests, signed with SigV4.
+
+The ONNX path needs onnxruntime and skl2onnx; without them the pickle path is measured and said so.
+
+Run: ``python benchmarks/bench_inference.py [--http] [--models 500]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops.artifacts import dump_artifact, sha256_hex
+from mlops.registry import Registry
+from mlops.serving import (
+    ONNX_TAG_SHA256,
+    ONNX_TAG_URI,
+    InferenceService,
+    MemoryArtifacts,
+    ServingSettings,
+    feature_columns,
+    records_from_frame,
+)
+from mlops.spec import ModelSpec, load_spec, parse_spec
+from mlops.specstore import SpecStore
+from mlops.training import TrainResult, model_input, train
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDLER = ROOT / "functions" / "inference" / "handler.py"
+
+
+def _generate() -> Callable[..., pd.DataFrame]:
+    spec = importlib.util.spec_from_file_location("example_generate", ROOT / "examples" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("skl2onnx") is not None
+
+
+def churn_spec(trees: int, name: str = "churn") -> ModelSpec:
+    document = load_spec(ROOT / "examples" / "specs" / "churn.yaml").model_dump(mode="json")
+    document["name"] = name
+    document["training"].update(
+        estimator="sklearn.ensemble.RandomForestClassifier", params={"n_estimators": trees}, search=None
+    )
+    return parse_spec(document)
+
+
+def register(registry: Registry, artifacts: MemoryArtifacts, spec: ModelSpec, result: TrainResult) -> int:
+    SpecStore(registry).put(spec, actor="bench")
+    data, sha256 = dump_artifact(result.pipeline)
+    uri = f"s3://bench/artifacts/{spec.name}/model.pkl"
+    artifacts.objects[uri] = data
+    tags: dict[str, str] = {}
+    if onnx_available():
+        from mlops.onnx_export import export_onnx
+
+        onnx = export_onnx(result.pipeline, spec)
+        artifacts.objects[uri + ".onnx"] = onnx
+        tags = {ONNX_TAG_URI: uri + ".onnx", ONNX_TAG_SHA256: sha256_hex(onnx)}
+    version = registry.register_version(
+        spec.name, actor="bench", spec_revision=1, artifact_uri=uri, artifact_sha256=sha256, tags=tags
+    ).version
+    registry.approve(spec.name, version, actor="bench")
+    registry.set_alias(spec.name, "champion", version, actor="bench")
+    return version
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
+    }
+
+
+def timed(call: Callable[[], Any], repeat: int) -> dict[str, float]:
+    for _ in range(min(20, repeat)):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+def load_handler(service: InferenceService) -> ModuleType:
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MLOps")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "mlops-inference")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    spec = importlib.util.spec_from_file_location("inference_handler", HANDLER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module._service = service  # type: ignore[attr-defined]
+    return module
+
+
+def event(model: str, body: str) -> dict[str, Any]:
+    return {
+        "resource": "/models/{model}/predict",
+        "path": f"/models/{model}/predict",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {},
+        "pathParameters": {"model": model},
+        "requestContext": {"requestId": "bench", "stage": "v1"},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+class Context:
+    function_name = "inference"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:inference"
+    aws_request_id = "bench"
+
+
+def warm(spec: ModelSpec, result: TrainResult, repeat: int) -> dict[str, Any]:
+    registry, artifacts = Registry.in_memory(), MemoryArtifacts()
+    register(registry, artifacts, spec, result)
+    service = InferenceService(registry, artifacts, ServingSettings(capture_rate=0.0))
+    handler = load_handler(service)
+    frame = pd.concat([result.holdout] * 3, ignore_index=True).head(1000)
+    records = records_from_frame(frame, spec)
+    out: dict[str, Any] = {"path": "onnx" if onnx_available() else "sklearn-pickle"}
+    for size in (1, 1000):
+        body = json.dumps({"records": records[:size]})
+        n = repeat if size == 1 else max(50, repeat // 20)
+        answer = handler.handler(event(spec.name, body), Context())
+        assert answer["statusCode"] == 200, answer
+
+        def serve(body: str = body) -> Any:
+            return handler.handler(event(spec.name, body), Context())
+
+        ours = timed(serve, n)
+        x = model_input(frame.head(size), spec)
+
+        def bare_sklearn(x: pd.DataFrame = x) -> Any:
+            return result.pipeline.predict_proba(x)
+
+        sklearn_bare = timed(bare_sklearn, n)
+        row: dict[str, Any] = {"handler": ours, "sklearn_predict_proba": sklearn_bare}
+        loaded = service.cache.get((spec.name, 1))
+        if loaded is not None and loaded.predictor.kind == "onnx":
+            session = loaded.predictor.session  # type: ignore[attr-defined]
+            columns = feature_columns(records[:size], spec)
+            feeds = {name: columns[name] for name in loaded.predictor.inputs}  # type: ignore[attr-defined]
+
+            def bare_onnx(session: Any = session, feeds: dict[str, Any] = feeds) -> Any:
+                return session.run(None, feeds)
+
+            bare = timed(bare_onnx, n)
+            row["onnx_session_run"] = bare
+            row["overhead_vs_onnx_p50_ms"] = round(ours["p50_ms"] - bare["p50_ms"], 3)
+        row["overhead_vs_sklearn_p50_ms"] = round(ours["p50_ms"] - sklearn_bare["p50_ms"], 3)
+        out[f"{size}_records"] = row
+    return out
+
+
+_COLD = """
+import json, os, sys, time
+started = time.perf_counter()
+os.environ.update(POWERTOOLS_METRICS_NAMESPACE="MLOps", POWERTOOLS_SERVICE_NAME="mlops-inference",
+                  POWERTOOLS_LOG_LEVEL="WARNING")
+import importlib.util
+spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
+handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler)
+from mlops.registry import Registry
+from mlops.serving import InferenceService, MemoryArtifacts, ServingSettings
+from mlops.specstore import SpecStore
+from mlops.spec import parse_spec
+state = json.load(open(sys.argv[2]))
+registry = Registry.in_memory()
+spec = parse_spec(state["spec"])
+SpecStore(registry).put(spec, actor="bench")
+objects = {uri: open(path, "rb").read() for uri, path in state["files"].items()}
+version = registry.register_version(spec.name, actor="bench", spec_revision=1, **state["version"])
+registry.approve(spec.name, 1, actor="bench"); registry.set_alias(spec.name, "champion", 1, actor="bench")
+ready = time.perf_counter()  # the fake registry stands in for DynamoDB; not counted
+handler._service = InferenceService(registry, MemoryArtifacts(objects), ServingSettings(capture_rate=0.0))
+class C:
+    function_name = "inference"; memory_limit_in_mb = 1024; aws_request_id = "cold"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:inference"
+event = {"resource": "/models/{model}/predict", "path": "/models/%s/predict" % spec.name, "httpMethod": "POST",
+         "headers": {"Content-Type": "application/json"}, "multiValueHeaders": {},
+         "pathParameters": {"model": spec.name}, "requestContext": {"requestId": "cold", "stage": "v1"},
+         "body": json.dumps({"record": state["record"]}), "isBase64Encoded": False}
+answer = handler.handler(event, C())
+assert answer["statusCode"] == 200, answer
+done = time.perf_counter()
+print(json.dumps({"seconds": (ready - started) + (done - ready), "fake_registry_setup": 0,
+                  "heavy": sorted(m for m in ("sklearn", "pandas", "scipy") if m in sys.modules)}))
+"""
+
+_BASELINE = """
+import json, pickle, sys, time
+started = time.perf_counter()
+import sklearn.ensemble, sklearn.pipeline, sklearn.compose, sklearn.preprocessing, sklearn.impute
+model = pickle.loads(open(sys.argv[1], "rb").read())
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+
+def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    data, sha256 = dump_artifact(result.pipeline)
+    (workdir / "model.pkl").write_bytes(data)
+    files = {"s3://bench/model.pkl": str(workdir / "model.pkl")}
+    version: dict[str, Any] = {"artifact_uri": "s3://bench/model.pkl", "artifact_sha256": sha256}
+    if onnx_available():
+        from mlops.onnx_export import export_onnx
+
+        onnx = export_onnx(result.pipeline, spec)
+        (workdir / "model.onnx").write_bytes(onnx)
+        files["s3://bench/model.onnx"] = str(workdir / "model.onnx")
+        version["tags"] = {ONNX_TAG_URI: "s3://bench/model.onnx", ONNX_TAG_SHA256: sha256_hex(onnx)}
+    state = {
+        "spec": spec.model_dump(mode="json"),
+        "files": files,
+        "version": version,
+        "record": records_from_frame(result.holdout.head(1), spec)[0],
+    }
+    (workdir / "state.json").write_text(json.dumps(state))
+
+    def process(code: str, *args: str) -> tuple[float, dict[str, Any]]:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+        return wall, json.loads(done.stdout.strip().splitlines()[-1])
+
+    ours_wall, ours_inner, base_wall, base_inner = [], [], [], []
+    heavy: list[str] = []
+    for _ in range(runs):
+        wall, inner = process(_COLD, str(HANDLER), str(workdir / "state.json"))
+        ours_wall.append(wall)
+        ours_inner.append(inner["seconds"])
+        heavy = inner["heavy"]
+        wall, inner = process(_BASELINE, str(workdir / "model.pkl"))
+        base_wall.append(wall)
+        base_inner.append(inner["seconds"])
+    median = statistics.median
+    return {
+        "path": "onnx" if onnx_available() else "sklearn-pickle",
+        "heavy_modules_imported": heavy,
+        "handler_first_request_s": round(median(ours_inner), 3),
+        "baseline_import_sklearn_unpickle_s": round(median(base_inner), 3),
+        "ratio_baseline_over_ours": round(median(base_inner) / median(ours_inner), 2),
+        "process_wall_ours_s": round(median(ours_wall), 3),
+        "process_wall_baseline_s": round(median(base_wall), 3),
+        "ratio_wall": round(median(base_wall) / median(ours_wall), 2),
+    }
+
+
+def many(base: ModelSpec, count: int, repeat: int) -> dict[str, Any]:
+    frame = _generate()("churn", rows=600, seed=7)
+    small = churn_spec(5, "m-0")
+    result = train(frame, small)
+    registry, artifacts = Registry.in_memory(), MemoryArtifacts()
+    for index in range(count):
+        register(registry, artifacts, churn_spec(5, f"m-{index}"), result)
+    service = InferenceService(registry, artifacts, ServingSettings(capture_rate=0.0, cache_bytes=2 * 1024**3))
+    body = json.dumps({"record": records_from_frame(result.holdout.head(1), small)[0]})
+
+    def ask(model: str) -> None:
+        service.predict(model, body, content_type="application/json", request_id="m")
+
+    misses = []
+    for index in range(count):
+        started = time.perf_counter()
+        ask(f"m-{index}")
+        misses.append(time.perf_counter() - started)
+    rng = random.Random(1)
+    single = timed(lambda: ask("m-0"), repeat)
+    spread = timed(lambda: ask(f"m-{rng.randrange(count)}"), repeat)
+    return {
+        "models": count,
+        "cache_entries": len(service.cache),
+        "cache_mib": round(service.cache.nbytes / 2**20, 1),
+        "single_model": single,
+        "random_model_warm": spread,
+        "p99_ratio": round(spread["p99_ms"] / single["p99_ms"], 2),
+        "cache_miss": percentiles(misses),
+    }
+
+
+def http(result: TrainResult, spec: ModelSpec, seconds: float) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(ROOT))
+    from mlops.local.testing import CREDENTIALS, LocalCloudProcess
+    from tests.e2e.test_inference import _WIRED_SYNTH  # the same wiring the e2e tests use
+
+    out = Path(tempfile.mkdtemp(prefix="bench-synth-"))
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    done = subprocess.run([sys.executable, "-c", _WIRED_SYNTH, str(out)], cwd=ROOT, env=env, capture_output=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode()[-2000:])
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    with LocalCloudProcess(out, "--no-schedules") as cloud:
+        ssm = cloud.client("ssm")
+
+        def parameter(leaf: str) -> str:
+            return str(ssm.get_parameter(Name=f"/mlops/dev/{leaf}")["Parameter"]["Value"])
+
+        bucket = parameter("data-bucket")
+        registry = Registry.for_dynamodb(
+            cloud.client("dynamodb"),
+            registry_table=parameter("registry-table"),
+            audit_table=parameter("audit-table"),
+        )
+        SpecStore(registry).put(spec, actor="bench")
+        data, sha256 = dump_artifact(result.pipeline)
+        cloud.client("s3").put_object(Bucket=bucket, Key="artifacts/churn/bench/model.pkl", Body=data)
+        registry.register_version(
+            spec.name,
+            actor="bench",
+            spec_revision=1,
+            artifact_uri=f"s3://{bucket}/artifacts/churn/bench/model.pkl",
+            artifact_sha256=sha256,
+        )
+        registry.approve(spec.name, 1, actor="bench")
+        registry.set_alias(spec.name, "champion", 1, actor="bench")
+        url = cloud.api_url.rstrip("/") + f"/models/{spec.name}/predict"
+        body = json.dumps({"record": records_from_frame(result.holdout.head(1), spec)[0]}).encode()
+        credentials = Credentials(*CREDENTIALS)
+
+        def one() -> int:
+            import urllib.request
+
+            request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+            SigV4Auth(credentials, "execute-api", cloud.region).add_auth(request)
+            outgoing = urllib.request.Request(url, data=body, headers=dict(request.headers.items()), method="POST")
+            with urllib.request.urlopen(outgoing, timeout=30) as response:
+                return int(response.status)
+
+        assert one() == 200
+        deadline = time.perf_counter() + seconds
+
+        def client() -> int:
+            count = 0
+            while time.perf_counter() < deadline:
+                one()
+                count += 1
+            return count
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            total = sum(pool.map(lambda _: client(), range(8)))
+        elapsed = time.perf_counter() - started
+        single_deadline = time.perf_counter() + seconds / 2
+        single = 0
+        while time.perf_counter() < single_deadline:
+            one()
+            single += 1
+    return {
+        "clients": 8,
+        "requests": total,
+        "rps": round(total / elapsed, 1),
+        "rps_one_client": round(single / (seconds / 2), 1),
+        "path": "sklearn-pickle (the local cloud runs the venv)",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--http", action="store_true", help="also measure the local cloud's HTTP endpoint")
+    parser.add_argument("--http-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    spec = churn_spec(100)
+    frame = _generate()("churn", rows=2000, seed=7)
+    result = train(frame, spec)
+    np.random.seed(0)
+    report: dict[str, Any] = {"onnx_available": onnx_available()}
+    report["warm"] = warm(spec, result, args.repeat)
+    report["cold_start"] = cold(spec, result, args.cold_runs)
+    report["many_models"] = many(spec, args.models, args.repeat)
+    if args.http:
+        report["http"] = http(result, spec, args.http_seconds)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
