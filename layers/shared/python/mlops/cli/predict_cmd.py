@@ -133,9 +133,7 @@ def _text(result: dict[str, Any]) -> str:
 
 @click.command("predict")
 @click.argument("model")
-@click.option(
-    "--data", "data", required=True, help="A record, a list of records or a request body: JSON, @FILE or @-."
-)
+@click.option("--data", "data", required=True, help="A record, a list of records or a request body: JSON, @FILE or @-.")
 @json_option
 @pass_app
 def command(app: AppContext, model: str, data: str) -> None:
