@@ -217,6 +217,46 @@ def show_registry(ctx: ScenarioContext) -> str:
     )
 
 
+def _rollouts(ctx: ScenarioContext) -> Any:
+    return ctx.cli("rollouts", ctx.model)
+
+
+@step("approval")
+def approve_candidate(ctx: ScenarioContext) -> str:
+    version = ctx.facts["version"]
+    # The training run handed the candidate to the deployment pipeline, which now waits for a human.
+    deadline = time.time() + 60
+    while True:
+        try:
+            decision = ctx.cli("approve", ctx.model, str(version), "--comment", "metrics beat the gates; demo")
+            break
+        except ScenarioError as exc:
+            if ("not waiting" not in str(exc) and "no approval" not in str(exc)) or time.time() > deadline:
+                raise
+            time.sleep(0.5)  # the pipeline has not reached its approval step yet
+    ctx.facts["approved_at"] = time.time()
+    return (
+        f"candidate waited for approval; `mlops approve {ctx.model} {version}` -> {decision['decision']} "
+        f"by {decision['by']} (SigV4-signed POST to the API; the uploader could not have approved it)"
+    )
+
+
+@step("deploy")
+def wait_for_champion(ctx: ScenarioContext) -> str:
+    version = ctx.facts["version"]
+    deadline = time.time() + min(ctx.timeout_s, 180)
+    while (history := _rollouts(ctx))["champion"] != version:
+        if time.time() > deadline:
+            raise ScenarioError(f"version {version} did not become champion within 180 s: {history}")
+        time.sleep(0.5)
+    waited = time.time() - ctx.facts["approved_at"]
+    steps = ", ".join(f"{d.get('outcome') or d.get('strategy')}" for d in history["deployments"]) or "-"
+    return (
+        f"version {version} is champion {waited:.1f} s after approval ("
+        f"rollouts: {steps}); `mlops rollouts {ctx.model}` shows who approved what, when"
+    )
+
+
 @step("audit")
 def verify_audit(ctx: ScenarioContext) -> str:
     result = ctx.cli("audit", "verify", "--model", ctx.model)
