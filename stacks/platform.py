@@ -13,6 +13,7 @@ from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
 from stacks.deployment import DeploymentPipeline
 from stacks.discovery import Discovery
+from stacks.inference import InferenceEndpoint
 from stacks.layers import PlatformLayers
 from stacks.pipelines import TrainingPipeline
 from stacks.stateful import StatefulStack
@@ -41,6 +42,15 @@ class PlatformStack(Stack):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
         self.api = PlatformApi(self, "Api", config=config, layers=self.layers, tables=tables)
+        self.inference = InferenceEndpoint(
+            self,
+            "Inference",
+            config=config,
+            layers=self.layers,
+            bucket=storage.bucket,
+            tables=tables,
+            api=self.api,
+        )
         self.deployment = DeploymentPipeline(
             self,
             "Deployment",

@@ -143,7 +143,8 @@ def sibling(registry: Registry, served: dict[str, Any], name: str, versions: int
             spec_revision=1,
             artifact_uri=source.artifact_uri,
             artifact_sha256=sha256 or source.artifact_sha256,
-            tags=source.tags,
+            # a tampered record lies about whichever artifact is served: the ONNX export when there is one
+            tags={**source.tags, "onnx_sha256": sha256} if sha256 and "onnx_sha256" in source.tags else source.tags,
         )
         registry.approve(name, created.version, actor="carol")
     registry.set_alias(name, "champion", 1, actor="carol")

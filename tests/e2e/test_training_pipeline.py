@@ -82,6 +82,10 @@ def test_upload_becomes_a_registered_candidate(
     artifact = aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     assert hashlib.sha256(artifact).hexdigest() == version["artifact_sha256"]
     assert version["metrics"]["roc_auc"] > 0.7
+    # AND an ONNX export, checked against scikit-learn on the holdout, is registered for serving
+    bucket, key = version["tags"]["onnx_uri"][5:].split("/", 1)
+    onnx = aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(onnx).hexdigest() == version["tags"]["onnx_sha256"]
     # AND the model card exists and the audit chain is intact
     card = mlops(local_env, "models", "card", "happy", "1")
     assert card.returncode == 0, card.stderr

@@ -353,6 +353,7 @@ def evaluate_candidates(
         except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
             champion["error"] = str(exc)
 
+    onnx = _export_onnx(services, upload, event["execution_name"], pipeline, holdout, spec)
     profile = profile_frame(train_frame, spec)
     profile_json = profile.to_json()
     prefix = run_prefix(upload.model, event["execution_name"])
@@ -373,7 +374,30 @@ def evaluate_candidates(
         "profile_uri": profile_uri,
         "evaluation_uri": evaluation_uri,
         "candidates_trained": len(candidates),
+        "onnx": onnx,
     }
+
+
+def _export_onnx(
+    services: Services, upload: DatasetUpload, execution_name: str, pipeline: Any, holdout: Any, spec: ModelSpec
+) -> dict[str, Any]:
+    """Export the chosen pipeline to ONNX for serving without scikit-learn, checked on the holdout.
+
+    A pipeline skl2onnx cannot convert, or whose ONNX predictions differ beyond the stated
+    tolerance, is registered without an ONNX model (the reason is recorded); it is not an error.
+    """
+    from mlops.artifacts import sha256_hex
+    from mlops.onnx_export import ONNX_FILE_NAME, check_onnx, export_onnx
+
+    try:
+        data = export_onnx(pipeline, spec)
+        deltas = check_onnx(data, pipeline, holdout, spec)
+    except MlopsError as exc:
+        return {"error": str(exc)}
+    key = f"{run_prefix(upload.model, execution_name)}{ONNX_FILE_NAME}"
+    sha256 = sha256_hex(data)
+    uri = _put(services, key, data, "application/octet-stream", sha256=sha256)
+    return {"uri": uri, "sha256": sha256, "max_deltas": deltas}
 
 
 def gate_candidate(
@@ -388,6 +412,12 @@ def gate_candidate(
     champion = evaluation.get("champion") or {}
     result = gate(evaluation["metrics"], spec, champion.get("metrics"))
     return result.to_dict()
+
+
+def _onnx_tags(onnx: dict[str, Any]) -> dict[str, str]:
+    if onnx.get("uri"):
+        return {"onnx_uri": onnx["uri"], "onnx_sha256": onnx["sha256"]}
+    return {"onnx_error": str(onnx.get("error", "not exported"))[:500]}
 
 
 def _existing_version(services: Services, model: str, execution: str) -> Any:
@@ -432,6 +462,7 @@ def register_candidate(
             artifact_uri=best_candidate["artifact_uri"],
             artifact_sha256=best_candidate["artifact_sha256"],
             tags={
+                **_onnx_tags(evaluation.get("onnx") or {}),
                 "profile_uri": evaluation["profile_uri"],
                 "evaluation_uri": evaluation["evaluation_uri"],
                 "validation_report": validation["report_uri"],
