@@ -257,6 +257,29 @@ def wait_for_champion(ctx: ScenarioContext) -> str:
     )
 
 
+@step("predict")
+def predict_over_http(ctx: ScenarioContext) -> str:
+    spec = importlib.util.spec_from_file_location("mlops_examples_generate", EXAMPLES / "generate.py")
+    if spec is None or spec.loader is None:
+        raise ScenarioError(f"{EXAMPLES / 'generate.py'} cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    frame = module.generate(ctx.model, rows=3, seed=99).drop(columns=["churned"])
+    records = json.loads(frame.to_json(orient="records"))
+    answer = ctx.cli("predict", ctx.model, "--data", json.dumps(records))
+    shown = ", ".join(str(p) for p in answer["predictions"])
+    bad = dict(records[0], tenure_months=-1)
+    try:
+        ctx.cli("predict", ctx.model, "--data", json.dumps(bad))
+        refused = "an out-of-range record was NOT refused"
+    except ScenarioError as exc:
+        refused = f"an out-of-range record is refused: {str(exc).rsplit(' failed: ', 1)[-1][:160]}"
+    return (
+        f"`mlops predict {ctx.model}` (SigV4-signed HTTPS to the API): 3 records -> [{shown}] from version "
+        f"{answer['version']} (request {answer['request_id'][:8]}...); {refused}"
+    )
+
+
 @step("audit")
 def verify_audit(ctx: ScenarioContext) -> str:
     result = ctx.cli("audit", "verify", "--model", ctx.model)
