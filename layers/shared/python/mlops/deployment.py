@@ -957,3 +957,27 @@ def handoff_step(event: dict[str, Any], *, request_id: str | None = None, sfn: A
             raise
         execution = arn.replace(":stateMachine:", ":execution:") + f":{name}"
     return {"deployment_execution": execution, "name": name}
+
+
+def render_history(history: dict[str, Any]) -> list[str]:
+    """Readable lines of :func:`deployment_history`: serving state, approvals, rollouts."""
+    model = history["model"]
+    rollout = history["rollout"]
+    lines = [
+        f"{model}: champion {history['champion'] or '-'}, challenger {history['challenger'] or '-'} "
+        f"(mode {rollout['mode']}, share {rollout['share']:.0%})",
+        "approvals:",
+    ]
+    lines += [
+        f"  {a.get('at')}  v{a['version']:<5} {a.get('decision'):<10} by {a.get('by')}"
+        + (f": {a['comment']}" if a.get("comment") else "")
+        for a in history["approvals"]
+    ] or ["  (none)"]
+    lines.append("rollouts:")
+    lines += [
+        f"  {d.get('at')}  v{d['version']:<5} {d.get('outcome') or d.get('strategy'):<12} by {d.get('by')}"
+        + (f" (was v{d['previous_champion']})" if d.get("previous_champion") else "")
+        + (f": {d['reason']}" if d.get("reason") else "")
+        for d in history["deployments"]
+    ] or ["  (none)"]
+    return lines

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
+from mlops.deployment import deployment_history, render_history
 from mlops.errors import NotFoundError
 from mlops.registry import ModelSummary, ModelVersion, Registry
 
@@ -141,6 +142,9 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
     lines += [_version_row(v, summary) for v in page.items] or ["(no versions yet)"]
     if page.next_token:
         lines.append(f"more: --next-token {page.next_token}")
+    history = deployment_history(registry, model)
+    data["history"] = {key: history[key] for key in ("approvals", "deployments", "rollout")}
+    lines += render_history(history)[1:]  # who approved what, when, and every rollout
     emit(app, data, "\n".join(lines))
 
 
