@@ -10,16 +10,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess, synthesize_once
+from mlops.local.testing import LocalCloudProcess
 from mlops.registry import Registry, Status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,47 +27,14 @@ from generate import generate  # noqa: E402  (examples/ is scripts, not a packag
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 LOCAL_CALLER = "arn:aws:iam::123456789012:user/testing"  # who the local API says signed a request
-PARAMETER = "/mlops/dev/deployment-state-machine-arn"
 
 # Until stacks/platform.py calls add_deployment_pipeline itself, synthesize the app with it wired in
 # the same place (inside PlatformStack, before the stage's cdk-nag pass). Once wired, this is a no-op.
-_WIRED_SYNTH = """
-import json, sys, aws_cdk as cdk, app
-import stacks.platform as platform_module
-from stacks.deployment import add_deployment_pipeline
-original = platform_module.PlatformStack.__init__
-def init(self, scope, construct_id, *, config, stateful, **kwargs):
-    original(self, scope, construct_id, config=config, stateful=stateful, **kwargs)
-    if not any(c.node.id == "Deployment" for c in self.node.children):
-        add_deployment_pipeline(self, config=config, stateful=stateful)
-platform_module.PlatformStack.__init__ = init
-ctx = json.loads(open("cdk.json").read())["context"]
-ctx["mlops:env"] = "dev"
-a = cdk.App(context=ctx, outdir=sys.argv[1]); app.build(a); a.synth()
-"""
-
-
-def _has_deployment(assembly: Path) -> bool:
-    return any(PARAMETER in path.read_text() for path in assembly.rglob("*Platform*.template.json"))
 
 
 @pytest.fixture(scope="module")
-def cloud(request: pytest.FixtureRequest) -> Iterator[LocalCloudProcess]:
-    if _has_deployment(synthesize_once("dev", ROOT)):
-        yield request.getfixturevalue("local_cloud")
-        return
-    out = Path(tempfile.mkdtemp(prefix="mlops-synth-deploy-"))
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    result = subprocess.run(
-        [sys.executable, "-c", _WIRED_SYNTH, str(out)], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    process = LocalCloudProcess(out, "--no-schedules")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+def cloud(local_cloud: LocalCloudProcess) -> LocalCloudProcess:
+    return local_cloud
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from mlops.deployment import deploy_version
-from mlops.local.testing import CREDENTIALS, LocalCloudProcess, synthesize_once
+from mlops.local.testing import CREDENTIALS, LocalCloudProcess
 from mlops.registry import Registry, Status
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
@@ -39,44 +37,11 @@ JSON = "application/json"
 
 # Until stacks/platform.py creates the InferenceEndpoint itself, synthesize the app with it wired in
 # the same place (inside PlatformStack, after the API). Once wired, this is a no-op.
-_WIRED_SYNTH = """
-import json, sys, aws_cdk as cdk, app
-import stacks.platform as platform_module
-from stacks.inference import InferenceEndpoint
-original = platform_module.PlatformStack.__init__
-def init(self, scope, construct_id, *, config, stateful, **kwargs):
-    original(self, scope, construct_id, config=config, stateful=stateful, **kwargs)
-    if not any(c.node.id == "Inference" for c in self.node.children):
-        InferenceEndpoint(self, "Inference", config=config, layers=self.layers, bucket=stateful.storage.bucket,
-                          tables=stateful.tables, api=self.api)
-platform_module.PlatformStack.__init__ = init
-ctx = json.loads(open("cdk.json").read())["context"]
-ctx["mlops:env"] = "dev"
-a = cdk.App(context=ctx, outdir=sys.argv[1]); app.build(a); a.synth()
-"""
-
-
-def _has_inference(assembly: Path) -> bool:
-    return any('"openapi.json"' in path.read_text() for path in assembly.rglob("*Platform*.template.json"))
 
 
 @pytest.fixture(scope="module")
-def cloud(request: pytest.FixtureRequest) -> Iterator[LocalCloudProcess]:
-    if _has_inference(synthesize_once("dev", ROOT)):
-        yield request.getfixturevalue("local_cloud")
-        return
-    out = Path(tempfile.mkdtemp(prefix="mlops-synth-inference-"))
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    result = subprocess.run(
-        [sys.executable, "-c", _WIRED_SYNTH, str(out)], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    process = LocalCloudProcess(out, "--no-schedules")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+def cloud(local_cloud: LocalCloudProcess) -> LocalCloudProcess:
+    return local_cloud
 
 
 def parameter(cloud: LocalCloudProcess, leaf: str) -> str:
