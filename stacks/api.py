@@ -6,13 +6,14 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards, acknowledge_managed_policy
-from stacks.stateful import RegistryTables
+from stacks.stateful import RegistryTables, resource_environment
 
 
 class PlatformApi(Construct):
@@ -29,6 +30,7 @@ class PlatformApi(Construct):
         *,
         config: EnvironmentConfig,
         layers: PlatformLayers,
+        bucket: s3.IBucket,
         tables: RegistryTables,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -108,7 +110,7 @@ class PlatformApi(Construct):
             config=config,
             layers=[layers.shared, layers.runtime],
             description="Model catalog: which models exist and which versions serve",
-            environment={"REGISTRY_TABLE": tables.registry.table_name, "AUDIT_TABLE": tables.audit.table_name},
+            environment=resource_environment(bucket, tables),
             memory_size=512,
             timeout=Duration.seconds(10),
         ).function

@@ -16,7 +16,7 @@ from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge_grant_wildcards
 from stacks.pipelines import state_machine_from_file
-from stacks.stateful import ARTIFACT_PREFIX, REPORT_PREFIX, RegistryTables
+from stacks.stateful import ARTIFACT_PREFIX, REPORT_PREFIX, RegistryTables, resource_environment
 
 
 class DeploymentPipeline(Construct):
@@ -40,9 +40,7 @@ class DeploymentPipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         environment = {
-            "DATA_BUCKET": bucket.bucket_name,
-            "REGISTRY_TABLE": tables.registry.table_name,
-            "AUDIT_TABLE": tables.audit.table_name,
+            **resource_environment(bucket, tables),
             "APPROVAL_FOUR_EYES": "true" if config.approval_four_eyes else "false",
         }
         light = [layers.shared, layers.runtime]

@@ -12,7 +12,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge_grant_wildcards
-from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, RegistryTables
+from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, RegistryTables, resource_environment
 
 
 class InferenceEndpoint(Construct):
@@ -68,9 +68,7 @@ class InferenceEndpoint(Construct):
             layers=[layers.shared, layers.runtime, model_layer],
             description="Inference: validated predictions from each model's champion (canary, shadow, capture)",
             environment={
-                "REGISTRY_TABLE": tables.registry.table_name,
-                "AUDIT_TABLE": tables.audit.table_name,
-                "DATA_BUCKET": bucket.bucket_name,
+                **resource_environment(bucket, tables),
                 "MAX_BATCH_SIZE": str(max_batch_size),
                 "ALIAS_TTL_SECONDS": str(alias_ttl_seconds),
                 "CAPTURE_SAMPLE_RATE": str(capture_rate),

@@ -22,7 +22,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards
-from stacks.stateful import ARTIFACT_PREFIX, DATASET_PREFIX, REPORT_PREFIX, RegistryTables
+from stacks.stateful import ARTIFACT_PREFIX, DATASET_PREFIX, REPORT_PREFIX, RegistryTables, resource_environment
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
 
@@ -66,11 +66,7 @@ class TrainingPipeline(Construct):
         deployment_starter: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
-        table_env = {
-            "DATA_BUCKET": bucket.bucket_name,
-            "REGISTRY_TABLE": tables.registry.table_name,
-            "AUDIT_TABLE": tables.audit.table_name,
-        }
+        table_env = resource_environment(bucket, tables)
         self.validate = MlopsFunction(
             self,
             "Validate",

@@ -41,7 +41,7 @@ class PlatformStack(Stack):
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
-        self.api = PlatformApi(self, "Api", config=config, layers=self.layers, tables=tables)
+        self.api = PlatformApi(self, "Api", config=config, layers=self.layers, bucket=storage.bucket, tables=tables)
         self.inference = InferenceEndpoint(
             self,
             "Inference",

@@ -134,6 +134,15 @@ class RegistryTables(Construct):
         self.grant_audit_append(grantee)
 
 
+def resource_environment(bucket: s3.IBucket, tables: RegistryTables) -> dict[str, str]:
+    """The variables :meth:`mlops.platform.Platform.from_env` reads, for every platform function."""
+    return {
+        "DATA_BUCKET": bucket.bucket_name,
+        "REGISTRY_TABLE": tables.registry.table_name,
+        "AUDIT_TABLE": tables.audit.table_name,
+    }
+
+
 class StatefulStack(Stack):
     """Resources whose data must survive any redeploy of the stateless stacks."""
 

@@ -288,3 +288,18 @@ def test_cli_predict_signs_and_names_problems(cloud: LocalCloudProcess, served: 
     # AND an invalid record exits 2 naming the field
     bad = mlops(env, "predict", "inf", "--data", json.dumps({**served["records"][0], "tenure_months": -5}))
     assert bad.returncode == 2 and "tenure_months" in bad.stderr
+
+
+def test_model_catalog_lists_models_and_describes_one(cloud: LocalCloudProcess, served: dict[str, Any]) -> None:
+    # GIVEN the champion of inf  WHEN the catalog routes are called, signed, over HTTP
+    status, listing = call(cloud, "GET", "models")
+    # THEN the models are listed with their aliases, and one model shows what serves and its input schema
+    assert status == 200, listing
+    assert "inf" in [m["name"] for m in listing["models"]]
+    status, described = call(cloud, "GET", "models/inf")
+    assert status == 200, described
+    assert described["model"]["champion"] == 1
+    assert "tenure_months" in json.dumps(described)
+    # AND an unknown model is a 404 naming it
+    status, missing = call(cloud, "GET", "models/nope")
+    assert status == 404 and "nope" in json.dumps(missing)
