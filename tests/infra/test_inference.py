@@ -27,7 +27,7 @@ def template() -> Template:
     storage = DataStorage(stack, "Storage", config=config)
     tables = RegistryTables(stack, "Tables", config=config, key=storage.key)
     layers = PlatformLayers(stack, architecture=config.lambda_architecture)
-    api = PlatformApi(stack, "Api", config=config, layers=layers, tables=tables)
+    api = PlatformApi(stack, "Api", config=config, layers=layers, bucket=storage.bucket, tables=tables)
     InferenceEndpoint(stack, "Inference", config=config, layers=layers, bucket=storage.bucket, tables=tables, api=api)
     return Template.from_stack(stack)
 
