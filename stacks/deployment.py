@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Arn, ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -60,14 +60,11 @@ class DeploymentPipeline(Construct):
         bucket.grant_read(self.steps, f"{ARTIFACT_PREFIX}*")  # evaluation against the champion
         bucket.grant_read(self.steps, f"{REPORT_PREFIX}*")  # the validation report
         stack = Stack.of(self)
-        alarms = Arn.format(
-            {
-                "service": "cloudwatch",
-                "resource": "alarm",
-                "resource_name": f"{alarm_prefix(config.name)}*",
-                "arn_format": ArnFormat.COLON_RESOURCE_NAME,
-            },
-            stack,
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{alarm_prefix(config.name)}*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         self.steps.add_to_role_policy(
             iam.PolicyStatement(
