@@ -95,6 +95,31 @@ def get_rollout(registry: Registry, model: str) -> Rollout:
     return Rollout.from_item(item) if item is not None else Rollout(model=model)
 
 
+def _serve_champion_alone(
+    registry: Registry,
+    model: str,
+    *,
+    actor: str,
+    action: str,
+    execution: str | None,
+    champion_change: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+) -> Rollout:
+    """Record that the champion answers alone again (no canary, no shadow)."""
+    return _write_rollout(
+        registry,
+        model,
+        mode="single",
+        challenger=None,
+        share=0.0,
+        actor=actor,
+        action=action,
+        execution=execution,
+        champion_change=champion_change,
+        request_id=request_id,
+    )
+
+
 def _write_rollout(
     registry: Registry,
     model: str,
@@ -445,12 +470,9 @@ def deploy_version(
         if summary.challenger == version:
             _move(registry, model, "challenger", None, actor=actor, request_id=request_id)
         _move(registry, model, "champion", version, actor=actor, request_id=request_id)
-        _write_rollout(
+        _serve_champion_alone(
             registry,
             model,
-            mode="single",
-            challenger=None,
-            share=0.0,
             actor=actor,
             action="rollout.all_at_once",
             execution=execution,
@@ -518,12 +540,9 @@ def finish_canary(
     if healthy:
         registry.set_alias(model, "challenger", None, actor=actor, expected=version, request_id=request_id)
         registry.set_alias(model, "champion", version, actor=actor, expected=previous, request_id=request_id)
-        _write_rollout(
+        _serve_champion_alone(
             registry,
             model,
-            mode="single",
-            challenger=None,
-            share=0.0,
             actor=actor,
             action="rollout.promoted",
             execution=execution,
@@ -533,12 +552,9 @@ def finish_canary(
         outcome = "promoted"
     else:
         registry.set_alias(model, "challenger", None, actor=actor, expected=version, request_id=request_id)
-        _write_rollout(
+        _serve_champion_alone(
             registry,
             model,
-            mode="single",
-            challenger=None,
-            share=0.0,
             actor=actor,
             action="rollout.rolled_back",
             execution=execution,
@@ -641,12 +657,9 @@ def rollback(
     if summary.challenger is not None:
         registry.set_alias(model, "challenger", None, actor=actor, expected=summary.challenger, request_id=request_id)
     registry.set_alias(model, "champion", to, actor=actor, expected=current, request_id=request_id)
-    _write_rollout(
+    _serve_champion_alone(
         registry,
         model,
-        mode="single",
-        challenger=None,
-        share=0.0,
         actor=actor,
         action="rollout.rollback",
         execution=None,
