@@ -31,6 +31,7 @@ from mlops.local.assembly import load_assembly
 from mlops.local.events import EventDispatcher
 from mlops.local.intrinsics import ACCOUNT_ID
 from mlops.local.materialize import Deployment, Materializer
+from mlops.local.metrics import AlarmEvaluator, emf_documents, put_emf
 from mlops.local.runtime import LambdaRuntime
 
 DEFAULT_REGION = "us-east-1"
@@ -62,6 +63,9 @@ class LocalCloudOptions:
     time_scale: float = 0.01
     max_compressed_wait_s: float = 2.0
     schedules: bool = True
+    # Evaluate CloudWatch alarms against the stored metrics every ``alarm_interval_s`` seconds.
+    alarms: bool = True
+    alarm_interval_s: float = 2.0
     warm: bool = False
     log_dir: Path | None = None
     start_method: str = "forkserver"
@@ -95,6 +99,9 @@ class _Control:
                 request = json.loads(environ["wsgi.input"].read(length) or b"{}")
                 deliveries = self.cloud.fire(str(request.get("rule", "")))
                 return "200 OK", {"deliveries": [asdict(d) for d in deliveries]}
+            if path == "/_mlops/alarms/evaluate" and method == "POST":
+                changes = self.cloud.alarms.evaluate()
+                return "200 OK", {"transitions": [asdict(c) for c in changes], "skipped": self.cloud.alarms.skipped}
             if path == "/_mlops/faults" and method == "POST":
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 request = json.loads(environ["wsgi.input"].read(length) or b"{}")
@@ -139,6 +146,7 @@ class LocalCloud:
         self.runtime: LambdaRuntime | None = None
         self.gateway: ApiGatewayServer | None = None
         self.dispatcher: EventDispatcher
+        self.alarms: AlarmEvaluator
         self._session = boto3.session.Session(
             aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1], region_name=self.region
         )
@@ -178,7 +186,9 @@ class LocalCloud:
                 max_workers=opts.max_workers,
                 start_method=opts.start_method,
                 credentials=CREDENTIALS,
+                on_metrics=self._store_metrics,
             )
+            self.alarms = AlarmEvaluator(client=self.client, region=self.region, account=self.account)
             self.dispatcher = EventDispatcher(
                 client=self.client,
                 invoke=self.invoke,
@@ -213,6 +223,8 @@ class LocalCloud:
                 self.api_url = self.gateway.base_url(first.api_id, first.stages[0])
             if opts.schedules:
                 self.warnings.extend(self.dispatcher.start_scheduler())
+            if opts.alarms:
+                self.alarms.start(opts.alarm_interval_s)
             if opts.warm:
                 self.runtime.warm()
         except BaseException:
@@ -258,6 +270,9 @@ class LocalCloud:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        alarms = getattr(self, "alarms", None)
+        if alarms is not None:
+            alarms.stop()
         dispatcher = getattr(self, "dispatcher", None)
         if dispatcher is not None:
             dispatcher.stop()
@@ -319,6 +334,7 @@ class LocalCloud:
             "outputs": self.deployment.outputs,
             "warnings": self.warnings,
             "deliveries": [asdict(d) for d in self.dispatcher.deliveries],
+            "alarm_transitions": [asdict(t) for t in self.alarms.transitions],
             "invocations": list(self.runtime.invocations) if self.runtime else [],
             "requests": list(self.gateway.requests) if self.gateway else [],
         }
@@ -361,6 +377,13 @@ class LocalCloud:
             ).encode(), "Unhandled"
         return result.payload, result.function_error
 
+    def _store_metrics(self, lines: list[str]) -> None:
+        """What CloudWatch Logs does with a function's embedded-metric-format lines."""
+        try:
+            put_emf(self.client("cloudwatch"), emf_documents("\n".join(lines)))
+        except Exception as exc:  # a metric is never worth failing the invocation for
+            logging.getLogger(__name__).warning("metrics from a function were not stored: %s", exc)
+
     def invoke_async(self, function: str, payload: bytes) -> None:
         self.dispatcher.pool.submit(self.dispatcher._invoke_async, function, payload)
 
@@ -374,8 +397,17 @@ class LocalCloud:
         )
 
     def fire(self, rule: str) -> list[Any]:
-        """Deliver a scheduled event to a rule's targets now (``mlops local fire RULE``)."""
-        return self.dispatcher.fire(self.rule_name(rule))
+        """Deliver a scheduled event to a rule's targets now (``mlops local fire RULE``).
+
+        ``rule`` is a rule's name or logical id, or a Scheduler schedule as ``GROUP/NAME``.
+        """
+        try:
+            name = self.rule_name(rule)
+        except NotFoundError:
+            if not any(rule in (s["Name"], f"{s.get('GroupName')}/{s['Name']}") for s in self.dispatcher.schedules()):
+                raise
+            name = rule
+        return self.dispatcher.fire(name)
 
     def physical_id(self, logical_id: str, type_: str | None = None) -> str:
         """Physical name of a template resource by logical id (first match across stacks)."""

@@ -324,16 +324,46 @@ class EventDispatcher:
                 found.append({**rule, "Targets": targets})
         return found
 
+    def schedules(self) -> list[dict[str, Any]]:
+        """EventBridge Scheduler schedules (every group), each as ``get_schedule`` returns it."""
+        scheduler = self.client("scheduler")
+        found: list[dict[str, Any]] = []
+        for group in scheduler.list_schedule_groups().get("ScheduleGroups", []):
+            for item in scheduler.list_schedules(GroupName=group["Name"]).get("Schedules", []):
+                found.append(scheduler.get_schedule(GroupName=group["Name"], Name=item["Name"]))
+        return found
+
+    def _deliver_schedule(self, schedule: dict[str, Any]) -> Delivery:
+        """What Scheduler does when a schedule fires: its target gets its Input (or ``{}``)."""
+        target = schedule["Target"]
+        name = f"{schedule.get('GroupName', 'default')}/{schedule['Name']}"
+        return self.deliver(
+            name,
+            schedule.get("Arn", name),
+            {"Id": schedule["Name"], "Arn": target["Arn"], "Input": target.get("Input", "{}")},
+            {},
+        )
+
     def fire(self, rule_name: str) -> list[Delivery]:
-        """Deliver a scheduled event to the rule's targets now and wait for the deliveries."""
+        """Deliver a scheduled event to the rule's targets now and wait for the deliveries.
+
+        ``rule_name`` may also name an EventBridge Scheduler schedule, as ``GROUP/NAME`` or ``NAME``.
+        """
         rule = next((r for r in self.rules() if r["Name"] == rule_name), None)
         if rule is None:
-            raise NotFoundError(f"rule {rule_name} does not exist in the local cloud")
+            for schedule in self.schedules():
+                if rule_name in (schedule["Name"], f"{schedule.get('GroupName')}/{schedule['Name']}"):
+                    return [self._deliver_schedule(schedule)]
+            raise NotFoundError(f"no rule or schedule named {rule_name} exists in the local cloud")
         event = self.scheduled_event(rule["Arn"])
         return [self.deliver(rule["Name"], rule["Arn"], target, event) for target in rule["Targets"]]
 
     def start_scheduler(self) -> list[str]:
-        """Run scheduled rules on their schedules; returns warnings for schedules that cannot run."""
+        """Run scheduled rules and Scheduler schedules on their schedules.
+
+        Returns warnings for rule schedules that cannot run. Scheduler schedules are read every
+        minute, so the ones the platform creates while running (one per monitored model) fire too.
+        """
         warnings: list[str] = []
         schedules: dict[str, Schedule] = {}
         for rule in self.rules():
@@ -343,6 +373,26 @@ class EventDispatcher:
                 except ScheduleError as exc:
                     warnings.append(f"rule {rule['Name']}: {exc}; it only fires on demand")
         started = datetime.now(UTC)
+        parsed: dict[str, Schedule | None] = {}
+
+        def tick(minute: datetime) -> None:
+            for rule in self.rules():
+                schedule = schedules.get(rule["Name"])
+                if schedule and rule.get("State") == "ENABLED" and schedule.due(minute, started):
+                    event = self.scheduled_event(rule["Arn"])
+                    for target in rule["Targets"]:
+                        self.pool.submit(self.deliver, rule["Name"], rule["Arn"], target, event)
+            for item in self.schedules():
+                expression = item.get("ScheduleExpression", "")
+                if expression not in parsed:
+                    try:
+                        parsed[expression] = Schedule.parse(expression)
+                    except ScheduleError:
+                        parsed[expression] = None  # at(...) and the like: on demand only
+                created = item.get("CreationDate") or started
+                schedule = parsed[expression]
+                if schedule and item.get("State", "ENABLED") == "ENABLED" and schedule.due(minute, created):
+                    self.pool.submit(self._deliver_schedule, item)
 
         def loop() -> None:
             last_minute = started.replace(second=0, microsecond=0)
@@ -351,16 +401,13 @@ class EventDispatcher:
                 if minute <= last_minute:
                     continue
                 last_minute = minute
-                for rule in self.rules():
-                    schedule = schedules.get(rule["Name"])
-                    if schedule and rule.get("State") == "ENABLED" and schedule.due(minute, started):
-                        event = self.scheduled_event(rule["Arn"])
-                        for target in rule["Targets"]:
-                            self.pool.submit(self.deliver, rule["Name"], rule["Arn"], target, event)
+                try:
+                    tick(minute)
+                except Exception:  # noqa: S112 - the endpoint may be stopping; next minute tries again
+                    continue
 
-        if schedules:
-            self._scheduler = threading.Thread(target=loop, name="scheduler", daemon=True)
-            self._scheduler.start()
+        self._scheduler = threading.Thread(target=loop, name="scheduler", daemon=True)
+        self._scheduler.start()
         return warnings
 
     def stop(self) -> None:

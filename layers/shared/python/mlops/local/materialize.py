@@ -1325,6 +1325,39 @@ def _dashboard(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     return Created(name)
 
 
+@handles("AWS::Scheduler::ScheduleGroup", "Name", "Tags")
+def _schedule_group(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
+    name = ctx.name(p.get("Name"))
+    args: dict[str, Any] = {"Name": name}
+    if p.get("Tags"):
+        args["Tags"] = _tags(p["Tags"])
+    arn = m.client("scheduler").create_schedule_group(**args)["ScheduleGroupArn"]
+    return Created(name, {"Arn": arn})
+
+
+@handles(
+    "AWS::Scheduler::Schedule",
+    "Name",
+    "GroupName",
+    "ScheduleExpression",
+    "ScheduleExpressionTimezone",
+    "FlexibleTimeWindow",
+    "Target",
+    "State",
+    "Description",
+)
+def _schedule(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
+    name = ctx.name(p.get("Name"))
+    args: dict[str, Any] = {
+        "Name": name,
+        **_pick(p, "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "State", "Description"),
+        "FlexibleTimeWindow": p.get("FlexibleTimeWindow") or {"Mode": "OFF"},
+        "Target": _pick(p["Target"], "Arn", "RoleArn", "Input"),
+    }
+    arn = m.client("scheduler").create_schedule(**args)["ScheduleArn"]
+    return Created(name, {"Arn": arn})
+
+
 def clean_work_dir(path: Path) -> None:
     """Remove the scratch directory of a previous run."""
     shutil.rmtree(path, ignore_errors=True)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,6 +94,7 @@ def _timeout_payload(request_id: str, timeout: int) -> dict[str, Any]:
 class _Worker:
     def __init__(self, runtime: LambdaRuntime, spec: FunctionSpec) -> None:
         self.spec = spec
+        self.on_metrics = runtime.on_metrics
         parent, child = runtime.context.Pipe()
         self.conn = parent
         self.process = runtime.context.Process(
@@ -134,7 +135,7 @@ class _Worker:
             self.kill()
             return False, _timeout_payload(request_id, timeout)
         try:
-            status, body = self.conn.recv()
+            status, body, *rest = self.conn.recv()
         except EOFError:
             code = self.process.exitcode
             self.kill()
@@ -144,6 +145,8 @@ class _Worker:
                 "requestId": request_id,
                 "stackTrace": [],
             }
+        if rest and rest[0] and self.on_metrics is not None:
+            self.on_metrics(rest[0])
         if status == "ok":
             return True, body.encode()
         return False, body
@@ -171,6 +174,9 @@ class LambdaRuntime:
         Concurrent execution environments per function.
     start_method
         ``"forkserver"`` (default, fast warm-up) or ``"spawn"``.
+    on_metrics
+        Called with the embedded-metric-format lines an invocation printed (CloudWatch turns
+        them into metrics; the local cloud stores them in its CloudWatch).
     """
 
     def __init__(
@@ -183,8 +189,10 @@ class LambdaRuntime:
         max_workers: int = 4,
         start_method: str = "forkserver",
         credentials: tuple[str, str] = ("testing", "testing"),
+        on_metrics: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.on_metrics = on_metrics
         self.region = region
         self.account = account
         self.log_dir = log_dir

@@ -38,6 +38,32 @@ class LambdaContext:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
+class _MetricTee:
+    """Passes a function's stdout through and keeps the embedded-metric-format lines it prints.
+
+    CloudWatch Logs turns such lines into metrics; the parent does the same with what is kept here.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.partial = ""
+        self.documents: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.partial += text
+        if "\n" in self.partial:
+            *lines, self.partial = self.partial.split("\n")
+            self.documents.extend(line for line in lines if '"_aws"' in line and "CloudWatchMetrics" in line)
+        return self.stream.write(text)
+
+    def take(self) -> list[str]:
+        taken, self.documents = self.documents, []
+        return taken
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def error_payload(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     """The payload Lambda returns for an unhandled exception."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
@@ -88,6 +114,8 @@ def main(conn: Any, config: dict[str, Any]) -> None:
     for name in [n for n in sys.modules if n == "mlops" or n.startswith("mlops.")]:
         del sys.modules[name]
     os.chdir(config["paths"][0])
+    tee = _MetricTee(sys.stdout)
+    sys.stdout = tee
     started = time.time()
     handler, init_error = _init(config)
     init_ms = (time.time() - started) * 1000
@@ -140,4 +168,4 @@ def main(conn: Any, config: dict[str, Any]) -> None:
         )
         sys.stderr.flush()
         cold = False
-        conn.send(reply)
+        conn.send((*reply, tee.take()))
