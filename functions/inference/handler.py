@@ -2,25 +2,37 @@
 
 Thin: parse the API Gateway event, call :class:`mlops.serving.InferenceService`, shape the answer,
 emit metrics. One service (and its model cache) per execution environment, created on first use.
+
+Cold start is part of the contract (benchmarks/bench_inference.py), so this module imports only what
+the first prediction needs: Powertools' Logger and Metrics (not its event handler, whose import pulls
+in the validation and OpenAPI machinery of every resolver), and boto3 only when the production
+service is built. The three routes are matched on the REST event's resource template.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
 
-from mlops.serving import InferenceService, ServingError, ServingSettings, serving_openapi
+from mlops.serving import InferenceService, ServingError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
 _service: InferenceService | None = None
+
+PREDICT = ("POST", "/models/{model}/predict")
+DESCRIBE = ("GET", "/models/{model}")
+OPENAPI = ("GET", "/openapi.json")
 
 
 def service() -> InferenceService:
@@ -31,7 +43,7 @@ def service() -> InferenceService:
 
         from mlops.platform import Platform
         from mlops.registry import Registry
-        from mlops.serving import S3Artifacts, S3Capture
+        from mlops.serving import S3Artifacts, S3Capture, ServingSettings
 
         platform = Platform.from_env()
         s3 = boto3.client("s3")
@@ -55,32 +67,64 @@ def _per_version(name: str, unit: MetricUnit, value: float, model: str, version:
 
 
 def _artifact_refused(model: str, version: int, reason: str) -> None:
+    """A serving version's artifact failed its integrity check: log, and count it twice.
+
+    Per model and version (which artifact), and once more with only the function's service
+    dimension, so one alarm on ``ArtifactRefused`` watches every model of the deployment.
+    """
     logger.error("model artifact refused", extra={"model": model, "version": version, "reason": reason})
     _per_version("ArtifactRefused", MetricUnit.Count, 1, model, version)
+    metrics.add_metric(name="ArtifactRefused", unit=MetricUnit.Count, value=1)
 
 
-def _request_id() -> str:
-    event = app.current_event
-    return event.request_context.request_id or app.lambda_context.aws_request_id
+def _json_default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    return item() if callable(item) else str(value)
 
 
-def _json(status: int, body: Any, request_id: str | None = None) -> Response:
-    headers = {"x-request-id": request_id} if request_id else None
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+def _answer(status: int, body: Any, request_id: str | None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if request_id:
+        headers["x-request-id"] = request_id
+    text = json.dumps(body, separators=(",", ":"), default=_json_default)
+    return {"statusCode": status, "headers": headers, "body": text, "isBase64Encoded": False}
 
 
-@app.post("/models/<model>/predict")
-def predict(model: str) -> Response:
-    event = app.current_event
-    request_id = _request_id()
+_PATHS = (
+    (PREDICT, re.compile(r"^/models/([^/]+)/predict/?$")),
+    (DESCRIBE, re.compile(r"^/models/([^/]+)/?$")),
+    (OPENAPI, re.compile(r"^/openapi\.json$")),
+)
+
+
+def _route(event: dict[str, Any]) -> tuple[tuple[str, str], str]:
+    """The route (method, resource template) and the model path parameter of a REST event."""
+    context = event.get("requestContext") or {}
+    method = str(event.get("httpMethod") or context.get("httpMethod") or "").upper()
+    model = (event.get("pathParameters") or {}).get("model")
+    resource = str(event.get("resource") or context.get("resourcePath") or "")
+    if "{" not in resource:  # a hand-made event without the template: match the path itself
+        path = str(event.get("path") or resource)
+        for (_, template), pattern in _PATHS:
+            found = pattern.match(path)
+            if found:
+                resource = template
+                model = model or (found.group(1) if found.groups() else None)
+                break
+    return (method, resource), str(model or "-")
+
+
+def _body(event: dict[str, Any]) -> str | bytes | None:
+    body = event.get("body")
+    if body is not None and event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body  # type: ignore[no-any-return]
+
+
+def _predict(event: dict[str, Any], model: str, headers: dict[str, str], request_id: str) -> dict[str, Any]:
     logger.append_keys(model=model, api_request_id=request_id)
     started = time.perf_counter()
-    result = service().predict(
-        model,
-        event.decoded_body if event.is_base64_encoded else event.body,
-        content_type=event.headers.get("content-type"),
-        request_id=request_id,
-    )
+    result = service().predict(model, _body(event), content_type=headers.get("content-type"), request_id=request_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
     # Per model version: the dimensions the canary alarms watch (mlops.deployment.canary_alarms).
     _per_version("PredictionLatency", MetricUnit.Milliseconds, elapsed_ms, model, result.version)
@@ -97,46 +141,51 @@ def predict(model: str) -> Response:
             "latency_ms": round(elapsed_ms, 3),
         },
     )
-    return _json(200, result.body, request_id)
+    return _answer(200, result.body, request_id)
 
 
-@app.get("/models/<model>")
-def describe(model: str) -> Response:
-    return _json(200, service().describe(model), _request_id())
+def _openapi(event: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    from mlops.serving import serving_openapi
 
-
-@app.get("/openapi.json")
-def openapi() -> Response:
-    event = app.current_event
-    host = event.headers.get("host")
-    stage = event.request_context.stage
+    host = headers.get("host")
+    stage = (event.get("requestContext") or {}).get("stage")
     server = f"https://{host}/{stage}" if host and stage else None
-    return _json(200, serving_openapi(service(), server_url=server))
+    return _answer(200, serving_openapi(service(), server_url=server), None)
 
 
-@app.exception_handler(ServingError)
-def _refused(exc: ServingError) -> Response:
-    request_id = _request_id()
-    model = (app.current_event.path_parameters or {}).get("model", "-")
+def _refused(exc: ServingError, model: str, request_id: str) -> dict[str, Any]:
     if exc.status >= 500 or exc.code in ("invalid_record",):
         logger.warning("prediction refused", extra={"error": exc.code, "status": exc.status, "detail": exc.message})
     version = getattr(_service.routes.get(model), "champion", None) if _service is not None else None
     _per_version("PredictionErrors", MetricUnit.Count, 1, model, version)
     metrics.add_metric(name="RequestErrors", unit=MetricUnit.Count, value=1)
-    return _json(exc.status, exc.body(request_id), request_id)
+    return _answer(exc.status, exc.body(request_id), request_id)
 
 
-@app.exception_handler(Exception)
-def _broken(exc: Exception) -> Response:
-    request_id = _request_id()
-    logger.exception("inference failed")
-    metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
-    message = "the prediction failed; quote the request id"
-    body = {"error": "internal_error", "message": message, "request_id": request_id}
-    return _json(500, body, request_id)
+def _not_found(method: str, resource: str, request_id: str) -> dict[str, Any]:
+    body = {"error": "not_found", "message": f"no route {method} {resource}", "request_id": request_id}
+    return _answer(404, body, request_id)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    """Answer one API Gateway (REST, proxy integration) event."""
+    request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
+    route, model = _route(event)
+    try:
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        if route == PREDICT:
+            return _predict(event, model, headers, request_id)
+        if route == DESCRIBE:
+            return _answer(200, service().describe(model), request_id)
+        if route == OPENAPI:
+            return _openapi(event, headers)
+        return _not_found(*route, request_id)
+    except ServingError as exc:
+        return _refused(exc, model, request_id)
+    except Exception:
+        logger.exception("inference failed")
+        metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
+        message = "the prediction failed; quote the request id"
+        return _answer(500, {"error": "internal_error", "message": message, "request_id": request_id}, request_id)

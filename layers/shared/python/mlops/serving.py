@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -233,21 +234,217 @@ def _field(feature: Feature) -> tuple[Any, Any]:
     return annotation, Field(**constraints)
 
 
-@dataclass(frozen=True)
 class RequestModels:
-    """The pydantic models of one model's requests (built from its spec, see :func:`request_models`)."""
+    """How one model's requests are checked (built from its spec, see :func:`request_models`).
 
-    model: str
-    spec_revision: int | None
-    record: type[BaseModel]
-    single: type[BaseModel]
-    batch: type[BaseModel]
-    records_adapter: TypeAdapter[Any]
-    max_batch_size: int
+    Valid requests are checked column by column (:class:`RecordValidator`: one pass over each
+    feature's values, the numeric bounds with numpy), not one pydantic model instance per record.
+    The pydantic models (``record``, ``single``, ``batch``) are built on first use: they explain a
+    refused request with the same details as before (record index, field, problem, message) and
+    give the JSON Schema of the OpenAPI document, and are not needed to serve a valid request.
+    """
+
+    def __init__(self, spec: ModelSpec, *, spec_revision: int | None, max_batch_size: int) -> None:
+        self.spec = spec
+        self.model = spec.name
+        self.spec_revision = spec_revision
+        self.max_batch_size = max_batch_size
+        self.validator = RecordValidator(spec)
+        self._built: tuple[type[BaseModel], type[BaseModel], type[BaseModel], TypeAdapter[Any]] | None = None
+        self._lock = threading.Lock()
+
+    def _pydantic(self) -> tuple[type[BaseModel], type[BaseModel], type[BaseModel], TypeAdapter[Any]]:
+        built = self._built
+        if built is not None:
+            return built
+        with self._lock:
+            if self._built is None:
+                name = _class_name(self.spec.name)
+                config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re", title=f"{name}Record")
+                fields = {f.name: _field(f) for f in self.spec.features}
+                record = create_model(f"{name}Record", __config__=config, **fields)  # type: ignore[call-overload]
+                strict = ConfigDict(extra="forbid", strict=True)
+                single = create_model(f"{name}SingleRequest", __config__=strict, record=(record, ...))
+                batch = create_model(
+                    f"{name}BatchRequest",
+                    __config__=strict,
+                    records=(list[record], Field(min_length=1, max_length=self.max_batch_size)),
+                )
+                self._built = (record, single, batch, TypeAdapter(list[record]))
+            return self._built
+
+    @property
+    def record(self) -> type[BaseModel]:
+        """One record: every feature a field, extra fields refused."""
+        return self._pydantic()[0]
+
+    @property
+    def single(self) -> type[BaseModel]:
+        """``{"record": Record}``."""
+        return self._pydantic()[1]
+
+    @property
+    def batch(self) -> type[BaseModel]:
+        """``{"records": [Record, ...]}`` (1 to ``max_batch_size`` records)."""
+        return self._pydantic()[2]
+
+    @property
+    def records_adapter(self) -> TypeAdapter[Any]:
+        """A list of records (what explains a refused batch)."""
+        return self._pydantic()[3]
 
     def input_schema(self) -> dict[str, Any]:
         """JSON Schema of one record."""
         return self.record.model_json_schema()
+
+    def validate(self, records: list[Any]) -> list[dict[str, Any]]:
+        """Validated records (every feature a key, in spec order), or :class:`RequestError` naming each problem."""
+        valid = self.validator.validate(records)
+        if valid is not None:
+            return valid
+        # Something is off (or unusual, like True for a Literal[1]): pydantic has the last word.
+        try:
+            validated = self.records_adapter.validate_python(records)
+        except ValidationError as exc:
+            details = _details(exc)
+            raise RequestError(_summary(details, exc.error_count()), details=details, code="invalid_record") from None
+        return [r.model_dump() for r in validated]
+
+
+_NONE = type(None)
+
+
+class RecordValidator:
+    """Column-wise check of request records against a spec: accepts exactly what is surely valid.
+
+    :meth:`validate` returns the records as the pydantic record model would dump them (every
+    feature a key, floats as float) when every value is of the JSON type its feature takes and
+    within its constraints; otherwise None, and the caller asks pydantic, which names each problem.
+    It never accepts what the pydantic model refuses (a property test checks the two agree).
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.names = [f.name for f in spec.features]
+        self.known = frozenset(self.names)
+        optional = {f.name for f in spec.features if f.nullable or f.type is FeatureType.STRING}
+        self.required = frozenset(self.known - optional)
+        self.checks: list[tuple[str, Callable[[list[Any]], bool]]] = [
+            (f.name, _column_check(f, f.name in optional)) for f in spec.features
+        ]
+        self.floats = [f.name for f in spec.features if f.type is FeatureType.FLOAT]
+
+    def validate(self, records: list[Any]) -> list[dict[str, Any]] | None:
+        """The records ready for the model, or None when any record needs a closer look."""
+        known, required = self.known, self.required
+        for record in records:
+            if type(record) is not dict:
+                return None
+            keys = record.keys()
+            if not (keys <= known and keys >= required):
+                return None
+        for name, check in self.checks:
+            if not check([r.get(name) for r in records]):
+                return None
+        names, floats = self.names, self.floats
+        out = [{name: record.get(name) for name in names} for record in records]
+        for name in floats:  # an int given for a float feature dumps as a float, as in pydantic
+            for row in out:
+                value = row[name]
+                if type(value) is int:
+                    row[name] = float(value)
+        return out
+
+
+def _column_check(feature: Feature, optional: bool) -> Callable[[list[Any]], bool]:
+    """A function that says whether one feature's values (a column) are surely valid."""
+    kind = feature.type
+    low = feature.min
+    high = feature.max
+    extra: set[type] = {_NONE} if optional else set()
+    pattern = re.compile(feature.regex) if feature.regex else None
+
+    def typed(values: list[Any], allowed: set[type]) -> list[Any] | None:
+        kinds = set(map(type, values))
+        if not kinds <= allowed | extra:
+            return None
+        return [v for v in values if v is not None] if _NONE in kinds else values
+
+    if kind is FeatureType.FLOAT:
+
+        def check_float(values: list[Any]) -> bool:
+            present = typed(values, {float, int})
+            if present is None:
+                return False
+            if not present:
+                return True
+            try:
+                column = np.asarray(present, dtype=np.float64)
+            except (OverflowError, ValueError):
+                return False
+            if not np.isfinite(column).all():
+                return False
+            return (low is None or column.min() >= low) and (high is None or column.max() <= high)
+
+        return check_float
+    if kind is FeatureType.INT:
+        if feature.allowed:
+            choices = frozenset(int(v) for v in feature.allowed if not isinstance(v, bool))
+
+            def check_int_choice(values: list[Any]) -> bool:
+                present = typed(values, {int})
+                return present is not None and all(v in choices for v in present)
+
+            return check_int_choice
+
+        def check_int(values: list[Any]) -> bool:
+            present = typed(values, {int})
+            if present is None:
+                return False
+            if not present:
+                return True
+            return (low is None or min(present) >= low) and (high is None or max(present) <= high)
+
+        return check_int
+    if kind is FeatureType.BOOL:
+        return lambda values: typed(values, {bool}) is not None
+    if kind is FeatureType.DATETIME:
+
+        def check_datetime(values: list[Any]) -> bool:
+            present = typed(values, {str})
+            if present is None:
+                return False
+            try:
+                for text in set(present):
+                    _iso_datetime(text)
+            except ValueError:
+                return False
+            return True
+
+        return check_datetime
+    if kind is FeatureType.CATEGORY and feature.allowed:
+        # Literal values match by value and JSON type here (True is not 1); pydantic judges the rest.
+        choices_typed = frozenset((type(v), v) for v in feature.allowed)
+
+        def check_choice(values: list[Any]) -> bool:
+            if not optional and None in values:
+                return False
+            try:
+                return all((type(v), v) in choices_typed for v in values if v is not None)
+            except TypeError:  # an unhashable value (a list or an object)
+                return False
+
+        return check_choice
+
+    def check_text(values: list[Any]) -> bool:
+        present = typed(values, {str})
+        if present is None:
+            return False
+        if pattern is not None:
+            search = pattern.search
+            return all(search(v) is not None for v in set(present))
+        return True
+
+    return check_text
 
 
 _MODELS_CACHE: dict[tuple[str, int | None, str, int], RequestModels] = {}
@@ -273,35 +470,19 @@ def request_models(spec: ModelSpec, *, spec_revision: int | None, max_batch_size
     Returns
     -------
     RequestModels
-        ``record`` (one record: every feature a field, extra fields refused), ``single``
-        (``{"record": Record}``) and ``batch`` (``{"records": [Record, ...]}``).
+        The column-wise validator, and (built on first use) the pydantic models ``record`` (one
+        record: every feature a field, extra fields refused), ``single`` (``{"record": Record}``)
+        and ``batch`` (``{"records": [Record, ...]}``).
     """
     key = (spec.name, spec_revision, spec.fingerprint(), max_batch_size)
     cached = _MODELS_CACHE.get(key)
     if cached is not None:
         return cached
     with _MODELS_LOCK:
-        name = _class_name(spec.name)
-        config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re", title=f"{name}Record")
-        fields = {f.name: _field(f) for f in spec.features}
-        record = create_model(f"{name}Record", __config__=config, **fields)  # type: ignore[call-overload]
-        strict = ConfigDict(extra="forbid", strict=True)
-        single = create_model(f"{name}SingleRequest", __config__=strict, record=(record, ...))
-        batch = create_model(
-            f"{name}BatchRequest",
-            __config__=strict,
-            records=(list[record], Field(min_length=1, max_length=max_batch_size)),
-        )
-        built = RequestModels(
-            model=spec.name,
-            spec_revision=spec_revision,
-            record=record,
-            single=single,
-            batch=batch,
-            records_adapter=TypeAdapter(list[record]),
-            max_batch_size=max_batch_size,
-        )
-        _MODELS_CACHE[key] = built
+        built = _MODELS_CACHE.get(key)
+        if built is None:
+            built = RequestModels(spec, spec_revision=spec_revision, max_batch_size=max_batch_size)
+            _MODELS_CACHE[key] = built
         return built
 
 
@@ -401,12 +582,7 @@ def parse_request(
         raise PayloadTooLargeError(
             f"batch of {len(records)} records; at most {models.max_batch_size} per request", code="batch_too_large"
         )
-    try:
-        validated = models.records_adapter.validate_python(records)
-    except ValidationError as exc:
-        details = _details(exc)
-        raise RequestError(_summary(details, exc.error_count()), details=details, code="invalid_record") from None
-    return [r.model_dump() for r in validated], single
+    return models.validate(records), single
 
 
 # ---------------------------------------------------------------------------------------------- predictors

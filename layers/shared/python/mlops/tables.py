@@ -29,12 +29,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Protocol
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mlops.errors import ConflictError, InputError
+
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+    from botocore.exceptions import ClientError
 
 
 class _Absent:
@@ -199,16 +201,29 @@ def from_dynamo(value: Any) -> Any:
     return value
 
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+# boto3 is imported on first use, not with this module: importing boto3 costs ~0.1 s of a cold start.
+@cache
+def _serializer() -> TypeSerializer:
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer()
+
+
+@cache
+def _deserializer() -> TypeDeserializer:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(to_dynamo(v)) for k, v in item.items()}
+    serializer = _serializer()
+    return {k: serializer.serialize(to_dynamo(v)) for k, v in item.items()}
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    deserializer = _deserializer()
+    return {k: from_dynamo(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +244,7 @@ class _Expression:
 
     def value(self, value: Any) -> str:
         placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = _serializer.serialize(to_dynamo(value))
+        self.values[placeholder] = _serializer().serialize(to_dynamo(value))
         return placeholder
 
     def condition(self, condition: Condition | None, key_attribute: str) -> str | None:
@@ -336,6 +351,8 @@ class DynamoStore:
         return deserialize(item) if item is not None else None
 
     def write(self, op: Put | Update) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
         key_attribute = self._schema(op.table).pk
         try:
             if isinstance(op, Put):
@@ -349,6 +366,8 @@ class DynamoStore:
             raise
 
     def transact(self, ops: Sequence[Operation]) -> None:
+        from botocore.exceptions import ClientError
+
         items: list[dict[str, Any]] = []
         for op in ops:
             key_attribute = self._schema(op.table).pk
