@@ -63,6 +63,9 @@ class EnvironmentConfig(BaseModel):
     noncurrent_version_days: int = Field(default=90, ge=1)
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
     approval_four_eyes: bool = True
+    # Alarms (stacks/observability.py): the API's p99 latency, and 5xx answers per 5 minutes.
+    alarm_latency_p99_ms: int = Field(default=1000, ge=1)
+    alarm_server_errors: int = Field(default=5, ge=1)
     # ECR image URI for specs with training.backend: sagemaker (built from containers/sagemaker-training).
     sagemaker_training_image: str | None = Field(
         default=None,

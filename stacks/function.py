@@ -48,6 +48,8 @@ class MlopsFunction(Construct):
         source = FUNCTIONS_DIR / name
         if not (source / "handler.py").is_file():
             raise FileNotFoundError(f"{source}/handler.py does not exist")
+        # The ``service`` dimension of its metrics: one per environment, so alarms never mix two.
+        self.service_name = service_name(config, name)
         removal = RemovalPolicy.DESTROY if config.is_dev else RemovalPolicy.RETAIN
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention(config), removal_policy=removal)
         # An explicit role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
@@ -75,7 +77,7 @@ class MlopsFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
             environment={
-                "POWERTOOLS_SERVICE_NAME": f"mlops-{name.replace('_', '-')}",
+                "POWERTOOLS_SERVICE_NAME": self.service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": "MLOps",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "MLOPS_ENVIRONMENT": config.name,
@@ -88,6 +90,11 @@ class MlopsFunction(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
         )
+
+
+def service_name(config: EnvironmentConfig, name: str) -> str:
+    """``mlops-<env>-<function>``: Powertools' service name, the default dimension of its metrics."""
+    return f"mlops-{config.name}-{name.replace('_', '-')}"
 
 
 @functools.cache

@@ -13,8 +13,10 @@ from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
 from stacks.deployment import DeploymentPipeline
 from stacks.discovery import Discovery
+from stacks.function import service_name
 from stacks.inference import InferenceEndpoint
 from stacks.layers import PlatformLayers
+from stacks.observability import Observability
 from stacks.pipelines import TrainingPipeline
 from stacks.stateful import StatefulStack
 
@@ -71,6 +73,22 @@ class PlatformStack(Stack):
             topic=self.topic,
             kms_key=storage.key,
             deployment_starter=self.deployment.starter,
+        )
+
+        monitoring = getattr(self, "monitoring", None)
+        pipelines = {"training": self.training.state_machine, "deployment": self.deployment.state_machine}
+        if monitoring is not None:
+            pipelines["monitoring"] = monitoring.state_machine
+        self.observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            topic=self.topic,
+            topic_key=storage.key,
+            rest_api=self.api.rest_api,
+            inference_service=service_name(config, "inference"),
+            pipelines=pipelines,
+            monitor_service=service_name(config, "monitor") if monitoring is not None else None,
         )
 
         Discovery(

@@ -1,0 +1,102 @@
+"""Intent of the alarms and the dashboard: what they watch, where they notify, per environment."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.infra.conftest import Synthesized
+
+
+def _alarms(template: dict) -> dict[str, dict[str, Any]]:
+    return {
+        r["Properties"]["AlarmName"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and isinstance(r["Properties"].get("AlarmName"), str)
+    }
+
+
+def _topic_ref(template: dict) -> dict[str, str]:
+    [logical] = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SNS::Topic"]
+    return {"Ref": logical}
+
+
+def test_every_alarm_notifies_the_topic_on_alarm_and_ok(synthesized: Synthesized) -> None:
+    # GIVEN the dev platform stack
+    template = synthesized.template_json("dev", "platform")
+    alarms = _alarms(template)
+    # THEN the issue's alarms exist, named for the environment
+    for short in (
+        "inference-5xx",
+        "inference-errors",
+        "inference-latency",
+        "artifact-refused",
+        "training-failed",
+        "deployment-failed",
+    ):
+        assert f"mlops-dev-{short}" in alarms, short
+    # AND each one notifies the platform topic both ways, and missing data never alarms
+    topic = _topic_ref(template)
+    for name, props in alarms.items():
+        assert props["AlarmActions"] == [topic], name
+        assert props["OKActions"] == [topic], name
+        assert props["TreatMissingData"] == "notBreaching", name
+        assert props["AlarmDescription"], name
+
+
+def test_aggregate_alarms_watch_this_environments_service(synthesized: Synthesized) -> None:
+    # GIVEN dev and prod
+    for env in ("dev", "prod"):
+        alarms = _alarms(synthesized.template_json(env, "platform"))
+        refused = alarms[f"mlops-{env}-artifact-refused"]
+        # THEN ArtifactRefused is watched on the environment's own inference service dimension
+        assert (refused["Namespace"], refused["MetricName"]) == ("MLOps", "ArtifactRefused")
+        assert refused["Dimensions"] == [{"Name": "service", "Value": f"mlops-{env}-inference"}]
+        # AND the latency alarm is on API Gateway's p99 over three consecutive minutes
+        latency = alarms[f"mlops-{env}-inference-latency"]
+        assert latency["ExtendedStatistic"] == "p99"
+        assert (latency["EvaluationPeriods"], latency["DatapointsToAlarm"], latency["Period"]) == (3, 3, 60)
+
+
+def test_functions_name_their_service_per_environment(synthesized: Synthesized) -> None:
+    # GIVEN the inference function in dev and prod
+    for env in ("dev", "prod"):
+        template = synthesized.template_json(env, "platform")
+        services = {
+            r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::Lambda::Function" and "Environment" in r["Properties"]
+        }
+        # THEN the metrics of one environment cannot mix with another's
+        assert f"mlops-{env}-inference" in services
+        assert all(s.startswith(f"mlops-{env}-") for s in services)
+
+
+def test_pipeline_failure_alarms_count_failed_and_timed_out(synthesized: Synthesized) -> None:
+    alarms = _alarms(synthesized.template_json("dev", "platform"))
+    failed = alarms["mlops-dev-training-failed"]
+    # THEN the alarm adds ExecutionsFailed and ExecutionsTimedOut of the state machine
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in failed["Metrics"] if "MetricStat" in m}
+    assert names == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    assert [m["Expression"] for m in failed["Metrics"] if "Expression" in m] == ["failed_training + timedout_training"]
+
+
+def test_cloudwatch_may_encrypt_notifications_with_the_topic_key(synthesized: Synthesized) -> None:
+    template = synthesized.template_json("dev", "stateful")
+    [key] = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    # THEN the key policy lets the CloudWatch service use the key (and nothing broader)
+    [statement] = [s for s in statements if s.get("Sid") == "CloudWatchAlarmNotifications"]
+    assert statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+def test_dashboard_draws_every_model_with_search_and_lists_alarms(synthesized: Synthesized) -> None:
+    template = synthesized.template_json("dev", "platform")
+    [dashboard] = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    assert dashboard["DashboardName"] == "mlops-dev"
+    body = json.dumps(dashboard["DashboardBody"])
+    # THEN per-model series come from SEARCH expressions on this environment's inference service
+    assert "SEARCH(" in body and "mlops-dev-inference" in body
+    for title in ("API latency p50 / p99 (ms)", "Pipeline failures", "Alarms", "Errors"):
+        assert title in body, title
