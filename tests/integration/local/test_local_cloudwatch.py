@@ -51,6 +51,19 @@ def subscribed_queue(aws: Callable[[str], Any], topic_arn: str) -> str:
     return url
 
 
+def put_alarm(aws: Callable[[str], Any], name: str, metric: str, **settings: Any) -> None:
+    """A one-minute, one-period alarm on an MLOps metric, above its threshold."""
+    aws("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        Namespace="MLOps",
+        MetricName=metric,
+        Period=60,
+        EvaluationPeriods=1,
+        ComparisonOperator="GreaterThanThreshold",
+        **settings,
+    )
+
+
 def messages(aws: Callable[[str], Any], url: str) -> list[dict[str, Any]]:
     found = aws("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(json.loads(m["Body"])["Message"]) for m in found]
@@ -127,16 +140,7 @@ def test_alarm_goes_to_alarm_notifies_sns_and_back_to_ok(aws: Callable[[str], An
 
 def test_a_state_set_by_hand_is_kept(aws: Callable[[str], Any]) -> None:
     # GIVEN an alarm someone set to ALARM by hand, and data that would say OK
-    aws("cloudwatch").put_metric_alarm(
-        AlarmName="canary",
-        Namespace="MLOps",
-        MetricName="PredictionErrors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=5,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    put_alarm(aws, "canary", "PredictionErrors", Statistic="Sum", Threshold=5)
     aws("cloudwatch").set_alarm_state(AlarmName="canary", StateValue="ALARM", StateReason="forced by a test")
     put_emf(aws("cloudwatch"), [emf("PredictionErrors", 0.0)])
     # WHEN alarms are evaluated THEN the manual state stays
@@ -146,16 +150,7 @@ def test_a_state_set_by_hand_is_kept(aws: Callable[[str], Any]) -> None:
 
 
 def test_percentile_alarms_are_listed_as_not_evaluated(aws: Callable[[str], Any]) -> None:
-    aws("cloudwatch").put_metric_alarm(
-        AlarmName="latency",
-        Namespace="MLOps",
-        MetricName="PredictionLatency",
-        ExtendedStatistic="p99",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=500,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    put_alarm(aws, "latency", "PredictionLatency", ExtendedStatistic="p99", Threshold=500)
     evaluator = AlarmEvaluator(client=aws, region=REGION, account=ACCOUNT)
     assert evaluator.evaluate() == []
     assert "latency" in evaluator.skipped
