@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,64 @@ class LocalCloudProcess:
             "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1],
             "AWS_DEFAULT_REGION": self.region,
         }
+
+    def api(self, method: str, path: str, body: Any = None, *, sign: bool = True) -> tuple[int, Any]:
+        """Call the local API over HTTP, SigV4-signed as a caller with the local credentials would.
+
+        Returns ``(status, parsed JSON body)``; a non-JSON body comes back as ``{"raw": text}``.
+        """
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        url = self.api_url.rstrip("/") + "/" + path.lstrip("/")
+        data = body if isinstance(body, bytes) else (None if body is None else json.dumps(body).encode())
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if sign:
+            signed = AWSRequest(method=method, url=url, data=data or b"", headers=headers)
+            SigV4Auth(Credentials(*CREDENTIALS), "execute-api", self.region).add_auth(signed)
+            headers = dict(signed.headers.items())
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+                status, text = int(response.status), response.read()
+        except urllib.error.HTTPError as exc:
+            status, text = int(exc.code), exc.read()
+        try:
+            return status, json.loads(text or b"{}")
+        except ValueError:
+            return status, {"raw": text.decode(errors="replace")}
+
+    def wait_for_alarm(self, name: str, state: str, timeout_s: float = 30) -> dict[str, Any]:
+        """Wait until alarm ``name`` is in ``state`` (the local cloud evaluates alarms every 2 s)."""
+        cloudwatch = self.client("cloudwatch")
+        deadline = time.time() + timeout_s
+        while True:
+            alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+            if alarm and alarm[0]["StateValue"] == state:
+                return dict(alarm[0])
+            if time.time() > deadline:
+                found = alarm[0]["StateValue"] if alarm else "no such alarm"
+                raise TimeoutError(f"alarm {name} is not {state} after {timeout_s:.0f} s (it is {found})")
+            time.sleep(0.5)
+
+    def subscribe_queue(self, topic_arn: str, name: str) -> str:
+        """A new SQS queue subscribed to ``topic_arn`` (raw delivery off); returns its URL."""
+        sqs = self.client("sqs")
+        url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        return url
+
+    def messages(self, queue_url: str, wait_s: float = 10) -> list[dict[str, Any]]:
+        """The SNS notifications waiting in a subscribed queue (each SNS envelope, parsed)."""
+        sqs = self.client("sqs")
+        deadline = time.time() + wait_s
+        found: list[dict[str, Any]] = []
+        while not found and time.time() < deadline:
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            found = [json.loads(m["Body"]) for m in batch.get("Messages", [])]
+        return found
 
     def resource(self, logical_id: str) -> dict[str, Any]:
         """The status record of a template resource by logical id."""
