@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
@@ -334,7 +335,11 @@ class RecordValidator:
         self.floats = [f.name for f in spec.features if f.type is FeatureType.FLOAT]
 
     def validate(self, records: list[Any]) -> list[dict[str, Any]] | None:
-        """The records ready for the model, or None when any record needs a closer look."""
+        """The records ready for the model, or None when any record needs a closer look.
+
+        Records that hold every feature are returned themselves (ints of float features turned
+        into floats in place); the others as new dicts with the missing optional features None.
+        """
         known, required = self.known, self.required
         for record in records:
             if type(record) is not dict:
@@ -345,13 +350,13 @@ class RecordValidator:
         for name, check in self.checks:
             if not check([r.get(name) for r in records]):
                 return None
-        names, floats = self.names, self.floats
-        out = [{name: record.get(name) for name in names} for record in records]
-        for name in floats:  # an int given for a float feature dumps as a float, as in pydantic
+        names, floats, count = self.names, self.floats, len(self.names)
+        # A record with every feature is used as it is (the request's own dict); others are completed.
+        out = [record if len(record) == count else {name: record.get(name) for name in names} for record in records]
+        for name in floats:  # an int given for a float feature is a float, as pydantic dumps it
             for row in out:
-                value = row[name]
-                if type(value) is int:
-                    row[name] = float(value)
+                if type(row[name]) is int:
+                    row[name] = float(row[name])
         return out
 
 
@@ -648,13 +653,16 @@ def feature_columns(records: Sequence[Mapping[str, Any]], spec: ModelSpec) -> di
             continue
         values = [r.get(name) for r in records]
         if kind in (FeatureType.FLOAT, FeatureType.INT, FeatureType.BOOL):
-            columns[name] = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float32)
+            # None becomes NaN; through float64 first, as float(v) would, then to the graph's float32.
+            columns[name] = np.array(values, dtype=np.float64).astype(np.float32)
         elif kind is FeatureType.CATEGORY:
-            columns[name] = np.array(
-                [MISSING_CATEGORY if v is None else _canonical_label(v) for v in values], dtype=object
-            )
+            # A batch repeats few distinct values: label each once (keyed by type too: True is not 1).
+            keys = [(type(v), v) for v in values]
+            labels = {k: MISSING_CATEGORY if k[1] is None else _canonical_label(k[1]) for k in set(keys)}
+            columns[name] = np.array([labels[k] for k in keys], dtype=object)
         else:
-            stamps = np.array([_datetime64(v) for v in values], dtype="datetime64[ns]")
+            parsed = {v: _datetime64(v) for v in set(values)}
+            stamps = np.array([parsed[v] for v in values], dtype="datetime64[ns]")
             missing = np.isnat(stamps)
             ns = stamps.astype("int64").astype(np.float64)
             months = stamps.astype("datetime64[M]").astype("int64") % 12 + 1
@@ -1267,45 +1275,47 @@ def capture_lines(
 
 
 # ---------------------------------------------------------------------------------------------- openapi
-class ErrorDetail(BaseModel):
-    record: int | None = Field(description="Index of the record in the batch (0 for a single record)")
-    field: str = Field(description="The field the problem is about")
-    problem: str = Field(description="missing_field, extra_field, wrong_type, out_of_range, not_allowed, ...")
-    message: str
+@cache
+def _response_models() -> tuple[type[BaseModel], ...]:
+    """The response models of the OpenAPI document (built when the document is first asked for)."""
 
+    class ErrorDetail(BaseModel):
+        record: int | None = Field(description="Index of the record in the batch (0 for a single record)")
+        field: str = Field(description="The field the problem is about")
+        problem: str = Field(description="missing_field, extra_field, wrong_type, out_of_range, not_allowed, ...")
+        message: str
 
-class ErrorResponse(BaseModel):
-    error: str = Field(description="A stable code: malformed_json, invalid_record, empty_batch, unknown_model, ...")
-    message: str
-    details: list[ErrorDetail] | None = None
-    request_id: str | None = None
+    class ErrorResponse(BaseModel):
+        error: str = Field(description="A stable code: malformed_json, invalid_record, empty_batch, unknown_model, ...")
+        message: str
+        details: list[ErrorDetail] | None = None
+        request_id: str | None = None
 
+    class PredictResponse(BaseModel):
+        request_id: str
+        model: str
+        version: int = Field(description="The model version that answered (champion, or the canary)")
+        predictions: list[Any]
+        classes: list[Any] | None = Field(default=None, description="Classifiers: the order of each probability list")
+        probabilities: list[list[float]] | None = Field(default=None, description="Classifiers: one list per record")
 
-class PredictResponse(BaseModel):
-    request_id: str
-    model: str
-    version: int = Field(description="The model version that answered (champion, or the canary)")
-    predictions: list[Any]
-    classes: list[Any] | None = Field(default=None, description="Classifiers: the order of each probability list")
-    probabilities: list[list[float]] | None = Field(default=None, description="Classifiers: one list per record")
+    class ServingVersion(BaseModel):
+        version: int
+        status: str
+        spec_revision: int | None
+        artifact_format: str
+        metrics: dict[str, float]
 
+    class ModelDescription(BaseModel):
+        model: str
+        serving: dict[str, ServingVersion | None]
+        rollout: dict[str, Any]
+        spec_revision: int | None
+        task: str
+        max_batch_size: int
+        input_schema: dict[str, Any]
 
-class ServingVersion(BaseModel):
-    version: int
-    status: str
-    spec_revision: int | None
-    artifact_format: str
-    metrics: dict[str, float]
-
-
-class ModelDescription(BaseModel):
-    model: str
-    serving: dict[str, ServingVersion | None]
-    rollout: dict[str, Any]
-    spec_revision: int | None
-    task: str
-    max_batch_size: int
-    input_schema: dict[str, Any]
+    return PredictResponse, ErrorResponse, ModelDescription
 
 
 def openapi_document(
@@ -1334,9 +1344,7 @@ def openapi_document(
     all_models: list[type[BaseModel]] = [
         generic_single,
         generic_batch,
-        PredictResponse,
-        ErrorResponse,
-        ModelDescription,
+        *_response_models(),
     ]
     for m in models:
         all_models += [m.single, m.batch]
