@@ -17,10 +17,11 @@ reported apart from the distribution test. Details and the report schema: docs/d
 
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeAlias
@@ -53,6 +54,10 @@ BOUNDED_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc",
 MAX_SCORE = 1000.0
 # Values drawn from a profile's quantile function when its sample does not hold the whole column.
 PSEUDO_SAMPLE = 20_000
+# Object columns at least this long are counted by object identity first (see _category_counts).
+IDENTITY_COUNT_MIN = 10_000
+NS_PER_SECOND = 1_000_000_000
+DATETIME_NOTE = "datetime compared as seconds since 1970-01-01 UTC (what the model reads, as days)"
 
 
 class DriftOptions(BaseModel):
@@ -105,10 +110,9 @@ Side = NumericSide | CategoricalSide
 
 
 def _kind(feature_type: FeatureType) -> str:
-    if feature_type in NUMERIC_TYPES:
+    """``numeric`` (float, int, and datetime as epoch seconds) or ``categorical`` (the rest)."""
+    if feature_type in NUMERIC_TYPES or feature_type is FeatureType.DATETIME:
         return "numeric"
-    if feature_type is FeatureType.DATETIME:
-        return "other"
     return "categorical"
 
 
@@ -116,20 +120,85 @@ def numeric_side(series: pd.Series | np.ndarray) -> NumericSide:
     """Sorted finite values of a column read as numbers (missing and non-numbers left out)."""
     series = series if isinstance(series, pd.Series) else pd.Series(np.asarray(series))
     parsed = coerce.numeric(series)
-    values = parsed.values.astype(np.float64, copy=False)
-    finite = values[np.isfinite(values)]
-    nulls = len(values) - len(finite)
-    ordered = np.sort(finite)
+    return _sorted_side(parsed.values.astype(np.float64, copy=False))
+
+
+def datetime_side(series: pd.Series | np.ndarray) -> NumericSide:
+    """A datetime column as sorted seconds since 1970-01-01 UTC (missing and non-dates left out).
+
+    Text is parsed as validation parses it (ISO 8601, naive means UTC); ``datetime64`` columns
+    (with or without a time zone) are taken as they are.
+    """
+    return _sorted_side(datetime_seconds(series))
+
+
+def datetime_seconds(series: pd.Series | np.ndarray) -> np.ndarray:
+    """Seconds since 1970-01-01 UTC as float64, NaN where a value is missing or not a date/time."""
+    series = series if isinstance(series, pd.Series) else pd.Series(np.asarray(series))
+    if series.dtype.kind == "M" or isinstance(series.dtype, pd.DatetimeTZDtype):
+        stamps = series.dt.tz_convert(None) if getattr(series.dt, "tz", None) is not None else series
+        ns = np.asarray(stamps, dtype="datetime64[ns]")
+    else:
+        codes, uniques, _ = coerce.factorized(series)
+        by_code = coerce.datetimes(uniques)
+        ns = np.full(len(series), np.datetime64("NaT"), dtype="datetime64[ns]")
+        present = codes >= 0
+        ns[present] = by_code[codes[present]]
+    seconds = ns.astype(np.int64).astype(np.float64) / NS_PER_SECOND
+    seconds[np.isnat(ns)] = np.nan
+    return seconds
+
+
+def _sorted_side(values: np.ndarray) -> NumericSide:
+    finite = np.isfinite(values)
+    # Most columns have no missing value: sort them without first copying the finite ones out.
+    kept = values if finite.all() else values[finite]
+    ordered = np.sort(kept)
     std = float(np.std(ordered, ddof=1)) if len(ordered) > 1 else 0.0
-    return NumericSide(values=ordered, count=len(ordered), rows=len(values), nulls=nulls, std=std)
+    return NumericSide(values=ordered, count=len(ordered), rows=len(values), nulls=len(values) - len(ordered), std=std)
+
+
+def _object_values(series: pd.Series) -> np.ndarray | None:
+    """The column's own array of Python objects (object or python-backed string dtype), not a copy."""
+    # pandas' python-backed string arrays keep their strings in an object ndarray.
+    values = series.to_numpy() if series.dtype == object else getattr(series.array, "_ndarray", None)
+    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1 and values.flags.c_contiguous:
+        return values
+    return None
+
+
+def _category_counts(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(uniques as text, count of each, missing count)``, the way ``coerce.factorized`` reads them.
+
+    Text columns mostly repeat a few string objects (CSV parsers and ``np.array(labels)[codes]``
+    share one object per distinct value), so a long object column is first counted by object
+    identity (its pointers, hashed as integers: ~5x faster than hashing the strings), and only
+    the distinct objects found are then read as text. A column whose values are all distinct
+    objects costs one integer pass more than reading every value directly.
+    """
+    values = _object_values(series) if len(series) >= IDENTITY_COUNT_MIN else None
+    if values is None:
+        codes, uniques, null = coerce.factorized(series)
+        present = codes >= 0
+        return uniques, np.bincount(codes[present], minlength=len(uniques)), int(np.count_nonzero(null))
+    # The array holds PyObject pointers; read them as integers while ``values`` keeps the objects alive.
+    addresses = np.frombuffer((ctypes.c_ssize_t * len(values)).from_address(values.ctypes.data), dtype=np.intp)
+    identity, distinct = pd.factorize(addresses)
+    per_object = np.bincount(identity, minlength=len(distinct))
+    # Each distinct address is an object ``values`` holds (so it is alive): read it back.
+    objects = np.fromiter(
+        (ctypes.cast(int(address), ctypes.py_object).value for address in distinct), dtype=object, count=len(distinct)
+    )
+    codes, uniques, null = coerce.factorized(pd.Series(objects, dtype=object))
+    present = codes >= 0
+    counts = np.bincount(codes[present], weights=per_object[present], minlength=len(uniques)).astype(np.int64)
+    return uniques, counts, int(per_object[null].sum())
 
 
 def categorical_side(series: pd.Series | np.ndarray, feature_type: FeatureType | str) -> CategoricalSide:
     """Counts per category, labelled the way the reference profile labels them."""
     series = series if isinstance(series, pd.Series) else pd.Series(np.asarray(series, dtype=object))
-    codes, uniques, null = coerce.factorized(series)
-    present = codes >= 0
-    counts = np.bincount(codes[present], minlength=len(uniques))
+    uniques, counts, missing = _category_counts(series)
     if feature_type is FeatureType.BOOL:
         ok, truth = coerce.booleans(uniques)
         labels = np.where(truth, "true", "false").astype(object)
@@ -141,9 +210,7 @@ def categorical_side(series: pd.Series | np.ndarray, feature_type: FeatureType |
     table = pd.Series(counts, index=pd.Index(labels, dtype=object)).groupby(level=0, sort=False).sum()
     invalid = int(table.get("", 0))
     table = table[(table.index != "") & (table > 0)].astype(np.int64)
-    return CategoricalSide(
-        counts=table, rows=len(series), nulls=int(np.count_nonzero(null)) + invalid, distinct=len(table)
-    )
+    return CategoricalSide(counts=table, rows=len(series), nulls=missing + invalid, distinct=len(table))
 
 
 def _side_from_profile(column: ColumnProfile) -> Side | None:
@@ -198,6 +265,8 @@ class Reference:
     exact: bool
     model: str = ""
     spec_fingerprint: str = ""
+    # Datetime columns of a profile that kept only their range: (min, max) in epoch seconds.
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, spec: ModelSpec, source: str = "<dataframe>") -> Reference:
@@ -205,22 +274,23 @@ class Reference:
         for feature in spec.features:
             if feature.name not in frame.columns:
                 continue
-            kind = _kind(feature.type)
-            if kind == "numeric":
-                columns[feature.name] = numeric_side(frame[feature.name])
-            elif kind == "categorical":
-                columns[feature.name] = categorical_side(frame[feature.name], feature.type)
+            columns[feature.name] = _side(frame[feature.name], feature.type)
         return cls(source=source, rows=len(frame), columns=columns, exact=True, model=spec.name)
 
     @classmethod
     def from_profile(cls, profile: ReferenceProfile) -> Reference:
         columns: dict[str, Side] = {}
+        ranges: dict[str, tuple[float, float]] = {}
         for name, column in profile.columns.items():
             if column.role != "feature":
                 continue
             side = _side_from_profile(column)
             if side is not None:
                 columns[name] = side
+            elif column.datetime is not None:
+                low, high = datetime_seconds(pd.Series([column.datetime.min, column.datetime.max], dtype=object))
+                if np.isfinite(low) and np.isfinite(high):
+                    ranges[name] = (float(low), float(high))
         exact = all(not isinstance(s, NumericSide) or s.exact for s in columns.values())
         exact = exact and all(not isinstance(s, CategoricalSide) or not s.truncated for s in columns.values())
         return cls(
@@ -230,6 +300,7 @@ class Reference:
             exact=exact,
             model=profile.model,
             spec_fingerprint=profile.spec_fingerprint,
+            ranges=ranges,
         )
 
     @classmethod
@@ -247,6 +318,14 @@ class Reference:
 
 
 ReferenceLike: TypeAlias = Reference | ReferenceProfile | pd.DataFrame | str | Path
+
+
+def _side(column: pd.Series, feature_type: FeatureType) -> Side:
+    if feature_type is FeatureType.DATETIME:
+        return datetime_side(column)
+    if feature_type in NUMERIC_TYPES:
+        return numeric_side(column)
+    return categorical_side(column, feature_type)
 
 
 def as_reference(reference: ReferenceLike, spec: ModelSpec) -> Reference:
@@ -462,7 +541,9 @@ def compare_categorical(
 def _decide(result: FeatureDrift, method: str, settings: _Settings) -> FeatureDrift:
     kind = result.kind
     chosen, judged_by, level = _choose(method, kind, result.current_count, settings)
-    if chosen == "wasserstein" and kind != "numeric":  # a spec override that does not apply
+    applies = {"numeric": ("ks", "wasserstein", "psi"), "categorical": ("chi2", "jensen_shannon", "psi")}[kind]
+    if chosen not in applies:  # a spec override that does not apply (chi2 on a datetime feature)
+        result.notes.append(f"drift_method {chosen} does not apply to a {kind} comparison: the default decides")
         chosen, judged_by, level = _choose("auto", kind, result.current_count, settings)
     measured = result.methods[chosen]
     result.method, result.judged_by, result.statistic = chosen, judged_by, measured.statistic  # type: ignore[assignment]
@@ -615,16 +696,6 @@ def drift_report(
     features: list[FeatureDrift] = []
     for feature in spec.features:
         kind = _kind(feature.type)
-        if kind == "other":
-            features.append(
-                FeatureDrift(
-                    name=feature.name,
-                    kind="other",
-                    status="not_monitored",
-                    notes=["datetime features are not compared"],
-                )
-            )
-            continue
         ref_side = ref.columns.get(feature.name)
         if kind == "categorical" and feature.type is FeatureType.STRING and _identifier_like(ref_side, options):
             features.append(
@@ -636,11 +707,11 @@ def drift_report(
                 )
             )
             continue
-        cur_side: Side | None = None
-        if feature.name in frame.columns:
-            column = frame[feature.name]
-            cur_side = numeric_side(column) if kind == "numeric" else categorical_side(column, feature.type)
-        features.append(compare_feature(feature.name, kind, ref_side, cur_side, feature.drift_method, settings))
+        cur_side = _side(frame[feature.name], feature.type) if feature.name in frame.columns else None
+        result = compare_feature(feature.name, kind, ref_side, cur_side, feature.drift_method, settings)
+        if feature.type is FeatureType.DATETIME:
+            _datetime_notes(result, ref.ranges.get(feature.name), cur_side)
+        features.append(result)
 
     prediction = None
     if prediction_column and current_predictions is None and prediction_column in frame.columns:
@@ -654,6 +725,21 @@ def drift_report(
         performance = performance_drift(labels, current_predictions, spec, registered_metrics, options=options)
 
     return _verdict(spec, ref, source, len(frame), features, prediction, performance, settings, notes, started)
+
+
+def _datetime_notes(result: FeatureDrift, window_range: tuple[float, float] | None, current: Side | None) -> None:
+    result.notes.append(DATETIME_NOTE)
+    if result.status != "no_reference" or window_range is None or not isinstance(current, NumericSide):
+        return
+    # A profile that kept only the training range: say how much of the window falls outside it.
+    low, high = window_range
+    values = current.values
+    outside = len(values) - int(np.searchsorted(values, high, side="right") - np.searchsorted(values, low, side="left"))
+    share = outside / len(values) if len(values) else 0.0
+    result.notes.append(
+        f"the reference profile keeps only this feature's range: {share:.1%} of the window's values are"
+        " outside the training range (compare against the training data for the distribution tests)"
+    )
 
 
 def _identifier_like(side: Side | None, options: DriftOptions) -> bool:
