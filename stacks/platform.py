@@ -16,6 +16,7 @@ from stacks.discovery import Discovery
 from stacks.function import service_name
 from stacks.inference import InferenceEndpoint
 from stacks.layers import PlatformLayers
+from stacks.monitoring import MonitoringPipeline
 from stacks.observability import Observability
 from stacks.pipelines import TrainingPipeline
 from stacks.stateful import StatefulStack
@@ -75,6 +76,19 @@ class PlatformStack(Stack):
             deployment_starter=self.deployment.starter,
         )
 
+        self.monitoring = MonitoringPipeline(
+            self,
+            "Monitoring",
+            config=config,
+            layers=self.layers,
+            bucket=storage.bucket,
+            tables=tables,
+            topic=self.topic,
+            training_state_machine=self.training.state_machine,
+        )
+        # The deployment sets champions: it creates each champion's monitor schedule.
+        self.monitoring.grant_schedule_sync(self.deployment.steps)
+
         monitoring = getattr(self, "monitoring", None)
         pipelines = {"training": self.training.state_machine, "deployment": self.deployment.state_machine}
         if monitoring is not None:
@@ -104,5 +118,6 @@ class PlatformStack(Stack):
                 "deployment-state-machine-arn": self.deployment.state_machine.state_machine_arn,
                 "notifications-topic-arn": self.topic.topic_arn,
                 "api-url": self.api.url,
+                "monitor-state-machine-arn": self.monitoring.state_machine_arn,
             },
         )

@@ -25,7 +25,9 @@ def window(rows: int, seed: int, *, drift: bool = False) -> pd.DataFrame:
     return generate("churn", rows, seed, drift=drift)
 
 
-def as_records(frame: pd.DataFrame, spec: ModelSpec, *, version: int = 1, at: str = "2026-11-22T10:00:00+00:00") -> list[dict[str, Any]]:
+def as_records(
+    frame: pd.DataFrame, spec: ModelSpec, *, version: int = 1, at: str = "2026-11-22T10:00:00+00:00"
+) -> list[dict[str, Any]]:
     """Capture records as serving writes them (input, prediction, version)."""
     records = []
     for index, row in enumerate(frame[spec.feature_names].to_dict(orient="records")):

@@ -38,7 +38,12 @@ def test_merge_is_exact_for_counts_moments_and_categories(spec: ModelSpec) -> No
             assert (other.counts, other.nulls, other.rows) == (sketch.counts, sketch.nulls, sketch.rows)
         else:
             assert isinstance(other, NumericSketch)
-            assert (other.count, other.rows, other.min, other.max) == (sketch.count, sketch.rows, sketch.min, sketch.max)
+            assert (other.count, other.rows, other.min, other.max) == (
+                sketch.count,
+                sketch.rows,
+                sketch.min,
+                sketch.max,
+            )
             assert other.mean == pytest.approx(sketch.mean, rel=1e-12)
             assert other.m2 == pytest.approx(sketch.m2, rel=1e-9)
             # below the capacity the sample is the whole column

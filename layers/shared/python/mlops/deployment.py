@@ -751,6 +751,13 @@ def _actor(event: Mapping[str, Any]) -> str:
     return f"{PIPELINE_ACTOR}:{name}" if name else PIPELINE_ACTOR
 
 
+def _sync_monitoring(registry: Registry, model: str) -> dict[str, Any]:
+    """The new champion's drift-check schedule (see mlops.monitoring; never fails the deployment)."""
+    from mlops.monitoring import sync_schedule_from_env
+
+    return sync_schedule_from_env(registry, model)
+
+
 def deployment_step(
     event: dict[str, Any], *, request_id: str | None = None, services: DeploymentServices | None = None
 ) -> dict[str, Any]:
@@ -800,12 +807,14 @@ def deployment_step(
         )
         if result["bake"] and services.cloudwatch is not None:
             result["alarms"] = create_canary_alarms(services.cloudwatch, environment, model, version)
+        if result["champion"] == version:
+            result["monitoring_schedule"] = _sync_monitoring(registry, model)
         return result
     if step == "check":
         return check_canary(services.cloudwatch, environment, model, version)
     if step == "finish":
         check = event.get("check") or {}
-        return finish_canary(
+        finished = finish_canary(
             registry,
             model,
             version,
@@ -815,6 +824,9 @@ def deployment_step(
             execution=event.get("execution"),
             request_id=request_id,
         )
+        if finished.get("champion") == version:
+            finished["monitoring_schedule"] = _sync_monitoring(registry, model)
+        return finished
     if step == "record_failure":
         error = event.get("error") or {}
         record = {

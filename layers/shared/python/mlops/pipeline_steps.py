@@ -316,6 +316,19 @@ def train_candidate(
     }
 
 
+def holdout_predictions(pipeline: Any, holdout: Any, spec: ModelSpec, limit: int = 20_000) -> str:
+    """The model's predictions on its holdout as JSON: the reference of prediction drift."""
+    import numpy as np
+
+    from mlops.training import coerce_frame, model_input
+
+    predictions = np.asarray(pipeline.predict(model_input(coerce_frame(holdout, spec), spec)))
+    if len(predictions) > limit:
+        predictions = np.random.default_rng(0).choice(predictions, size=limit, replace=False)
+    values = [v.item() if hasattr(v, "item") else v for v in predictions]
+    return json.dumps({"model": spec.name, "rows": len(values), "predictions": values})
+
+
 def evaluate_candidates(
     event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
@@ -366,12 +379,19 @@ def evaluate_candidates(
         ).encode(),
         "application/json",
     )
+    predictions_uri = _put(
+        services,
+        f"{prefix}predictions.json",
+        holdout_predictions(pipeline, holdout, spec).encode(),
+        "application/json",
+    )
     return {
         "best": chosen,
         "metric": metric,
         "metrics": scored.finite_metrics(),
         "champion": champion,
         "profile_uri": profile_uri,
+        "predictions_uri": predictions_uri,
         "evaluation_uri": evaluation_uri,
         "candidates_trained": len(candidates),
         "onnx": onnx,
@@ -464,6 +484,8 @@ def register_candidate(
             tags={
                 **_onnx_tags(evaluation.get("onnx") or {}),
                 "profile_uri": evaluation["profile_uri"],
+                # the reference of prediction drift (older evaluations have none)
+                **({"predictions_uri": evaluation["predictions_uri"]} if evaluation.get("predictions_uri") else {}),
                 "evaluation_uri": evaluation["evaluation_uri"],
                 "validation_report": validation["report_uri"],
             },

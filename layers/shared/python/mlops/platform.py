@@ -26,6 +26,7 @@ PARAMETERS = {
     "deployment-state-machine-arn": "deployment_state_machine_arn",
     "notifications-topic-arn": "notifications_topic_arn",
     "api-url": "api_url",
+    "monitor-state-machine-arn": "monitor_state_machine_arn",
 }
 
 
@@ -46,6 +47,7 @@ class Platform:
     deployment_state_machine_arn: str | None = None
     notifications_topic_arn: str | None = None
     api_url: str | None = None
+    monitor_state_machine_arn: str | None = None
 
     @classmethod
     def from_parameters(cls, environment: str, values: dict[str, str]) -> Platform:

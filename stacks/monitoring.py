@@ -1,0 +1,190 @@
+"""The monitoring pipeline: per-model Scheduler schedules -> drift-check state machine -> monitor function."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from mlops.monitoring import schedule_group_name
+from stacks.config import EnvironmentConfig
+from stacks.function import MlopsFunction, service_name
+from stacks.layers import PlatformLayers
+from stacks.nag import acknowledge_grant_wildcards
+from stacks.pipelines import state_machine_from_file
+from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, REPORT_PREFIX, RegistryTables, resource_environment
+
+LABEL_PREFIX = "labels/"
+SCHEDULE_ACTIONS = [
+    "scheduler:GetSchedule",
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+]
+
+
+class MonitoringPipeline(Construct):
+    """Drift checks: one Scheduler schedule per monitored model starts :attr:`state_machine`.
+
+    Input of :attr:`state_machine`: ``{"model": str, "trigger": "schedule" | "manual"}``. The
+    state machine plans the capture window, analyzes it in :attr:`function` (or sketches its
+    shards in a Distributed Map first), writes the report under ``reports/``, emits the
+    ``MLOps`` metrics with ``service`` = :attr:`service_name`, notifies ``topic`` on drift and may
+    start ``training_state_machine``.
+
+    Functions that set champions call :meth:`grant_schedule_sync` so they can create the schedule.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        layers: PlatformLayers,
+        bucket: s3.IBucket,
+        tables: RegistryTables,
+        topic: sns.ITopic,
+        training_state_machine: sfn.IStateMachine,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.schedule_group_name = schedule_group_name(config.name)
+        self.state_machine_name = f"mlops-{config.name}-monitoring"
+        # By name, not by reference: the function needs the machine's ARN and the machine the function's.
+        self.state_machine_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.schedule_arn_pattern = stack.format_arn(
+            service="scheduler", resource="schedule", resource_name=f"{self.schedule_group_name}/*"
+        )
+
+        self._sync_grants = 0
+        self.schedule_group = scheduler.CfnScheduleGroup(self, "Schedules", name=self.schedule_group_name)
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
+            description=f"mlops monitoring schedules ({config.name}): start the drift check",
+        )
+        self.scheduler_role.add_to_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine_arn])
+        )
+
+        self.service_name = service_name(config, "monitor")
+        self.schedule_environment = {
+            "MONITOR_SCHEDULE_GROUP": self.schedule_group_name,
+            "MONITOR_SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
+            "MONITOR_STATE_MACHINE_ARN": self.state_machine_arn,
+        }
+        self.function = MlopsFunction(
+            self,
+            "Function",
+            name="monitor",
+            config=config,
+            layers=[layers.shared, layers.runtime, layers.science],
+            description="Drift check: plans the capture window, sketches shards, analyzes against the champion's "
+            "reference, reports, alerts and may retrain",
+            environment={
+                **resource_environment(bucket, tables),
+                **self.schedule_environment,
+                "TRAINING_STATE_MACHINE_ARN": training_state_machine.state_machine_arn,
+                "NOTIFICATIONS_TOPIC_ARN": topic.topic_arn,
+            },
+            memory_size=3008,
+            timeout=Duration.minutes(15),
+        ).function
+        fn = self.function
+        bucket.grant_read(fn, f"{CAPTURE_PREFIX}*")
+        bucket.grant_read(fn, f"{LABEL_PREFIX}*")
+        bucket.grant_read(fn, f"{ARTIFACT_PREFIX}*")  # reference profile and holdout predictions
+        bucket.grant_read(fn, f"{REPORT_PREFIX}*")  # the run's shard list and sketches
+        bucket.grant_put(fn, f"{REPORT_PREFIX}*")
+        tables.grant_registry_write(fn)
+        topic.grant_publish(fn)
+        training_state_machine.grant_start_execution(fn)
+        self._grant_schedules(fn.role)  # type: ignore[arg-type]
+        acknowledge_grant_wildcards(
+            fn,
+            "read captures/*, labels/*, artifacts/*, read and put reports/*, registry read/write, audit append, "
+            "publish to the notifications topic, start the training state machine, manage this environment's "
+            f"monitor schedules ({self.schedule_group_name}/*) and pass their role",
+        )
+
+        self.state_machine = state_machine_from_file(
+            self,
+            "StateMachine",
+            file="monitoring.asl.json",
+            config=config,
+            timeout=Duration.hours(2),
+            substitutions={
+                "MonitorFunctionArn": fn.function_arn,
+                "NotificationsTopicArn": topic.topic_arn,
+                "DataBucket": bucket.bucket_name,
+            },
+        )
+        machine = self.state_machine.node.default_child
+        assert isinstance(machine, sfn.CfnStateMachine)
+        machine.state_machine_name = self.state_machine_name
+        fn.grant_invoke(self.state_machine)
+        topic.grant_publish(self.state_machine)
+        bucket.grant_read(self.state_machine, f"{REPORT_PREFIX}*")  # the Distributed Map's ItemReader
+        # A Distributed Map runs its items as child executions of this same state machine.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine_arn])
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions])
+        )
+        acknowledge_grant_wildcards(
+            self.state_machine,
+            "invoke the monitor function (all versions), publish to the notifications topic, read reports/* "
+            "(the shard list), run and stop its own Distributed Map child executions, X-Ray and CloudWatch "
+            "Logs delivery (no resource-level permissions exist for those)",
+        )
+
+    def _grant_schedules(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=SCHEDULE_ACTIONS, resources=[self.schedule_arn_pattern])
+        )
+        self.scheduler_role.grant_pass_role(role)
+
+    def grant_schedule_sync(self, function: lambda_.Function) -> None:
+        """Let ``function`` create, update and delete monitor schedules (it sets champions).
+
+        Adds the ``MONITOR_*`` variables :func:`mlops.monitoring.sync_schedule_from_env` reads,
+        the Scheduler actions on this environment's group only, and ``iam:PassRole`` on the
+        scheduler role only.
+        """
+        for name, value in self.schedule_environment.items():
+            function.add_environment(name, value)
+        self._sync_grants += 1
+        policy = iam.Policy(
+            self,
+            f"ScheduleSync{self._sync_grants}",
+            statements=[
+                iam.PolicyStatement(actions=SCHEDULE_ACTIONS, resources=[self.schedule_arn_pattern]),
+                iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.scheduler_role.role_arn]),
+            ],
+        )
+        assert function.role is not None
+        policy.attach_to_role(function.role)
+        acknowledge_grant_wildcards(
+            policy, f"manage this environment's monitor schedules ({self.schedule_group_name}/*), pass their role"
+        )
