@@ -303,3 +303,51 @@ def test_model_catalog_lists_models_and_describes_one(cloud: LocalCloudProcess, 
     # AND an unknown model is a 404 naming it
     status, missing = call(cloud, "GET", "models/nope")
     assert status == 404 and "nope" in json.dumps(missing)
+
+
+def test_schema_derived_fuzzing_finds_no_5xx(cloud: LocalCloudProcess, served: dict[str, Any]) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from schemathesis import Case, GenerationMode
+
+    # GIVEN cases that schemathesis derives from the served OpenAPI document: requests the schema
+    # allows (positive) and requests that break it (negative), for each operation of the API
+    status, document = call(cloud, "GET", "openapi.json")
+    assert status == 200
+    schema = schemathesis.openapi.from_dict(document)
+    operations = [schema["/models/{model}/predict"]["POST"], schema["/models/{model}"]["GET"]]
+    cases = st.one_of(
+        *(op.as_strategy(mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)),
+        # the served model by name, so the checks behind the model lookup are reached too
+        *(
+            operations[0].as_strategy(mode, path_parameters={"model": "inf"})
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ),
+    )
+    seen: dict[int, int] = {}
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=cases)
+    def fuzz(case: Case) -> None:
+        # WHEN each case is sent, signed, over HTTP
+        path = case.formatted_path.lstrip("/")
+        body = case.body
+        data = None if type(body).__name__ == "NotSet" else json.dumps(body, default=str).encode()
+        content_type = case.media_type or JSON
+        got, answer = call(cloud, case.method, path, data, content_type=content_type)
+        seen[got] = seen.get(got, 0) + 1
+        # THEN never a 5xx, and every refusal is a JSON body that says what is wrong
+        assert got < 500, (got, answer, case.method, path, (data or b"")[:500])
+        if got >= 400:
+            assert answer.get("error") or answer.get("message"), answer
+
+    fuzz()
+    # AND the fuzzing reached both the model (200) and its checks (4xx)
+    assert seen.get(200, 0) > 0 and sum(n for s, n in seen.items() if 400 <= s < 500) > 0, seen

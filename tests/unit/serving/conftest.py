@@ -65,7 +65,7 @@ class World:
     def champion(self, version: int, model: str = MODEL) -> None:
         self.registry.set_alias(model, "champion", version, actor="alice")
 
-    def service(self, **settings: Any) -> InferenceService:
+    def service(self, on_refused: Callable[[str, int, str], None] | None = None, **settings: Any) -> InferenceService:
         return InferenceService(
             self.registry,
             self.artifacts,
@@ -74,6 +74,7 @@ class World:
             clock=self.clock,
             rng=random.Random(42),
             capture_async=False,
+            on_refused=on_refused,
         )
 
 

@@ -30,7 +30,7 @@ def handler(world: World, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module._service = world.service()  # type: ignore[attr-defined]
+    module._service = world.service(on_refused=module._artifact_refused)  # type: ignore[attr-defined]
     return module
 
 
@@ -95,3 +95,37 @@ def test_openapi_and_describe_routes(handler: ModuleType, world: World) -> None:
     assert document["servers"] == [{"url": "https://api.example/v1"}]
     status, described = call(handler, "GET", f"/models/{MODEL}")
     assert status == 200 and described["serving"]["champion"]["version"] == 1
+
+
+def emf_lines(out: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric-format lines printed to stdout."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if "_aws" in line]
+
+
+def test_refused_artifact_is_counted_per_version_and_once_for_every_model(
+    handler: ModuleType, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a champion whose artifact bytes no longer match the registry's sha256
+    version = world.register(0)
+    world.champion(version)
+    world.artifacts.objects[f"s3://bucket/artifacts/{MODEL}/0/model.pkl"] = b"tampered bytes"
+    capsys.readouterr()
+    # WHEN a prediction is asked for
+    status, answer = call(handler, "POST", f"/models/{MODEL}/predict", {"record": world.records[0]})
+    # THEN 503 artifact_integrity
+    assert status == 503 and answer["error"] == "artifact_integrity"
+    metrics = emf_lines(capsys.readouterr().out)
+    refused = [m for m in metrics if "ArtifactRefused" in m]
+    # AND one EMF line per model and version (which artifact) ...
+    per_version = [
+        m for m in refused if m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["model", "version", "service"]]
+    ]
+    assert len(per_version) == 1 and per_version[0]["model"] == MODEL and per_version[0]["version"] == str(version)
+    # AND one with only the service dimension, the one alarm that watches every model
+    aggregate = [m for m in refused if m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]]
+    assert len(aggregate) == 1, refused
+    line = aggregate[0]
+    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MLOps"
+    assert {"Name": "ArtifactRefused", "Unit": "Count"} in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    assert line["service"] == "mlops-inference" and line["ArtifactRefused"] in (1, 1.0, [1.0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -169,3 +170,88 @@ def test_spec_with_other_features(world: World, churn_models: tuple[ModelSpec, A
     house = example_spec("house-prices")
     schema = request_models(house, spec_revision=1, max_batch_size=5).input_schema()
     assert "living_area_sqm" in schema["required"] and "tenure_months" not in schema["properties"]
+
+
+def test_column_wise_check_never_accepts_what_pydantic_refuses(world: World) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from pydantic import ValidationError
+
+    # GIVEN the churn request models and records made from good ones with fields changed, dropped or added
+    models = request_models(world.spec, spec_revision=1, max_batch_size=10)
+    names = [f.name for f in world.spec.features]
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(),
+        st.text(max_size=12),
+        st.sampled_from(["month-to-month", "two-year", "North", "C12345", "2026-01-02", "2026-13-40", "1", "true"]),
+    )
+    bounds = [b for f in world.spec.features for b in (f.min, f.max) if b is not None]
+    near_bounds = st.one_of(
+        st.sampled_from(bounds).flatmap(lambda b: st.sampled_from([b, b - 1, b + 1, b - 0.5, b + 0.5, int(b) + 1])),
+        st.integers(min_value=-5, max_value=600),
+    )
+    specials = st.sampled_from([math.inf, -math.inf, math.nan, True, False, None, "1", 1.0, 0])
+    values = st.one_of(
+        near_bounds,
+        specials,
+        scalars,
+        st.lists(scalars, max_size=2),
+        st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+    )
+
+    @st.composite
+    def batch(draw: st.DrawFn) -> list[Any]:
+        # Good records around one changed record: one field replaced, sometimes one dropped or one added.
+        records = [dict(r) for r in draw(st.lists(st.sampled_from(world.records), min_size=1, max_size=3))]
+        changed = dict(draw(st.sampled_from(world.records)))
+        changed[draw(st.sampled_from(names))] = draw(values)
+        if draw(st.integers(0, 4)) == 0:
+            changed.pop(draw(st.sampled_from(names)))
+        if draw(st.integers(0, 4)) == 0:
+            changed[draw(st.text(min_size=1, max_size=5))] = draw(scalars)
+        whole = draw(st.one_of(st.just(changed), values)) if draw(st.integers(0, 9)) == 0 else changed
+        records.insert(draw(st.integers(0, len(records))), whole)
+        return records
+
+    @settings(max_examples=500, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(batch=batch())
+    def agree(batch: list[Any]) -> None:
+        # WHEN the column-wise check and the pydantic model both judge the batch
+        fast = models.validator.validate(json.loads(json.dumps(batch)))
+        try:
+            slow: list[dict[str, Any]] | None = [
+                r.model_dump() for r in models.records_adapter.validate_python(json.loads(json.dumps(batch)))
+            ]
+        except ValidationError:
+            slow = None
+        # THEN what the column-wise check accepts, pydantic accepts too, with the same values
+        if fast is not None:
+            assert slow == fast, batch
+
+    agree()
+
+
+def test_refusals_after_the_column_wise_check_keep_pydantic_messages(world: World) -> None:
+    # GIVEN a batch whose record 2 has a float out of range and record 0 an unknown field
+    bad = [{**good(world), "shoe_size": 44}, good(world), {**good(world), "monthly_charges": 1e9}]
+    # WHEN parsed THEN every problem is named as the pydantic model names it, record by record
+    error = refused(world, {"records": bad})
+    assert [(d["record"], d["field"], d["problem"]) for d in error.details] == [
+        (0, "shoe_size", "extra_field"),
+        (2, "monthly_charges", "out_of_range"),
+    ]
+    assert error.details[0]["message"] == "Extra inputs are not permitted"
+    assert error.message.startswith("record 0, field 'shoe_size': Extra inputs are not permitted (and 1 more")
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_non_finite_numbers_are_refused(world: World, value: float) -> None:
+    # GIVEN a float feature without an upper bound given a non-finite number (JSON Infinity / NaN literals)
+    bad = {**good(world), "total_charges": value}
+    # WHEN parsed THEN record 1's total_charges is refused: no model ever sees it
+    error = refused(world, {"records": [good(world), bad]})
+    found = detail(error, "total_charges")
+    assert found["record"] == 1 and found["problem"] in ("out_of_range", "wrong_type")

@@ -1385,7 +1385,8 @@ def openapi_document(
                     "parameters": [model_parameter],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {"oneOf": request_refs}}},
+                        # anyOf, not oneOf: a valid request of a model is also a valid generic request.
+                        "content": {"application/json": {"schema": {"anyOf": request_refs}}},
                     },
                     "responses": {
                         "200": {
