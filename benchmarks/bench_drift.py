@@ -1,53 +1,48 @@
 """Benchmark: the full drift report on rows x (20 numeric + 5 categorical), reference and current (issue 9).
 
-Data: both sides generated in memory, drift injected in 4 numeric columns (location, scale, tail
-mixture, discrete shift) and 2 categorical ones (swap, new category). Measured in the same run:
+Data: both sides generated in memory from fixed seeds, drift injected in 4 numeric columns
+(location, scale, tail mixture, discrete shift) and 2 categorical ones (swap, new category).
+Measured in the same run, per row count:
 
-* ``report``: ``drift_report`` on the two DataFrames (every method on every feature, BH, verdict);
-* ``report+profile``: the same against the reference's stored profile (what the monitor does);
 * ``floor``: one ``np.sort`` of every numeric column of both sides (no statistic at all);
-* Evidently ``DataDriftPreset`` and alibi-detect ``TabularDrift`` when importable (they are not
-  dependencies of this project: ``pip install evidently alibi-detect`` in a scratch venv to compare).
+* ``data``: ``drift_report`` with the reference as data (every method on every feature: KS,
+  normalized Wasserstein, PSI, chi-square, Jensen-Shannon, missing rates, unseen categories,
+  Benjamini-Hochberg, verdict), the reference's sorting and counting included;
+* ``profile``: the same against the reference's stored profile (what the monitor does);
+* with ``--compare PYTHON`` (``make bench-drift-compare``): Evidently ``DataDriftPreset`` and
+  alibi-detect ``TabularDrift`` on the same data, run by PYTHON (a separate virtual environment
+  from benchmarks/requirements-drift-compare.txt; neither is a dependency of this project).
 
-Peak memory is tracemalloc's (numpy allocations are traced). Run:
-``python benchmarks/bench_drift.py [--rows 10000 100000 1000000] [--repeat 3]``.
+Times are the best of ``--repeat`` runs (Evidently: one run). Peak memory is each tool's peak
+resident memory above the process's resident memory once the two frames exist, in a fresh
+process per tool with fixed glibc malloc thresholds (Linux ``/proc/self/clear_refs``; elsewhere
+the whole process's peak).
+Run: ``python benchmarks/bench_drift.py [--rows 10000 100000 1000000] [--repeat 3] [--compare PY]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
+import subprocess
+import sys
 import time
-import tracemalloc
 from collections.abc import Callable
-from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlops.drift import drift_report
-from mlops.drift.engine import Reference
-from mlops.profile import profile_frame
-from mlops.spec import ModelSpec, parse_spec
-
 NUMERIC = [f"x{i:02d}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
 DRIFTED = {"x00", "x01", "x02", "x03", "c0", "c1"}
 LEVELS = np.array([f"level-{i:02d}" for i in range(12)], dtype=object)
-
-
-def make_spec() -> ModelSpec:
-    features = [{"name": n, "type": "float"} for n in NUMERIC] + [{"name": n, "type": "category"} for n in CATEGORICAL]
-    return parse_spec(
-        {
-            "name": "bench",
-            "task": "regression",
-            "target": {"name": "y"},
-            "features": features,
-            "training": {"estimator": "sklearn.linear_model.Ridge"},
-        }
-    )
+TOOLS = ("ours", "evidently", "alibi")
+# Targets from issue 9, checked on the largest row count.
+FLOOR_TARGET, EVIDENTLY_TARGET, ALIBI_TARGET = 4.0, 50.0, 3.0
 
 
 def make_frame(rows: int, seed: int, drift: bool) -> pd.DataFrame:
@@ -75,20 +70,37 @@ def make_frame(rows: int, seed: int, drift: bool) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def timed(func: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
-    """Best wall time of ``repeat`` runs, and the peak traced memory (MiB) of one run."""
+def fingerprint(frame: pd.DataFrame) -> str:
+    """Same data on both interpreters (numpy versions differ between the two environments)."""
+    numbers = float(np.round(frame[NUMERIC].to_numpy().sum(), 3))
+    categories = int(sum((frame[c].to_numpy() == LEVELS[0]).sum() for c in CATEGORICAL))
+    return f"{numbers:.3f}/{categories}"
+
+
+def best_of(func: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     best, result = float("inf"), None
     for _ in range(repeat):
         gc.collect()
         started = time.perf_counter()
         result = func()
         best = min(best, time.perf_counter() - started)
-    gc.collect()
-    tracemalloc.start()
-    func()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return best, peak / 2**20, result
+    return best, result
+
+
+# ------------------------------------------------------------------------------ our engine
+def make_spec() -> Any:
+    from mlops.spec import parse_spec
+
+    features = [{"name": n, "type": "float"} for n in NUMERIC] + [{"name": n, "type": "category"} for n in CATEGORICAL]
+    return parse_spec(
+        {
+            "name": "bench",
+            "task": "regression",
+            "target": {"name": "y"},
+            "features": features,
+            "training": {"estimator": "sklearn.linear_model.Ridge"},
+        }
+    )
 
 
 def floor(reference: pd.DataFrame, current: pd.DataFrame) -> None:
@@ -97,63 +109,162 @@ def floor(reference: pd.DataFrame, current: pd.DataFrame) -> None:
         np.sort(current[name].to_numpy())
 
 
-def optional_competitors(reference: pd.DataFrame, current: pd.DataFrame, repeat: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    try:
-        from evidently import Report  # type: ignore[import-not-found,unused-ignore]
-        from evidently.presets import DataDriftPreset  # type: ignore[import-not-found,unused-ignore]
+def run_ours(reference: pd.DataFrame, current: pd.DataFrame) -> Callable[[], Any]:
+    from mlops.drift import drift_report
 
-        out["evidently"] = timed(lambda: Report([DataDriftPreset()]).run(current, reference), 1)[0]
-    except ImportError:
-        print("  evidently: not installed (pip install evidently, in a scratch venv) - skipped")
-    try:
-        from alibi_detect.cd import TabularDrift  # type: ignore[import-not-found,unused-ignore]
-
-        def alibi() -> None:
-            ref = reference.copy()
-            cur = current.copy()
-            categories: dict[int, None] = {}
-            for j, name in enumerate(ref.columns):
-                if name in CATEGORICAL:
-                    codes, _ = pd.factorize(pd.concat([ref[name], cur[name]]))
-                    ref[name], cur[name] = codes[: len(ref)], codes[len(ref) :]
-                    categories[j] = None
-            detector = TabularDrift(ref.to_numpy(np.float32), p_val=0.05, categories_per_feature=categories)
-            detector.predict(cur.to_numpy(np.float32))
-
-        out["alibi-detect"] = timed(alibi, repeat)[0]
-    except ImportError:
-        print("  alibi-detect: not installed (pip install alibi-detect, in a scratch venv) - skipped")
-    return out
+    spec = make_spec()
+    drift_report(reference.head(2000), current.head(2000), spec)  # imports and first-call costs
+    return lambda: drift_report(reference, current, spec)
 
 
+# ------------------------------------------------------------------------------ competitors
+def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> Callable[[], Any]:
+    from evidently import Report  # type: ignore[import-not-found,unused-ignore]
+    from evidently.presets import DataDriftPreset  # type: ignore[import-not-found,unused-ignore]
+
+    Report([DataDriftPreset()]).run(current.head(2000), reference.head(2000))
+    return lambda: Report([DataDriftPreset()]).run(current, reference)
+
+
+def run_alibi(reference: pd.DataFrame, current: pd.DataFrame) -> Callable[[], Any]:
+    from alibi_detect.cd import TabularDrift  # type: ignore[import-not-found,unused-ignore]
+
+    def alibi() -> Any:
+        ref, cur = reference.copy(), current.copy()
+        categories: dict[int, None] = {}
+        for j, name in enumerate(ref.columns):
+            if name in CATEGORICAL:
+                codes, _ = pd.factorize(pd.concat([ref[name], cur[name]]))
+                ref[name], cur[name] = codes[: len(ref)], codes[len(ref) :]
+                categories[j] = None
+        detector = TabularDrift(ref.to_numpy(np.float32), p_val=0.05, categories_per_feature=categories)
+        return detector.predict(cur.to_numpy(np.float32))
+
+    return alibi
+
+
+RUNNERS = {"ours": run_ours, "evidently": run_evidently, "alibi": run_alibi}
+
+
+# ------------------------------------------------------------------------------ worker
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def worker(tool: str, rows: int, repeat: int, measure: str) -> None:
+    """One tool on freshly generated data, in this process: seconds or peak memory, as one JSON line."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    reference, current = make_frame(rows, 1, False), make_frame(rows, 2, True)
+    func = RUNNERS[tool](reference, current)
+    out: dict[str, Any] = {"data": fingerprint(reference)}
+    if measure == "time":
+        out["seconds"], _ = best_of(func, 1 if tool == "evidently" else repeat)
+    else:
+        gc.collect()
+        try:
+            before = _status_kib("VmRSS")
+            Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
+            func()
+            out["peak_mib"], out["scope"] = (_status_kib("VmHWM") - before) / 1024, "above the data"
+        except OSError:
+            import resource
+
+            func()
+            out["peak_mib"], out["scope"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process"
+    print(json.dumps(out))
+
+
+def in_subprocess(python: str, tool: str, rows: int, repeat: int, measure: str) -> dict[str, Any]:
+    command = [python, __file__, "--worker", tool, "--measure", measure, "--rows", str(rows), "--repeat", str(repeat)]
+    env = dict(os.environ)
+    if measure == "memory":
+        # Fixed glibc thresholds: large blocks are always mapped and returned when freed, so the
+        # resident peak is what the tool holds, not what earlier frees left in the heap.
+        env.update(MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise SystemExit(f"{tool} at {rows:,} rows failed under {python}: {' | '.join(tail)}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+# ------------------------------------------------------------------------------ main
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compare", metavar="PYTHON", help="interpreter with evidently and alibi-detect installed")
+    parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.rows[0], args.repeat, args.measure)
+        return
+
+    from mlops.drift import drift_report
+    from mlops.drift.engine import Reference
+    from mlops.profile import profile_frame
+
     spec = make_spec()
-    header = ("rows", "floor s", "report s", "ratio", "vs profile s", "peak MiB", "verdict ok")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (10, 8, 9, 6, 13, 9, 10), strict=True)))
+    print("drift report, rows x (20 numeric + 5 categorical), drift injected in", " ".join(sorted(DRIFTED)))
+    print("floor = one np.sort of every numeric column of both sides; data / profile = reference given as")
+    print("data / as its stored profile; peak = peak resident MiB above the two frames, one process per tool")
+    head = f"{'rows':>10} {'floor s':>8} {'data s':>8} {'x floor':>7} {'profile s':>9} {'x floor':>7} {'flags ok':>8}"
+    if args.compare:
+        head += f" {'evidently s':>11} {'x ours':>7} {'alibi s':>8} {'x ours':>7}"
+    head += f" {'peak ours':>9}" + (f" {'peak evidently':>14}" if args.compare else "")
+    print(head)
+    summary: dict[str, float] = {}
     for rows in args.rows:
         reference, current = make_frame(rows, 1, False), make_frame(rows, 2, True)
-        profile = profile_frame(reference, spec)
-        stored = Reference.from_profile(profile)
-        drift_report(reference.head(1000), current.head(1000), spec)  # imports, first-call costs
-        floor_s, _, _ = timed(partial(floor, reference, current), args.repeat)
-        report_s, peak, report = timed(partial(drift_report, reference, current, spec), args.repeat)
-        profile_s, _, by_profile = timed(partial(drift_report, stored, current, spec), args.repeat)
-        correct = set(report.drifted_features) == DRIFTED and set(by_profile.drifted_features) == DRIFTED
-        print(
-            f"{rows:>10,} {floor_s:>8.3f} {report_s:>9.3f} {report_s / floor_s:>6.2f} {profile_s:>13.3f}"
-            f" {peak:>9.0f} {correct!s:>10}"
+        stored = Reference.from_profile(profile_frame(reference, spec))
+        ours = run_ours(reference, current)
+        floor_s, _ = best_of(lambda: floor(reference, current), args.repeat)  # noqa: B023
+        data_s, report = best_of(ours, args.repeat)
+        profile_s, by_profile = best_of(lambda: drift_report(stored, current, spec), args.repeat)  # noqa: B023
+        ok = set(report.drifted_features) == DRIFTED and set(by_profile.drifted_features) == DRIFTED
+        line = (
+            f"{rows:>10,} {floor_s:>8.3f} {data_s:>8.3f} {data_s / floor_s:>7.2f}"
+            f" {profile_s:>9.3f} {profile_s / floor_s:>7.2f} {ok!s:>8}"
         )
-        if not correct:
-            found = f"{sorted(report.drifted_features)} / {sorted(by_profile.drifted_features)}"
-            print(f"  drifted: {found}; expected {sorted(DRIFTED)}")
-        if rows == max(args.rows):
-            for name, seconds in optional_competitors(reference, current, args.repeat).items():
-                print(f"  {name}: {seconds:.2f}s, our report is {seconds / report_s:.1f}x faster")
+        mine = in_subprocess(sys.executable, "ours", rows, args.repeat, "memory")
+        if args.compare:
+            evidently = in_subprocess(args.compare, "evidently", rows, args.repeat, "time")
+            evidently.update(in_subprocess(args.compare, "evidently", rows, args.repeat, "memory"))
+            alibi = in_subprocess(args.compare, "alibi", rows, args.repeat, "time")
+            for other in (evidently, alibi):
+                if other["data"] != fingerprint(reference):
+                    print(f"  warning: {other} saw other data ({fingerprint(reference)} here)")
+            line += (
+                f" {evidently['seconds']:>11.2f} {evidently['seconds'] / data_s:>7.1f}"
+                f" {alibi['seconds']:>8.2f} {alibi['seconds'] / data_s:>7.1f}"
+            )
+            line += f" {mine['peak_mib']:>9.0f} {evidently['peak_mib']:>14.0f}"
+            summary.update(evidently=evidently["seconds"] / data_s, alibi=alibi["seconds"] / data_s)
+            summary.update(memory=mine["peak_mib"] / max(evidently["peak_mib"], 1e-9))
+        else:
+            line += f" {mine['peak_mib']:>9.0f}"
+        print(line, flush=True)
+        if not ok:
+            print(f"  drifted: {sorted(report.drifted_features)} / {sorted(by_profile.drifted_features)}")
+        summary.update(rows=rows, data=data_s / floor_s, profile=profile_s / floor_s)
+    largest = f"{int(summary['rows']):,} rows"
+    for side in ("data", "profile"):
+        ratio = summary[side]
+        print(f"at {largest}: report (reference as {side}) {ratio:.2f}x the floor [target <= {FLOOR_TARGET:g}x]")
+    if args.compare:
+        print(f"at {largest}: {summary['evidently']:.1f}x faster than Evidently [target >= {EVIDENTLY_TARGET:g}x]")
+        print(f"at {largest}: {summary['alibi']:.1f}x faster than alibi-detect [target >= {ALIBI_TARGET:g}x]")
+        print(f"at {largest}: peak memory {summary['memory']:.2f}x Evidently's [target < 1x]")
+    else:
+        print("Evidently / alibi-detect comparison: make bench-drift-compare (its own virtual environment)")
 
 
 if __name__ == "__main__":

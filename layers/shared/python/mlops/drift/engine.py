@@ -154,8 +154,9 @@ def _sorted_side(values: np.ndarray) -> NumericSide:
     # Most columns have no missing value: sort them without first copying the finite ones out.
     kept = values if finite.all() else values[finite]
     ordered = np.sort(kept)
-    std = float(np.std(ordered, ddof=1)) if len(ordered) > 1 else 0.0
-    return NumericSide(values=ordered, count=len(ordered), rows=len(values), nulls=len(values) - len(ordered), std=std)
+    return NumericSide(
+        values=ordered, count=len(ordered), rows=len(values), nulls=len(values) - len(ordered), std=stats.std(ordered)
+    )
 
 
 def _object_values(series: pd.Series) -> np.ndarray | None:
@@ -708,9 +709,12 @@ def drift_report(
             )
             continue
         cur_side = _side(frame[feature.name], feature.type) if feature.name in frame.columns else None
-        result = compare_feature(feature.name, kind, ref_side, cur_side, feature.drift_method, settings)
+        if feature.name in ref.ranges and ref_side is None:
+            result = _range_only(feature.name, ref.ranges[feature.name], cur_side)
+        else:
+            result = compare_feature(feature.name, kind, ref_side, cur_side, feature.drift_method, settings)
         if feature.type is FeatureType.DATETIME:
-            _datetime_notes(result, ref.ranges.get(feature.name), cur_side)
+            result.notes.insert(0, DATETIME_NOTE)
         features.append(result)
 
     prediction = None
@@ -727,19 +731,18 @@ def drift_report(
     return _verdict(spec, ref, source, len(frame), features, prediction, performance, settings, notes, started)
 
 
-def _datetime_notes(result: FeatureDrift, window_range: tuple[float, float] | None, current: Side | None) -> None:
-    result.notes.append(DATETIME_NOTE)
-    if result.status != "no_reference" or window_range is None or not isinstance(current, NumericSide):
-        return
-    # A profile that kept only the training range: say how much of the window falls outside it.
-    low, high = window_range
-    values = current.values
-    outside = len(values) - int(np.searchsorted(values, high, side="right") - np.searchsorted(values, low, side="left"))
-    share = outside / len(values) if len(values) else 0.0
-    result.notes.append(
-        f"the reference profile keeps only this feature's range: {share:.1%} of the window's values are"
-        " outside the training range (compare against the training data for the distribution tests)"
-    )
+def _range_only(name: str, training_range: tuple[float, float], current: Side | None) -> FeatureDrift:
+    """A datetime feature whose stored profile kept only its range: no test, the share outside it."""
+    result = FeatureDrift(name=name, kind="numeric", status="no_reference")
+    note = "the reference profile keeps only this feature's range (compare with the training data to test it)"
+    if isinstance(current, NumericSide) and current.count:
+        low, high = training_range
+        inside = int(np.searchsorted(current.values, high, side="right") - np.searchsorted(current.values, low))
+        result.current_count = current.count
+        share = (current.count - inside) / current.count
+        note += f": {share:.1%} of the window's values are outside the training range"
+    result.notes.append(note)
+    return result
 
 
 def _identifier_like(side: Side | None, options: DriftOptions) -> bool:

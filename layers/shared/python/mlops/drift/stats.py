@@ -21,10 +21,10 @@ PSI_EPSILON = 1e-4
 KS_EXACT_MAX_N = 10_000
 # Above this effective size n1 * n2 / (n1 + n2), p-values come from Kolmogorov's limiting law.
 KS_KSTWO_MAX_N = 10_000
-# compare_sorted merges up to this many values (both sides) directly; above, it works block by block.
-DIRECT_MERGE_MAX = 65_536
-# Block sizes (every step-th value of either side starts a block) of compare_sorted's passes.
-BLOCK_STEPS = (256, 32)
+# compare_sorted merges up to this many values (both sides) directly; above, it works block by block
+# (a block starts at every 32nd value; above ONE_PASS_MAX values, first every 256th, then every 32nd).
+DIRECT_MERGE_MAX = 12_000
+ONE_PASS_MAX = 400_000
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ def compare_sorted(
 
     The blocks left (near the KS maximum, and where the CDFs cross) are cut again with the next,
     smaller step, and what remains after the last one is merged value by value. ``steps`` sets
-    the block sizes (tests use small ones); by default inputs of up to 65,536 values in all are
-    merged directly.
+    the block sizes (tests use small ones); by default up to ``DIRECT_MERGE_MAX`` values in all
+    are merged directly, which is faster there.
     """
     n1, n2 = len(reference), len(current)
     blocks = _Blocks(
@@ -69,7 +69,8 @@ def compare_sorted(
         end=np.array([max(reference[-1], current[-1])]),
     )
     if steps is None:
-        steps = BLOCK_STEPS if n1 + n2 > DIRECT_MERGE_MAX else ()
+        total = n1 + n2
+        steps = () if total <= DIRECT_MERGE_MAX else (32,) if total <= ONE_PASS_MAX else (256, 32)
     ks, wasserstein = 0.0, 0.0
     for step in steps:
         if blocks.size <= 4 * step:
@@ -203,6 +204,27 @@ def _merge(blocks: _Blocks, n1: int, n2: int) -> tuple[float, float]:
     following[block_last] = blocks.end[label[block_last]]
     ks = float(np.max(np.abs(difference[run_end])))
     return ks, float(np.sum(np.abs(difference) * (following - merged)))
+
+
+def std(values: np.ndarray, chunk: int = 65_536) -> float:
+    """Sample standard deviation (``ddof=1``), as ``np.std``, chunk by chunk.
+
+    ``np.std`` of a large array allocates a temporary as large as it (page faults cost more than
+    the arithmetic); here the deviations go through one cache-sized buffer.
+    """
+    n = len(values)
+    if n < 2:
+        return 0.0
+    if n <= chunk:
+        return float(np.std(values, ddof=1))
+    mean = float(np.mean(values))
+    buffer = np.empty(chunk)
+    total = 0.0
+    for start in range(0, n, chunk):
+        part = values[start : start + chunk]
+        deviations = np.subtract(part, mean, out=buffer[: len(part)])
+        total += float(np.dot(deviations, deviations))
+    return math.sqrt(total / (n - 1))
 
 
 def ks_p_value(statistic: float, n1: int, n2: int) -> float:

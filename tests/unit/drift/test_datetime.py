@@ -1,0 +1,136 @@
+"""Datetime features are compared as numbers: seconds since 1970-01-01 UTC (what the model reads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sst
+
+from mlops.drift import drift_report
+from mlops.drift.engine import datetime_seconds
+from mlops.profile import profile_frame
+from mlops.spec import ModelSpec, parse_spec
+
+START = np.datetime64("2024-01-01T00:00:00", "s")
+
+
+def _spec(drift_method: str = "auto") -> ModelSpec:
+    feature: dict[str, Any] = {"name": "signup", "type": "datetime", "nullable": True}
+    if drift_method != "auto":
+        feature["drift_method"] = drift_method
+    return parse_spec(
+        {
+            "name": "dates",
+            "task": "regression",
+            "target": {"name": "y"},
+            "features": [feature, {"name": "amount", "type": "float"}],
+            "training": {"estimator": "sklearn.linear_model.Ridge"},
+        }
+    )
+
+
+def _frame(rows: int, seed: int, shift_days: float = 0.0, as_text: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    seconds = rng.normal(180, 40, rows) * 86_400 + shift_days * 86_400
+    stamps = START + seconds.astype("int64").astype("timedelta64[s]")
+    signup: Any = np.datetime_as_string(stamps, unit="s") if as_text else stamps.astype("datetime64[ns]")
+    return pd.DataFrame({"signup": signup, "amount": rng.normal(0, 1, rows), "y": rng.normal(0, 1, rows)})
+
+
+def _feature(report: Any, name: str = "signup") -> Any:
+    return next(f for f in report.features if f.name == name)
+
+
+@pytest.mark.parametrize("rows", [1_500, 12_000], ids=["test-judged", "effect-size-judged"])
+def test_a_shifted_datetime_feature_drifts_and_a_clean_one_does_not(rows: int) -> None:
+    # GIVEN signup dates as ISO text, and windows with the same spread, one 30 days later
+    spec, reference = _spec(), _frame(20_000, seed=1)
+    clean, shifted = _frame(rows, seed=2), _frame(rows, seed=3, shift_days=30)
+    # WHEN compared with the training data
+    same = _feature(drift_report(reference, clean, spec))
+    moved = _feature(drift_report(reference, shifted, spec))
+    # THEN the feature is compared as a number (every numeric method), and only the shift drifts
+    assert same.kind == "numeric" and same.status == "ok" and not same.drifted
+    assert set(same.methods) == {"ks", "wasserstein", "psi"}
+    assert moved.drifted and moved.method == ("ks" if rows <= spec.monitoring.large_window_rows else "wasserstein")
+    # (30 days over a 40-day spread: Wasserstein over the reference std is 0.75)
+    assert moved.methods["wasserstein"].statistic == pytest.approx(0.75, abs=0.1)
+    assert any("seconds since 1970-01-01" in note for note in moved.notes)
+
+
+def test_datetime_numbers_are_scipy_numbers_on_epoch_seconds() -> None:
+    # GIVEN datetime64 columns (as a DataFrame built in code holds them) on both sides
+    spec = _spec()
+    reference, window = _frame(4_000, seed=4, as_text=False), _frame(900, seed=5, shift_days=3, as_text=False)
+    # WHEN compared
+    signup = _feature(drift_report(reference, window, spec))
+    # THEN KS and Wasserstein are scipy's on the seconds since the epoch
+    a = reference["signup"].to_numpy().astype("int64") / 1e9
+    b = window["signup"].to_numpy().astype("int64") / 1e9
+    assert signup.methods["ks"].statistic == pytest.approx(sst.ks_2samp(a, b).statistic, abs=1e-9)
+    assert signup.methods["ks"].p_value == pytest.approx(sst.ks_2samp(a, b).pvalue, abs=1e-9)
+    expected = sst.wasserstein_distance(a, b) / np.std(a, ddof=1)
+    assert signup.methods["wasserstein"].statistic == pytest.approx(expected, rel=1e-9)
+
+
+def test_time_zones_missing_and_unreadable_dates() -> None:
+    # GIVEN text with an offset, a naive UTC text, a tz-aware column, blanks and a non-date
+    text = pd.Series(["2024-03-01T12:00:00+02:00", "2024-03-01T10:00:00", None, "", "31/02/2024"], dtype=object)
+    aware = pd.Series(pd.to_datetime(["2024-03-01T12:00:00"]).tz_localize("Europe/Paris"))
+    # WHEN read as seconds
+    seconds = datetime_seconds(text)
+    # THEN both texts are the same instant, and what is not a date is missing
+    expected = (np.datetime64("2024-03-01T10:00:00", "s") - np.datetime64(0, "s")).astype(float)
+    assert seconds[0] == seconds[1] == expected
+    assert np.isnan(seconds[2:]).all()
+    assert datetime_seconds(aware)[0] == expected + 3_600  # 12:00 in Paris (UTC+1) is 11:00 UTC
+
+
+def test_unreadable_dates_count_as_missing_and_alarm() -> None:
+    # GIVEN a window where 30% of the dates cannot be read
+    spec, reference, window = _spec(), _frame(5_000, seed=6), _frame(2_000, seed=7)
+    window.loc[window.index[:600], "signup"] = "not a date"
+    # WHEN compared
+    report = drift_report(reference, window, spec)
+    # THEN the missing-rate change is reported and alarms; the dates that were read do not drift
+    signup = _feature(report)
+    assert signup.missing is not None and signup.missing.current == pytest.approx(0.3)
+    assert report.missing_rate_alerts == ["signup"] and not signup.drifted
+
+
+def test_a_profile_keeps_only_the_range_of_a_datetime_feature() -> None:
+    # GIVEN the stored profile of the training data (datetime features: min and max only)
+    spec, reference = _spec(), _frame(5_000, seed=8)
+    window = _frame(2_000, seed=9, shift_days=120)
+    # WHEN a window is compared with the profile
+    signup = _feature(drift_report(profile_frame(reference, spec), window, spec))
+    # THEN the feature has no distribution to test against, never drifts, and the note says how much
+    # of the window lies outside the training range
+    assert signup.status == "no_reference" and not signup.drifted
+    outside = next(note for note in signup.notes if "outside the training range" in note)
+    low, high = datetime_seconds(reference["signup"]).min(), datetime_seconds(reference["signup"]).max()
+    values = datetime_seconds(window["signup"])
+    assert f"{np.mean((values < low) | (values > high)):.1%}" in outside
+
+
+def test_a_profile_reference_and_a_window_without_the_datetime_column() -> None:
+    # GIVEN a stored profile, and a window summary that left the datetime column out
+    spec, reference = _spec(), _frame(3_000, seed=12)
+    window = _frame(1_000, seed=13).drop(columns=["signup"])
+    # WHEN compared
+    signup = _feature(drift_report(profile_frame(reference, spec), window, spec))
+    # THEN it is reported as having no distribution to compare with, not as a missing column
+    assert signup.status == "no_reference" and not signup.drifted and signup.current_count == 0
+
+
+def test_a_categorical_method_on_a_datetime_feature_falls_back_to_the_default() -> None:
+    # GIVEN a spec asking for chi-square on a datetime feature (the spec accepts it)
+    spec = _spec(drift_method="chi2")
+    # WHEN compared
+    signup = _feature(drift_report(_frame(3_000, seed=10), _frame(1_000, seed=11, shift_days=40), spec))
+    # THEN the numeric default decides, and a note says why
+    assert signup.method == "ks" and signup.drifted
+    assert any("chi2 does not apply" in note for note in signup.notes)
