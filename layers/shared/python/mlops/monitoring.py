@@ -960,21 +960,10 @@ def labelled_predictions(
     labels, notes = load_labels(services.s3, services.bucket, model, spec, now=now, lookback_days=lookback)
     if not labels:
         return [], [], notes
-    wanted = {_safe_request_id(rid) for rid, _ in labels}
-    keys = []
-    scanned = 0
-    start = now - timedelta(days=lookback + 1)
-    paginator = services.s3.get_paginator("list_objects_v2")
-    for prefix in capture_prefixes(model, start, now + timedelta(hours=1)):
-        for page in paginator.paginate(Bucket=services.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                scanned += 1
-                name = item["Key"].rsplit("/", 1)[-1].removesuffix(".jsonl")
-                if name in wanted:
-                    keys.append(item["Key"])
-        if scanned > MAX_LABEL_SCAN_KEYS:
-            notes.append(f"label join stopped after scanning {scanned} capture objects")
-            break
+    keys, scan_notes = find_capture_keys(
+        services.s3, services.bucket, model, {rid for rid, _ in labels}, now - timedelta(days=lookback + 1), now
+    )
+    notes.extend(scan_notes)
     y_true, y_pred = [], []
     for record in read_records(services.s3, services.bucket, keys):
         if _as_int(record.get("version")) != champion:
@@ -984,6 +973,31 @@ def labelled_predictions(
             y_true.append(label)
             y_pred.append(record.get("prediction"))
     return y_true, y_pred, notes
+
+
+def find_capture_keys(
+    s3: Any, bucket: str, model: str, request_ids: Iterable[str], start: datetime, end: datetime
+) -> tuple[list[str], list[str]]:
+    """(keys, notes): the capture objects of ``request_ids`` written from ``start`` to ``end``.
+
+    Captures are named after their request id, so only keys are listed; at most
+    :data:`MAX_LABEL_SCAN_KEYS` are scanned (a note says so when the scan stops early).
+    """
+    wanted = {_safe_request_id(rid) for rid in request_ids}
+    keys: list[str] = []
+    notes: list[str] = []
+    scanned = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    for prefix in capture_prefixes(model, start, end + timedelta(hours=1)):
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                scanned += 1
+                if item["Key"].rsplit("/", 1)[-1].removesuffix(".jsonl") in wanted:
+                    keys.append(item["Key"])
+        if scanned > MAX_LABEL_SCAN_KEYS:
+            notes.append(f"capture scan stopped after {scanned} objects (the oldest days were not searched)")
+            break
+    return keys, notes
 
 
 def _safe_request_id(request_id: str) -> str:

@@ -33,6 +33,8 @@ COMMAND_MODULES = (
     "mlops.cli.rollback_cmd",
     "mlops.cli.rollouts_cmd",
     "mlops.cli.predict_cmd",
+    "mlops.cli.monitor_cmd",
+    "mlops.cli.labels_cmd",
 )
 
 

@@ -1,0 +1,117 @@
+"""``mlops monitor run M``: run a model's deployed drift check now; ``mlops monitor runs M``: past checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlops.cli.common import AppContext, emit, json_option, pass_app
+from mlops.cli.models_cmd import open_registry
+from mlops.errors import CheckFailedError, MlopsError, NotFoundError
+from mlops.monitoring import list_monitor_runs, start_monitor_run
+from mlops.registry import check_model_name
+from mlops.runs import describe_run, wait_run
+
+
+def monitor_state_machine(app: AppContext) -> str:
+    arn = app.platform().monitor_state_machine_arn
+    if not arn:
+        raise NotFoundError(f"environment {app.environment!r} has no monitoring pipeline deployed")
+    return arn
+
+
+def _text(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['model']} v{result['version']}: {result['verdict'].upper()} "
+        f"({result['rows']} row(s), window {result['window']['start']} .. {result['window']['end']}, "
+        f"{result['mode']})"
+    ]
+    if result.get("drifted_features"):
+        lines.append("  drifted features: " + ", ".join(result["drifted_features"]))
+    if result.get("missing_rate_alerts"):
+        lines.append("  missing-rate changes: " + ", ".join(result["missing_rate_alerts"]))
+    if result.get("prediction_drifted"):
+        lines.append("  predictions drifted")
+    if result.get("performance"):
+        lines.append(f"  performance: {result['performance']}")
+    retrain = result.get("retrain") or {}
+    if retrain.get("action") == "started":
+        lines.append(
+            f"  retraining started: {retrain.get('execution_name')}  (mlops runs show {retrain.get('execution_name')})"
+        )
+    elif retrain.get("action") == "skipped":
+        until = f" until {retrain['cooldown_until']}" if retrain.get("cooldown_until") else ""
+        lines.append(f"  retraining skipped: {retrain.get('reason')}{until}")
+    elif retrain.get("action") == "failed":
+        lines.append(f"  retraining failed to start: {retrain.get('error')}")
+    lines.append(f"  report: s3://{result['bucket']}/{result['report_key']}")
+    lines.append(f"  html:   s3://{result['bucket']}/{result['html_key']}")
+    return "\n".join(lines)
+
+
+@click.group("monitor")
+def command() -> None:
+    """Deployed drift checks: captured inputs and predictions against the champion's reference."""
+
+
+@command.command("run")
+@click.argument("model")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the check and print its verdict.")
+@click.option(
+    "--html", "html", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save the HTML report here."
+)
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the check finds drift.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait.")
+@json_option
+@pass_app
+def run(app: AppContext, model: str, wait: bool, html: Path | None, fail_on_drift: bool, timeout: float) -> None:
+    """Start MODEL's drift check now (as its schedule would) and print the verdict and report keys."""
+    check_model_name(model)
+    session = app.session()
+    sfn = session.client("stepfunctions")
+    arn = monitor_state_machine(app)
+    started = start_monitor_run(sfn, arn, model)
+    if not wait and html is None:
+        emit(app, started, f"started {started['execution_name']}")
+        return
+    finished = wait_run(sfn, arn, started["execution_name"], timeout_s=timeout)
+    finished = describe_run(sfn, arn, finished.arn)
+    output = finished.output or {}
+    if finished.status != "SUCCEEDED":
+        failed = next((s for s in finished.steps if s.status in ("FAILED", "CAUGHT") and s.cause), None)
+        cause = (failed.cause if failed else finished.cause) or ""
+        raise MlopsError(f"drift check {finished.name} {finished.status}: {finished.error or ''} {cause}"[:2000])
+    plan = output.get("plan") or {}
+    if plan.get("mode") == "disabled":
+        emit(app, {**started, "verdict": "disabled", "plan": plan}, f"{model}: monitoring is disabled in its spec")
+        return
+    result = dict((output.get("analysis") or {}).get("result") or {})
+    result["execution_name"] = started["execution_name"]
+    if html is not None:
+        body = session.client("s3").get_object(Bucket=result["bucket"], Key=result["html_key"])["Body"].read()
+        html.write_bytes(body)
+        result["html_file"] = str(html)
+    emit(app, result, _text(result) + (f"\n  saved:  {html}" if html is not None else ""))
+    if fail_on_drift and result.get("drifted"):
+        raise CheckFailedError(
+            f"{model}: drift detected in {', '.join(result.get('drifted_features') or []) or 'the window'}"
+        )
+
+
+@command.command("runs")
+@click.argument("model")
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@pass_app
+def runs(app: AppContext, model: str, limit: int) -> None:
+    """MODEL's past drift checks, newest first (verdict, drifted features, report)."""
+    check_model_name(model)
+    items = list_monitor_runs(open_registry(app), model, limit=limit)
+    lines = [
+        f"{i.get('status', '?'):<9} {i.get('finished_at') or '-':<33} {i.get('verdict') or i.get('step') or '-':<10} "
+        f"{', '.join(i.get('drifted_features') or []) or '-'}  {i.get('report_key') or i.get('cause') or ''}"
+        for i in items
+    ] or [f"{model}: no drift checks yet"]
+    emit(app, {"runs": items}, "\n".join(lines))
