@@ -89,10 +89,11 @@ class PlatformStack(Stack):
         # The deployment sets champions: it creates each champion's monitor schedule.
         self.monitoring.grant_schedule_sync(self.deployment.steps)
 
-        monitoring = getattr(self, "monitoring", None)
-        pipelines = {"training": self.training.state_machine, "deployment": self.deployment.state_machine}
-        if monitoring is not None:
-            pipelines["monitoring"] = monitoring.state_machine
+        pipelines = {
+            "training": self.training.state_machine,
+            "deployment": self.deployment.state_machine,
+            "monitoring": self.monitoring.state_machine,
+        }
         self.observability = Observability(
             self,
             "Observability",
@@ -102,7 +103,7 @@ class PlatformStack(Stack):
             rest_api=self.api.rest_api,
             inference_service=service_name(config, "inference"),
             pipelines=pipelines,
-            monitor_service=service_name(config, "monitor") if monitoring is not None else None,
+            monitor_service=self.monitoring.service_name,
         )
 
         Discovery(

@@ -33,6 +33,8 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_ok(synthesized: Synthesized
         "artifact-refused",
         "training-failed",
         "deployment-failed",
+        "monitoring-failed",
+        "drift",
     ):
         assert f"mlops-dev-{short}" in alarms, short
     # AND each one notifies the platform topic both ways, and missing data never alarms
@@ -70,6 +72,15 @@ def test_functions_name_their_service_per_environment(synthesized: Synthesized) 
         # THEN the metrics of one environment cannot mix with another's
         assert f"mlops-{env}-inference" in services
         assert all(s.startswith(f"mlops-{env}-") for s in services)
+
+
+def test_drift_alarm_watches_the_monitors_aggregate(synthesized: Synthesized) -> None:
+    alarms = _alarms(synthesized.template_json("dev", "platform"))
+    drift = alarms["mlops-dev-drift"]
+    # THEN one alarm covers every model: ModelsDrifted (Maximum >= 1) of this environment's monitor
+    assert (drift["Namespace"], drift["MetricName"], drift["Statistic"]) == ("MLOps", "ModelsDrifted", "Maximum")
+    assert drift["Dimensions"] == [{"Name": "service", "Value": "mlops-dev-monitor"}]
+    assert (drift["Threshold"], drift["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
 
 
 def test_pipeline_failure_alarms_count_failed_and_timed_out(synthesized: Synthesized) -> None:
