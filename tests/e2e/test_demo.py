@@ -32,3 +32,11 @@ def test_demo_runs_the_lifecycle_and_exits_zero() -> None:
     assert "is champion" in summary
     assert "from version 1" in summary and "field 'tenure_months'" in summary
     assert "(0 errors)" in summary
+    # AND it ends with a drift check: clean traffic passes, shifted traffic is flagged with its features
+    monitor_line = next(line for line in summary.splitlines() if line.strip().startswith("monitor "))
+    drift_line = next(line for line in summary.splitlines() if line.strip().startswith("drift "))
+    assert "no_drift" in monitor_line
+    assert "drifted over" in drift_line and "tenure_months" in drift_line and "monthly_charges" in drift_line
+    assert "mlops-dev-drift -> ALARM" in drift_line and "retraining started" in drift_line
+    html = Path(drift_line.split("--html ", 1)[1].split("`", 1)[0])
+    assert html.is_file() and "<html" in html.read_text()[:500].lower()

@@ -52,6 +52,11 @@ class ScenarioContext:
     def client(self, service: str) -> Any:
         return self.cloud.client(service)
 
+    def cloud_environment(self) -> str:
+        """The environment the local cloud runs (``dev`` for ``mlops-dev-...`` stacks)."""
+        names = [n for n in getattr(self.cloud, "stack_names", []) if n.startswith("mlops-")]
+        return names[0].split("-")[1] if names else "dev"
+
     def cli(self, *args: str) -> Any:
         """Run ``mlops --local --json ARGS`` in-process; return its parsed JSON output."""
         from mlops.cli.main import cli
@@ -123,14 +128,25 @@ def put_spec(ctx: ScenarioContext) -> str:
     return f"spec {ctx.model} stored (revision {revision}) from {path.relative_to(ROOT)}"
 
 
-def _example_rows(model: str, rows: int, seed: int) -> bytes:
+def _generate(model: str, rows: int, seed: int, *, drift: bool = False) -> Any:
+    """``examples/generate.py``'s rows for ``model`` (a pandas DataFrame)."""
     spec = importlib.util.spec_from_file_location("mlops_examples_generate", EXAMPLES / "generate.py")
     if spec is None or spec.loader is None:
         raise ScenarioError(f"{EXAMPLES / 'generate.py'} cannot be loaded")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    frame = module.generate(model, rows=rows, seed=seed)
-    return str(frame.to_csv(index=False)).encode()
+    return module.generate(model, rows=rows, seed=seed, drift=drift)
+
+
+def _example_rows(model: str, rows: int, seed: int) -> bytes:
+    return str(_generate(model, rows, seed).to_csv(index=False)).encode()
+
+
+def _requests(ctx: ScenarioContext, rows: int, seed: int, *, drift: bool = False) -> list[list[dict[str, Any]]]:
+    """Prediction requests (batches of 100 records) drawn from the example data, target left out."""
+    frame = _generate(ctx.model, rows, seed, drift=drift).drop(columns=["churned"])
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return [records[i : i + 100] for i in range(0, len(records), 100)]
 
 
 def _example_file(ctx: ScenarioContext, name: str, rows: int, seed: int, *, corrupt: bool = False) -> Path:
@@ -259,13 +275,7 @@ def wait_for_champion(ctx: ScenarioContext) -> str:
 
 @step("predict")
 def predict_over_http(ctx: ScenarioContext) -> str:
-    spec = importlib.util.spec_from_file_location("mlops_examples_generate", EXAMPLES / "generate.py")
-    if spec is None or spec.loader is None:
-        raise ScenarioError(f"{EXAMPLES / 'generate.py'} cannot be loaded")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    frame = module.generate(ctx.model, rows=3, seed=99).drop(columns=["churned"])
-    records = json.loads(frame.to_json(orient="records"))
+    [records] = _requests(ctx, rows=3, seed=99)
     answer = ctx.cli("predict", ctx.model, "--data", json.dumps(records))
     shown = ", ".join(str(p) for p in answer["predictions"])
     bad = dict(records[0], tenure_months=-1)
@@ -288,6 +298,68 @@ def verify_audit(ctx: ScenarioContext) -> str:
         f"`mlops audit verify --model {ctx.model}`: chain intact, {chain['events']} events "
         f"(head hash {chain['head_hash'][:12]}...)"
     )
+
+
+def _monitor_line(result: dict[str, Any]) -> str:
+    drifted = result.get("drifted_features") or []
+    found = f"drifted: {', '.join(drifted)}" if drifted else "no feature drifted"
+    return f"{result['verdict']} over {result['rows']} captured rows ({found})"
+
+
+@step("monitor")
+def monitor_clean_traffic(ctx: ScenarioContext) -> str:
+    batches = _requests(ctx, rows=400, seed=2024)
+    for batch in batches:
+        ctx.cli("predict", ctx.model, "--data", json.dumps(batch))
+    result = ctx.cli("monitor", "run", ctx.model)
+    if result.get("verdict") == "drifted":
+        raise ScenarioError(f"traffic drawn like the training data was judged drifted: {result}")
+    group = f"mlops-{ctx.cloud_environment()}-monitoring"
+    schedule = ctx.client("scheduler").get_schedule(GroupName=group, Name=ctx.model)
+    return (
+        f"the deployment scheduled the drift check ({group}/{ctx.model}: {schedule['ScheduleExpression']}); "
+        f"{sum(len(b) for b in batches)} records like the training data predicted over HTTP and captured; "
+        f"`mlops monitor run {ctx.model}` runs it now: {_monitor_line(result)}"
+    )
+
+
+@step("drift")
+def monitor_shifted_traffic(ctx: ScenarioContext) -> str:
+    batches = _requests(ctx, rows=400, seed=2025, drift=True)
+    for batch in batches:
+        ctx.cli("predict", ctx.model, "--data", json.dumps(batch))
+    folder = Path(ctx.facts.setdefault("workdir", tempfile.mkdtemp(prefix="mlops-demo-")))
+    html = folder / f"{ctx.model}-drift.html"
+    result = ctx.cli("monitor", "run", ctx.model, "--html", str(html))
+    if result.get("verdict") != "drifted" or not html.is_file():
+        raise ScenarioError(f"shifted traffic was not judged drifted, or no HTML report was written: {result}")
+    ctx.facts.update(drift=result)
+    alarm = _wait_for_alarm(ctx, f"mlops-{ctx.cloud_environment()}-drift", "ALARM", timeout_s=20)
+    retrain = result.get("retrain") or {}
+    retrained = (
+        f"retraining started ({retrain.get('execution_name')})"
+        if retrain.get("action") == "started"
+        else f"retraining {retrain.get('action', 'not asked for')}"
+    )
+    return (
+        f"{sum(len(b) for b in batches)} shifted records (newer customers, higher prices); "
+        f"`mlops monitor run {ctx.model} --html {html}`: {_monitor_line(result)}; alarm {alarm}; {retrained}; "
+        f"report s3://{result['bucket']}/{result['report_key']}"
+    )
+
+
+def _wait_for_alarm(ctx: ScenarioContext, name: str, state: str, timeout_s: float) -> str:
+    """``name -> STATE`` once the local CloudWatch has evaluated it (or what it is after the wait)."""
+    cloudwatch = ctx.client("cloudwatch")
+    deadline = time.time() + timeout_s
+    current = "missing"
+    while time.time() < deadline:
+        alarms = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+        current = alarms[0]["StateValue"] if alarms else "missing"
+        if current == state:
+            return f"{name} -> {state} (notified the platform topic)"
+        time.sleep(0.5)
+    raise ScenarioError(f"alarm {name} is {current}, not {state}, {timeout_s:.0f} s after the drifted run")
 
 
 def _load_extensions() -> None:
