@@ -299,14 +299,22 @@ def key_hour(key: str) -> datetime | None:
 
 
 def list_captures(s3: Any, bucket: str, model: str, start: datetime, end: datetime) -> list[tuple[str, int]]:
-    """(key, size) of every capture object whose hour overlaps ``[start, end)``, in key order."""
+    """(key, size) of every capture object that may hold records of ``[start, end)``, in key order.
+
+    Objects of the window's hours, except those written before ``start`` (an object is written
+    after the request it records; S3 times are whole seconds, hence the slack).
+    """
     first = _hour(start)
+    written_after = start - timedelta(seconds=2)
     found: list[tuple[str, int]] = []
     paginator = s3.get_paginator("list_objects_v2")
     for prefix in capture_prefixes(model, start, end):
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 hour = key_hour(item["Key"])
+                modified = item.get("LastModified")
+                if modified is not None and modified < written_after:
+                    continue
                 if hour is not None and first <= hour < end:
                     found.append((item["Key"], int(item["Size"])))
     return sorted(found)
@@ -825,11 +833,14 @@ def plan_run(event: Mapping[str, Any], services: MonitorServices) -> dict[str, A
     objects = list_captures(services.s3, services.bucket, model, start, end)
     total = sum(size for _, size in objects)
     settings = services.settings
-    large = total > settings.inline_max_bytes or len(objects) > settings.inline_max_objects
+    # The input may force the Distributed Map path (``mlops monitor run --distributed``, tests).
+    forced = bool(event.get("distributed"))
+    large = forced or total > settings.inline_max_bytes or len(objects) > settings.inline_max_objects
+    shard_objects = max(1, int(event.get("shard_objects") or settings.shard_objects))
     shards = make_shards(
         objects,
         max_bytes=settings.shard_bytes if large else max(total, 1),
-        max_objects=settings.shard_objects if large else max(len(objects), 1),
+        max_objects=shard_objects if large else max(len(objects), 1),
     )
     prefix = report_prefix(model, champion.version, _stamp(now))
     shards_key = f"{prefix}/shards.json"
@@ -1087,6 +1098,8 @@ def analyze_run(
         "rows": window.rows,
         "score": score,
         "mode": plan.get("mode", "inline"),
+        "objects": plan.get("objects"),
+        "shards": plan.get("shards"),
         "window": plan["window"],
         "report_key": report_key,
         "html_key": html_key,
@@ -1418,10 +1431,25 @@ def monitor_execution_name(model: str, moment: datetime | None = None) -> str:
     return f"{model[:50]}-manual-{moment.astimezone(UTC):%Y%m%dT%H%M%S%f}"[:80]
 
 
-def start_monitor_run(sfn: Any, state_machine_arn: str, model: str, *, trigger: str = "manual") -> dict[str, Any]:
-    """Start the monitor state machine for ``model`` now; ``{"execution_name", "execution_arn"}``."""
+def start_monitor_run(
+    sfn: Any,
+    state_machine_arn: str,
+    model: str,
+    *,
+    trigger: str = "manual",
+    distributed: bool = False,
+    shard_objects: int | None = None,
+) -> dict[str, Any]:
+    """Start the monitor state machine for ``model`` now; ``{"execution_name", "execution_arn"}``.
+
+    ``distributed`` forces the Distributed Map path whatever the window's size (with shards of
+    at most ``shard_objects`` capture objects when given).
+    """
     name = monitor_execution_name(model)
-    response = sfn.start_execution(
-        stateMachineArn=state_machine_arn, name=name, input=json.dumps({"model": model, "trigger": trigger})
-    )
+    document: dict[str, Any] = {"model": model, "trigger": trigger}
+    if distributed:
+        document["distributed"] = True
+    if shard_objects:
+        document["shard_objects"] = int(shard_objects)
+    response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(document))
     return {"execution_name": name, "execution_arn": response["executionArn"]}

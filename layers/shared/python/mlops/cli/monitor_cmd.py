@@ -64,15 +64,32 @@ def command() -> None:
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the check finds drift.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Force the Distributed Map path (per-shard sketches), whatever the window's size.",
+)
+@click.option(
+    "--shard-objects", type=click.IntRange(min=1), default=None, help="With --distributed: objects per shard."
+)
 @json_option
 @pass_app
-def run(app: AppContext, model: str, wait: bool, html: Path | None, fail_on_drift: bool, timeout: float) -> None:
+def run(
+    app: AppContext,
+    model: str,
+    wait: bool,
+    html: Path | None,
+    fail_on_drift: bool,
+    timeout: float,
+    distributed: bool,
+    shard_objects: int | None,
+) -> None:
     """Start MODEL's drift check now (as its schedule would) and print the verdict and report keys."""
     check_model_name(model)
     session = app.session()
     sfn = session.client("stepfunctions")
     arn = monitor_state_machine(app)
-    started = start_monitor_run(sfn, arn, model)
+    started = start_monitor_run(sfn, arn, model, distributed=distributed, shard_objects=shard_objects)
     if not wait and html is None:
         emit(app, started, f"started {started['execution_name']}")
         return
