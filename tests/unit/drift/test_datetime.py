@@ -101,12 +101,32 @@ def test_unreadable_dates_count_as_missing_and_alarm() -> None:
     assert report.missing_rate_alerts == ["signup"] and not signup.drifted
 
 
-def test_a_profile_keeps_only_the_range_of_a_datetime_feature() -> None:
-    # GIVEN the stored profile of the training data (datetime features: min and max only)
+def test_a_profile_keeps_the_distribution_of_a_datetime_feature() -> None:
+    # GIVEN the stored profile of the training data (a datetime feature: its range, and a sketch of
+    # its seconds since the epoch, as the deployed monitor compares against)
     spec, reference = _spec(), _frame(5_000, seed=8)
+    profile = profile_frame(reference, spec)
+    seconds = datetime_seconds(reference["signup"])
+    column = profile.columns["signup"]
+    assert column.datetime is not None and column.numeric is not None
+    assert column.numeric.min == pytest.approx(seconds.min()) and column.numeric.max == pytest.approx(seconds.max())
+    assert column.numeric.count == len(reference)
+    # WHEN a window shifted by 120 days, and one drawn like the training data, are compared with it
+    shifted = _feature(drift_report(profile, _frame(2_000, seed=9, shift_days=120), spec))
+    clean = _feature(drift_report(profile, _frame(2_000, seed=10), spec))
+    # THEN the shift is found by the same test as with the data itself, and the clean window passes
+    assert shifted.drifted and shifted.method == "ks"
+    assert not clean.drifted and clean.status != "no_reference"
+
+
+def test_a_profile_stored_with_only_the_range_of_a_datetime_feature() -> None:
+    # GIVEN a profile stored before datetime features were sketched (min and max only)
+    spec, reference = _spec(), _frame(5_000, seed=8)
+    profile = profile_frame(reference, spec)
+    profile.columns["signup"].numeric = None
     window = _frame(2_000, seed=9, shift_days=120)
     # WHEN a window is compared with the profile
-    signup = _feature(drift_report(profile_frame(reference, spec), window, spec))
+    signup = _feature(drift_report(profile, window, spec))
     # THEN the feature has no distribution to test against, never drifts, and the note says how much
     # of the window lies outside the training range
     assert signup.status == "no_reference" and not signup.drifted
@@ -117,13 +137,15 @@ def test_a_profile_keeps_only_the_range_of_a_datetime_feature() -> None:
 
 
 def test_a_profile_reference_and_a_window_without_the_datetime_column() -> None:
-    # GIVEN a stored profile, and a window summary that left the datetime column out
+    # GIVEN a stored profile, and a window that has no datetime column at all
     spec, reference = _spec(), _frame(3_000, seed=12)
     window = _frame(1_000, seed=13).drop(columns=["signup"])
     # WHEN compared
-    signup = _feature(drift_report(profile_frame(reference, spec), window, spec))
-    # THEN it is reported as having no distribution to compare with, not as a missing column
-    assert signup.status == "no_reference" and not signup.drifted and signup.current_count == 0
+    report = drift_report(profile_frame(reference, spec), window, spec)
+    signup = _feature(report)
+    # THEN the column is reported missing from the window, which is not drift
+    assert signup.status == "missing_column" and not signup.drifted and signup.current_count == 0
+    assert report.verdict == "no_drift"
 
 
 def test_a_categorical_method_on_a_datetime_feature_falls_back_to_the_default() -> None:

@@ -408,7 +408,7 @@ def _column_kind(feature_type: FeatureType | str) -> str:
     if feature_type in NUMERIC_TYPES:
         return "numeric"
     if feature_type is FeatureType.DATETIME:
-        return "other"
+        return "datetime"  # sketched as seconds since the epoch, as the engine compares dates
     return "categorical"
 
 
@@ -546,10 +546,14 @@ class WindowSketch:
             self._add_column(name, kind, series, rng)
 
     def _add_column(self, name: str, kind: str, series: Any, rng: np.random.Generator) -> None:
+        from mlops.drift.engine import datetime_seconds
         from mlops.validation import coerce
 
-        if kind == "numeric":
-            values = coerce.numeric(series).values.astype(np.float64, copy=False)
+        if kind in ("numeric", "datetime"):
+            if kind == "datetime":
+                values = datetime_seconds(series)
+            else:
+                values = coerce.numeric(series).values.astype(np.float64, copy=False)
             finite = values[np.isfinite(values)]
             sketch = self.columns.setdefault(name, NumericSketch())
             assert isinstance(sketch, NumericSketch)
@@ -646,6 +650,8 @@ class WindowSketch:
                 column = np.asarray(items[:target], dtype=object)
             if name == PREDICTION_COLUMN:
                 predictions = column[pd.notna(column)] if len(column) else None
+            elif self.kinds.get(name) == "datetime":
+                data[name] = pd.Series(pd.to_datetime(column, unit="s"))  # back to dates, NaN as NaT
             else:
                 data[name] = pd.Series(column)
         for name, kind in self.kinds.items():

@@ -223,7 +223,13 @@ class ProfileBuilder:
         ]
         target_type: FeatureType | str = "class" if spec.task == "classification" else FeatureType.FLOAT
         self._columns.append((spec.target.name, target_type, "target"))
-        self._numeric = {n: _NumericBuilder(reservoir_size, rng) for n, t, _ in self._columns if _is_numeric(t)}
+        # Datetime columns also get a numeric sketch, of seconds since the epoch (UTC): drift
+        # compares dates as those numbers, so the reference needs their distribution, not only a range.
+        self._numeric = {
+            n: _NumericBuilder(reservoir_size, rng)
+            for n, t, _ in self._columns
+            if _is_numeric(t) or t is FeatureType.DATETIME
+        }
         self._counts: dict[str, Counter[str]] = {n: Counter() for n, t, _ in self._columns if not _is_numeric(t)}
         self._truncated: set[str] = set()
         self._nulls: Counter[str] = Counter()
@@ -263,6 +269,10 @@ class ProfileBuilder:
                 if used.any():
                     self._times.setdefault(name, []).extend([parsed_times[used].min(), parsed_times[used].max()])
                 self._invalid[name] += int(counts[np.isnat(parsed_times)].sum())
+                if len(uniques):
+                    seconds = parsed_times.astype(np.int64).astype(np.float64) / 1e9
+                    valid = present & ~np.isnat(parsed_times)[np.maximum(codes, 0)]
+                    self._numeric[name].add(seconds[codes[valid]])
                 continue
             else:
                 labels = list(uniques)
@@ -293,11 +303,11 @@ class ProfileBuilder:
                 null_rate=nulls / rows if rows else 0.0,
                 invalid_count=self._invalid.get(name, 0),
             )
-            if name in self._numeric:
-                profile.numeric = self._numeric[name].finish(self.sample_size)
-            elif name in self._times:
+            if name in self._times:
                 times = self._times[name]
                 profile.datetime = DatetimeStats(min=str(min(times)), max=str(max(times)))
+            if name in self._numeric:
+                profile.numeric = self._numeric[name].finish(self.sample_size)
             elif name in self._counts:
                 tally = self._counts[name]
                 top = tally.most_common(self.max_categories)
