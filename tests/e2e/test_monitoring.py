@@ -190,6 +190,13 @@ def test_shifted_traffic_drifts_alerts_and_retrains_once_per_cooldown(monitored:
     assert drift_notes[0]["drifted_features"] == answer["drifted_features"]
     # AND the retraining is audited
     assert [e.action for e in monitor_events(monitored)] == ["monitor.retrain_started"]
+    # AND the metrics reached CloudWatch, where the deployment's drift alarm fires on them
+    service = {"Name": "service", "Value": "mlops-dev-monitor"}
+    listed = cloud.client("cloudwatch").list_metrics(
+        Namespace="MLOps", MetricName="DriftScore", Dimensions=[service, {"Name": "model", "Value": MODEL}]
+    )
+    assert listed["Metrics"], "DriftScore per model"
+    assert cloud.wait_for_alarm("mlops-dev-drift", "ALARM", timeout_s=30)["StateValue"] == "ALARM"
 
     # WHEN more shifted traffic drifts inside the 24-hour cooldown
     send(monitored, generate("churn", 200, 13, drift=True))
@@ -219,3 +226,22 @@ def test_distributed_map_path(monitored: dict[str, Any]) -> None:
     assert sketches["KeyCount"] == answer["shards"] >= 3
     report = json.loads(s3.get_object(Bucket=monitored["bucket"], Key=answer["report_key"])["Body"].read())
     assert any(f"merged from {answer['shards']} shard sketch" in note for note in report["notes"])
+
+
+def test_the_schedule_starts_the_check(monitored: dict[str, Any]) -> None:
+    cloud = monitored["cloud"]
+    sfn = cloud.client("stepfunctions")
+    machine = parameter(cloud, "monitor-state-machine-arn")
+    before = {e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]}
+    # WHEN the model's schedule fires (as Scheduler does every hour)
+    cloud.fire(f"mlops-dev-monitoring/{MODEL}")
+
+    # THEN a drift check runs with the trigger "schedule" and is recorded as such
+    def finished() -> Any:
+        new = [e for e in sfn.list_executions(stateMachineArn=machine)["executions"] if e["name"] not in before]
+        return new if new and all(e["status"] != "RUNNING" for e in new) else None
+
+    executions = wait_for(finished, 120, "the scheduled drift check")
+    assert [e["status"] for e in executions] == ["SUCCEEDED"]
+    runs = list_monitor_runs(monitored["registry"], MODEL, limit=1)
+    assert runs[0]["trigger"] == "schedule" and runs[0]["status"] == "SUCCEEDED"
