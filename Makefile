@@ -62,6 +62,19 @@ infra: install
 bench: install  ## run the benchmarks (ratios against baselines measured in the same run)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Evidently and alibi-detect only for this comparison, in their own virtual environment (they pin
+# numpy 1.x and pandas 2.x); our engine runs from $(VENV) and calls them in subprocesses.
+COMPARE_VENV := .venv-drift-compare
+.PHONY: bench-drift-compare
+$(COMPARE_VENV)/.installed: benchmarks/requirements-drift-compare.txt
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is required (3.12 preferred)"; exit 2; }
+	test -x $(COMPARE_VENV)/bin/python || $(PYTHON) -m venv $(COMPARE_VENV)
+	$(COMPARE_VENV)/bin/pip install -q -r benchmarks/requirements-drift-compare.txt
+	touch $@
+
+bench-drift-compare: install $(COMPARE_VENV)/.installed  ## drift benchmark against Evidently and alibi-detect (~5 min, ~4 GB)
+	$(BIN)/python benchmarks/bench_drift.py --compare $(COMPARE_VENV)/bin/python
+
 constraints: install  ## regenerate constraints.txt after changing a pin
 	{ echo "# Every transitive pin, shared by the app, the layers and the tests (pip install -c constraints.txt)."; \
 	  echo "# Regenerate after changing requirements*.txt: make constraints"; \
