@@ -9,9 +9,10 @@ numeric      ``ks`` (p-value, BH-adjusted)    ``wasserstein`` / reference std >=
 categorical  ``chi2`` (p-value, BH-adjusted)  ``jensen_shannon`` (base 2) >= threshold
 ===========  ===============================  ===========================================
 
-``psi`` (either type) is judged against ``psi_threshold``. Every applicable method is computed
-and reported; only the chosen one decides. Windows (or features) with at most ``min_rows``
-values are ``too_small``, never drift. Missing-rate changes and unseen categories are
+Numeric means float and int, and datetime read as seconds since 1970-01-01 UTC (what the model
+reads, as days). ``psi`` (either type) is judged against ``psi_threshold``. Every applicable
+method is computed and reported; only the chosen one decides. Windows (or features) with at
+most ``min_rows`` values are ``too_small``, never drift. Missing-rate changes and unseen categories are
 reported apart from the distribution test. Details and the report schema: docs/drift.md.
 """
 
