@@ -388,3 +388,15 @@ def test_record_failure_writes_a_failed_run_and_audits(world: dict[str, Any]) ->
     runs = list_monitor_runs(world["registry"], "churn")
     assert runs[0]["status"] == "FAILED" and runs[0]["step"] == "Analyze" and runs[0]["cause"] == "boom"
     assert audit_actions(world["registry"]) == ["monitor.failed"]
+
+
+def test_empty_window_is_too_small(world: dict[str, Any]) -> None:
+    # GIVEN no captured request at all WHEN the monitor runs (even forced distributed)
+    plan = monitor_step(
+        {"action": "plan", "input": {"model": "churn", "distributed": True}, "execution_name": "m-0"},
+        services=world["services"],
+    )
+    result = monitor_step({"action": "analyze", "plan": plan}, services=world["services"])
+    # THEN nothing is sharded and the verdict is too small over 0 rows
+    assert plan["mode"] == "inline" and plan["shards"] == 0
+    assert result["verdict"] == "too_small" and result["rows"] == 0
