@@ -4,6 +4,13 @@ Dependency layers are built by pip for the Lambda platform (manylinux wheels for
 architecture and Python version), pruned of tests, caches and type stubs, and cached under
 ``.build/layers/<name>-<hash>``: the hash covers the requirements, the shared constraints, the
 platform and this builder, so a second synth reuses the directory and the asset hash is stable.
+
+Layers on the inference path (``shared``, ``runtime``, ``inference``) ship bytecode compiled by
+Python 3.12 in ``unchecked-hash`` mode: ``/opt`` is read-only on Lambda, so without it every cold
+start compiles every module it imports again, and the zip's fixed timestamps would make ordinary
+(timestamp-checked) bytecode look stale. The shared layer is staged the same way, keyed by the hash
+of its sources, so an edit gives a new directory and never a stale ``.pyc``. When the build
+interpreter is not 3.12, nothing is compiled (Lambda's 3.12 could not use the bytecode).
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / ".build" / "layers"))
 CONSTRAINTS = ROOT / "constraints.txt"
 PYTHON_VERSION = "3.12"
-BUILDER_REVISION = "2"  # bump when the build or pruning steps change
+BUILDER_REVISION = "3"  # bump when the build or pruning steps change
+# Layers whose modules are imported on a latency-sensitive cold start ship compiled bytecode.
+COMPILED_LAYERS = frozenset({"shared", "runtime", "inference"})
 
 PLATFORM_TAGS = {
     "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
@@ -50,7 +59,12 @@ class BuiltLayer:
     asset_hash: str
 
 
-def layer_hash(requirements: Path, architecture: str) -> str:
+def compiles_bytecode() -> bool:
+    """Whether this interpreter writes bytecode Lambda's Python can load (same minor version)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION
+
+
+def layer_hash(requirements: Path, architecture: str, compiled: bool = False) -> str:
     digest = hashlib.sha256()
     for part in (
         requirements.read_bytes(),
@@ -58,9 +72,22 @@ def layer_hash(requirements: Path, architecture: str) -> str:
         architecture.encode(),
         PYTHON_VERSION.encode(),
         BUILDER_REVISION.encode(),
+        b"compiled" if compiled else b"source",
     ):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
+
+
+def compile_tree(tree: Path) -> None:
+    """Write ``unchecked-hash`` bytecode next to every module below ``tree`` (Python 3.12 only)."""
+    result = subprocess.run(  # noqa: S603 - our own argv
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(tree)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:  # a module that does not compile would fail on import too: say which
+        raise LayerBuildError(f"compiling {tree} failed:\n{(result.stdout + result.stderr)[-4000:]}")
 
 
 def _prune(tree: Path) -> None:
@@ -79,7 +106,8 @@ def build_dependency_layer(name: str, requirements: Path, architecture: str) -> 
     Safe to call from several processes at once: each builds in a private directory and the
     first to finish renames it into place.
     """
-    asset_hash = layer_hash(requirements, architecture)
+    compiled = name in COMPILED_LAYERS and compiles_bytecode()
+    asset_hash = layer_hash(requirements, architecture, compiled)
     target = CACHE / f"{name}-{asset_hash[:16]}"
     if (target / ".complete").exists():
         return BuiltLayer(name, target, asset_hash)
@@ -113,12 +141,62 @@ def build_dependency_layer(name: str, requirements: Path, architecture: str) -> 
         shutil.rmtree(work, ignore_errors=True)
         raise LayerBuildError(f"pip failed building layer {name} from {requirements}:\n{result.stderr[-4000:]}")
     _prune(work / "python")
+    if compiled:
+        try:
+            compile_tree(work / "python")
+        except LayerBuildError:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+    return _publish(work, target, asset_hash, name)
+
+
+def _publish(work: Path, target: Path, asset_hash: str, name: str) -> BuiltLayer:
     (work / ".complete").write_text(asset_hash)
     try:
         work.rename(target)
     except OSError:  # another process won the race; its result is identical
         shutil.rmtree(work, ignore_errors=True)
     return BuiltLayer(name, target, asset_hash)
+
+
+def stage_shared_layer(source: Path, excludes: tuple[str, ...]) -> BuiltLayer:
+    """Copy the shared package (minus ``excludes``) into a cached directory, with bytecode.
+
+    The directory is keyed by the hash of every file copied, so the staged code is always the
+    source's: an edit gives a new directory (and a new asset) instead of stale bytecode.
+    """
+    python = source / "python"
+    files = sorted(
+        p
+        for p in python.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix != ".pyc"
+        and not any(part.endswith(".egg-info") for part in p.parts)
+        and not any(p.relative_to(python).as_posix().startswith(ex) for ex in excludes)
+    )
+    compiled = compiles_bytecode()
+    digest = hashlib.sha256(f"{BUILDER_REVISION}:{PYTHON_VERSION}:{compiled}".encode())
+    for path in files:
+        digest.update(path.relative_to(python).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    asset_hash = digest.hexdigest()
+    target = CACHE / f"shared-{asset_hash[:16]}"
+    if (target / ".complete").exists():
+        return BuiltLayer("shared", target, asset_hash)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".shared-", dir=CACHE))
+    for path in files:
+        destination = work / "python" / path.relative_to(python)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+    if compiled:
+        try:
+            compile_tree(work / "python")
+        except LayerBuildError:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+    return _publish(work, target, asset_hash, "shared")
 
 
 def directory_size(path: Path) -> int:
@@ -128,7 +206,7 @@ def directory_size(path: Path) -> int:
 
 SHARED_SOURCE = ROOT / "layers" / "shared"
 # Not shipped to Lambda: the CLI and the local cloud are part of the package, not of the runtime.
-SHARED_EXCLUDES = ["python/mlops/cli", "python/mlops/local", "**/__pycache__", "**/*.pyc", "python/*.egg-info"]
+SHARED_EXCLUDES = ("mlops/cli/", "mlops/local/")
 
 
 class PlatformLayers:
@@ -143,12 +221,18 @@ class PlatformLayers:
     def __init__(self, scope: Construct, *, architecture: str) -> None:
         arch = lambda_.Architecture.ARM_64 if architecture == "arm64" else lambda_.Architecture.X86_64
         runtimes = [lambda_.Runtime.PYTHON_3_12]
-        self.built: dict[str, BuiltLayer] = {}
-        self.sources: dict[str, Path] = {"shared": SHARED_SOURCE}
+        shared = stage_shared_layer(SHARED_SOURCE, SHARED_EXCLUDES)
+        self.built: dict[str, BuiltLayer] = {"shared": shared}
+        self.sources: dict[str, Path] = {"shared": shared.path}
         self.shared = lambda_.LayerVersion(
             scope,
             "SharedLayer",
-            code=lambda_.Code.from_asset(str(SHARED_SOURCE), exclude=SHARED_EXCLUDES),
+            code=lambda_.Code.from_asset(
+                str(shared.path),
+                exclude=[".complete"],
+                asset_hash=shared.asset_hash,
+                asset_hash_type=AssetHashType.CUSTOM,
+            ),
             compatible_runtimes=runtimes,
             compatible_architectures=[arch],
             description="mlops domain package (registry, audit, validation, training, drift)",

@@ -7,7 +7,15 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from stacks.layers import CACHE, SHARED_SOURCE, build_dependency_layer, layer_hash
+from stacks.layers import (
+    CACHE,
+    SHARED_EXCLUDES,
+    SHARED_SOURCE,
+    build_dependency_layer,
+    compiles_bytecode,
+    layer_hash,
+    stage_shared_layer,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,10 +66,42 @@ def test_second_build_reuses_the_cached_layer() -> None:
     assert marker.stat().st_mtime_ns == stamp
     assert time.perf_counter() - started < 1.0
     assert first.path.parent == CACHE
-    # and the layer holds Lambda-platform wheels, pruned of caches and tests
+    # and the layer holds Lambda-platform wheels, pruned of tests
     assert (first.path / "python" / "pydantic_core").is_dir()
     assert any(p.name.endswith("aarch64-linux-gnu.so") for p in (first.path / "python" / "pydantic_core").iterdir())
-    assert not list((first.path / "python").rglob("__pycache__"))
+    assert not list((first.path / "python").rglob("tests"))
+    # and, built by Python 3.12, bytecode Lambda can use from a read-only /opt: unchecked-hash pycs
+    pycs = list((first.path / "python").rglob("*.cpython-312.pyc"))
+    assert bool(pycs) == compiles_bytecode()
+    assert all(_unchecked_hash(p) for p in pycs[:50])
+
+
+def _unchecked_hash(pyc: Path) -> bool:
+    # PEP 552: the flags word after the magic number; 0b01 = hash-based, 0b10 = check the source
+    return int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
+
+
+def test_shared_layer_is_staged_by_content_with_bytecode(tmp_path: Path) -> None:
+    # GIVEN a package with a module, a CLI part that is not shipped, and a stale pyc
+    source = tmp_path / "shared"
+    (source / "python" / "mlops" / "cli").mkdir(parents=True)
+    (source / "python" / "mlops" / "__pycache__").mkdir()
+    (source / "python" / "mlops" / "__init__.py").write_text("VALUE = 1\n")
+    (source / "python" / "mlops" / "cli" / "main.py").write_text("print('cli')\n")
+    (source / "python" / "mlops" / "__pycache__" / "old.cpython-312.pyc").write_bytes(b"stale")
+    # WHEN it is staged twice, then after an edit
+    first = stage_shared_layer(source, SHARED_EXCLUDES)
+    again = stage_shared_layer(source, SHARED_EXCLUDES)
+    (source / "python" / "mlops" / "__init__.py").write_text("VALUE = 2\n")
+    edited = stage_shared_layer(source, SHARED_EXCLUDES)
+    # THEN the same content is one directory, an edit is another (never stale bytecode)
+    assert again.path == first.path and edited.path != first.path and edited.asset_hash != first.asset_hash
+    staged = first.path / "python" / "mlops"
+    assert (staged / "__init__.py").read_text() == "VALUE = 1\n"
+    assert not (staged / "cli").exists() and not (staged / "__pycache__" / "old.cpython-312.pyc").exists()
+    compiled = list(staged.rglob("*.pyc"))
+    assert [p.name for p in compiled] == (["__init__.cpython-312.pyc"] if compiles_bytecode() else [])
+    assert all(_unchecked_hash(p) for p in compiled)
 
 
 def test_shared_layer_is_the_source_the_tests_import() -> None:
