@@ -556,7 +556,30 @@ def _decide(result: FeatureDrift, method: str, settings: _Settings) -> FeatureDr
     else:
         result.threshold = level
     _score(result)
+    if judged_by == "threshold" and result.drifted and result.current_count <= settings.large_window_rows:
+        _noise_guard(result, settings)
     return result
+
+
+def _noise_guard(result: FeatureDrift, settings: _Settings) -> None:
+    """On a window of at most ``large_window_rows``, a distance is drift only if it is also real.
+
+    A spec may ask for an effect-size method on any window; on a small one, sampling noise alone
+    gives distances near the thresholds (a 400-row window of a mixture can sit at a normalized
+    Wasserstein of 0.12 from its own population). So the feature's test (KS, chi-square) must
+    also reject at ``p_value``; otherwise the feature is not drifted and the note says why.
+    """
+    test = "ks" if result.kind == "numeric" else "chi2"
+    check = result.methods.get(test)
+    if check is None or check.p_value is None or check.p_value < settings.alpha:
+        return
+    result.notes.append(
+        f"{result.method} {result.statistic:.3g} reaches its threshold {result.threshold:g}, but on "
+        f"{result.current_count} rows {test} finds no difference (p={check.p_value:.3g} >= {settings.alpha:g}): "
+        "a distance sampling noise explains is not drift"
+    )
+    result.score = min(result.score, 0.99)
+    result.drifted, result.status, result.severity = False, "ok", "low"
 
 
 def _score(result: FeatureDrift) -> None:
