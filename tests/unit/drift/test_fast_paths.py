@@ -109,3 +109,30 @@ def test_long_column_of_distinct_objects_and_booleans() -> None:
     assert dict(side.counts.items()) == _expected_counts(list(words))
     assert dict(booleans.counts.items()) == {"true": 8_000, "false": 8_000}
     assert booleans.nulls == 4_000  # "maybe" is not a boolean: invalid, counted with the missing
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(40, 30_000), (30_000, 40), (3_000, 600_000)])
+def test_blocks_left_with_values_of_one_side_only(n1: int, n2: int) -> None:
+    # GIVEN a sample far smaller than the other, interleaved with it (after the first pass the
+    # blocks left can hold values of one side only)
+    rng = np.random.default_rng(n1 * n2)
+    a, b = rng.normal(0, 1, n1), rng.normal(0.05, 1, n2)
+    # WHEN compared with several passes
+    for steps in [(64, 8), (256, 32, 4), None]:
+        ours = stats.compare_sorted(np.sort(a), np.sort(b), steps=steps)
+        # THEN the numbers are still scipy's
+        assert ours.ks_statistic == pytest.approx(sst.ks_2samp(a, b).statistic, abs=1e-12)
+        assert ours.wasserstein == pytest.approx(sst.wasserstein_distance(a, b), rel=1e-10, abs=1e-12)
+
+
+def test_blocks_left_with_no_reference_value() -> None:
+    # GIVEN a reference with two point masses (below and inside the gap of the window), so that
+    # after the first pass the only block left is where F1 - F2 crosses zero among window values
+    rng = np.random.default_rng(0)
+    a = np.array([-1.0] * 50 + [2.0] * 50)
+    b = np.concatenate([rng.uniform(0, 1, 120_000), rng.uniform(3, 4, 80_000)])
+    # WHEN compared with two passes
+    ours = stats.compare_sorted(np.sort(a), np.sort(b), steps=(64, 8))
+    # THEN the numbers are scipy's
+    assert ours.ks_statistic == pytest.approx(sst.ks_2samp(a, b).statistic, abs=1e-12)
+    assert ours.wasserstein == pytest.approx(sst.wasserstein_distance(a, b), rel=1e-10)

@@ -117,8 +117,8 @@ def _split(blocks: _Blocks, step: int, n1: int, n2: int, ks_seen: float) -> tupl
     """
     a, b = blocks.a, blocks.b
     first = np.minimum(
-        np.where(blocks.stop_a > blocks.start_a, a[np.minimum(blocks.start_a, len(a) - 1)], np.inf),
-        np.where(blocks.stop_b > blocks.start_b, b[np.minimum(blocks.start_b, len(b) - 1)], np.inf),
+        _value_at(a, blocks.start_a, blocks.stop_a > blocks.start_a, np.inf),
+        _value_at(b, blocks.start_b, blocks.stop_b > blocks.start_b, np.inf),
     )
     grid = np.unique(np.concatenate([a[::step], b[::step], first]))
     owner = np.searchsorted(first, grid, side="right") - 1
@@ -136,8 +136,8 @@ def _split(blocks: _Blocks, step: int, n1: int, n2: int, ks_seen: float) -> tupl
     at_start, at_end = a0 / n1 - b0 / n2, a1 / n1 - b1 / n2
     low, high = a0 / n1 - b1 / n2, a1 / n1 - b0 / n2
     # A sub-block holding one value only is one step: F1 - F2 is its end value throughout.
-    last_a = np.where(count_a > 0, a[np.maximum(ia[1:] - 1, 0)], -np.inf)
-    last_b = np.where(count_b > 0, b[np.maximum(ib[1:] - 1, 0)], -np.inf)
+    last_a = _value_at(a, ia[1:] - 1, count_a > 0, -np.inf)
+    last_b = _value_at(b, ib[1:] - 1, count_b > 0, -np.inf)
     single = np.maximum(last_a, last_b) <= x0
     low[single] = high[single] = at_end[single]
     ks = max(ks_seen, float(np.max(np.abs(at_start))), float(np.max(np.abs(at_end))))
@@ -153,6 +153,14 @@ def _split(blocks: _Blocks, step: int, n1: int, n2: int, ks_seen: float) -> tupl
     taken_b, start_b, stop_b = _compact(b, ib[keep], ib[keep + 1])
     remaining = _Blocks(taken_a, taken_b, start_a, stop_a, start_b, stop_b, a0[keep], b0[keep], x1[keep])
     return ks, resolved, remaining
+
+
+def _value_at(values: np.ndarray, index: np.ndarray, valid: np.ndarray, fill: float) -> np.ndarray:
+    """``values[index]`` where ``valid``, else ``fill`` (``values`` may be empty: one side of the
+    blocks left can run out of values)."""
+    if not len(values):
+        return np.full(len(index), fill)
+    return np.where(valid, values[np.clip(index, 0, len(values) - 1)], fill)
 
 
 def _block_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
