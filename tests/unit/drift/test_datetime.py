@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -9,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sst
 
-from mlops.drift import drift_report
+from mlops.drift import drift_report, render_html
 from mlops.drift.engine import datetime_seconds
+from mlops.errors import SpecError
 from mlops.profile import profile_frame
 from mlops.spec import ModelSpec, parse_spec
 
@@ -148,14 +150,14 @@ def test_a_profile_reference_and_a_window_without_the_datetime_column() -> None:
     assert report.verdict == "no_drift"
 
 
-def test_a_categorical_method_on_a_datetime_feature_falls_back_to_the_default() -> None:
-    # GIVEN a spec asking for chi-square on a datetime feature (the spec accepts it)
-    spec = _spec(drift_method="chi2")
-    # WHEN compared
+def test_the_spec_takes_numeric_methods_for_datetime_features_and_refuses_categorical_ones() -> None:
+    # GIVEN a spec asking for chi-square on a datetime feature THEN it is refused, naming the field
+    with pytest.raises(SpecError, match=r"features\.0: drift_method chi2 needs a categorical feature, not datetime"):
+        _spec(drift_method="chi2")
+    # AND one asking for Wasserstein is taken, and the engine judges by it
+    spec = _spec(drift_method="wasserstein")
     signup = _feature(drift_report(_frame(3_000, seed=10), _frame(1_000, seed=11, shift_days=40), spec))
-    # THEN the numeric default decides, and a note says why
-    assert signup.method == "ks" and signup.drifted
-    assert any("chi2 does not apply" in note for note in signup.notes)
+    assert signup.method == "wasserstein" and signup.judged_by == "threshold" and signup.drifted
 
 
 def test_clean_datetime_windows_are_not_flagged_over_20_seeds() -> None:
@@ -171,3 +173,17 @@ def test_clean_datetime_windows_are_not_flagged_over_20_seeds() -> None:
     # THEN at most 5% of the (datetime and numeric) features are flagged
     print(f"false-positive rate with a datetime feature: {flagged / total:.3%} ({flagged}/{total})")
     assert flagged / total <= 0.05
+
+
+@pytest.mark.parametrize("charts", ["matplotlib", "svg"])
+def test_html_labels_datetime_bins_as_dates(charts: str) -> None:
+    # GIVEN a drifted datetime feature drawn by either chart backend
+    spec = _spec()
+    report = drift_report(_frame(3_000, seed=20), _frame(1_000, seed=21, shift_days=60), spec)
+    signup = _feature(report)
+    assert signup.distribution is not None and signup.distribution.unit == "epoch_seconds"
+    # WHEN the HTML report is rendered
+    page = render_html(report, charts=charts)
+    # THEN the axis shows dates of 2024 (the data's year), not seconds since 1970
+    assert re.search(r">2024-\d\d-\d\d<", page), "no date label in the chart"
+    assert f">{signup.distribution.edges[0]:.4g}<" not in page

@@ -111,10 +111,13 @@ class Feature(_Strict):
             raise ValueError(f"allowed values apply to category, string and int features, not {self.type.value}")
         if self.regex is not None and self.type not in (FeatureType.STRING, FeatureType.CATEGORY):
             raise ValueError(f"regex applies to string and category features, not {self.type.value}")
-        numeric_methods = {"ks", "wasserstein"}
-        if self.drift_method in numeric_methods and self.type not in NUMERIC_TYPES:
-            raise ValueError(f"drift_method {self.drift_method} needs a numeric feature, not {self.type.value}")
-        if self.drift_method in {"chi2", "jensen_shannon"} and self.type in NUMERIC_TYPES:
+        # Drift compares datetime features as numbers (seconds since the epoch): numeric methods apply.
+        compared_as_numbers = (*NUMERIC_TYPES, FeatureType.DATETIME)
+        if self.drift_method in {"ks", "wasserstein"} and self.type not in compared_as_numbers:
+            raise ValueError(
+                f"drift_method {self.drift_method} needs a numeric or datetime feature, not {self.type.value}"
+            )
+        if self.drift_method in {"chi2", "jensen_shannon"} and self.type in compared_as_numbers:
             raise ValueError(f"drift_method {self.drift_method} needs a categorical feature, not {self.type.value}")
         return self
 

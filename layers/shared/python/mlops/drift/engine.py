@@ -739,6 +739,8 @@ def drift_report(
             result = compare_feature(feature.name, kind, ref_side, cur_side, feature.drift_method, settings)
         if feature.type is FeatureType.DATETIME:
             result.notes.insert(0, DATETIME_NOTE)
+            if result.distribution is not None:
+                result.distribution.unit = "epoch_seconds"  # the chart labels its bins as dates
         features.append(result)
 
     prediction = None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import html
 import io
+import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from mlops.drift.report import Distribution, DriftReport, FeatureDrift
 
@@ -169,7 +171,17 @@ def _chart_function(charts: str) -> Callable[[Distribution, str], str]:
             raise
         return _svg_chart
     matplotlib.use("svg", force=True)
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable, readable by screen readers
     return _matplotlib_chart
+
+
+def _edge_label(dist: Distribution, value: float) -> str:
+    """A bin edge as the feature reads: a date for datetime features, else a short number."""
+    if dist.unit == "epoch_seconds" and math.isfinite(value):
+        span = (dist.edges[-1] - dist.edges[0]) if dist.edges else 0.0
+        moment = datetime.fromtimestamp(value, UTC)
+        return moment.strftime("%Y-%m-%d" if span > 2 * 86_400 else "%Y-%m-%d %H:%M")
+    return f"{value:.4g}"
 
 
 def _matplotlib_chart(dist: Distribution, name: str) -> str:
@@ -182,6 +194,10 @@ def _matplotlib_chart(dist: Distribution, name: str) -> str:
             axes.stairs(dist.reference, edges, fill=True, alpha=0.45, color=REFERENCE_COLOR, label="reference")
             axes.stairs(dist.current, edges, fill=True, alpha=0.45, color=CURRENT_COLOR, label="current")
             axes.set_xlabel(name)
+            if dist.unit == "epoch_seconds":
+                from matplotlib.ticker import FuncFormatter
+
+                axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _edge_label(dist, value)))
         else:
             positions = range(len(dist.labels))
             width = 0.4
@@ -225,7 +241,7 @@ def _svg_chart(dist: Distribution, name: str) -> str:
         for i in (0, n // 2, n):
             labels.append(
                 f"<text x='{left + plot_w * i / n:.1f}' y='{height - bottom + 14:.1f}' font-size='10'"
-                f" text-anchor='middle'>{dist.edges[i]:.4g}</text>"
+                f" text-anchor='middle'>{_e(_edge_label(dist, dist.edges[i]))}</text>"
             )
     else:
         for i, label in enumerate(dist.labels):

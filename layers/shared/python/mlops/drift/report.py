@@ -56,6 +56,8 @@ class Distribution(_Model):
     """What the HTML overlay draws: bins (numeric: edges; categorical: labels) and proportions."""
 
     kind: Literal["numeric", "categorical"]
+    # "epoch_seconds": the edges are seconds since 1970-01-01 UTC (a datetime feature)
+    unit: Literal["epoch_seconds"] | None = None
     edges: list[float] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list)
     reference: list[float]
