@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,16 +142,17 @@ def build_dependency_layer(name: str, requirements: Path, architecture: str) -> 
         shutil.rmtree(work, ignore_errors=True)
         raise LayerBuildError(f"pip failed building layer {name} from {requirements}:\n{result.stderr[-4000:]}")
     _prune(work / "python")
+    return _publish(work, target, asset_hash, name, compiled=compiled)
+
+
+def _publish(work: Path, target: Path, asset_hash: str, name: str, *, compiled: bool) -> BuiltLayer:
+    """Compile (if asked) the private build directory ``work``, then move it into place as ``target``."""
     if compiled:
         try:
             compile_tree(work / "python")
         except LayerBuildError:
             shutil.rmtree(work, ignore_errors=True)
             raise
-    return _publish(work, target, asset_hash, name)
-
-
-def _publish(work: Path, target: Path, asset_hash: str, name: str) -> BuiltLayer:
     (work / ".complete").write_text(asset_hash)
     try:
         work.rename(target)
@@ -183,6 +185,7 @@ def stage_shared_layer(source: Path, excludes: tuple[str, ...]) -> BuiltLayer:
     asset_hash = digest.hexdigest()
     target = CACHE / f"shared-{asset_hash[:16]}"
     if (target / ".complete").exists():
+        (target / ".complete").touch()  # in use: not old
         return BuiltLayer("shared", target, asset_hash)
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".shared-", dir=CACHE))
@@ -190,13 +193,17 @@ def stage_shared_layer(source: Path, excludes: tuple[str, ...]) -> BuiltLayer:
         destination = work / "python" / path.relative_to(python)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, destination)
-    if compiled:
-        try:
-            compile_tree(work / "python")
-        except LayerBuildError:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-    return _publish(work, target, asset_hash, "shared")
+    _forget_old_shared_layers(keep=target)
+    return _publish(work, target, asset_hash, "shared", compiled=compiled)
+
+
+def _forget_old_shared_layers(keep: Path, days: float = 7.0) -> None:
+    """Each edit of the package stages a new copy; remove copies nobody staged for ``days``."""
+    cutoff = time.time() - days * 86_400
+    for old in CACHE.glob("shared-*"):
+        marker = old / ".complete"
+        if old != keep and marker.exists() and marker.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def directory_size(path: Path) -> int:

@@ -189,6 +189,7 @@ def list_keys(s3: Any, bucket: str, prefixes: Iterable[str]) -> list[tuple[str, 
 
 
 def read_object(s3: Any, bucket: str, key: str) -> bytes:
+    """The bytes of one S3 object (the body stream closed either way)."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
         return bytes(body.read())

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from mlops.errors import ConfigError, InputError, NotFoundError
+from mlops.labels import read_object
 from mlops.registry import Registry, model_pk
 from mlops.spec import NUMERIC_TYPES, FeatureType, ModelSpec
 from mlops.tables import ABSENT, Condition, ConditionFailedError, Put, Update
@@ -337,14 +338,6 @@ def make_shards(objects: Sequence[tuple[str, int]], *, max_bytes: int, max_objec
 
 
 # ------------------------------------------------------------------------------------------- records
-def read_object(s3: Any, bucket: str, key: str) -> bytes:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    try:
-        return bytes(body.read())
-    finally:
-        body.close()
-
-
 def parse_capture(data: bytes, key: str) -> list[dict[str, Any]]:
     """The records of one capture object (JSON lines); broken lines are skipped."""
     records = []
