@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops.platform import service_name as platform_service_name
 from stacks.config import EnvironmentConfig
 from stacks.nag import acknowledge
 
@@ -94,7 +95,7 @@ class MlopsFunction(Construct):
 
 def service_name(config: EnvironmentConfig, name: str) -> str:
     """``mlops-<env>-<function>``: Powertools' service name, the default dimension of its metrics."""
-    return f"mlops-{config.name}-{name.replace('_', '-')}"
+    return platform_service_name(config.name, name)
 
 
 @functools.cache

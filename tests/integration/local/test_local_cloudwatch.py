@@ -209,3 +209,18 @@ def test_runtime_forwards_the_emf_lines_a_function_prints(tmp_path: Path) -> Non
     assert result.function_error is None
     assert [emf_documents("\n".join(lines)) for lines in seen] == [[json.loads(document)]]
     assert "hello" in (tmp_path / "f.log").read_text()
+
+
+def test_an_alarm_sees_only_metrics_with_exactly_its_dimensions(aws: Callable[[str], Any]) -> None:
+    # GIVEN errors emitted with {model, service, version} (Powertools adds service to every metric)
+    put_emf(
+        aws("cloudwatch"), [emf("PredictionErrors", 9.0, model="churn", service="mlops-dev-inference", version="2")]
+    )
+    # AND one alarm naming only {model, version}, another naming all three
+    partial = [{"Name": "model", "Value": "churn"}, {"Name": "version", "Value": "2"}]
+    exact = [*partial, {"Name": "service", "Value": "mlops-dev-inference"}]
+    put_alarm(aws, "partial", "PredictionErrors", Statistic="Sum", Threshold=5, Dimensions=partial)
+    put_alarm(aws, "exact", "PredictionErrors", Statistic="Sum", Threshold=5, Dimensions=exact)
+    # WHEN evaluated THEN only the exact one sees the data, as in CloudWatch (moto alone would match both)
+    changes = AlarmEvaluator(client=aws, region=REGION, account=ACCOUNT).evaluate()
+    assert [(c.alarm, c.new) for c in changes] == [("exact", "ALARM")]

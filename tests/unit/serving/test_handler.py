@@ -129,3 +129,27 @@ def test_refused_artifact_is_counted_per_version_and_once_for_every_model(
     assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MLOps"
     assert {"Name": "ArtifactRefused", "Unit": "Count"} in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
     assert line["service"] == "mlops-inference" and line["ArtifactRefused"] in (1, 1.0, [1.0])
+
+
+def test_canary_alarms_name_exactly_the_dimensions_the_handler_emits(
+    handler: ModuleType, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops.deployment import canary_alarms
+    from mlops.platform import service_name
+
+    # GIVEN the handler deployed in dev (its service name as synth sets it) and a champion
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service_name("dev", "inference"))
+    world.champion(world.register(0))
+    capsys.readouterr()
+    # WHEN a prediction is made
+    status, _ = call(handler, "POST", f"/models/{MODEL}/predict", {"record": world.records[0]})
+    assert status == 200
+    # THEN each canary alarm's dimension set is exactly the one its metric carries (CloudWatch
+    # matches exactly: an alarm missing Powertools' service dimension would never see data)
+    emitted = {
+        name: {d: line[d] for d in line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]}
+        for line in emf_lines(capsys.readouterr().out)
+        for name in (m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"])
+    }
+    for alarm in canary_alarms("dev", MODEL, 1).values():
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == emitted[alarm["MetricName"]], alarm

@@ -43,7 +43,7 @@ from mlops.approval import (
     timeout_seconds,
 )
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
-from mlops.platform import Platform
+from mlops.platform import Platform, service_name
 from mlops.registry import ModelVersion, Registry, Status, model_pk
 from mlops.spec import ModelSpec
 from mlops.specstore import SpecStore
@@ -375,8 +375,16 @@ def alarm_prefix(environment: str) -> str:
 
 
 def canary_alarms(environment: str, model: str, version: int) -> dict[str, dict[str, Any]]:
-    """The canary's alarms by name, as ``PutMetricAlarm`` arguments."""
-    dimensions = [{"Name": "model", "Value": model}, {"Name": "version", "Value": str(version)}]
+    """The canary's alarms by name, as ``PutMetricAlarm`` arguments.
+
+    The dimensions are exactly the inference function's per-version metrics': ``model``,
+    ``version`` and the ``service`` Powertools adds (CloudWatch matches dimension sets exactly).
+    """
+    dimensions = [
+        {"Name": "model", "Value": model},
+        {"Name": "service", "Value": service_name(environment, "inference")},
+        {"Name": "version", "Value": str(version)},
+    ]
     base = f"{alarm_prefix(environment)}{model}-v{version}"
     common = {"Namespace": METRIC_NAMESPACE, "Dimensions": dimensions, "Period": 60, "EvaluationPeriods": 5}
     return {

@@ -30,6 +30,15 @@ PARAMETERS = {
 }
 
 
+def service_name(environment: str, function: str) -> str:
+    """``mlops-<env>-<function>``: a function's Powertools service, the ``service`` dimension of its metrics.
+
+    Metrics carry it (Powertools adds it to every metric), so alarms name it too: CloudWatch matches
+    an alarm's dimensions to a metric's exactly.
+    """
+    return f"mlops-{environment}-{function.replace('_', '-')}"
+
+
 def parameter_path(environment: str) -> str:
     return f"{PARAMETER_PREFIX}/{environment}/"
 

@@ -14,7 +14,8 @@ Local differences, on purpose: an alarm whose metric has no datapoints in its ev
 left as it is (tests and the CLI may set states by hand, and those stay until data arrives), a
 state set by anyone other than the evaluator is kept, alarms on metric math and percentiles are
 not evaluated (listed in ``skipped``), and the evaluation range is the alarm's periods in real
-time.
+time. As in CloudWatch, an alarm only sees a metric whose dimension set is exactly its own (moto
+alone would also match metrics with more dimensions).
 
 Examples
 --------
@@ -163,6 +164,9 @@ class AlarmEvaluator:
         untouched = current == "INSUFFICIENT_DATA" or reason_now.startswith(("Unchecked", EVALUATOR_REASON))
         if not untouched:
             return None  # a state someone set by hand stays until they change it
+        dimensions = alarm.get("Dimensions", [])
+        if not self._metric_exists(cloudwatch, alarm["Namespace"], alarm["MetricName"], dimensions):
+            return None  # no metric with exactly these dimensions: CloudWatch sees no data either
         period = int(alarm.get("Period", 60))
         periods = int(alarm.get("EvaluationPeriods", 1))
         needed = int(alarm.get("DatapointsToAlarm") or periods)
@@ -170,7 +174,7 @@ class AlarmEvaluator:
         points = cloudwatch.get_metric_statistics(
             Namespace=alarm["Namespace"],
             MetricName=alarm["MetricName"],
-            Dimensions=alarm.get("Dimensions", []),
+            Dimensions=dimensions,
             StartTime=start,
             EndTime=now + timedelta(seconds=1),
             Period=period,
@@ -205,6 +209,18 @@ class AlarmEvaluator:
                 )
                 change.notified.append(arn)
         return change
+
+    @staticmethod
+    def _metric_exists(cloudwatch: Any, namespace: str, name: str, dimensions: list[dict[str, str]]) -> bool:
+        """Whether a metric has exactly these dimensions (moto also matches metrics with more)."""
+        wanted = {(d["Name"], d["Value"]) for d in dimensions}
+        for page in cloudwatch.get_paginator("list_metrics").paginate(
+            Namespace=namespace, MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in sorted(wanted)]
+        ):
+            for metric in page.get("Metrics", []):
+                if {(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])} == wanted:
+                    return True
+        return False
 
     def _notification(self, alarm: dict[str, Any], old: str, new: str, reason: str, now: datetime) -> dict[str, Any]:
         """The JSON body CloudWatch sends to an alarm's SNS topic."""
