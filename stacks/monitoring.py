@@ -69,6 +69,13 @@ class MonitoringPipeline(Construct):
             resource_name=f"{self.state_machine_name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        # A Distributed Map's child executions: execution:<machine>/<map run label>:<id>
+        children = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         self.schedule_arn_pattern = stack.format_arn(
             service="scheduler", resource="schedule", resource_name=f"{self.schedule_group_name}/*"
         )
@@ -150,7 +157,10 @@ class MonitoringPipeline(Construct):
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine_arn])
         )
         self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions])
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"],
+                resources=[executions, children],
+            )
         )
         acknowledge_grant_wildcards(
             self.state_machine,

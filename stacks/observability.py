@@ -130,7 +130,9 @@ class Observability(Construct):
         failures: list[cloudwatch.IMetric] = []
         for label, machine in pipelines.items():
             failed = cloudwatch.MathExpression(
-                expression=f"failed_{label} + timedout_{label}",
+                # Step Functions publishes these only when they happen: fill the gaps with 0, or
+                # "failed + timedout" has no point unless both happened in the same period.
+                expression=f"FILL(failed_{label}, 0) + FILL(timedout_{label}, 0)",
                 using_metrics={
                     f"failed_{label}": machine.metric_failed(period=FIVE_MINUTES, statistic="Sum"),
                     f"timedout_{label}": machine.metric_timed_out(period=FIVE_MINUTES, statistic="Sum"),

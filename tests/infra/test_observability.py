@@ -89,7 +89,9 @@ def test_pipeline_failure_alarms_count_failed_and_timed_out(synthesized: Synthes
     # THEN the alarm adds ExecutionsFailed and ExecutionsTimedOut of the state machine
     names = {m["MetricStat"]["Metric"]["MetricName"] for m in failed["Metrics"] if "MetricStat" in m}
     assert names == {"ExecutionsFailed", "ExecutionsTimedOut"}
-    assert [m["Expression"] for m in failed["Metrics"] if "Expression" in m] == ["failed_training + timedout_training"]
+    assert [m["Expression"] for m in failed["Metrics"] if "Expression" in m] == [
+        "FILL(failed_training, 0) + FILL(timedout_training, 0)"
+    ]
 
 
 def test_cloudwatch_may_encrypt_notifications_with_the_topic_key(synthesized: Synthesized) -> None:

@@ -168,3 +168,31 @@ def test_no_dataset_means_skipped(registry: Registry) -> None:
     # GIVEN a model without recorded datasets WHEN it drifts THEN retraining is skipped with the reason
     result = maybe_retrain(_services(registry, FakeStepFunctions()), "other", now=NOW, cooldown_hours=1, run=_run("x"))
     assert result == {"action": "skipped", "reason": "no dataset version recorded"}
+
+
+def test_a_retried_analysis_after_a_failed_start_tries_again_and_starts(registry: Registry) -> None:
+    # GIVEN a run whose start was refused (the claim released whole)
+    failing = FakeStepFunctions(fail=True)
+    first = maybe_retrain(_services(registry, failing), "churn", now=NOW, cooldown_hours=24, run=_run("m-1"))
+    assert first["action"] == "failed"
+    state = get_monitor_state(registry, "churn")
+    assert "last_retrain_run" not in state and "last_retrain_execution" not in state
+    # WHEN the same run is retried and the pipeline now accepts THEN training really starts
+    working = FakeStepFunctions()
+    again = maybe_retrain(
+        _services(registry, working), "churn", now=NOW + timedelta(seconds=5), cooldown_hours=24, run=_run("m-1")
+    )
+    assert again["action"] == "started" and len(working.started) == 1
+
+
+def test_a_claim_whose_start_never_happened_is_started_by_the_retry(registry: Registry) -> None:
+    # GIVEN a run that claimed the retraining, then died before starting it (no execution exists)
+    sfn = FakeStepFunctions()
+    services = _services(registry, sfn)
+    claimed = maybe_retrain(services, "churn", now=NOW, cooldown_hours=24, run=_run("m-1"))
+    sfn.started.clear()  # as if StartExecution had never been called
+    # WHEN Step Functions retries that Analyze THEN the claimed execution is started, by its name
+    again = maybe_retrain(services, "churn", now=NOW + timedelta(seconds=5), cooldown_hours=24, run=_run("m-1"))
+    assert again["action"] == "started" and again.get("repeat") is True
+    assert [s["name"] for s in sfn.started] == [claimed["execution_name"]]
+    assert json.loads(sfn.started[0]["input"])["upload"]["version_id"] == "v-new"

@@ -58,3 +58,13 @@ def test_layout_of_label_objects() -> None:
         "labels/churn/2026/11/22/",
     ]
     assert file_format("x.ndjson", b"{}") == "jsonl" and file_format("x.txt", b"a,b") == "csv"
+
+
+def test_a_file_of_bad_rows_is_reported_by_its_first_20(spec: ModelSpec) -> None:
+    # GIVEN 500 rows with a label that is not a class
+    data = b"request_id,churned\n" + b"".join(b"r-%d,7\n" % i for i in range(500))
+    # WHEN parsed THEN the message names the first 20 rows only, and says it stopped
+    with pytest.raises(InputError) as caught:
+        parse_labels(data, "labels.csv", spec)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 20 and "row 21:" in lines[-1] and lines[-1].endswith("(stopped at the first 20)")

@@ -85,6 +85,7 @@ CASES = [
     ("unknown deployment strategy", _set("deployment.strategy", "blue-green"), "deployment.strategy:"),
     ("canary percent 100", _set("deployment.canary_percent", 100), "deployment.canary_percent:"),
     ("bad schedule", _set("monitoring.schedule", "every day"), "monitoring.schedule:"),
+    ("zero-rate schedule", _set("monitoring.schedule", "rate(0 minutes)"), "monitoring.schedule:"),
     ("p value above one", _set("monitoring.p_value", 1.5), "monitoring.p_value:"),
     (
         "protected attribute not a feature",

@@ -130,6 +130,8 @@ def parse_labels(data: bytes, source: str, spec: ModelSpec) -> list[Label]:
     labels: dict[tuple[str, int], Label] = {}
     rows = 0
     for number, row in _rows(data, source):
+        if len(errors) >= MAX_LABEL_ERRORS:
+            break  # enough to act on; the rest of the file is not read
         rows += 1
         where = f"{source}: row {number}"
         missing = [name for name in ("request_id", target) if name not in row]
@@ -158,8 +160,6 @@ def parse_labels(data: bytes, source: str, spec: ModelSpec) -> list[Label]:
             errors.append(f"{where}: field {target!r} {problem}")
             continue
         labels[(request_id, index)] = Label(request_id, index, row[target])
-        if len(errors) >= MAX_LABEL_ERRORS:
-            break
     if errors:
         more = " (stopped at the first 20)" if len(errors) >= MAX_LABEL_ERRORS else ""
         raise InputError("\n".join(errors) + more)

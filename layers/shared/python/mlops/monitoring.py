@@ -539,7 +539,7 @@ class WindowSketch:
         self.rows += len(frame)
         for name, kind in self.kinds.items():
             if kind == "other":
-                continue  # not compared by the engine (datetimes): only the row count matters
+                continue  # a column the engine does not compare: only the row count matters
             if name == PREDICTION_COLUMN:
                 series = pd.Series(list(predictions), dtype=object)
             elif name in frame.columns:
@@ -1008,7 +1008,8 @@ def find_capture_keys(
     notes: list[str] = []
     scanned = 0
     paginator = s3.get_paginator("list_objects_v2")
-    for prefix in capture_prefixes(model, start, end + timedelta(hours=1)):
+    # Newest first: labels are most likely for recent predictions, so a scan cut short drops old days.
+    for prefix in reversed(capture_prefixes(model, start, end + timedelta(hours=1))):
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 scanned += 1
@@ -1287,8 +1288,9 @@ def maybe_retrain(
     }
     for _ in range(3):
         state = get_monitor_state(registry, model)
-        if state.get("last_retrain_run") == run.get("run_id"):
-            return {"action": "started", "execution_name": state.get("last_retrain_execution"), "repeat": True}
+        if state.get("last_retrain_run") == run.get("run_id") and state.get("last_retrain_execution"):
+            # This run claimed the retraining before (a retried Analyze): make sure it was started.
+            return _ensure_started(services, model, str(state["last_retrain_execution"]), evidence)
         until = cooldown_until(state, cooldown_hours)
         if until is not None and now < until:
             registry.audit.append(
@@ -1339,9 +1341,7 @@ def maybe_retrain(
             continue  # another run claimed it in between: read again (it is now in its cooldown)
         try:
             response = services.sfn.start_execution(
-                stateMachineArn=arn,
-                name=name,
-                input=json.dumps({"upload": upload, "trigger": {"kind": "drift", **evidence}}, default=str),
+                stateMachineArn=arn, name=name, input=_retrain_input(upload, evidence)
             )
         except Exception as exc:
             registry.audit.append(
@@ -1351,18 +1351,42 @@ def maybe_retrain(
                 subject=subject,
                 after={**evidence, "execution_name": name, "error": f"{type(exc).__name__}: {exc}"[:1000]},
                 request_id=request_id,
-                with_ops=[
+                with_ops=[  # the claim released whole: the cooldown and this run's mark
                     Update(
                         registry.table,
                         monitor_key(model),
                         set={"last_retrain_at": previous} if previous else {},
-                        remove=() if previous else ("last_retrain_at",),
+                        remove=("last_retrain_run", "last_retrain_execution")
+                        + (() if previous else ("last_retrain_at",)),
                     )
                 ],
             )
             return {"action": "failed", "error": str(exc)[:500], "execution_name": name}
         return {"action": "started", "execution_name": name, "execution_arn": response["executionArn"]}
     return {"action": "skipped", "reason": "concurrent runs kept claiming the retraining"}
+
+
+def _retrain_input(upload: Mapping[str, Any], evidence: Mapping[str, Any]) -> str:
+    return json.dumps({"upload": upload, "trigger": {"kind": "drift", **evidence}}, default=str)
+
+
+def _ensure_started(services: MonitorServices, model: str, name: str, evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """Start the claimed execution ``name`` if it does not exist yet (StartExecution by name is idempotent).
+
+    A retried Analyze whose first attempt claimed the retraining and then failed before (or after)
+    starting it lands here: an execution of that name already running or done means started.
+    """
+    arn = services.settings.training_state_machine_arn
+    upload = latest_dataset(services.registry, model)
+    if services.sfn is None or not arn or upload is None:
+        return {"action": "started", "execution_name": name, "repeat": True}
+    try:
+        response = services.sfn.start_execution(stateMachineArn=arn, name=name, input=_retrain_input(upload, evidence))
+    except Exception as exc:
+        if "ExecutionAlreadyExists" in type(exc).__name__ or "ExecutionAlreadyExists" in str(exc):
+            return {"action": "started", "execution_name": name, "repeat": True}
+        return {"action": "failed", "error": str(exc)[:500], "execution_name": name}
+    return {"action": "started", "execution_name": name, "execution_arn": response["executionArn"], "repeat": True}
 
 
 # ---------------------------------------------------------------------------------------- failures

@@ -220,7 +220,7 @@ class Monitoring(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule_expression(cls, value: str) -> str:
-        if not re.fullmatch(r"(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))", value):
+        if not re.fullmatch(r"(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))", value):
             raise ValueError(f"{value!r} is not an EventBridge schedule expression (rate(...) or cron(...))")
         return value
 
