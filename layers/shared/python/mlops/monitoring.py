@@ -873,6 +873,8 @@ def plan_run(event: Mapping[str, Any], services: MonitorServices) -> dict[str, A
         "mode": "distributed" if large and items else "inline",
         "window": {"start": _iso(start), "end": _iso(end)},
         "planned_at": _iso(now),
+        # What the window started from: the run advances the window end only if it is still this.
+        "previous_window_end": state.get("last_window_end"),
         "prefix": prefix,
         "shards_key": shards_key,
         "shards": len(items),
@@ -1191,9 +1193,6 @@ def _record_run(
         "last_report_key": summary["report_key"],
         "champion_version": summary["version"],
     }
-    if summary["verdict"] != "too_small":
-        # Too-small windows are not consumed: the next run's window starts where this one did.
-        state_set["last_window_end"] = summary["window"]["end"]
     with contextlib.suppress(ConditionFailedError):  # a retried Analyze: this run is recorded already
         registry.audit.append(
             model,
@@ -1207,6 +1206,20 @@ def _record_run(
                 Update(registry.table, monitor_key(model), set=state_set),
             ],
         )
+    if summary["verdict"] != "too_small":
+        # Too-small windows are not consumed: the next run's window starts where this one did.
+        # The end moves only from where this run's window began: a run overlapping a newer one
+        # (a manual check during a scheduled one) never moves it back.
+        previous = plan.get("previous_window_end")
+        with contextlib.suppress(ConditionFailedError):
+            registry.store.write(
+                Update(
+                    registry.table,
+                    monitor_key(model),
+                    set={"last_window_end": summary["window"]["end"]},
+                    condition=Condition(equals={"last_window_end": previous if previous else ABSENT}),
+                )
+            )
 
 
 def _decimal_safe(value: float) -> float:
