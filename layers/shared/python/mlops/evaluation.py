@@ -31,6 +31,7 @@ import pandas as pd
 from mlops.errors import InputError
 from mlops.spec import NUMERIC_TYPES, FeatureType, ModelSpec
 from mlops.training import class_labels, coerce_frame, model_input, target_array
+from mlops.values import finite_number
 
 # A slice with fewer rows is reported, but flagged: its metrics are too noisy to act on.
 MIN_SLICE_ROWS = 30
@@ -233,7 +234,7 @@ class _Scorer:
                     y_true, y_pred, labels=self.labels, average="macro", zero_division=np.nan
                 )
             for name, value in (("precision", p), ("recall", r), ("f1", f)):
-                metrics[name] = _finite(value)
+                metrics[name] = finite_number(value)
                 if metrics[name] is None:
                     notes[name] = "undefined for every class on these rows"
 
@@ -255,11 +256,11 @@ class _Scorer:
                     auc = roc_auc_score(_equals(y_true, self.positive), proba[:, column])
                 else:
                     auc = roc_auc_score(y_true, proba, multi_class="ovr", labels=self.model_classes)
-                metrics["roc_auc"] = _finite(auc)
+                metrics["roc_auc"] = finite_number(auc)
             except ValueError as exc:
                 notes["roc_auc"] = f"undefined: {exc}"
         try:
-            metrics["log_loss"] = _finite(log_loss(y_true, proba, labels=self.model_classes))
+            metrics["log_loss"] = finite_number(log_loss(y_true, proba, labels=self.model_classes))
         except ValueError as exc:
             notes["log_loss"] = f"undefined: {exc}"
         for name, value in metrics.items():
@@ -275,8 +276,8 @@ def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[dict[str, float
         return metrics, dict.fromkeys(metrics, "no rows")
     notes: dict[str, str] = {}
     error = y_pred - y_true
-    metrics["rmse"] = _finite(np.sqrt(np.mean(error**2)))
-    metrics["mae"] = _finite(np.mean(np.abs(error)))
+    metrics["rmse"] = finite_number(np.sqrt(np.mean(error**2)))
+    metrics["mae"] = finite_number(np.mean(np.abs(error)))
     if rows < 2:
         notes["r2"] = "undefined: needs at least two rows"
     else:
@@ -284,7 +285,7 @@ def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[dict[str, float
         if total == 0:
             notes["r2"] = "undefined: the target is constant on these rows"
         else:
-            metrics["r2"] = _finite(1 - float(np.sum(error**2)) / total)
+            metrics["r2"] = finite_number(1 - float(np.sum(error**2)) / total)
     for name, value in metrics.items():
         if value is None and name not in notes:
             notes[name] = "not a finite number on these rows"
@@ -372,14 +373,6 @@ def _number_text(value: float) -> str:
     if not math.isfinite(value):
         return MISSING_SLICE
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _plain(value: Any) -> Any:

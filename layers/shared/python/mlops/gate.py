@@ -19,12 +19,12 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops.spec import LOWER_IS_BETTER, ModelSpec
+from mlops.values import finite_number
 
 # Float noise allowance when comparing an improvement with min_improvement (0.805 - 0.8 < 0.005).
 _EPSILON = 1e-9
@@ -70,7 +70,7 @@ def gate(
     """
     checks: list[dict[str, Any]] = []
     for metric, bound in spec.gates.metrics.items():
-        value = _number(candidate_metrics.get(metric))
+        value = finite_number(candidate_metrics.get(metric))
         if bound.min is not None:
             checks.append(_threshold(metric, value, "min", bound.min))
         if bound.max is not None:
@@ -80,7 +80,7 @@ def gate(
         checks.append(_champion(spec, candidate_metrics, champion_metrics))
 
     for attribute, result in (fairness or {}).items():
-        impact = _number(result.get("disparate_impact"))
+        impact = finite_number(result.get("disparate_impact"))
         if impact is None:
             continue
         threshold = spec.fairness.min_disparate_impact
@@ -125,7 +125,7 @@ def _threshold(metric: str, value: float | None, kind: str, bound: float) -> dic
 def _champion(spec: ModelSpec, candidate: Mapping[str, Any], champion: Mapping[str, Any]) -> dict[str, Any]:
     metric = spec.primary_metric
     delta = spec.gates.min_improvement
-    value, theirs = _number(candidate.get(metric)), _number(champion.get(metric))
+    value, theirs = finite_number(candidate.get(metric)), finite_number(champion.get(metric))
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
     check: dict[str, Any] = {
         "check": "champion",
@@ -164,16 +164,6 @@ def _champion(spec: ModelSpec, candidate: Mapping[str, Any], champion: Mapping[s
         ),
     )
     return check
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _fmt(value: float) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from mlops.errors import CheckFailedError
 from mlops.spec import LOWER_IS_BETTER, ModelSpec, Scalar
+from mlops.values import finite_number
 
 
 def candidates(spec: ModelSpec) -> list[dict[str, Scalar | None]]:
@@ -120,7 +121,7 @@ def best(results: Sequence[Mapping[str, Any]], metric: str, lower_is_better: boo
     """
     scored = []
     for result in results:
-        value = _number((result.get("metrics") or {}).get(metric))
+        value = finite_number((result.get("metrics") or {}).get(metric))
         if value is not None:
             ranked = value if lower_is_better else -value
             scored.append((ranked, _canonical(result.get("params") or {}), result))
@@ -132,16 +133,6 @@ def best(results: Sequence[Mapping[str, Any]], metric: str, lower_is_better: boo
 
 def _canonical(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 __all__ = ["LOWER_IS_BETTER", "best", "candidates", "grid_size", "search_metric"]

@@ -52,6 +52,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 from mlops.errors import CheckFailedError, InputError, MlopsError, NotFoundError
 from mlops.registry import ModelVersion, Registry
 from mlops.spec import Feature, FeatureType, ModelSpec
+from mlops.values import canonical_label as _canonical_label
 
 logger = logging.getLogger(__name__)
 
@@ -607,26 +608,6 @@ class Predictor(Protocol):
     nbytes: int
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> Prediction: ...
-
-
-def _canonical_label(value: Any) -> str:
-    # Same canonical text as mlops.validation.coerce.label (a test checks they agree), without pandas.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    text = str(value).strip()
-    if text.lower() in ("true", "false"):
-        return text.lower()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if math.isfinite(number) and number.is_integer() and text.lstrip("+-").replace(".", "", 1).isdigit():
-        return str(int(number))
-    return text
 
 
 def _datetime64(value: str | None) -> np.datetime64:

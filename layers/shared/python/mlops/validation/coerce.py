@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops.values import canonical_label as label  # noqa: F401 - the validation name
+
 TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_STRINGS = frozenset({"false", "f", "no", "n", "0"})
 
@@ -61,26 +63,6 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return value if isinstance(value, str) else str(value)
-
-
-def label(value: Any) -> str:
-    """The canonical text of a label, so spec ``1``, CSV ``"1"`` and ``"1.0"`` compare equal."""
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
-    text = str(value).strip()
-    if text.lower() in ("true", "false"):
-        return text.lower()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if np.isfinite(number) and number.is_integer() and text.lstrip("+-").replace(".", "", 1).isdigit():
-        return str(int(number))
-    return text
 
 
 def booleans(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
