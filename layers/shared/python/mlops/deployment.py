@@ -47,6 +47,7 @@ from mlops.platform import Platform, service_name
 from mlops.registry import ModelVersion, Registry, Status, model_pk
 from mlops.spec import ModelSpec
 from mlops.specstore import SpecStore
+from mlops.storage import read_uri
 from mlops.tables import ABSENT, Condition, ConditionFailedError, Put
 
 Strategy = Literal["all_at_once", "canary", "shadow"]
@@ -744,14 +745,7 @@ class DeploymentServices:
         )
 
     def read_json(self, uri: str) -> Any:
-        if not uri.startswith("s3://"):
-            raise InputError(f"{uri!r} is not an s3:// URI")
-        bucket, key = uri[5:].split("/", 1)
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-        try:
-            return json.loads(body.read())
-        finally:
-            body.close()
+        return json.loads(read_uri(self.s3, uri))
 
 
 def _actor(event: Mapping[str, Any]) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from mlops.errors import InputError
 from mlops.spec import ModelSpec
+from mlops.storage import read_object
 
 LABEL_PREFIX = "labels"
 DEFAULT_LOOKBACK_DAYS = 7
@@ -186,15 +187,6 @@ def list_keys(s3: Any, bucket: str, prefixes: Iterable[str]) -> list[tuple[str, 
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             found.extend((item["Key"], int(item["Size"])) for item in page.get("Contents", []))
     return found
-
-
-def read_object(s3: Any, bucket: str, key: str) -> bytes:
-    """The bytes of one S3 object (the body stream closed either way)."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    try:
-        return bytes(body.read())
-    finally:
-        body.close()
 
 
 def load_labels(

@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 
 from mlops.errors import ConfigError, InputError, NotFoundError
-from mlops.labels import read_object
 from mlops.registry import Registry, model_pk
 from mlops.spec import NUMERIC_TYPES, FeatureType, ModelSpec
+from mlops.storage import read_object, read_uri
 from mlops.tables import ABSENT, Condition, ConditionFailedError, Put, Update
 
 MONITOR_ACTOR = "pipeline:monitor"
@@ -967,8 +967,7 @@ def reference_predictions(services: MonitorServices, champion: Any) -> Any:
     uri = (champion.tags or {}).get("predictions_uri")
     if not uri or not str(uri).startswith("s3://"):
         return None
-    bucket, key = str(uri)[5:].split("/", 1)
-    document = json.loads(read_object(services.s3, bucket, key))
+    document = json.loads(read_uri(services.s3, str(uri)))
     return np.asarray(document.get("predictions") or [], dtype=object)
 
 
@@ -1142,8 +1141,7 @@ def _reference_profile(services: MonitorServices, champion: Any) -> Any:
         raise NotFoundError(
             f"model {champion.model!r} version {champion.version} has no registered reference profile (profile_uri)"
         )
-    bucket, key = str(uri)[5:].split("/", 1)
-    return ReferenceProfile.from_json(read_object(services.s3, bucket, key), source=str(uri))
+    return ReferenceProfile.from_json(read_uri(services.s3, str(uri)), source=str(uri))
 
 
 def drift_metrics(summary: Mapping[str, Any], report: Any) -> list[MetricPoint]:

@@ -14,12 +14,13 @@ from typing import Any
 
 from mlops.audit import PLATFORM_CHAIN
 from mlops.datasets import DatasetCatalog, describe_s3_object
-from mlops.errors import CheckFailedError, ConfigError, InputError, MlopsError, NotFoundError
+from mlops.errors import CheckFailedError, ConfigError, MlopsError, NotFoundError
 from mlops.pipeline import DatasetUpload, parse_key
 from mlops.platform import Platform
 from mlops.registry import Registry
 from mlops.spec import ModelSpec
 from mlops.specstore import SpecStore
+from mlops.storage import read_uri
 from mlops.validation.api import validate_stream
 
 PIPELINE_ACTOR = "pipeline:training"
@@ -198,20 +199,8 @@ def _s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def _split_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise InputError(f"{uri!r} is not an s3://bucket/key URI")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
-
-
 def _read_bytes(services: Services, uri: str) -> bytes:
-    bucket, key = _split_uri(uri)
-    body = services.s3.get_object(Bucket=bucket, Key=key)["Body"]
-    try:
-        return bytes(body.read())
-    finally:
-        body.close()
+    return read_uri(services.s3, uri)
 
 
 def _put(services: Services, key: str, data: bytes, content_type: str, **metadata: str) -> str:

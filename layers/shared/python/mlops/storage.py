@@ -1,0 +1,36 @@
+"""Reading S3 objects: one place for ``s3://bucket/key`` URIs and for reading a body to its end.
+
+Examples
+--------
+>>> split_s3_uri("s3://data/artifacts/churn/v1/model.pkl")
+('data', 'artifacts/churn/v1/model.pkl')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops.errors import InputError
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an ``s3://bucket/key`` URI; :class:`InputError` naming anything else."""
+    text = str(uri)
+    if not text.startswith("s3://") or "/" not in text[5:]:
+        raise InputError(f"{text!r} is not an s3://bucket/key URI")
+    bucket, key = text[5:].split("/", 1)
+    return bucket, key
+
+
+def read_object(s3: Any, bucket: str, key: str) -> bytes:
+    """The bytes of one S3 object (the body stream closed either way)."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        return bytes(body.read())
+    finally:
+        body.close()
+
+
+def read_uri(s3: Any, uri: str) -> bytes:
+    """The bytes of the object an ``s3://bucket/key`` URI names."""
+    return read_object(s3, *split_s3_uri(uri))
