@@ -438,26 +438,34 @@ def _choose(method: str, kind: str, current_count: int, settings: _Settings) -> 
     return method, "threshold", settings.distance_threshold
 
 
+def _start(
+    name: str, kind: str, reference: Side, current: Side, exact: bool, has_values: bool, settings: _Settings
+) -> FeatureDrift:
+    """A feature's result before any method: counts and missing rates, or why it is not compared."""
+    result = FeatureDrift(
+        name=name,
+        kind=kind,
+        status="ok",
+        reference_count=reference.count,
+        current_count=current.count,
+        exact=exact,
+        missing=_missing(reference, current, settings),
+    )
+    if reference.count == 0 or not has_values:
+        result.status = "no_reference"
+        result.notes.append("the reference has no values for this feature")
+    elif current.count <= settings.min_rows:
+        result.status = "too_small"
+        result.notes.append(f"{current.count} value(s) in the window; more than {settings.min_rows} needed")
+    return result
+
+
 def compare_numeric(
     name: str, reference: NumericSide, current: NumericSide, method: str, settings: _Settings
 ) -> FeatureDrift:
     """Every numeric method on one column; the chosen one decides (p-values adjusted later)."""
-    result = FeatureDrift(
-        name=name,
-        kind="numeric",
-        status="ok",
-        reference_count=reference.count,
-        current_count=current.count,
-        exact=reference.exact,
-        missing=_missing(reference, current, settings),
-    )
-    if reference.count == 0 or len(reference.values) == 0:
-        result.status = "no_reference"
-        result.notes.append("the reference has no values for this feature")
-        return result
-    if current.count <= settings.min_rows:
-        result.status = "too_small"
-        result.notes.append(f"{current.count} value(s) in the window; more than {settings.min_rows} needed")
+    result = _start(name, "numeric", reference, current, reference.exact, len(reference.values) > 0, settings)
+    if result.status != "ok":
         return result
     ref, cur = reference.values, current.values
     comparison = stats.compare_sorted(ref, cur)
@@ -490,22 +498,8 @@ def compare_categorical(
     name: str, reference: CategoricalSide, current: CategoricalSide, method: str, settings: _Settings
 ) -> FeatureDrift:
     """Every categorical method on one column; unseen and vanished categories listed apart."""
-    result = FeatureDrift(
-        name=name,
-        kind="categorical",
-        status="ok",
-        reference_count=reference.count,
-        current_count=current.count,
-        exact=not reference.truncated,
-        missing=_missing(reference, current, settings),
-    )
-    if reference.count == 0:
-        result.status = "no_reference"
-        result.notes.append("the reference has no values for this feature")
-        return result
-    if current.count <= settings.min_rows:
-        result.status = "too_small"
-        result.notes.append(f"{current.count} value(s) in the window; more than {settings.min_rows} needed")
+    result = _start(name, "categorical", reference, current, not reference.truncated, True, settings)
+    if result.status != "ok":
         return result
     ref_counts, cur_counts = reference.counts, current.counts
     limit = settings.options.list_categories
