@@ -19,7 +19,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from mlops.serving import InferenceService, ServingError
 
@@ -60,10 +61,14 @@ def service() -> InferenceService:
     return _service
 
 
-def _per_version(name: str, unit: MetricUnit, value: float, model: str, version: int | None) -> None:
-    with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
-        metric.add_dimension(name="model", value=model)
-        metric.add_dimension(name="version", value=str(version) if version is not None else "none")
+def _per_version(model: str, version: int | None, *values: tuple[str, MetricUnit, float]) -> None:
+    """Metrics of one model version in one EMF document (dimensions model, version and service)."""
+    document = AmazonCloudWatchEMFProvider(namespace=metrics.namespace)  # service: POWERTOOLS_SERVICE_NAME
+    document.add_dimension(name="model", value=model)
+    document.add_dimension(name="version", value=str(version) if version is not None else "none")
+    for name, unit, value in values:
+        document.add_metric(name=name, unit=unit, value=value)
+    document.flush_metrics()
 
 
 def _artifact_refused(model: str, version: int, reason: str) -> None:
@@ -73,7 +78,7 @@ def _artifact_refused(model: str, version: int, reason: str) -> None:
     dimension, so one alarm on ``ArtifactRefused`` watches every model of the deployment.
     """
     logger.error("model artifact refused", extra={"model": model, "version": version, "reason": reason})
-    _per_version("ArtifactRefused", MetricUnit.Count, 1, model, version)
+    _per_version(model, version, ("ArtifactRefused", MetricUnit.Count, 1))
     metrics.add_metric(name="ArtifactRefused", unit=MetricUnit.Count, value=1)
 
 
@@ -127,9 +132,13 @@ def _predict(event: dict[str, Any], model: str, headers: dict[str, str], request
     result = service().predict(model, _body(event), content_type=headers.get("content-type"), request_id=request_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
     # Per model version: the dimensions the canary alarms watch (mlops.deployment.canary_alarms).
-    _per_version("PredictionLatency", MetricUnit.Milliseconds, elapsed_ms, model, result.version)
-    _per_version("PredictionRecords", MetricUnit.Count, result.records, model, result.version)
-    _per_version("PredictionErrors", MetricUnit.Count, 0, model, result.version)
+    _per_version(
+        model,
+        result.version,
+        ("PredictionLatency", MetricUnit.Milliseconds, elapsed_ms),
+        ("PredictionRecords", MetricUnit.Count, result.records),
+        ("PredictionErrors", MetricUnit.Count, 0),
+    )
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     logger.info(
         "predicted",
@@ -157,7 +166,7 @@ def _refused(exc: ServingError, model: str, request_id: str) -> dict[str, Any]:
     if exc.status >= 500 or exc.code in ("invalid_record",):
         logger.warning("prediction refused", extra={"error": exc.code, "status": exc.status, "detail": exc.message})
     version = getattr(_service.routes.get(model), "champion", None) if _service is not None else None
-    _per_version("PredictionErrors", MetricUnit.Count, 1, model, version)
+    _per_version(model, version, ("PredictionErrors", MetricUnit.Count, 1))
     metrics.add_metric(name="RequestErrors", unit=MetricUnit.Count, value=1)
     return _answer(exc.status, exc.body(request_id), request_id)
 
