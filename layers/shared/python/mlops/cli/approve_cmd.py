@@ -7,14 +7,12 @@ records the identity those credentials belong to as the approver. ``mlops reject
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import click
 
-from mlops.cli.common import AppContext, emit, json_option, pass_app
+from mlops.cli.common import AppContext, emit, json_option, pass_app, signed_request
 from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError, NotFoundError
 
 _ERRORS: dict[int, type[MlopsError]] = {
@@ -25,48 +23,21 @@ _ERRORS: dict[int, type[MlopsError]] = {
 }
 
 
-def _region(app: AppContext, url: str) -> str:
-    host = urlsplit(url).hostname or ""
-    if ".execute-api." in host:
-        return host.split(".execute-api.", 1)[1].split(".", 1)[0]
-    return app.session().region_name or "us-east-1"
-
-
 def signed_post(app: AppContext, path: str, body: dict[str, Any], *, timeout: float = 60) -> dict[str, Any]:
     """POST ``body`` to the platform API at ``path``, signed with the caller's credentials.
 
     Raises the :mod:`mlops.errors` class matching the answer (403 for the four-eyes rule or a
     missing permission is a refused check, exit 1; 404/409 exit 3; 400 exit 2).
     """
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    base = app.platform().api_url
-    if not base:
-        raise NotFoundError(f"environment {app.environment!r} has no API deployed (SSM api-url is missing)")
-    url = base.rstrip("/") + "/" + path.lstrip("/")
-    session = app.session()
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise InputError("no AWS credentials: the approval API identifies approvers by their credentials")
-    data = json.dumps(body).encode()
-    request = AWSRequest(method="POST", url=url, data=data, headers={"Content-Type": "application/json"})
-    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", _region(app, url)).add_auth(request)
-    outgoing = urllib.request.Request(url, data=data, headers=dict(request.headers.items()), method="POST")  # noqa: S310
-    try:
-        with urllib.request.urlopen(outgoing, timeout=timeout) as response:  # noqa: S310 - the platform's API URL
-            return dict(json.loads(response.read() or b"{}"))
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
-        try:
-            answer = json.loads(text)
-            message = answer.get("error") or answer.get("message") or text
-        except ValueError:
-            message = text
-        error = _ERRORS.get(exc.code, MlopsError)
-        raise error(f"{message} (HTTP {exc.code})") from None
-    except urllib.error.URLError as exc:
-        raise MlopsError(f"cannot reach the platform API at {base}: {exc.reason}") from None
+    return signed_request(
+        app,
+        "POST",
+        path,
+        json.dumps(body).encode(),
+        errors=_ERRORS,
+        why_credentials="the approval API identifies approvers by their credentials",
+        timeout=timeout,
+    )
 
 
 def decision_path(model: str, version: int, decision: str) -> str:

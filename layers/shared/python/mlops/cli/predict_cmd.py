@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import click
 
-from mlops.cli.common import AppContext, emit, json_option, pass_app
+from mlops.cli.common import AppContext, emit, json_option, pass_app, signed_request
 from mlops.errors import ConflictError, InputError, MlopsError, NotFoundError
 
 _ERRORS: dict[int, type[MlopsError]] = {
@@ -68,57 +66,6 @@ def request_body(document: Any) -> dict[str, Any]:
     raise InputError("--data must be a JSON object (one record), a list of records, or a request body")
 
 
-def _region(app: AppContext, url: str) -> str:
-    host = urlsplit(url).hostname or ""
-    if ".execute-api." in host:
-        return host.split(".execute-api.", 1)[1].split(".", 1)[0]
-    return app.session().region_name or "us-east-1"
-
-
-def signed_request(
-    app: AppContext, method: str, path: str, body: bytes | None = None, *, timeout: float = 60
-) -> dict[str, Any]:
-    """Call the platform API at ``path`` with the caller's credentials (SigV4, ``execute-api``).
-
-    Raises
-    ------
-    InputError
-        The API refused the request as invalid (400, 413, 415): the message names record and field.
-    NotFoundError, ConflictError, MlopsError
-        Unknown model (404), no champion (409), anything else.
-    """
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    base = app.platform().api_url
-    if not base:
-        raise NotFoundError(f"environment {app.environment!r} has no API deployed (SSM api-url is missing)")
-    url = base.rstrip("/") + "/" + path.lstrip("/")
-    credentials = app.session().get_credentials()
-    if credentials is None:
-        raise InputError("no AWS credentials: the inference API takes SigV4-signed requests")
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
-    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", _region(app, url)).add_auth(request)
-    outgoing = urllib.request.Request(url, data=body, headers=dict(request.headers.items()), method=method)  # noqa: S310
-    try:
-        with urllib.request.urlopen(outgoing, timeout=timeout) as response:  # noqa: S310 - the platform's API URL
-            return dict(json.loads(response.read() or b"{}"))
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
-        try:
-            answer = json.loads(text)
-            message = answer.get("message") or answer.get("error") or text
-            details = answer.get("details") or []
-        except (ValueError, AttributeError):
-            message, details = text, []
-        lines = [f"{message} (HTTP {exc.code})"]
-        lines += [f"  record {d.get('record')}, field {d.get('field')}: {d.get('message')}" for d in details[1:10]]
-        raise _ERRORS.get(exc.code, MlopsError)("\n".join(lines)) from None
-    except urllib.error.URLError as exc:
-        raise MlopsError(f"cannot reach the platform API at {base}: {exc.reason}") from None
-
-
 def _text(result: dict[str, Any]) -> str:
     lines = [f"model {result['model']} version {result['version']} (request {result['request_id']})"]
     probabilities = result.get("probabilities")
@@ -143,5 +90,12 @@ def command(app: AppContext, model: str, data: str) -> None:
     and the request id. Invalid records exit 2 with the record index and field named.
     """
     body = json.dumps(request_body(read_data(data))).encode()
-    result = signed_request(app, "POST", f"models/{quote(model, safe='')}/predict", body)
+    result = signed_request(
+        app,
+        "POST",
+        f"models/{quote(model, safe='')}/predict",
+        body,
+        errors=_ERRORS,
+        why_credentials="the inference API takes SigV4-signed requests",
+    )
     emit(app, result, _text(result))
