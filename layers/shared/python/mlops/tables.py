@@ -28,15 +28,10 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
+from typing import Any, Literal, Protocol
 
 from mlops.errors import ConflictError, InputError
-
-if TYPE_CHECKING:
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-    from botocore.exceptions import ClientError
 
 
 class _Absent:
@@ -201,29 +196,66 @@ def from_dynamo(value: Any) -> Any:
     return value
 
 
-# boto3 is imported on first use, not with this module: importing boto3 costs ~0.1 s of a cold start.
-@cache
-def _serializer() -> TypeSerializer:
-    from boto3.dynamodb.types import TypeSerializer
+# DynamoDB's typed JSON ({"S": ...}, {"N": "1.5"}, {"M": {...}}), written here rather than with
+# boto3's TypeSerializer: importing boto3 costs ~0.07 s of the inference function's cold start, and
+# that function reads the registry without it (mlops.awsapi). tests/unit/registry/test_codec.py
+# checks both directions against boto3's serializer on generated values.
+# Numbers follow boto3: at most 38 significant digits, exponent within DynamoDB's range.
+_NUMBERS = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
-    return TypeSerializer()
+
+def _typed(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | Decimal):
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise InputError(f"{value!r} cannot be stored: only finite numbers can")
+        try:
+            return {"N": str(_NUMBERS.create_decimal(value))}
+        except (ArithmeticError, ValueError):
+            raise InputError(
+                f"{value!r} cannot be stored: DynamoDB numbers have at most 38 digits, magnitude 1E-130 to 1E+125"
+            ) from None
+    if isinstance(value, Mapping):
+        return {"M": {str(k): _typed(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_typed(v) for v in value]}
+    raise InputError(f"a value of type {type(value).__name__} cannot be stored")
 
 
-@cache
-def _deserializer() -> TypeDeserializer:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    return TypeDeserializer()
+def _plain(typed: Mapping[str, Any]) -> Any:
+    ((kind, value),) = typed.items()
+    if kind == "S" or kind == "BOOL":
+        return value
+    if kind == "N":
+        return from_dynamo(Decimal(value))
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _plain(v) for k, v in value.items()}
+    if kind == "L":
+        return [_plain(v) for v in value]
+    if kind == "SS":
+        return list(value)
+    if kind == "NS":
+        return [from_dynamo(Decimal(v)) for v in value]
+    if kind in ("B", "BS"):  # never written by this package; base64 text through mlops.awsapi
+        return value
+    raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    serializer = _serializer()
-    return {k: serializer.serialize(to_dynamo(v)) for k, v in item.items()}
+    """A JSON-like item as DynamoDB attribute values (floats as exact decimals, NaN refused)."""
+    return {k: _typed(to_dynamo(v)) for k, v in item.items()}
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    deserializer = _deserializer()
-    return {k: from_dynamo(deserializer.deserialize(v)) for k, v in item.items()}
+    """DynamoDB attribute values as plain JSON-like values (numbers as int when integral)."""
+    return {k: _plain(v) for k, v in item.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +276,7 @@ class _Expression:
 
     def value(self, value: Any) -> str:
         placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = _serializer().serialize(to_dynamo(value))
+        self.values[placeholder] = _typed(to_dynamo(value))
         return placeholder
 
     def condition(self, condition: Condition | None, key_attribute: str) -> str | None:
@@ -316,8 +348,14 @@ def _check_request(op: Check, key_attribute: str) -> dict[str, Any]:
     return expr.attach(request)
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _error_response(exc: Exception) -> Mapping[str, Any]:
+    """The parsed error of a failed call: botocore's ``ClientError`` and :class:`mlops.awsapi.AwsError` alike."""
+    response = getattr(exc, "response", None)
+    return response if isinstance(response, Mapping) else {}
+
+
+def _error_code(exc: Exception) -> str:
+    return str(_error_response(exc).get("Error", {}).get("Code", ""))
 
 
 class DynamoStore:
@@ -351,8 +389,6 @@ class DynamoStore:
         return deserialize(item) if item is not None else None
 
     def write(self, op: Put | Update) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
         key_attribute = self._schema(op.table).pk
         try:
             if isinstance(op, Put):
@@ -360,14 +396,12 @@ class DynamoStore:
                 return deserialize(serialize(op.item))
             response = self.client.update_item(**_update_request(op, key_attribute), ReturnValues="ALL_NEW")
             return deserialize(response.get("Attributes", {}))
-        except ClientError as exc:
+        except Exception as exc:  # botocore's ClientError or mlops.awsapi.AwsError: told apart by code
             if _error_code(exc) == "ConditionalCheckFailedException":
                 raise ConditionFailedError(f"condition failed on {op.table}") from None
             raise
 
     def transact(self, ops: Sequence[Operation]) -> None:
-        from botocore.exceptions import ClientError
-
         items: list[dict[str, Any]] = []
         for op in ops:
             key_attribute = self._schema(op.table).pk
@@ -381,10 +415,10 @@ class DynamoStore:
             try:
                 self.client.transact_write_items(TransactItems=items)
                 return
-            except ClientError as exc:
+            except Exception as exc:  # botocore's ClientError or mlops.awsapi.AwsError: told apart by code
                 if _error_code(exc) != "TransactionCanceledException":
                     raise
-                reasons = exc.response.get("CancellationReasons") or []
+                reasons = _error_response(exc).get("CancellationReasons") or []
                 codes = [str(r.get("Code", "None")) for r in reasons]
                 failed = tuple(i for i, code in enumerate(codes) if code == "ConditionalCheckFailed")
                 if failed:
