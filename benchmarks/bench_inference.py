@@ -216,19 +216,19 @@ def validation(spec: ModelSpec, records: list[dict[str, Any]], repeat: int) -> d
 _COLD = """
 import json, os, sys, time
 started = time.perf_counter()
-os.environ.update(POWERTOOLS_METRICS_NAMESPACE="MLOps", POWERTOOLS_SERVICE_NAME="mlops-inference",
-                  POWERTOOLS_LOG_LEVEL="WARNING")
 import importlib.util
 spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler)
 imported = time.perf_counter()
+# The production clients, as handler.service() makes them (mlops.awsapi: no boto3).
+from mlops.awsapi import clients_from_env
+assert clients_from_env(os.environ) is not None
+clients = time.perf_counter()
+# The stand-ins for DynamoDB and S3 are filled here; that is the harness's work, not counted.
 from mlops.registry import Registry
 from mlops.serving import InferenceService, MemoryArtifacts, ServingSettings
 from mlops.specstore import SpecStore
 from mlops.spec import parse_spec
-import boto3.dynamodb.types  # the registry's item encoding: every registry read needs it, in Lambda too
-paused = time.perf_counter()
-# The stand-ins for DynamoDB and S3 are filled here; that is the harness's work, not counted.
 state = json.load(open(sys.argv[2]))
 registry = Registry.in_memory()
 spec = parse_spec(state["spec"])
@@ -248,10 +248,11 @@ event = {"resource": "/models/{model}/predict", "path": "/models/%s/predict" % s
 answer = handler.handler(event, C())
 assert answer["statusCode"] == 200, answer
 done = time.perf_counter()
-print(json.dumps({"seconds": (paused - started) + (done - resumed), "import_handler": imported - started,
-                  "registry_encoding": paused - imported, "first_request": done - resumed,
-                  "stand_in_setup_not_counted": resumed - paused,
-                  "heavy": sorted(m for m in ("sklearn", "pandas", "scipy") if m in sys.modules)}))
+print(json.dumps({"seconds": (clients - started) + (done - resumed), "import_handler": imported - started,
+                  "clients": clients - imported, "first_request": done - resumed,
+                  "stand_in_setup_not_counted": resumed - clients,
+                  "heavy": sorted(m for m in ("sklearn", "pandas", "scipy", "boto3", "botocore.session", "yaml")
+                                  if m in sys.modules)}))
 """
 
 _BASELINE = """
@@ -262,13 +263,12 @@ model = pickle.loads(open(sys.argv[1], "rb").read())
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 
-# What production adds to the first request and the stand-ins leave out: creating the boto3 clients
-# (boto3 itself is already imported for the registry's item encoding, counted above).
-_AWS_CLIENTS = """
+# What the inference function no longer pays (mlops.awsapi): importing boto3 and creating its
+# DynamoDB and S3 clients, in a fresh process.
+_BOTO3_CLIENTS = """
 import json, os, time
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-import boto3.dynamodb.types
 started = time.perf_counter()
+import boto3
 boto3.client("dynamodb"); boto3.client("s3")
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
@@ -305,9 +305,28 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
     }
     (workdir / "state.json").write_text(json.dumps(state))
 
+    # As deployed: the function's settings and the shared layer as Lambda gets it (with bytecode);
+    # credentials and region in the environment, as Lambda sets them.
+    sys.path.insert(0, str(ROOT))
+    from stacks.function import RUNTIME_ENVIRONMENT
+    from stacks.layers import SHARED_EXCLUDES, SHARED_SOURCE, stage_shared_layer
+
+    layer = stage_shared_layer(SHARED_SOURCE, SHARED_EXCLUDES).path / "python"
+    lambda_env = {
+        **os.environ,
+        **RUNTIME_ENVIRONMENT,
+        "POWERTOOLS_SERVICE_NAME": "mlops-bench-inference",
+        "PYTHONPATH": str(layer),
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_SESSION_TOKEN": "bench",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
     def process(code: str, *args: str) -> tuple[float, dict[str, Any]]:
         started = time.perf_counter()
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+        env = lambda_env
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, env=env)
         wall = time.perf_counter() - started
         if done.returncode != 0:
@@ -324,13 +343,13 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
     for _ in range(runs):
         wall, inner = process(_COLD, str(HANDLER), str(workdir / "state.json"))
         add("ours_wall", wall)
-        for key in ("seconds", "import_handler", "registry_encoding", "first_request"):
+        for key in ("seconds", "import_handler", "clients", "first_request"):
             add(key, inner[key])
         heavy = inner["heavy"]
         wall, inner = process(_BASELINE, str(workdir / "model.pkl"))
         add("base_wall", wall)
         add("baseline", inner["seconds"])
-        add("aws_clients", process(_AWS_CLIENTS)[1]["seconds"])
+        add("boto3_clients", process(_BOTO3_CLIENTS)[1]["seconds"])
         if onnx_available():
             add("onnx_floor", process(_ONNX_FLOOR, str(workdir / "model.onnx"))[1]["seconds"])
     m = {k: statistics.median(v) for k, v in samples.items()}
@@ -340,13 +359,14 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
         "handler_first_request_s": round(m["seconds"], 3),
         "breakdown_s": {
             "import_handler": round(m["import_handler"], 3),
-            "registry_item_encoding_import": round(m["registry_encoding"], 3),
+            "aws_clients_mlops_awsapi": round(m["clients"], 4),
             "first_request": round(m["first_request"], 3),
         },
         "baseline_import_sklearn_unpickle_s": round(m["baseline"], 3),
         "ratio_baseline_over_ours": round(m["baseline"] / m["seconds"], 2),
-        "aws_client_creation_s": round(m["aws_clients"], 3),
-        "ratio_with_aws_clients": round(m["baseline"] / (m["seconds"] + m["aws_clients"]), 2),
+        "shared_layer_bytecode": any(layer.rglob("*.pyc")),
+        "boto3_import_and_two_clients_s": round(m["boto3_clients"], 3),
+        "ratio_if_boto3_clients_were_used": round(m["baseline"] / (m["seconds"] + m["boto3_clients"]), 2),
         "process_wall_ours_s": round(m["ours_wall"], 3),
         "process_wall_baseline_s": round(m["base_wall"], 3),
         "ratio_wall": round(m["base_wall"] / m["ours_wall"], 2),

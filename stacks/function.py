@@ -23,6 +23,17 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
+# Every function's settings, besides its own. PYDANTIC_DISABLE_PLUGINS: pydantic otherwise scans the
+# entry points of every installed distribution (each layer's) when it builds its first model, on
+# the cold start of every function; the platform uses no pydantic plugin.
+# benchmarks/bench_inference.py runs its cold start under the same settings.
+RUNTIME_ENVIRONMENT: dict[str, str] = {
+    "POWERTOOLS_METRICS_NAMESPACE": "MLOps",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
+}
+
+
 class MlopsFunction(Construct):
     """A Python Lambda from ``functions/<name>/handler.py`` with the platform's defaults.
 
@@ -79,8 +90,7 @@ class MlopsFunction(Construct):
             log_group=self.log_group,
             environment={
                 "POWERTOOLS_SERVICE_NAME": self.service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": "MLOps",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **RUNTIME_ENVIRONMENT,
                 "MLOPS_ENVIRONMENT": config.name,
                 "CODE_REVISION": code_revision(),
                 **(environment or {}),

@@ -28,6 +28,8 @@ def test_every_function_carries_the_defaults(synthesized: Synthesized) -> None:
         assert props["LoggingConfig"]["LogFormat"] == "JSON", logical_id
         assert props["Environment"]["Variables"]["MLOPS_ENVIRONMENT"] == "dev", logical_id
         assert "POWERTOOLS_SERVICE_NAME" in props["Environment"]["Variables"], logical_id
+        # No pydantic plugin scan on any cold start (see stacks.function.RUNTIME_ENVIRONMENT).
+        assert props["Environment"]["Variables"]["PYDANTIC_DISABLE_PLUGINS"] == "__all__", logical_id
         assert len(props["Layers"]) >= 2, logical_id
 
 

@@ -414,6 +414,8 @@ def test_closed_keep_alive_connection_is_reopened(server: tuple[Script, str], sl
     assert answer == {"Item": {"n": {"N": "2"}}}
     assert len(script.seen) == 2
     assert script.seen[0].port != script.seen[1].port
+    # AND the stale connection cost no attempt and no backoff (as botocore's pool)
+    assert sleeps == []
 
 
 def test_each_thread_has_its_own_connection(server: tuple[Script, str]) -> None:

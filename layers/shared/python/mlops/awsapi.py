@@ -21,7 +21,9 @@ What it does, and no more:
 - **Retries** as botocore's ``standard`` mode decides them (3 attempts; connection errors, 5xx,
   throttling and transient codes, a DynamoDB answer failing its CRC32), with a shorter backoff
   (full jitter, 50 ms doubling, capped at 1 s) because a caller is waiting;
-- **Connections**: HTTPS kept alive, one per host and thread (the capture writer has its own).
+- **Connections**: HTTPS kept alive, one per host and thread (the capture writer has its own); a
+  kept-alive connection the server closed is replaced and the request resent at once, without
+  using up an attempt (as botocore's pool does).
 
 :func:`clients_from_env` builds the pair from the Lambda environment (credentials and region in
 environment variables, as Lambda sets them) and answers ``None`` for anything it does not cover
@@ -191,36 +193,41 @@ class _Transport:
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+    def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection to ``netloc`` and whether it was used before."""
         pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
         connection = pool.get((scheme, netloc))
-        if connection is None:
-            if scheme == "https":
-                if _Transport._context is None:
-                    _Transport._context = ssl.create_default_context()
-                connection = http.client.HTTPSConnection(netloc, timeout=TIMEOUT_SECONDS, context=_Transport._context)
-            else:
-                connection = http.client.HTTPConnection(netloc, timeout=TIMEOUT_SECONDS)
-            pool[(scheme, netloc)] = connection
-        return connection
+        if connection is not None:
+            return connection, True
+        if scheme == "https":
+            if _Transport._context is None:
+                _Transport._context = ssl.create_default_context()
+            connection = http.client.HTTPSConnection(netloc, timeout=TIMEOUT_SECONDS, context=_Transport._context)
+        else:
+            connection = http.client.HTTPConnection(netloc, timeout=TIMEOUT_SECONDS)
+        pool[(scheme, netloc)] = connection
+        return connection, False
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> _Answer:
         parts = urlsplit(url)
-        connection = self._connection(parts.scheme, parts.netloc)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        try:
-            connection.request(method, target, body=body or None, headers=dict(headers))
-            response = connection.getresponse()
-            data = response.read()
-        except (http.client.HTTPException, OSError) as exc:  # reset, refused, timed out, stale keep-alive
-            connection.close()
-            self._local.pool.pop((parts.scheme, parts.netloc), None)
-            raise _Retry(f"{type(exc).__name__}: {exc}") from exc
-        answer = _Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
-        if response.will_close:
-            connection.close()
-            self._local.pool.pop((parts.scheme, parts.netloc), None)
-        return answer
+        while True:
+            connection, reused = self._connection(parts.scheme, parts.netloc)
+            try:
+                connection.request(method, target, body=body or None, headers=dict(headers))
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.HTTPException, OSError) as exc:  # reset, refused, timed out, stale keep-alive
+                connection.close()
+                self._local.pool.pop((parts.scheme, parts.netloc), None)
+                if reused:  # a kept-alive connection the server had closed: once more on a new one, for free
+                    continue
+                raise _Retry(f"{type(exc).__name__}: {exc}") from exc
+            answer = _Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+            if response.will_close:
+                connection.close()
+                self._local.pool.pop((parts.scheme, parts.netloc), None)
+            return answer
 
 
 def _backoff(attempt: int) -> None:

@@ -26,7 +26,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops.errors import SpecError
@@ -355,6 +354,8 @@ def parse_spec(document: Any, source: str = "spec") -> ModelSpec:
 
 def parse_spec_text(text: str, source: str = "spec") -> ModelSpec:
     """Parse YAML or JSON text (JSON is YAML) into a validated spec."""
+    import yaml  # here, not at the top: the inference function parses specs from JSON and never needs it
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
