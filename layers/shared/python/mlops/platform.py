@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import Any
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from mlops.errors import ConfigError, NotFoundError
+
+if TYPE_CHECKING:  # boto3 is imported by discover() only: Platform.from_env() runs on cold starts
+    import boto3
 
 PARAMETER_PREFIX = "/mlops"
 
@@ -91,6 +92,8 @@ class Platform:
 
 def discover(environment: str, session: boto3.session.Session | None = None) -> Platform:
     """Read ``/mlops/<environment>/*`` from SSM (endpoint per standard boto3 configuration)."""
+    import boto3
+
     client = (session or boto3.session.Session()).client("ssm")
     values: dict[str, str] = {}
     for page in client.get_paginator("get_parameters_by_path").paginate(Path=parameter_path(environment)):

@@ -51,7 +51,7 @@ from typing import Any
 
 from mlops.audit import AuditTrail, audit_schema, decode_token, encode_token, utc_now
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
-from mlops.spec import MODEL_NAME
+from mlops.specview import MODEL_NAME
 from mlops.tables import (
     ABSENT,
     Check,

@@ -20,6 +20,10 @@ One :class:`InferenceService` per execution environment serves every model of th
   ``captures/<model>/<yyyy>/<mm>/<dd>/<hour>/<request-id>.jsonl`` on a background thread; a failed
   capture write is logged and counted, never turned into a failed prediction.
 
+Serving reads a version's spec as a :class:`mlops.specview.SpecView` (validated when it was
+stored); pydantic is imported only to build the request models, which explain a refused request
+and describe the API, so a cold start's first valid prediction does not import it.
+
 Nothing here reads the environment or creates clients at import time: :class:`ServingSettings`
 reads the environment when asked, and clients are passed in.
 
@@ -44,14 +48,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from mlops.errors import CheckFailedError, InputError, MlopsError, NotFoundError
 from mlops.registry import ModelVersion, Registry
-from mlops.spec import Feature, FeatureType, ModelSpec
+from mlops.specview import FeatureType, FeatureView, SpecView
+
+if TYPE_CHECKING:  # pydantic is imported where a request model is built, not on a cold start's first prediction
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
+    from mlops.spec import Feature, ModelSpec
 from mlops.values import canonical_label as _canonical_label
 
 logger = logging.getLogger(__name__)
@@ -203,8 +211,10 @@ def _iso_datetime(value: str) -> str:
     return value
 
 
-def _field(feature: Feature) -> tuple[Any, Any]:
+def _field(feature: Feature | FeatureView) -> tuple[Any, Any]:
     """The annotation and default of one feature in the request record model."""
+    from pydantic import AfterValidator, Field
+
     kind = feature.type
     constraints: dict[str, Any] = {"description": feature.description or None}
     annotation: Any
@@ -246,7 +256,7 @@ class RequestModels:
     give the JSON Schema of the OpenAPI document, and are not needed to serve a valid request.
     """
 
-    def __init__(self, spec: ModelSpec, *, spec_revision: int | None, max_batch_size: int) -> None:
+    def __init__(self, spec: ModelSpec | SpecView, *, spec_revision: int | None, max_batch_size: int) -> None:
         self.spec = spec
         self.model = spec.name
         self.spec_revision = spec_revision
@@ -259,6 +269,8 @@ class RequestModels:
         built = self._built
         if built is not None:
             return built
+        from pydantic import ConfigDict, Field, TypeAdapter, create_model
+
         with self._lock:
             if self._built is None:
                 name = _class_name(self.spec.name)
@@ -305,6 +317,8 @@ class RequestModels:
         if valid is not None:
             return valid
         # Something is off (or unusual, like True for a Literal[1]): pydantic has the last word.
+        from pydantic import ValidationError
+
         try:
             validated = self.records_adapter.validate_python(records)
         except ValidationError as exc:
@@ -325,7 +339,7 @@ class RecordValidator:
     It never accepts what the pydantic model refuses (a property test checks the two agree).
     """
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec | SpecView) -> None:
         self.names = [f.name for f in spec.features]
         self.known = frozenset(self.names)
         optional = {f.name for f in spec.features if f.nullable or f.type is FeatureType.STRING}
@@ -361,7 +375,7 @@ class RecordValidator:
         return out
 
 
-def _column_check(feature: Feature, optional: bool) -> Callable[[list[Any]], bool]:
+def _column_check(feature: Feature | FeatureView, optional: bool) -> Callable[[list[Any]], bool]:
     """A function that says whether one feature's values (a column) are surely valid."""
     kind = feature.type
     low = feature.min
@@ -461,7 +475,7 @@ def _class_name(model: str) -> str:
     return "".join(part.capitalize() for part in model.replace("-", " ").split()) or "Model"
 
 
-def request_models(spec: ModelSpec, *, spec_revision: int | None, max_batch_size: int) -> RequestModels:
+def request_models(spec: ModelSpec | SpecView, *, spec_revision: int | None, max_batch_size: int) -> RequestModels:
     """The request models of a spec, cached per (model, spec revision, spec fingerprint, batch limit).
 
     Parameters
@@ -619,7 +633,7 @@ def _datetime64(value: str | None) -> np.datetime64:
     return np.datetime64(parsed, "ns")
 
 
-def feature_columns(records: Sequence[Mapping[str, Any]], spec: ModelSpec) -> dict[str, np.ndarray]:
+def feature_columns(records: Sequence[Mapping[str, Any]], spec: ModelSpec | SpecView) -> dict[str, np.ndarray]:
     """The model-input columns of validated records, without pandas (what the ONNX graph takes).
 
     Same values as :func:`mlops.training.model_input`: numbers and booleans as float (missing
@@ -656,7 +670,7 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _class_values(labels: Iterable[Any], spec: ModelSpec) -> list[Any]:
+def _class_values(labels: Iterable[Any], spec: ModelSpec | SpecView) -> list[Any]:
     """Model class labels as the spec writes them (so 1 comes back as 1, not "1")."""
     by_text = {_canonical_label(c): c for c in spec.target.classes or []}
     return [by_text.get(_canonical_label(_plain(c)), _plain(c)) for c in labels]
@@ -667,7 +681,7 @@ class OnnxPredictor:
 
     kind = "onnx"
 
-    def __init__(self, data: bytes, spec: ModelSpec) -> None:
+    def __init__(self, data: bytes, spec: ModelSpec | SpecView) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -725,7 +739,7 @@ class SklearnPredictor:
         return Prediction([self.classes[i] for i in best], probabilities.round(6).tolist(), self.classes)
 
 
-def records_from_frame(frame: Any, spec: ModelSpec) -> list[dict[str, Any]]:
+def records_from_frame(frame: Any, spec: ModelSpec | SpecView) -> list[dict[str, Any]]:
     """Typed training rows (a frame from :func:`mlops.training.coerce_frame`) as request records."""
     records: list[dict[str, Any]] = []
     names = [f.name for f in spec.features if f.name in frame.columns]
@@ -788,7 +802,7 @@ class MemoryArtifacts:
         return self.objects[uri]
 
 
-def load_predictor(version: ModelVersion, spec: ModelSpec, artifacts: ArtifactSource) -> Predictor:
+def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts: ArtifactSource) -> Predictor:
     """Load a version's model after checking its bytes against the registry's sha256.
 
     The ONNX export (tags ``onnx_uri`` and ``onnx_sha256``) is preferred; without one, the
@@ -841,7 +855,9 @@ def load_predictor(version: ModelVersion, spec: ModelSpec, artifacts: ArtifactSo
             else f"{where}: the model artifact cannot be loaded safely; it is not served",
             code="artifact_integrity" if integrity else "artifact_invalid",
         ) from None
-    return SklearnPredictor(pipeline, spec, nbytes=2 * len(data) + 64 * 1024)
+    # A pickled pipeline takes the spec's full model (scikit-learn and pandas are imported anyway).
+    full = spec.model_spec() if isinstance(spec, SpecView) else spec
+    return SklearnPredictor(pipeline, full, nbytes=2 * len(data) + 64 * 1024)
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -853,7 +869,7 @@ class LoadedModel:
     version: int
     predictor: Predictor
     requests: RequestModels
-    spec: ModelSpec
+    spec: ModelSpec | SpecView
 
     @property
     def nbytes(self) -> int:
@@ -1041,7 +1057,7 @@ class InferenceService:
         version_record = self.registry.get_version(model, version)
         from mlops.specstore import SpecStore
 
-        spec = SpecStore(self.registry).get(model, version_record.spec_revision).spec()
+        spec = SpecStore(self.registry).get(model, version_record.spec_revision).view()
         try:
             predictor = load_predictor(version_record, spec, self.artifacts)
         except ArtifactRefusedError as exc:
@@ -1071,7 +1087,7 @@ class InferenceService:
         from mlops.specstore import SpecStore
 
         record = self.registry.get_version(model, version)
-        spec = SpecStore(self.registry).get(model, record.spec_revision).spec()
+        spec = SpecStore(self.registry).get(model, record.spec_revision).view()
         return request_models(spec, spec_revision=record.spec_revision, max_batch_size=self.settings.max_batch_size)
 
     def _champion(self, model: str) -> tuple[Routing, LoadedModel]:
@@ -1259,6 +1275,7 @@ def capture_lines(
 @cache
 def _response_models() -> tuple[type[BaseModel], ...]:
     """The response models of the OpenAPI document (built when the document is first asked for)."""
+    from pydantic import BaseModel, Field
 
     class ErrorDetail(BaseModel):
         record: int | None = Field(description="Index of the record in the batch (0 for a single record)")
@@ -1314,6 +1331,7 @@ def openapi_document(
     max_batch_size
         The batch limit shown for the generic request.
     """
+    from pydantic import ConfigDict, Field, create_model
     from pydantic.json_schema import models_json_schema
 
     generic_record = create_model("Record", __config__=ConfigDict(extra="allow", title="Record"))

@@ -22,13 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops.errors import SpecError
+
+# Defined without pydantic (the registry and serving need them on a cold start); read from here too.
+from mlops.specview import MODEL_NAME as MODEL_NAME
+from mlops.specview import NUMERIC_TYPES as NUMERIC_TYPES
+from mlops.specview import FeatureType as FeatureType
 
 Scalar = str | int | float | bool
 
@@ -57,23 +61,9 @@ LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 
 DRIFT_METHODS = ("auto", "ks", "wasserstein", "psi", "chi2", "jensen_shannon")
 
-MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class FeatureType(StrEnum):
-    FLOAT = "float"
-    INT = "int"
-    BOOL = "bool"
-    CATEGORY = "category"
-    STRING = "string"
-    DATETIME = "datetime"
-
-
-NUMERIC_TYPES = frozenset({FeatureType.FLOAT, FeatureType.INT})
 
 
 class Feature(_Strict):

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.audit import decode_token, encode_token
 from mlops.errors import NotFoundError
 from mlops.registry import Registry, ResultPage, check_actor, check_model_name, model_pk
-from mlops.spec import ModelSpec, parse_spec
+from mlops.specview import SpecView
 from mlops.tables import Condition, Put
+
+if TYPE_CHECKING:  # pydantic's import is paid by whoever parses a spec, not by every reader of the registry
+    from mlops.spec import ModelSpec
 
 
 def spec_key(model: str, revision: int) -> dict[str, str]:
@@ -51,7 +54,13 @@ class SpecRevision:
 
     def spec(self) -> ModelSpec:
         """The stored document as a validated :class:`~mlops.spec.ModelSpec`."""
+        from mlops.spec import parse_spec
+
         return parse_spec(self.document, f"{self.model} spec revision {self.revision}")
+
+    def view(self) -> SpecView:
+        """What serving reads of the stored document, without pydantic (it was checked when stored)."""
+        return SpecView.from_document(self.document, self.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
