@@ -129,7 +129,8 @@ after_valid = sorted(m for m in heavy if m in sys.modules)
 refused = ask({**state["record"], "unexpected": 1})
 print(json.dumps({"valid": valid, "after_valid": after_valid, "refused": refused,
                   "pydantic_after_refusal": "pydantic" in sys.modules,
-                  "clients": [type(production.registry.store.client).__module__, type(production.artifacts.client).__name__]}))
+                  "clients": [type(production.registry.store.client).__module__,
+                              type(production.artifacts.client).__name__]}))
 """
 
 
