@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 HANDLER = ROOT / "functions" / "inference" / "handler.py"
 
 # Every constraint a feature can carry, and a classification target with classes.
-_EVERY_CONSTRAINT = {
+_EVERY_CONSTRAINT: dict[str, Any] = {
     "name": "every-constraint",
     "task": "classification",
     "target": {"name": "label", "classes": ["no", "yes"]},
@@ -139,7 +139,8 @@ def test_a_cold_start_serves_a_valid_request_without_pydantic_boto3_or_yaml(worl
     data = export_onnx(world.trained[0].pipeline, world.spec)
     uri = "s3://bucket/artifacts/churn/0/model.onnx"
     world.artifacts.objects[uri] = data
-    version = world.register(0, **{ONNX_TAG_URI: uri, ONNX_TAG_SHA256: sha256_hex(data)})
+    assert (ONNX_TAG_URI, ONNX_TAG_SHA256) == ("onnx_uri", "onnx_sha256")
+    version = world.register(0, onnx_uri=uri, onnx_sha256=sha256_hex(data))
     world.champion(version)
     store: Any = world.registry.store
     state = {
