@@ -5,10 +5,11 @@ start compile every module it imports, and never keeps the result. This benchmar
 inference function's layers for this machine's architecture the way synth does (``shared``,
 ``runtime``, ``inference``: with ``unchecked-hash`` bytecode), makes a copy of each without any
 ``.pyc``, and times fresh interpreters importing what the function's first request imports
-(the handler, the serving module, boto3, onnxruntime), with ``-B`` (nothing written, as on a
-read-only ``/opt``) and ``-S``: the layers come first on the path, and only what Lambda's runtime
-itself provides (boto3) is found after them, in this virtual environment. Runs alternate between the
-two variants; the ratio is source-only over compiled, medians of the same run.
+(the handler, the serving module, its AWS client ``mlops.awsapi``, onnxruntime), with ``-B``
+(nothing written, as on a read-only ``/opt``) and ``-S``: the layers come first on the path, and
+only what Lambda's runtime itself provides would be found after them, in this virtual environment.
+Runs alternate between the two variants; the ratio is source-only over compiled, medians of the
+same run.
 
     python benchmarks/bench_layers.py [--runs 9]
 """
@@ -40,7 +41,7 @@ from stacks.layers import (  # noqa: E402
 
 ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
-FIRST_REQUEST_IMPORTS = "import handler, mlops.serving, boto3, onnxruntime, numpy"
+FIRST_REQUEST_IMPORTS = "import handler, mlops.serving, mlops.awsapi, onnxruntime, numpy"
 
 
 def source_only(tree: Path, into: Path) -> Path:
@@ -53,7 +54,7 @@ def cold_import(paths: list[Path]) -> float:
     code = (
         "import sys, time; t = time.perf_counter(); "
         f"sys.path[:0] = {[str(p) for p in paths]!r}; "
-        # boto3 is part of Lambda's runtime (compiled there), not of a layer: last on the path
+        # What Lambda's runtime provides (compiled there), not a layer: last on the path
         f"sys.path.append({SITE_PACKAGES!r}); "
         f"{FIRST_REQUEST_IMPORTS}; print(time.perf_counter() - t)"
     )
