@@ -233,7 +233,12 @@ for table, items in state["tables"].items():
         registry.store.raw_put(table, item)
 objects = {uri: open(path, "rb").read() for uri, path in state["files"].items()}
 resumed = time.perf_counter()
-handler._service = InferenceService(registry, MemoryArtifacts(objects), ServingSettings(capture_rate=0.0))
+class Sink:  # the capture bucket's stand-in: production captures every request by default
+    def __init__(self): self.objects = {}
+    def put(self, key, body): self.objects[key] = body
+sink = Sink()
+settings = ServingSettings.from_env(os.environ)
+handler._service = InferenceService(registry, MemoryArtifacts(objects), settings, capture=sink)
 class C:
     function_name = "inference"; memory_limit_in_mb = 1024; aws_request_id = "cold"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:inference"
@@ -244,6 +249,8 @@ event = {"resource": "/models/{model}/predict", "path": "/models/%s/predict" % s
 answer = handler.handler(event, C())
 assert answer["statusCode"] == 200, answer
 done = time.perf_counter()
+handler._service.flush()
+assert len(sink.objects) == 1, "the request was captured"
 print(json.dumps({"seconds": (built - started) + (done - resumed), "import_handler": imported - started,
                   "service": built - imported, "first_request": done - resumed,
                   "stand_in_setup_not_counted": resumed - built,
@@ -314,8 +321,12 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
     from stacks.layers import SHARED_EXCLUDES, SHARED_SOURCE, stage_shared_layer
 
     layer = stage_shared_layer(SHARED_SOURCE, SHARED_EXCLUDES).path / "python"
+    # This machine's proxy and CA settings are not Lambda's (and would make the function use boto3).
+    from mlops.awsapi import DECLINED_SETTINGS
+
+    unlike_lambda = {*DECLINED_SETTINGS, "AWS_CA_BUNDLE", "AWS_ENDPOINT_URL"}
     lambda_env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in unlike_lambda},
         **RUNTIME_ENVIRONMENT,
         "POWERTOOLS_SERVICE_NAME": "mlops-bench-inference",
         "PYTHONPATH": str(layer),

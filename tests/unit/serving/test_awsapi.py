@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
+import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -527,8 +530,28 @@ BASE_ENV = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "SECRET", "AWS
         {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "SECRET"},
         BASE_ENV | {"AWS_USE_FIPS_ENDPOINT": "true"},
         BASE_ENV | {"AWS_USE_DUALSTACK_ENDPOINT": "TRUE"},
+        BASE_ENV | {"AWS_REGION": "us-iso-east-1"},
+        BASE_ENV | {"AWS_REGION": "us-isob-east-1"},
+        BASE_ENV | {"AWS_REGION": "eu-isoe-west-1"},
+        BASE_ENV | {"AWS_REGION": "eusc-de-east-1"},
+        BASE_ENV | {"HTTPS_PROXY": "http://proxy:3128"},
+        BASE_ENV | {"http_proxy": "http://proxy:3128"},
+        BASE_ENV | {"AWS_PROFILE": "dev"},
     ],
-    ids=["nothing", "no-secret", "no-region", "fips", "dualstack"],
+    ids=[
+        "nothing",
+        "no-secret",
+        "no-region",
+        "fips",
+        "dualstack",
+        "iso",
+        "isob",
+        "isoe",
+        "eusc",
+        "https-proxy",
+        "http-proxy",
+        "profile",
+    ],
 )
 def test_clients_from_env_declines(env: dict[str, str]) -> None:
     # GIVEN an environment awsapi does not cover / WHEN clients are built / THEN None (use boto3)
@@ -590,3 +613,70 @@ def test_bucket_names_unfit_for_a_host_go_path_style() -> None:
     # THEN path style, which needs no wildcard certificate match
     assert s3._url("my.bucket", "k") == "https://s3.us-east-1.amazonaws.com/my.bucket/k"
     assert s3._url("MyBucket", "k") == "https://s3.us-east-1.amazonaws.com/MyBucket/k"
+
+
+def test_govcloud_uses_the_commercial_suffix() -> None:
+    clients = clients_from_env(BASE_ENV | {"AWS_REGION": "us-gov-west-1"})
+    assert clients is not None
+    assert clients[0].endpoint == "https://dynamodb.us-gov-west-1.amazonaws.com"
+
+
+def test_a_resent_transaction_carries_one_idempotency_token(server: tuple[Script, str], sleeps: list[float]) -> None:
+    # GIVEN a server that fails the first TransactWriteItems with a 500
+    script, endpoint = server
+    script.replies = [Reply(status=500, body=_json({"__type": "InternalServerError"})), Reply()]
+
+    # WHEN a transaction is written (retried once)
+    _dynamodb(endpoint).transact_write_items(TransactItems=[])
+
+    # THEN both attempts carried the same ClientRequestToken, so DynamoDB applies it once
+    tokens = [json.loads(seen.body)["ClientRequestToken"] for seen in script.seen]
+    assert len(tokens) == 2 and tokens[0] == tokens[1] and len(tokens[0]) == 32
+
+
+# ------------------------------------------------------------------------------------------- HTTPS
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[Script, str, Path]]:
+    """The scripted server behind TLS, with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    script = Script()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield script, f"https://127.0.0.1:{httpd.server_address[1]}", cert
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_https_verifies_the_server_against_aws_ca_bundle(
+    tls_server: tuple[Script, str, Path], sleeps: list[float]
+) -> None:
+    # GIVEN an HTTPS endpoint whose certificate only the bundle in AWS_CA_BUNDLE trusts
+    script, endpoint, cert = tls_server
+    script.default = Reply(body=_json({"Item": {"n": {"N": "1"}}}))
+    trusted = clients_from_env(BASE_ENV | {"AWS_ENDPOINT_URL": endpoint, "AWS_CA_BUNDLE": str(cert)})
+    untrusted = clients_from_env(BASE_ENV | {"AWS_ENDPOINT_URL": endpoint})
+    assert trusted is not None and untrusted is not None
+
+    # WHEN each reads an item
+    answer = trusted[0].get_item(TableName="t", Key={})
+    with pytest.raises(AwsError) as refused:
+        untrusted[0].get_item(TableName="t", Key={})
+
+    # THEN the bundle's client talks TLS to it, and the system trust store refuses the certificate
+    assert answer == {"Item": {"n": {"N": "1"}}}
+    assert refused.value.code == "ConnectionError"
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
+    assert len(script.seen) == 1

@@ -37,6 +37,7 @@ import hmac
 import http.client
 import io
 import json
+import os
 import random
 import re
 import ssl
@@ -188,9 +189,8 @@ class _Retry(Exception):
 class _Transport:
     """HTTP(S) with keep-alive: one connection per (scheme, host) and thread."""
 
-    _context: ssl.SSLContext | None = None
-
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None) -> None:
+        self._tls = tls
         self._local = threading.local()
 
     def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
@@ -200,9 +200,9 @@ class _Transport:
         if connection is not None:
             return connection, True
         if scheme == "https":
-            if _Transport._context is None:
-                _Transport._context = ssl.create_default_context()
-            connection = http.client.HTTPSConnection(netloc, timeout=TIMEOUT_SECONDS, context=_Transport._context)
+            if self._tls is None:
+                raise _Retry("no TLS context for an https endpoint")
+            connection = http.client.HTTPSConnection(netloc, timeout=TIMEOUT_SECONDS, context=self._tls)
         else:
             connection = http.client.HTTPConnection(netloc, timeout=TIMEOUT_SECONDS)
         pool[(scheme, netloc)] = connection
@@ -237,12 +237,22 @@ def _backoff(attempt: int) -> None:
 class _Service:
     service = ""
 
-    def __init__(self, credentials: Credentials, region: str, endpoint: str, *, custom_endpoint: bool) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        region: str,
+        endpoint: str,
+        *,
+        custom_endpoint: bool,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.credentials = credentials
         self.region = region
         self.endpoint = endpoint.rstrip("/")
         self.custom_endpoint = custom_endpoint
-        self._transport = _Transport()
+        if tls is None and self.endpoint.startswith("https://"):
+            tls = ssl.create_default_context()
+        self._transport = _Transport(tls)
 
     def _request(
         self, operation: str, method: str, url: str, headers: dict[str, str], body: bytes, payload_sha256: str
@@ -283,12 +293,32 @@ class _Service:
         raise NotImplementedError
 
 
-def endpoint_for(service: str, region: str, environ: Mapping[str, str]) -> tuple[str, bool]:
-    """The service's endpoint and whether it was configured (botocore's environment variables)."""
+# Regions whose endpoints this client knows: the commercial partition, GovCloud, and China. The
+# others (ISO, EU sovereign, ...) have their own DNS suffixes; boto3 serves them.
+_COMMERCIAL_REGION = re.compile(r"^(us|eu|ap|ca|sa|me|af|il|mx)-(gov-)?[a-z]+-[0-9]+$")
+_CHINA_REGION = re.compile(r"^cn-[a-z]+-[0-9]+$")
+
+
+def dns_suffix(region: str) -> str | None:
+    """``amazonaws.com`` or ``amazonaws.com.cn`` for a region this client knows, else ``None``."""
+    if _CHINA_REGION.match(region):
+        return "amazonaws.com.cn"
+    if _COMMERCIAL_REGION.match(region):
+        return "amazonaws.com"
+    return None
+
+
+def endpoint_for(service: str, region: str, environ: Mapping[str, str]) -> tuple[str, bool] | None:
+    """The service's endpoint and whether it was configured (botocore's environment variables).
+
+    ``None`` when nothing is configured and the region's partition is not one this client knows.
+    """
     configured = environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or environ.get("AWS_ENDPOINT_URL")
     if configured:
         return configured, True
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    suffix = dns_suffix(region)
+    if suffix is None:
+        return None
     return f"https://{service}.{region}.{suffix}", False
 
 
@@ -299,6 +329,9 @@ class DynamoDB(_Service):
     service = "dynamodb"
 
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if operation == "TransactWriteItems" and "ClientRequestToken" not in params:
+            # As botocore does: a resent transaction (after a timeout or a 5xx) is applied once.
+            params = {**params, "ClientRequestToken": os.urandom(16).hex()}
         body = json.dumps(params, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/x-amz-json-1.0",
@@ -377,17 +410,34 @@ class S3(_Service):
         return kind(operation, answer.status, code, message)
 
 
+# Settings this client does not implement: with any of them set, boto3 is used.
+DECLINED_SETTINGS = ("AWS_PROFILE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+
+
 def clients_from_env(environ: Mapping[str, str]) -> tuple[DynamoDB, S3] | None:
-    """DynamoDB and S3 clients from Lambda's environment, or ``None`` where boto3 is needed."""
+    """DynamoDB and S3 clients from Lambda's environment, or ``None`` where boto3 is needed.
+
+    ``None`` without credentials or a region in the environment, with a FIPS or dual-stack endpoint
+    asked for, a profile or a proxy set (:data:`DECLINED_SETTINGS`), or in a region outside the
+    commercial, GovCloud and China partitions. ``AWS_CA_BUNDLE`` is honoured, as botocore does.
+    The TLS context (the CA bundle loaded) is made here, once, when an endpoint is HTTPS.
+    """
     credentials = Credentials.from_env(environ)
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     if credentials is None or not region:
         return None
     if any(environ.get(v, "").lower() == "true" for v in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")):
         return None
-    dynamodb, dynamodb_custom = endpoint_for("dynamodb", region, environ)
-    s3, s3_custom = endpoint_for("s3", region, environ)
+    if any(environ.get(v) for v in DECLINED_SETTINGS):
+        return None
+    dynamodb = endpoint_for("dynamodb", region, environ)
+    s3 = endpoint_for("s3", region, environ)
+    if dynamodb is None or s3 is None:
+        return None
+    tls = None
+    if dynamodb[0].startswith("https://") or s3[0].startswith("https://"):
+        tls = ssl.create_default_context(cafile=environ.get("AWS_CA_BUNDLE") or None)
     return (
-        DynamoDB(credentials, region, dynamodb, custom_endpoint=dynamodb_custom),
-        S3(credentials, region, s3, custom_endpoint=s3_custom),
+        DynamoDB(credentials, region, dynamodb[0], custom_endpoint=dynamodb[1], tls=tls),
+        S3(credentials, region, s3[0], custom_endpoint=s3[1], tls=tls),
     )
