@@ -1,8 +1,8 @@
 """A small AWS client for the inference function: DynamoDB's JSON API and S3 objects, without boto3.
 
 Why it exists: the inference function's first request reads the registry (DynamoDB) and an
-artifact (S3). Importing boto3 and creating its two clients costs that request ~0.15 s
-(botocore loads and indexes the services' JSON models), about as much as numpy, onnxruntime and the
+artifact (S3). Importing boto3 and creating its two clients costs that request ~0.18 s
+(botocore loads and indexes the services' JSON models), more than numpy, onnxruntime and the
 model's session together. ``benchmarks/bench_inference.py`` measures the cold start with this
 client; everything else in the platform keeps using boto3.
 
@@ -23,11 +23,14 @@ What it does, and no more:
   (full jitter, 50 ms doubling, capped at 1 s) because a caller is waiting;
 - **Connections**: HTTPS kept alive, one per host and thread (the capture writer has its own); a
   kept-alive connection the server closed is replaced and the request resent at once, without
-  using up an attempt (as botocore's pool does).
+  using up an attempt (as botocore's pool does); ``TransactWriteItems`` gets one idempotency
+  token for all its attempts, as botocore fills it.
 
 :func:`clients_from_env` builds the pair from the Lambda environment (credentials and region in
-environment variables, as Lambda sets them) and answers ``None`` for anything it does not cover
-(no credentials in the environment, FIPS or dual-stack endpoints); the caller then uses boto3.
+environment variables, as Lambda sets them; ``AWS_CA_BUNDLE`` honoured) and answers ``None`` for
+anything it does not cover: no credentials in the environment, FIPS or dual-stack endpoints, a
+profile or a proxy, a partition other than commercial, GovCloud and China. The caller then uses
+boto3. Not done: following S3's redirect to a bucket in another region.
 """
 
 from __future__ import annotations
