@@ -53,9 +53,7 @@ def service() -> InferenceService:
 
             clients = boto3.client("dynamodb"), boto3.client("s3")
         dynamodb, s3 = clients
-        registry = Registry.for_dynamodb(
-            dynamodb, registry_table=platform.registry_table, audit_table=platform.audit_table
-        )
+        registry = Registry.for_platform(dynamodb, platform)
         _service = InferenceService(
             registry,
             S3Artifacts(s3),

@@ -14,10 +14,7 @@ def registry_from_env() -> Registry:
     """The registry named by the function's environment (one client per execution environment)."""
     import boto3
 
-    platform = Platform.from_env()
-    return Registry.for_dynamodb(
-        boto3.client("dynamodb"), registry_table=platform.registry_table, audit_table=platform.audit_table
-    )
+    return Registry.for_platform(boto3.client("dynamodb"), Platform.from_env())
 
 
 def list_models(registry: Registry, *, next_token: str | None = None, limit: int = 50) -> dict[str, Any]:

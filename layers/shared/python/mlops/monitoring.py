@@ -755,9 +755,7 @@ class MonitorServices:
         from mlops.platform import Platform
 
         platform = Platform.from_env()
-        registry = Registry.for_dynamodb(
-            boto3.client("dynamodb"), registry_table=platform.registry_table, audit_table=platform.audit_table
-        )
+        registry = Registry.for_platform(boto3.client("dynamodb"), platform)
         return cls(
             bucket=platform.data_bucket,
             registry=registry,

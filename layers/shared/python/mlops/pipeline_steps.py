@@ -39,9 +39,7 @@ class Services:
         import boto3
 
         platform = Platform.from_env()
-        registry = Registry.for_dynamodb(
-            boto3.client("dynamodb"), registry_table=platform.registry_table, audit_table=platform.audit_table
-        )
+        registry = Registry.for_platform(boto3.client("dynamodb"), platform)
         return cls(platform=platform, s3=boto3.client("s3"), registry=registry)
 
 

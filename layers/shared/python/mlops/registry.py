@@ -47,7 +47,10 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops.platform import Platform
 
 from mlops.audit import AuditTrail, audit_schema, decode_token, encode_token, utc_now
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
@@ -270,6 +273,11 @@ class Registry:
         """The registry on DynamoDB, given a boto3 ``dynamodb`` client and the table names."""
         store = DynamoStore(client, [registry_schema(registry_table), audit_schema(audit_table)])
         return cls(store, registry_table, AuditTrail(store, audit_table, anchor_table=registry_table))
+
+    @classmethod
+    def for_platform(cls, client: Any, platform: Platform) -> Registry:
+        """The deployment's registry: :meth:`for_dynamodb` on the tables ``platform`` names."""
+        return cls.for_dynamodb(client, registry_table=platform.registry_table, audit_table=platform.audit_table)
 
     @classmethod
     def in_memory(cls, *, clock: Callable[[], str] = utc_now) -> Registry:

@@ -19,9 +19,7 @@ from mlops.registry import ModelSummary, ModelVersion, Registry
 
 def open_registry(app: AppContext) -> Registry:
     """The registry of the environment ``--env`` selects (tables found through SSM)."""
-    platform = app.platform()
-    client = app.session().client("dynamodb")
-    return Registry.for_dynamodb(client, registry_table=platform.registry_table, audit_table=platform.audit_table)
+    return Registry.for_platform(app.session().client("dynamodb"), app.platform())
 
 
 def resolve_actor(app: AppContext, explicit: str | None) -> str:
