@@ -143,11 +143,44 @@ class Search(_Strict):
     metric: str | None = None
 
 
+class Split(_Strict):
+    """How a dataset version is split into training and holdout rows (docs/training-pipeline.md).
+
+    ``hash`` (the default): a row's side is a stable function of its content (the values of
+    ``key``, or of every feature and the target) and ``training.seed``, so a row never moves from
+    training to holdout between dataset versions: appending rows never puts the champion's
+    training rows in the next holdout. ``time``: the newest ``training.test_size`` share of rows by
+    ``time_column`` (a datetime feature) is held out. ``holdout_dataset``: every row of the
+    dataset trains, and the fixed file ``holdout`` (a key in the data bucket, or a local path for
+    offline runs) is the holdout.
+    """
+
+    method: Literal["hash", "time", "holdout_dataset"] = "hash"
+    key: list[str] | None = Field(default=None, min_length=1)
+    time_column: str | None = None
+    holdout: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _method_fields(self) -> Split:
+        if self.method == "time" and not self.time_column:
+            raise ValueError("method time needs time_column (a datetime feature)")
+        if self.method == "holdout_dataset" and not self.holdout:
+            raise ValueError("method holdout_dataset needs holdout (the holdout file's key in the data bucket)")
+        if self.method != "time" and self.time_column is not None:
+            raise ValueError(f"time_column applies to method time, not {self.method}")
+        if self.method != "holdout_dataset" and self.holdout is not None:
+            raise ValueError(f"holdout applies to method holdout_dataset, not {self.method}")
+        if self.method != "hash" and self.key is not None:
+            raise ValueError(f"key applies to method hash, not {self.method}")
+        return self
+
+
 class Training(_Strict):
     estimator: str
     params: dict[str, Scalar | None] = Field(default_factory=dict)
     test_size: float = Field(default=0.2, gt=0, lt=1)
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    split: Split = Field(default_factory=Split)
     backend: Literal["lambda", "sagemaker"] = "lambda"
     instance_type: str = "ml.m5.large"
     search: Search | None = None
@@ -193,6 +226,35 @@ class Deployment(_Strict):
     bake_minutes: int = Field(default=30, ge=0, le=24 * 60)
 
 
+class PerformanceMonitoring(_Strict):
+    """How a labelled window's metrics are judged against the champion's holdout metrics.
+
+    A metric is degraded only when it is worse than its tolerance with ``confidence`` (a one-sided
+    interval that counts the uncertainty of both the window and the holdout), and only when the
+    window has the support to tell: ``min_labelled_rows`` labelled rows, and ``min_support`` rows
+    behind a rate (predicted positives for precision, actual positives for recall).
+    """
+
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    min_labelled_rows: int = Field(default=100, ge=1)
+    min_support: int = Field(default=30, ge=1)
+    # Bounded metrics (accuracy, precision, recall, F1, ROC AUC, R²): an absolute drop.
+    max_metric_drop: float = Field(default=0.05, gt=0)
+    # Error metrics (RMSE, MAE, log loss): a relative increase.
+    max_error_increase: float = Field(default=0.10, gt=0)
+    # Per-metric tolerances, overriding the two above (same units).
+    tolerances: dict[str, float] = Field(default_factory=dict)
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
+
+    @field_validator("tolerances")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, tolerance in value.items():
+            if not tolerance > 0:
+                raise ValueError(f"{name}: a tolerance must be greater than 0 (got {tolerance})")
+        return value
+
+
 class Monitoring(_Strict):
     enabled: bool = True
     schedule: str = "rate(1 day)"
@@ -205,6 +267,7 @@ class Monitoring(_Strict):
     distance_threshold: float = Field(default=0.1, gt=0)
     retrain_on_drift: bool = False
     cooldown_hours: float = Field(default=24, ge=0)
+    performance: PerformanceMonitoring = Field(default_factory=PerformanceMonitoring)
 
     @field_validator("schedule")
     @classmethod
@@ -218,6 +281,19 @@ class Fairness(_Strict):
     protected_attributes: list[str] = Field(default_factory=list)
     # Disparate impact: the lowest group positive rate over the highest must be at least this.
     min_disparate_impact: float = Field(default=0.8, gt=0, le=1)
+    # gate: a candidate whose predictions fall below min_disparate_impact is not registered.
+    # report: the figures are computed and shown, nothing is refused. The dataset's own labels are
+    # always reported, never refused: base rates are a fact about the world, not a data defect.
+    mode: Literal["gate", "report"] = "gate"
+    # Groups with fewer rows are listed but take no part in disparate impact.
+    min_group_size: int = Field(default=30, ge=1)
+
+
+class ValidationSettings(_Strict):
+    """Per-model data validation policy (docs/validation.md)."""
+
+    # Rows that repeat an earlier row exactly: a failed check, a warning, or not checked.
+    duplicate_rows: Literal["error", "warning", "off"] = "error"
 
 
 class ModelSpec(_Strict):
@@ -237,6 +313,7 @@ class ModelSpec(_Strict):
     deployment: Deployment = Field(default_factory=Deployment)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     fairness: Fairness = Field(default_factory=Fairness)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
 
     @field_validator("name")
     @classmethod
@@ -278,6 +355,21 @@ class ModelSpec(_Strict):
         for attribute in self.fairness.protected_attributes:
             if attribute not in names:
                 raise ValueError(f"fairness.protected_attributes: {attribute!r} is not a feature")
+        split = self.training.split
+        for column in split.key or []:
+            if column not in names and column != self.target.name:
+                raise ValueError(f"training.split.key: {column!r} is not a feature or the target")
+        if split.time_column is not None:
+            if split.time_column not in names:
+                raise ValueError(f"training.split.time_column: {split.time_column!r} is not a feature")
+            if self.feature(split.time_column).type != FeatureType.DATETIME:
+                raise ValueError(f"training.split.time_column: {split.time_column!r} is not a datetime feature")
+        for metric in self.monitoring.performance.tolerances:
+            if metric not in valid_metrics:
+                raise ValueError(
+                    f"monitoring.performance.tolerances: {metric!r} is not a {self.task} metric"
+                    f" ({', '.join(valid_metrics)})"
+                )
         return self
 
     # ----------------------------------------------------------------------------------------
