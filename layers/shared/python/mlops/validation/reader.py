@@ -526,7 +526,9 @@ class CsvReader:
             return self._parse_with_csv(block, positions, names, good)
         if not keep.all():
             frame = frame.loc[keep]
-        frame = frame.reset_index(drop=True)
+        # pandas returns ``usecols`` in file order whatever the order asked for: select the
+        # columns by their position label, in the order of ``names``, before naming them.
+        frame = frame[positions].reset_index(drop=True)
         frame.columns = names
         return frame
 
