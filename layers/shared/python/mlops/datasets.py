@@ -1,8 +1,9 @@
 """Dataset versions: what exactly a model was trained on.
 
 A dataset version is the S3 object's ``VersionId`` plus its sha256, size, row count, columns,
-column types (inferred: int, float, bool, string) and a schema fingerprint (sha256 of the ordered
-column names, as in validation reports), who uploaded it and when. Computing it streams the object
+column types (inferred: int, float, bool, string) and a schema fingerprint (sha256 of the sorted
+column names, as in validation reports: columns are matched by name, so their order is not part of
+the schema), who uploaded it and when. Computing it streams the object
 once, in chunks: the bytes pass through sha256 on their way into pandas' chunked CSV reader, so
 memory stays bounded by the chunk size whatever the object's size (a 2 GB CSV never needs 2 GB).
 
@@ -118,7 +119,7 @@ def _merge(a: str, b: str) -> str:
 
 
 def schema_fingerprint(columns: list[str]) -> str:
-    """sha256 of the ordered column names: the same fingerprint validation reports use."""
+    """sha256 of the sorted column names: the same fingerprint validation reports use."""
     from mlops.validation import schema_fingerprint as fingerprint
 
     return fingerprint(columns)

@@ -21,8 +21,13 @@ if TYPE_CHECKING:
 
 
 def schema_fingerprint(columns: list[str]) -> str:
-    """sha256 of the header's column names, in order (part of a dataset version's identity)."""
-    return hashlib.sha256(json.dumps(columns, separators=(",", ":")).encode()).hexdigest()
+    """sha256 of the header's column names, sorted (part of a dataset version's identity).
+
+    Every reader matches columns by header name, so two files with the same columns in another
+    order hold the same schema and get the same fingerprint; the file's own order is kept in the
+    report's ``columns`` and its exact bytes in ``sha256``. A repeated name counts each time.
+    """
+    return hashlib.sha256(json.dumps(sorted(columns), separators=(",", ":")).encode()).hexdigest()
 
 
 def validate_stream(
