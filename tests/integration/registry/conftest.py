@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.dynamodb.responses import DynamoHandler
 
+from mlops.local.patches import serialize_dynamodb
 from mlops.local.testing import create_registry_tables
 from mlops.registry import Registry
 
@@ -18,26 +17,16 @@ REGISTRY_TABLE = "mlops-dev-registry"
 AUDIT_TABLE = "mlops-dev-audit"
 DATA_BUCKET = "mlops-dev-data"
 
-_request_lock = threading.Lock()
-_original_call_action = DynamoHandler.call_action
-
-
-def _atomic_call_action(self: Any) -> Any:
-    with _request_lock:
-        return _original_call_action(self)
-
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws() -> Iterator[None]:
     """moto, with every DynamoDB request applied atomically.
 
-    Real DynamoDB applies each request (a conditional put, an ADD, a transaction) atomically.
-    moto's backend takes no lock, so threads could interleave inside one request, and a cancelled
-    transaction restores a deep copy of the table, undoing other threads' writes. Serializing
-    whole requests restores DynamoDB's guarantee; our code still interleaves freely between
-    requests, which is what the concurrency tests exercise.
+    The same lock the local cloud installs (:func:`mlops.local.patches.serialize_dynamodb`):
+    real DynamoDB applies each request atomically, moto does not. Our code still interleaves
+    freely between requests, which is what the concurrency tests exercise.
     """
-    monkeypatch.setattr(DynamoHandler, "call_action", _atomic_call_action)
+    serialize_dynamodb()
     with mock_aws():
         yield
 

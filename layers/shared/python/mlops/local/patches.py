@@ -4,16 +4,19 @@
   (moto would need Docker);
 - EventBridge rules deliver to every target type, asynchronously, with real input transformers;
 - S3's EventBridge notification sends a properly shaped event to the default bus only;
-- Step Functions Retry back-off and Wait states are compressed (unless real time is asked for).
+- Step Functions Retry back-off and Wait states are compressed (unless real time is asked for);
+- DynamoDB requests are applied one at a time per account and region (:func:`serialize_dynamodb`).
 
-Every patch forwards to the active :class:`mlops.local.cloud.LocalCloud`; with none active, moto's
-own behaviour is used.
+Every patch but the last forwards to the active :class:`mlops.local.cloud.LocalCloud`; with none
+active, moto's own behaviour is used. The DynamoDB lock is always on once installed: it is what
+DynamoDB itself guarantees, so in-process moto tests install it too.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -46,6 +49,46 @@ def scaled(seconds: float) -> float:
     return seconds if cloud is None else cloud.scale_seconds(seconds)
 
 
+_dynamodb_locks: dict[tuple[str, str], threading.RLock] = {}
+_dynamodb_locks_guard = threading.Lock()
+
+
+def dynamodb_lock(account: str, region: str) -> threading.RLock:
+    """The lock every DynamoDB request of ``account`` in ``region`` holds while moto applies it."""
+    with _dynamodb_locks_guard:
+        return _dynamodb_locks.setdefault((account, region), threading.RLock())
+
+
+def serialize_dynamodb() -> None:
+    """Apply each DynamoDB request atomically, as DynamoDB does (process-wide, idempotent).
+
+    DynamoDB applies each request (a conditional put, an ``ADD``, a transaction) atomically.
+    moto's DynamoDB takes no lock: threads of its threaded server interleave inside one request,
+    and a cancelled ``TransactWriteItems`` rolls back by putting back a deep copy of every table it
+    touched, which undoes whatever another request wrote meanwhile (a lost audit event, a lost
+    dataset record, an anchor that no longer matches its chain). Holding one lock per account and
+    region around each whole request restores DynamoDB's guarantee; callers still interleave freely
+    between requests, which is where real races live.
+
+    The seam is ``DynamoHandler.call_action``: a public method of moto's response classes that
+    both moto's server and the in-process ``mock_aws`` call once per request, after the request's
+    account and region are known. The lock is re-entrant (a DynamoDB stream delivering to a Lambda
+    in the same thread would re-enter); the stacks define no stream consumers.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_mlops_serialized", False):
+        return
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with dynamodb_lock(str(self.current_account), str(self.region)):
+            return original(self)
+
+    call_action._mlops_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 def _iso(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -66,6 +109,7 @@ class _ScaledTime:
 def _install() -> None:
     if _active["installed"]:
         return
+    serialize_dynamodb()
     from moto.awslambda import models as lambda_models
     from moto.core.config import default_user_config
     from moto.events import models as events_models
