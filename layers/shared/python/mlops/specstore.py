@@ -1,5 +1,9 @@
 """Spec revisions: every ``spec put`` stores a new revision; no revision is ever overwritten.
 
+A spec is checked completely before it is stored: the parser checked every field, and
+:func:`mlops.estimators.check_estimator_params` checks the estimator's parameter names and search
+space keys against the estimator itself.
+
 Revisions are numbered per model (1, 2, 3, ...) from an atomic counter on the model's META item
 and written with ``attribute_not_exists``, in one transaction with their audit event. Putting a
 spec identical to the latest revision (same canonical JSON) stores nothing and returns that
@@ -109,8 +113,18 @@ class SpecStore:
         -------
         SpecRevision
             The new revision (``changed`` True) or the identical latest one (``changed`` False).
+
+        Raises
+        ------
+        SpecError
+            ``training.params`` or ``training.search.space`` names a parameter the estimator does
+            not take (each named by its path, with the valid names); nothing is stored.
         """
+        # Here, not at the top: the check imports scikit-learn, which readers of specs never need.
+        from mlops.estimators import check_estimator_params
+
         check_actor(actor)
+        check_estimator_params(spec, source=source)
         model = spec.name
         fingerprint = spec.fingerprint()
         latest = self._latest(model)

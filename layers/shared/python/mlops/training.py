@@ -12,6 +12,12 @@ Determinism: the split and the estimator are seeded from ``spec.training.seed``;
 (in the same order), spec and code give the same fitted model, and :mod:`mlops.artifacts` turns it
 into the same bytes.
 
+No leakage between dataset versions: by default a row's side of the split is a function of its
+content and the seed alone (:func:`split_frame`, method ``hash``), so appending rows to a
+dataset never moves a row the champion trained on into the next holdout; :func:`row_fingerprints`
+identify the training rows a registered version saw, so a later evaluation can leave them out
+whatever split made them (docs/training-pipeline.md, "How the holdout is chosen").
+
 Examples
 --------
 >>> frame = load_training_frame("churn.csv", spec)  # doctest: +SKIP
@@ -21,21 +27,23 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import hashlib
+import io
 import platform
+import re
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
-from mlops.errors import InputError, SpecError
-from mlops.spec import ESTIMATORS, FeatureType, ModelSpec, Scalar
+from mlops.errors import CheckFailedError, InputError, SpecError
+from mlops.estimators import check_estimator_params, estimator_class, estimator_param_names, param_path
+from mlops.spec import FeatureType, ModelSpec, Scalar
 from mlops.validation import coerce
 
 # Estimators that need scaled inputs to converge and to weigh features fairly.
@@ -85,7 +93,8 @@ class TrainResult:
     rows_dropped
         Rows left out before the split, by reason (for example a missing target).
     holdout
-        The held-out rows, typed (features and target), with their row numbers as the index.
+        The held-out rows, typed (features and target), with their row numbers as the index
+        (positions in the dataset, or in the holdout file for ``holdout_dataset``).
     classes
         Class labels the model knows (classification), in the model's order.
     seed, test_size
@@ -96,6 +105,8 @@ class TrainResult:
         Warnings the fit raised (convergence and the like), deduplicated.
     fit_seconds
         Wall time of the fit alone.
+    split
+        How the rows were split (:class:`SplitInfo`).
     """
 
     pipeline: Any
@@ -114,10 +125,11 @@ class TrainResult:
     library_versions: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     fit_seconds: float = 0.0
+    split: SplitInfo | None = None
 
     @property
     def holdout_index(self) -> list[int]:
-        """Row numbers (0-based positions in the loaded dataset) of the held-out rows."""
+        """Row numbers (0-based positions in the loaded dataset, or holdout file) of the held-out rows."""
         return [int(i) for i in self.holdout.index]
 
     def summary(self) -> dict[str, Any]:
@@ -137,6 +149,7 @@ class TrainResult:
             "library_versions": dict(self.library_versions),
             "warnings": list(self.warnings),
             "fit_seconds": round(self.fit_seconds, 3),
+            **({"split": self.split.to_dict()} if self.split is not None else {}),
         }
 
 
@@ -327,55 +340,407 @@ def _datetime_parts(name: str, stamps: np.ndarray) -> dict[str, np.ndarray]:
     return {f"{name}__days": days, f"{name}__month": np.where(missing, np.nan, months.astype(np.float64))}
 
 
-# ------------------------------------------------------------------------------------- splitting
-def split(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministic train/holdout split: ``spec.training.test_size`` held out, seeded.
+# ----------------------------------------------------------------------------------- row identity
+# The encoding of row hashes. Registered versions store their training rows' fingerprints, and a
+# later run compares them with its holdout, so the encoding must never change silently: a test
+# pins known values. Change it only with a new version number (old fingerprints then read as
+# "unknown", never as "not seen").
+ROW_HASH_ENCODING = 1
+_FINGERPRINT_SALT = "mlops.row-fingerprint"
+_SPLIT_SALT = "mlops.split"
+# The value code of a missing cell (any fixed 64-bit constant; this one is 2^64 / golden ratio).
+_MISSING_CODE = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
-    Classification splits are stratified by the target when every class has at least two rows
-    and the holdout can hold one of each; otherwise the split is plain random (same seed).
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer (Steele, Lea and Flood 2014): every input bit moves every output bit."""
+    z = values.astype(np.uint64, copy=True)
+    z ^= z >> _S30
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    z ^= z >> _S31
+    return z
+
+
+def _salt(*parts: str) -> np.uint64:
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
+    return np.uint64(int.from_bytes(digest, "big"))
+
+
+def hash_kinds(spec: ModelSpec, columns: list[str] | None = None) -> dict[str, str]:
+    """How each column's values are encoded for row hashing: ``number``, ``datetime`` or ``text``.
 
     Parameters
     ----------
-    frame
-        Rows to split (typed or raw); the index is kept in both parts.
     spec
-        The model spec (target, test size, seed).
+        The model spec (feature types, task).
+    columns
+        Features and/or the target; by default every feature and the target.
+
+    Returns
+    -------
+    dict
+        Column name to kind, sorted by name (the order rows are hashed in).
+    """
+    names = columns if columns is not None else [*spec.feature_names, spec.target.name]
+    kinds: dict[str, str] = {}
+    for name in sorted(names):
+        if name == spec.target.name:
+            kinds[name] = "number" if spec.task == "regression" else "text"
+        else:
+            kind = spec.feature(name).type
+            if kind in (FeatureType.FLOAT, FeatureType.INT, FeatureType.BOOL):
+                kinds[name] = "number"
+            elif kind is FeatureType.DATETIME:
+                kinds[name] = "datetime"
+            else:
+                kinds[name] = "text"
+    return kinds
+
+
+def _value_codes(series: pd.Series, kind: str, canonical: bool) -> np.ndarray:
+    """One uint64 per cell that depends only on the typed value (missing cells share one code)."""
+    if kind == "number":
+        values = series.to_numpy(dtype=np.float64, copy=True)
+        values[values == 0] = 0.0  # -0.0 and 0.0 are the same number
+        missing = np.isnan(values)
+        codes = values.view(np.uint64).copy()
+        codes[missing] = _MISSING_CODE
+        return codes
+    if kind == "datetime":
+        # NaT is the smallest int64, a code no real timestamp has.
+        return np.asarray(series.to_numpy(dtype="datetime64[ns]")).view(np.int64).view(np.uint64).copy()
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    texts = [coerce.label(u) if canonical else str(u) for u in uniques]
+    table = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "big") for t in texts),
+        dtype=np.uint64,
+        count=len(texts),
+    )
+    out = np.full(len(series), _MISSING_CODE, dtype=np.uint64)
+    present = codes >= 0
+    out[present] = table[codes[present]]
+    return out
+
+
+def row_hashes(typed: pd.DataFrame, spec: ModelSpec, kinds: Mapping[str, str], salt: str) -> np.ndarray:
+    """A 64-bit hash of each row's values in ``kinds``' columns, taken by name (column order is irrelevant).
+
+    Each cell's value code is mixed with its column's name and ``salt``, and the row's hash folds
+    the cells in sorted name order. Equal typed values give equal hashes whatever the CSV
+    spelling (``1``, ``1.0``; ISO dates with or without a zone), row position or column order.
+
+    Raises
+    ------
+    InputError
+        A column is not in ``typed``.
+    """
+    missing = [name for name in kinds if name not in typed.columns]
+    if missing:
+        raise InputError(f"{spec.name}: column(s) {', '.join(missing)} needed to hash rows are missing")
+    out = np.full(len(typed), _salt(salt), dtype=np.uint64)
+    for name in sorted(kinds):
+        cells = _value_codes(typed[name], kinds[name], canonical=name == spec.target.name)
+        out = _mix64(out ^ _mix64(cells ^ _salt(salt, name)))
+    return out
+
+
+def row_fingerprints(typed: pd.DataFrame, spec: ModelSpec, kinds: Mapping[str, str] | None = None) -> np.ndarray:
+    """Content identity of each typed row: a hash of every feature and the target (not seeded).
+
+    What a registered version stores of its training rows, so that a later holdout can leave out
+    the rows the champion trained on, whatever split made either of them.
+
+    Parameters
+    ----------
+    typed
+        Typed rows (:func:`coerce_frame`).
+    spec
+        The model spec.
+    kinds
+        Columns and their encodings (:func:`hash_kinds`); by default every feature and the target.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint64, one per row, in row order.
+    """
+    return row_hashes(typed, spec, kinds if kinds is not None else hash_kinds(spec), _FINGERPRINT_SALT)
+
+
+def fingerprint_bytes(fingerprints: np.ndarray) -> bytes:
+    """The distinct fingerprints, sorted, as ``.npy`` bytes (loads without pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.unique(np.asarray(fingerprints, dtype=np.uint64)), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def load_fingerprints(data: bytes, source: str = "fingerprints") -> np.ndarray:
+    """Read :func:`fingerprint_bytes` back (a sorted uint64 array).
+
+    Raises
+    ------
+    CheckFailedError
+        The bytes are not a one-dimensional uint64 ``.npy`` array.
+    """
+    try:
+        values = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise CheckFailedError(f"{source}: not a readable .npy array ({exc})") from None
+    if values.dtype != np.uint64 or values.ndim != 1:
+        raise CheckFailedError(f"{source}: expected a 1-D uint64 array, got {values.dtype} {values.shape}")
+    return np.asarray(values)
+
+
+# ------------------------------------------------------------------------------------- splitting
+@dataclass(frozen=True)
+class HoldoutFile:
+    """A fixed holdout file (``training.split.method: holdout_dataset``) and where it came from.
+
+    Attributes
+    ----------
+    frame
+        Its rows as :func:`load_training_frame` reads them.
+    source
+        ``uri``, ``sha256`` and ``rows``; from S3 also ``bucket``, ``key`` and ``version_id``.
+    """
+
+    frame: pd.DataFrame
+    source: dict[str, Any]
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spec: ModelSpec, uri: str, **source: Any) -> HoldoutFile:
+        """Read a holdout file's bytes (CSV or gzip CSV); ``source`` adds e.g. ``version_id``."""
+        frame = load_training_frame(io.BytesIO(data), spec, source_name=uri)
+        sha256 = hashlib.sha256(data).hexdigest()
+        return cls(frame=frame, source={"uri": uri, **source, "sha256": sha256, "rows": len(frame)})
+
+    @classmethod
+    def from_path(cls, path: str | Path, spec: ModelSpec) -> HoldoutFile:
+        """Read a local holdout file (offline runs)."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(
+                f"training.split.holdout: {path} cannot be read ({exc.strerror or exc}); offline it is a local"
+                " path, in the pipeline a key in the data bucket"
+            ) from None
+        return cls.from_bytes(data, spec, str(path))
+
+
+@dataclass
+class SplitInfo:
+    """How one dataset was split: what a run's evaluation and a model card show.
+
+    Attributes
+    ----------
+    method
+        ``hash``, ``time`` or ``holdout_dataset``.
+    seed, test_size
+        ``training.seed`` (the hash's salt) and ``training.test_size``.
+    key
+        Hash split: the columns hashed (every feature and the target unless ``split.key``).
+    time_column, cutoff
+        Time split: the datetime feature, and the oldest held-out time (ISO 8601).
+    holdout_file
+        Fixed holdout: ``uri``, ``sha256``, ``rows`` (and ``version_id`` from S3).
+    train_rows, holdout_rows
+        Rows on each side.
+    notes
+        What a reader of the metrics should know (a class absent from one side, rows left out).
+    """
+
+    method: str
+    seed: int
+    test_size: float
+    key: list[str] | None = None
+    time_column: str | None = None
+    cutoff: str | None = None
+    holdout_file: dict[str, Any] | None = None
+    train_rows: int = 0
+    holdout_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+def split(
+    frame: pd.DataFrame, spec: ModelSpec, holdout: HoldoutFile | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train/holdout split of typed rows by ``spec.training.split`` (see :func:`split_frame`).
 
     Returns
     -------
     tuple of pandas.DataFrame
         ``(train, holdout)``, each in the original row order.
+    """
+    train_df, holdout_df, _ = split_frame(frame, spec, holdout)
+    return train_df, holdout_df
+
+
+def split_frame(
+    frame: pd.DataFrame, spec: ModelSpec, holdout: HoldoutFile | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, SplitInfo]:
+    """Split typed rows into training and holdout rows, by ``spec.training.split.method``.
+
+    ``hash`` (default): a row is held out when the 64-bit hash of its ``split.key`` values (every
+    feature and the target by default; by column name) salted with ``training.seed``, read as a
+    fraction of 2^64, is below ``training.test_size``. A row's side depends on nothing but its
+    content and the seed: appending, removing or reordering rows or columns never moves another
+    row, and identical rows share a side. The holdout's share is ``test_size`` on average, not
+    exactly; classes are not stratified, because per-class quantiles would move rows between
+    dataset versions (a class missing from one side is noted).
+
+    ``time``: rows at or after the cutoff, the newest ``ceil(test_size * n)``-th time of
+    ``split.time_column``, are held out (ties at the cutoff too); rows without a time train.
+
+    ``holdout_dataset``: every row trains and ``holdout`` (the fixed file; offline, read from
+    ``split.holdout`` as a local path when not given) is the holdout. Dataset rows identical to
+    a holdout row are left out of training.
+
+    Parameters
+    ----------
+    frame
+        Typed rows (:func:`coerce_frame`); the index is kept in both parts.
+    spec
+        The model spec (``training.split``, ``test_size``, ``seed``).
+    holdout
+        The fixed holdout file (``holdout_dataset`` only).
+
+    Returns
+    -------
+    tuple
+        ``(train, holdout, info)``, rows in their original order.
 
     Raises
     ------
     InputError
-        Fewer than two rows, or a split that leaves either side empty.
+        Fewer than two rows, or a split that leaves either side empty (the message says why).
     """
-    from sklearn.model_selection import train_test_split
-
-    rows = len(frame)
+    settings = spec.training.split
     test_size = spec.training.test_size
-    holdout_rows = int(np.ceil(rows * test_size))
-    if rows < 2 or holdout_rows >= rows:
+    info = SplitInfo(method=settings.method, seed=spec.training.seed, test_size=test_size)
+    rows = len(frame)
+    if settings.method == "holdout_dataset":
+        train_df, holdout_df = _fixed_holdout(frame, spec, holdout, info)
+    else:
+        if rows < 2:
+            raise InputError(
+                f"{spec.name}: {rows} row(s) cannot be split into training and holdout (test_size {test_size})"
+            )
+        if settings.method == "time":
+            held = _time_holdout(frame, spec, info)
+        else:
+            kinds = hash_kinds(spec, settings.key)
+            info.key = list(kinds)
+            hashes = row_hashes(frame, spec, kinds, f"{_SPLIT_SALT}:{spec.training.seed}")
+            held = hashes < _threshold(test_size)
+            where = "hash split"
+            fix = "use more rows, a larger training.test_size, or training.split.method holdout_dataset"
+            if not held.any():
+                raise InputError(
+                    f"{spec.name}: the {where} put none of the {rows} rows in the holdout (each row is held out"
+                    f" with probability {test_size}): {fix}"
+                )
+            if held.all():
+                raise InputError(
+                    f"{spec.name}: the {where} put all {rows} rows in the holdout, none to train on: {fix}"
+                )
+        train_df, holdout_df = frame.loc[~held], frame.loc[held]
+    info.train_rows, info.holdout_rows = len(train_df), len(holdout_df)
+    info.notes.extend(_class_notes(train_df, holdout_df, spec))
+    return train_df, holdout_df, info
+
+
+def _threshold(test_size: float) -> np.uint64:
+    return np.uint64(min(int(test_size * 2.0**64), 2**64 - 1))
+
+
+def _time_holdout(frame: pd.DataFrame, spec: ModelSpec, info: SplitInfo) -> np.ndarray:
+    column = spec.training.split.time_column
+    assert column is not None  # the spec requires it for method time
+    info.time_column = column
+    if column not in frame.columns:
+        raise InputError(f"{spec.name}: training.split.time_column {column!r} is not in the dataset")
+    stamps = np.asarray(frame[column].to_numpy(dtype="datetime64[ns]"))
+    present = ~np.isnat(stamps)
+    timed = int(present.sum())
+    if timed == 0:
+        raise InputError(f"{spec.name}: no row has a value for training.split.time_column {column!r}")
+    newest = np.sort(stamps[present])[::-1]
+    cutoff = newest[min(int(np.ceil(timed * spec.training.test_size)), timed) - 1]
+    held = present & (stamps >= cutoff)
+    info.cutoff = pd.Timestamp(cutoff).isoformat()
+    if held.all():
         raise InputError(
-            f"{spec.name}: {rows} row(s) cannot be split into training and holdout (test_size {test_size})"
+            f"{spec.name}: every row is at or after the time split's cutoff {info.cutoff} ({column}), none"
+            " is older to train on: the dataset needs rows from more than one time"
         )
-    stratify = None
-    if spec.task == "classification" and spec.target.name in frame.columns:
-        codes, uniques, _ = coerce.factorized(frame[spec.target.name])
-        canonical = np.asarray([coerce.label(u) for u in uniques] + [""], dtype=object)
-        labels = canonical[codes]  # code -1 (missing) picks the trailing ""
-        counts = pd.Series(labels).value_counts()
-        if counts.min() >= 2 and len(counts) <= holdout_rows and len(counts) <= rows - holdout_rows:
-            stratify = labels
-    positions = np.arange(rows)
-    train_pos, holdout_pos = train_test_split(
-        positions, test_size=test_size, random_state=spec.training.seed, shuffle=True, stratify=stratify
-    )
-    return frame.iloc[np.sort(train_pos)], frame.iloc[np.sort(holdout_pos)]
+    untimed = len(frame) - timed
+    if untimed:
+        info.notes.append(f"{untimed} row(s) without a {column} value are in training (a time split cannot place them)")
+    return held
 
 
-def split_for_training(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fixed_holdout(
+    frame: pd.DataFrame, spec: ModelSpec, holdout: HoldoutFile | None, info: SplitInfo
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if holdout is None:
+        path = spec.training.split.holdout
+        assert path is not None  # the spec requires it for method holdout_dataset
+        holdout = HoldoutFile.from_path(path, spec)
+    info.holdout_file = dict(holdout.source)
+    held = coerce_frame(holdout.frame.reset_index(drop=True), spec)
+    if spec.target.name not in held.columns:
+        raise InputError(f"{holdout.source.get('uri')}: the holdout file has no target column {spec.target.name!r}")
+    valid = held[spec.target.name].notna().to_numpy()
+    if not valid.all():
+        info.notes.append(f"{int((~valid).sum())} holdout row(s) without a valid target are not scored")
+        held = held.loc[valid]
+    if held.empty:
+        raise InputError(f"{holdout.source.get('uri')}: the holdout file has no row with a valid target")
+    # A dataset row that is also a holdout row would be scored on after training on it.
+    overlap = np.isin(row_fingerprints(frame, spec), row_fingerprints(held, spec))
+    if overlap.any():
+        info.notes.append(f"{int(overlap.sum())} dataset row(s) identical to a holdout row are left out of training")
+    train_df = frame.loc[~overlap]
+    if train_df.empty:
+        raise InputError(f"{spec.name}: every dataset row is also in the holdout file; none is left to train on")
+    return train_df, held
+
+
+def _class_notes(train_df: pd.DataFrame, holdout_df: pd.DataFrame, spec: ModelSpec) -> list[str]:
+    target = spec.target.name
+    if spec.task != "classification" or target not in train_df.columns:
+        return []
+
+    def counts(part: pd.DataFrame) -> dict[str, int]:
+        labels = part[target].dropna().map(coerce.label)
+        return {str(k): int(v) for k, v in labels.value_counts().items()}
+
+    trained, held = counts(train_df), counts(holdout_df)
+    notes: list[str] = []
+    for label in sorted(set(trained) | set(held)):
+        if label not in held:
+            notes.append(
+                f"class `{label}` has no holdout row ({trained[label]} in training): the holdout metrics say"
+                " nothing about it"
+            )
+        elif label not in trained:
+            notes.append(
+                f"class `{label}` has no training row ({held[label]} in the holdout): the model cannot predict it"
+            )
+    return notes
+
+
+def split_for_training(
+    frame: pd.DataFrame, spec: ModelSpec, holdout: HoldoutFile | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Exactly the split :func:`train` makes: typed rows with a valid target, then :func:`split`.
 
     Use it to get a candidate's holdout again from the same dataset (to score the champion on
@@ -384,25 +749,38 @@ def split_for_training(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFra
     Parameters
     ----------
     frame
-        The dataset as given to :func:`train` (raw or typed, same row order).
+        The dataset as given to :func:`train` (raw or typed).
     spec
         The model spec.
+    holdout
+        The fixed holdout file, for ``training.split.method: holdout_dataset``.
 
     Returns
     -------
     tuple of pandas.DataFrame
-        ``(train, holdout)`` typed, indexed by row position in ``frame``.
+        ``(train, holdout)`` typed, indexed by row position in ``frame`` (in the holdout file
+        for ``holdout_dataset``).
 
     Raises
     ------
     InputError
         No target column, or too few rows to split.
     """
-    train_df, holdout_df, _ = _prepare_split(frame, spec)
+    train_df, holdout_df, _, _ = prepare_split(frame, spec, holdout)
     return train_df, holdout_df
 
 
-def _prepare_split(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+def prepare_split(
+    frame: pd.DataFrame, spec: ModelSpec, holdout: HoldoutFile | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], SplitInfo]:
+    """Type the rows, leave out those without a valid target, then :func:`split_frame` them.
+
+    Returns
+    -------
+    tuple
+        ``(train, holdout, rows_dropped, info)``: typed frames indexed by row position,
+        the rows left out before the split by reason, and how the split was made.
+    """
     target = spec.target.name
     if target not in frame.columns:
         raise InputError(f"{spec.name}: the dataset has no target column {target!r}")
@@ -413,47 +791,23 @@ def _prepare_split(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, 
         reason = "target missing or not a number" if spec.task == "regression" else "target missing or not a class"
         rows_dropped[reason] = int((~valid_target).sum())
         typed = typed.loc[valid_target]
-    train_df, holdout_df = split(typed, spec)
-    return train_df, holdout_df, rows_dropped
+    train_df, holdout_df, info = split_frame(typed, spec, holdout)
+    return train_df, holdout_df, rows_dropped, info
 
 
 # -------------------------------------------------------------------------------------- pipeline
-def estimator_class(import_path: str) -> type:
-    """Import an estimator class, but only one named in the allow-list ``mlops.spec.ESTIMATORS``.
-
-    Raises
-    ------
-    SpecError
-        The path is not allow-listed.
-    """
-    if import_path not in ESTIMATORS:
-        raise SpecError(f"training.estimator: {import_path!r} is not in the allow-list")
-    module_name, _, class_name = import_path.rpartition(".")
-    estimator: type = getattr(importlib.import_module(module_name), class_name)
-    return estimator
-
-
 def estimator_params(spec: ModelSpec, params_override: Mapping[str, Scalar | None] | None = None) -> dict[str, Any]:
     """The estimator's parameters: the spec's, then the override, then ``random_state`` from the seed.
 
     Raises
     ------
     SpecError
-        A parameter the estimator does not take (named with the valid ones).
+        A parameter the estimator does not take, named by its path in the spec with the valid
+        names (:func:`mlops.estimators.check_estimator_params`, the check ``spec put`` makes).
     """
-    cls = estimator_class(spec.training.estimator)
-    accepted = set(inspect.signature(cls).parameters)
+    check_estimator_params(spec, params_override)
     params: dict[str, Any] = {**spec.training.params, **(params_override or {})}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        where = (
-            "training.search.space" if params_override and set(unknown) & set(params_override) else "training.params"
-        )
-        raise SpecError(
-            f"{where}: {', '.join(unknown)} is not a parameter of {spec.training.estimator}"
-            f" (it takes {', '.join(sorted(accepted))})"
-        )
-    if "random_state" in accepted and params.get("random_state") is None:
+    if "random_state" in estimator_param_names(spec.training.estimator) and params.get("random_state") is None:
         params["random_state"] = spec.training.seed
     return dict(sorted(params.items()))
 
@@ -587,6 +941,7 @@ def train(
     spec: ModelSpec,
     params_override: Mapping[str, Scalar | None] | None = None,
     code_revision: str | None = None,
+    holdout: HoldoutFile | None = None,
 ) -> TrainResult:
     """Split, build and fit the spec's pipeline on a dataset.
 
@@ -604,6 +959,9 @@ def train(
         Estimator parameters replacing the spec's (one search candidate).
     code_revision
         The platform code revision, recorded in ``library_versions``.
+    holdout
+        The fixed holdout file, for ``training.split.method: holdout_dataset`` (offline, read from
+        the spec's local path when not given).
 
     Returns
     -------
@@ -620,7 +978,7 @@ def train(
     from threadpoolctl import threadpool_limits
 
     target = spec.target.name
-    train_df, holdout_df, rows_dropped = _prepare_split(frame, spec)
+    train_df, holdout_df, rows_dropped, split_info = prepare_split(frame, spec, holdout)
 
     features, dropped = feature_plan(spec)
     for name in features:
@@ -647,7 +1005,10 @@ def train(
         try:
             pipeline.fit(x_train, y_train)
         except InvalidParameterError as exc:
-            raise SpecError(f"training.params: {exc}") from None
+            # "The 'max_depth' parameter of ... Got -3 instead.": name the field the value came from.
+            named = re.match(r"The '(\w+)' parameter", str(exc))
+            where = param_path(spec, named.group(1), params_override) if named else "training.params"
+            raise SpecError(f"{where}: {exc}") from None
     fit_seconds = time.perf_counter() - started
     for record in records:
         message = f"{record.category.__name__}: {str(record.message).splitlines()[0][:200]}"
@@ -674,6 +1035,7 @@ def train(
         library_versions=library_versions(code_revision),
         warnings=caught,
         fit_seconds=fit_seconds,
+        split=split_info,
     )
 
 

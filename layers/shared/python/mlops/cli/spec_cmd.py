@@ -9,6 +9,7 @@ import yaml
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.cli.models_cmd import actor_option, open_registry, resolve_actor
+from mlops.estimators import check_estimator_params
 from mlops.spec import load_spec
 from mlops.specstore import SpecRevision, SpecStore
 
@@ -33,9 +34,11 @@ def command() -> None:
 def put(app: AppContext, file: Path, actor: str | None) -> None:
     """Validate FILE (YAML or JSON) and store it as the model's next spec revision.
 
-    A spec identical to the latest revision is not stored again.
+    A spec identical to the latest revision is not stored again. Estimator parameters and search
+    space keys are checked against the estimator before the platform is contacted.
     """
     spec = load_spec(file)
+    check_estimator_params(spec, source=str(file))
     store = SpecStore(open_registry(app))
     revision = store.put(spec, actor=resolve_actor(app, actor), source=file.name)
     data = {k: v for k, v in revision.to_dict().items() if k != "document"}

@@ -13,6 +13,7 @@ import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.errors import CheckFailedError, InputError
+from mlops.estimators import check_estimator_params
 from mlops.profile import ReferenceProfile
 from mlops.spec import load_spec
 from mlops.validation import ValidationReport, validate_file, validate_stream
@@ -47,6 +48,7 @@ def command(
     Prints every failed check with example rows; --json prints the whole report document.
     """
     spec = load_spec(spec_path)
+    check_estimator_params(spec, source=str(spec_path))  # the check `spec put` makes: same message
     reference = ReferenceProfile.load(reference_path) if reference_path is not None else None
     if data == "-":
         report = validate_stream(sys.stdin.buffer, spec, "<stdin>", reference, max_examples)
