@@ -139,18 +139,30 @@ def test_uniqueness_and_duplicate_rows_span_chunks(small_spec: ModelSpec) -> Non
     assert (duplicate.examples[0].row, duplicate.examples[0].note) == (301, "same as row 1")
 
 
-def test_duplicate_rows_severity_is_an_option(small_spec: ModelSpec) -> None:
-    # GIVEN a frame with a duplicated row and a spec without unique columns
-    spec = small_spec.model_copy(
-        update={"features": [f.model_copy(update={"unique": False}) for f in small_spec.features]}
-    )
+def test_duplicate_rows_severity_comes_from_the_spec(small_spec: ModelSpec) -> None:
+    # GIVEN a frame with a duplicated row and specs without unique columns, one per severity
+    document = small_spec.model_dump(mode="json")
+    document["features"] = [{**f, "unique": False} for f in document["features"]]
+    specs = {
+        severity: parse_spec({**document, "validation": {"duplicate_rows": severity}})
+        for severity in ("error", "warning", "off")
+    }
     frame = pd.concat([make_frame(20), make_frame(20).iloc[[5]]], ignore_index=True)
-    # WHEN validated with duplicates as a warning, and with the check off
-    warned = validate_frame(frame, spec, options=ValidationOptions(duplicate_rows="warning"))
-    off = validate_frame(frame, spec, options=ValidationOptions(duplicate_rows="off"))
-    # THEN the warning does not fail the gate, and "off" does not run the check
-    assert warned.valid and warned.find("dataset.duplicate_rows")[0].status is Status.WARNING
-    assert off.valid and not off.find("dataset.duplicate_rows")
+    # WHEN validated under each spec
+    reports = {severity: validate_frame(frame, spec) for severity, spec in specs.items()}
+    # THEN error fails, the warning does not fail the gate, and "off" does not run the check
+    assert not reports["error"].valid and reports["error"].find("dataset.duplicate_rows")[0].failed
+    assert reports["warning"].valid and reports["warning"].find("dataset.duplicate_rows")[0].status is Status.WARNING
+    assert reports["off"].valid and not reports["off"].find("dataset.duplicate_rows")
+    # AND each report records the setting in force
+    assert {s: r.settings["duplicate_rows"] for s, r in reports.items() if r.settings} == {
+        "error": "error",
+        "warning": "warning",
+        "off": "off",
+    }
+    # AND the severity is not a ValidationOptions knob any more (the spec is its one source)
+    with pytest.raises(ValueError, match="duplicate_rows"):
+        ValidationOptions(duplicate_rows="warning")  # type: ignore[call-arg]
 
 
 def test_extra_columns_follow_the_spec_switch(small_spec: ModelSpec) -> None:
@@ -178,9 +190,11 @@ def test_class_balance_and_fairness(small_spec: ModelSpec) -> None:
     frame["churned"] = np.where(frame["plan"] == "a", 1, frame["churned"])  # plan a: always positive
     # WHEN validated
     report = validate_frame(frame, spec)
-    # THEN disparate impact fails naming the groups, and balance details list the counts
+    # THEN the labels' disparate impact is a warning naming the groups (base rates are not a data
+    # defect: the gate judges predictions), and balance details list the counts
     fairness = report.find("fairness.disparate_impact", "plan")[0]
-    assert fairness.status is Status.FAILED
+    assert fairness.status is Status.WARNING and report.valid
+    assert "label disparate impact" in fairness.message and "not refused" in fairness.message
     groups = fairness.details["groups"]
     assert groups["a"]["positive_rate"] == 1.0
     assert sum(g["rows"] for g in groups.values()) == 600

@@ -8,8 +8,9 @@ target) is ``None`` with the reason in ``notes``; evaluation never raises for it
 :meth:`Evaluation.to_dict` is finite or ``None``, so it is valid JSON and a valid DynamoDB item.
 
 For classification each slice also reports its positive-prediction rate, and each protected
-attribute its disparate impact (lowest slice rate over the highest), checked against
-``spec.fairness.min_disparate_impact``.
+attribute its disparate impact (lowest slice rate over the highest, among slices of at least
+``spec.fairness.min_group_size`` rows), checked against ``spec.fairness.min_disparate_impact``;
+the gate refuses a candidate below it when ``spec.fairness.mode`` is ``gate``.
 
 Examples
 --------
@@ -144,6 +145,7 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
             continue
         groups = _slice_labels(typed[attribute], spec.feature(attribute).type)
         rates: dict[str, float] = {}
+        sizes: dict[str, int] = {}
         for value in _ordered_values(groups):
             mask = groups == value
             rows = int(mask.sum())
@@ -153,6 +155,7 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
             positive_rate = scorer.positive_rate(y_pred[mask])
             if positive_rate is not None:
                 rates[value] = positive_rate
+                sizes[value] = rows
             evaluation.slices.append(
                 SliceMetrics(
                     attribute=attribute,
@@ -165,7 +168,7 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
                 )
             )
         if spec.task == "classification":
-            evaluation.fairness[attribute] = _disparate_impact(rates, spec.fairness.min_disparate_impact)
+            evaluation.fairness[attribute] = _disparate_impact(rates, sizes, spec)
     return evaluation
 
 
@@ -346,17 +349,33 @@ def _slice_sort_key(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-def _disparate_impact(rates: dict[str, float], threshold: float) -> dict[str, Any]:
-    result: dict[str, Any] = {"positive_rates": rates, "min_disparate_impact": threshold}
-    if len(rates) < 2:
-        result.update(disparate_impact=None, passed=None, note="fewer than two groups in the holdout")
+def _disparate_impact(rates: dict[str, float], sizes: dict[str, int], spec: ModelSpec) -> dict[str, Any]:
+    """Lowest positive-prediction rate over the highest, among groups of ``min_group_size`` rows.
+
+    Smaller groups keep their rate in ``positive_rates`` and are named in ``excluded_groups``:
+    a handful of rows would otherwise decide the ratio. ``passed`` says whether the ratio meets
+    the minimum; whether that refuses the candidate is the gate's decision (``fairness.mode``).
+    """
+    fairness = spec.fairness
+    compared = {group: rate for group, rate in rates.items() if sizes.get(group, 0) >= fairness.min_group_size}
+    result: dict[str, Any] = {
+        "positive_rates": rates,
+        "group_rows": sizes,
+        "min_disparate_impact": fairness.min_disparate_impact,
+        "min_group_size": fairness.min_group_size,
+        "excluded_groups": [group for group in rates if group not in compared],
+        "mode": fairness.mode,
+    }
+    if len(compared) < 2:
+        note = f"fewer than two groups with at least {fairness.min_group_size} rows in the holdout"
+        result.update(disparate_impact=None, passed=None, note=note)
         return result
-    highest, lowest = max(rates.values()), min(rates.values())
+    highest, lowest = max(compared.values()), min(compared.values())
     if highest == 0:
         result.update(disparate_impact=None, passed=None, note="no group has a positive prediction")
         return result
     impact = lowest / highest
-    result.update(disparate_impact=impact, passed=impact >= threshold)
+    result.update(disparate_impact=impact, passed=impact >= fairness.min_disparate_impact)
     return result
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.spec import ModelSpec
-from mlops.validation.engine import ValidationOptions, Validator, read_as_text
+from mlops.validation.engine import ValidationOptions, Validator, read_as_text, settings_in_force
 from mlops.validation.reader import DEFAULT_BLOCK_SIZE, CsvReader
 from mlops.validation.report import CheckResult, SourceInfo, Status, ValidationReport
 
@@ -196,6 +196,7 @@ def _report(
         columns=columns,
         schema_fingerprint=schema_fingerprint(columns) if columns else None,
         reference_used=reference is not None,
+        settings=settings_in_force(spec),
         duration_seconds=round(time.perf_counter() - started, 4),
         summary=summary,
         checks=checks,

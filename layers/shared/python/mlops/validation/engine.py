@@ -24,16 +24,17 @@ from mlops.validation.report import CheckResult, Example, Status
 if TYPE_CHECKING:
     from mlops.profile import ColumnProfile, ReferenceProfile
 
-Severity = Literal["error", "warning", "off"]
-
 
 class ValidationOptions(BaseModel):
-    """Knobs that are not part of the model spec (defaults are the platform's policy)."""
+    """Knobs that are not part of the model spec (defaults are the platform's policy).
+
+    The per-model settings come from the spec, never from here: ``validation.duplicate_rows``
+    (error, warning or off) and ``fairness.min_group_size`` (see :func:`settings_in_force`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_examples: int = Field(default=5, ge=0, le=1000)
-    duplicate_rows: Severity = "error"
     # Reference checks: shift of the mean in reference standard deviations, ratio of standard
     # deviations, absolute change of the missing rate, share of rows holding unseen categories.
     reference_severity: Literal["error", "warning"] = "error"
@@ -41,8 +42,20 @@ class ValidationOptions(BaseModel):
     std_ratio_bounds: tuple[float, float] = (0.5, 2.0)
     max_missing_rate_change: float = Field(default=0.1, gt=0, le=1)
     max_new_category_fraction: float = Field(default=0.0, ge=0, le=1)
-    # Groups smaller than this are reported but do not take part in disparate impact.
-    fairness_min_group_size: int = Field(default=1, ge=1)
+
+
+def settings_in_force(spec: ModelSpec) -> dict[str, Any]:
+    """The spec's validation settings a report was made with (its ``settings`` block)."""
+    fairness = spec.fairness
+    return {
+        "duplicate_rows": spec.validation.duplicate_rows,
+        "fairness": {
+            "mode": fairness.mode,
+            "min_group_size": fairness.min_group_size,
+            "min_disparate_impact": fairness.min_disparate_impact,
+            "protected_attributes": list(fairness.protected_attributes),
+        },
+    }
 
 
 class _Tally:
@@ -199,7 +212,8 @@ class Validator:
     reference:
         Optional reference profile (from the champion's training data) for the statistical checks.
     options:
-        Policy knobs (example count, duplicate-row severity, reference thresholds).
+        Policy knobs not in the spec (example count, reference thresholds). Duplicate rows
+        follow ``spec.validation.duplicate_rows``; fairness groups ``spec.fairness.min_group_size``.
     """
 
     def __init__(
@@ -212,8 +226,9 @@ class Validator:
         self.columns: list[_Column] = [self._compile(f) for f in spec.features]
         self.target = self._compile_target()
         self._all = [*self.columns, self.target]
+        self.duplicate_rows = spec.validation.duplicate_rows
         self._duplicates = _Tally(self.options.max_examples)
-        self._seen_rows = _SeenHashes() if self.options.duplicate_rows != "off" else None
+        self._seen_rows = _SeenHashes() if self.duplicate_rows != "off" else None
         self._groups: dict[str, dict[str, list[int]]] = {a: {} for a in spec.fairness.protected_attributes}
         self.header: list[str] | None = None
 
@@ -504,7 +519,7 @@ class Validator:
         out: list[CheckResult] = []
         out.extend(self._schema_results())
         out.append(self._row_count_result())
-        if self.options.duplicate_rows != "off":
+        if self.duplicate_rows != "off":
             out.append(self._duplicates_result())
         for column in self._all:
             if column.present:
@@ -631,13 +646,15 @@ class Validator:
         tally = self._duplicates
         if not tally.count:
             return CheckResult(check="dataset.duplicate_rows", status=Status.PASSED, message="no duplicate rows")
-        status = Status.FAILED if self.options.duplicate_rows == "error" else Status.WARNING
+        status = Status.FAILED if self.duplicate_rows == "error" else Status.WARNING
         return CheckResult(
             check="dataset.duplicate_rows",
             status=status,
-            message=f"{tally.count:,} row(s) repeat an earlier row (compared on the spec's columns)",
+            message=f"{tally.count:,} row(s) repeat an earlier row (compared on the spec's columns)"
+            + ("" if status is Status.FAILED else "; reported only (validation.duplicate_rows: warning)"),
             failing_count=tally.count,
             examples=tally.examples,
+            details={"severity": self.duplicate_rows},
         )
 
     def _column_results(self, column: _Column) -> list[CheckResult]:
@@ -733,8 +750,17 @@ class Validator:
         )
 
     def _fairness_results(self) -> list[CheckResult]:
+        """Disparate impact of the dataset's labels per protected attribute: reported, never failed.
+
+        Base rates that differ between groups are a fact about the world the data describes, not
+        a defect of the data, so a low ratio is a warning here; the gate judges the candidate's
+        predictions (``fairness.mode``). Groups below ``fairness.min_group_size`` rows are listed
+        but take no part in the ratio: a category seen once would otherwise decide it.
+        """
         out: list[CheckResult] = []
-        threshold = self.spec.fairness.min_disparate_impact
+        fairness = self.spec.fairness
+        threshold = fairness.min_disparate_impact
+        min_size = fairness.min_group_size
         positive = self.target.positive
         for attribute, groups in self._groups.items():
             check = "fairness.disparate_impact"
@@ -748,55 +774,65 @@ class Validator:
                     )
                 )
                 continue
+            ordered = sorted(groups.items(), key=lambda item: (-item[1][0], item[0]))
             table = {
-                g: {"rows": n, "positives": p, "positive_rate": (p / n if n else 0.0)}
-                for g, (n, p) in sorted(groups.items(), key=lambda item: -item[1][0])[:100]
+                g: {"rows": n, "positives": p, "positive_rate": (p / n if n else 0.0), "compared": n >= min_size}
+                for g, (n, p) in ordered[:100]
             }
-            big = {g: v for g, v in table.items() if v["rows"] >= self.options.fairness_min_group_size}
-            details: dict[str, Any] = {"groups": table, "positive_class": positive, "min_disparate_impact": threshold}
-            if len(big) < 2:
+            rates = {g: p / n for g, (n, p) in ordered if n >= min_size}
+            small = [g for g, (n, _) in ordered if n < min_size]
+            details: dict[str, Any] = {
+                "groups": table,
+                "positive_class": positive,
+                "min_disparate_impact": threshold,
+                "min_group_size": min_size,
+                "excluded_groups": small[:100],
+                "of": "labels",
+            }
+            excluded = (
+                f"; {len(small):,} group(s) under {min_size:,} rows listed, not compared ({_listing(small, 5)})"
+                if small
+                else ""
+            )
+            if len(rates) < 2:
                 out.append(
                     CheckResult(
                         check=check,
                         column=attribute,
                         status=Status.SKIPPED,
                         details=details,
-                        message=f"fewer than two groups with at least "
-                        f"{self.options.fairness_min_group_size} rows: nothing to compare",
+                        message=f"fewer than two groups with at least {min_size:,} rows "
+                        f"(fairness.min_group_size): nothing to compare{excluded}",
                     )
                 )
                 continue
-            rates = {g: float(v["positive_rate"]) for g, v in big.items()}
             low_group = min(rates, key=lambda g: rates[g])
             high_group = max(rates, key=lambda g: rates[g])
             ratio = rates[low_group] / rates[high_group] if rates[high_group] > 0 else 1.0
             details["disparate_impact"] = ratio
+            low_rows, high_rows = groups[low_group][0], groups[high_group][0]
             summary = (
                 f"positive rate ({positive}) {rates[low_group]:.1%} for {low_group!r} "
-                f"({big[low_group]['rows']:,} rows) vs {rates[high_group]:.1%} for {high_group!r} "
-                f"({big[high_group]['rows']:,} rows)"
+                f"({low_rows:,} rows) vs {rates[high_group]:.1%} for {high_group!r} "
+                f"({high_rows:,} rows){excluded}"
             )
-            if ratio < threshold:
-                out.append(
-                    CheckResult(
-                        check=check,
-                        column=attribute,
-                        status=Status.FAILED,
-                        failing_count=1,
-                        details=details,
-                        message=f"disparate impact {ratio:.2f} below {threshold:.2f}: {summary}",
-                    )
+            below = ratio < threshold
+            out.append(
+                CheckResult(
+                    check=check,
+                    column=attribute,
+                    status=Status.WARNING if below else Status.PASSED,
+                    failing_count=1 if below else 0,
+                    details=details,
+                    message=(
+                        f"label disparate impact {ratio:.2f} below {threshold:.2f}: {summary}. Reported, not "
+                        f"refused: these are the data's base rates; the gate checks the model's predictions "
+                        f"(fairness.mode: {fairness.mode})"
+                        if below
+                        else f"label disparate impact {ratio:.2f} (minimum {threshold:.2f}): {summary}"
+                    ),
                 )
-            else:
-                out.append(
-                    CheckResult(
-                        check=check,
-                        column=attribute,
-                        status=Status.PASSED,
-                        details=details,
-                        message=f"disparate impact {ratio:.2f} (minimum {threshold:.2f}): {summary}",
-                    )
-                )
+            )
         return out
 
     def _reference_results(self, column: _Column) -> list[CheckResult]:

@@ -85,6 +85,9 @@ class ValidationReport(BaseModel):
     columns: list[str] = Field(default_factory=list)
     schema_fingerprint: str | None = None
     reference_used: bool = False
+    # The spec's validation settings in force: duplicate_rows, fairness mode and min_group_size
+    # (None in reports made before the settings were recorded).
+    settings: dict[str, Any] | None = None
     duration_seconds: float = 0.0
     summary: dict[str, int] = Field(default_factory=dict)
     checks: list[CheckResult] = Field(default_factory=list)
@@ -123,6 +126,8 @@ class ValidationReport(BaseModel):
             + ", ".join(f"{self.summary.get(s.value, 0)} {s.value}" for s in Status)
             + (", reference profile used" if self.reference_used else ""),
         ]
+        if self.settings:
+            lines.append("  settings: " + _settings_text(self.settings))
         groups = [(Status.FAILED, "FAIL"), (Status.WARNING, "WARN")]
         if show_passed:
             groups.append((Status.PASSED, "ok"))
@@ -142,6 +147,21 @@ class ValidationReport(BaseModel):
         if self.valid and not show_passed:
             lines.append(f"all {self.summary.get(Status.PASSED.value, 0)} checks passed" if not self.warnings else "")
         return "\n".join(line for line in lines if line) + "\n"
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    """``duplicate rows error; fairness gate, groups of at least 30 rows, minimum disparate impact 0.8``."""
+    parts = [f"duplicate rows {settings.get('duplicate_rows')}"]
+    fairness = settings.get("fairness") or {}
+    if fairness.get("protected_attributes"):
+        parts.append(
+            f"fairness {fairness.get('mode')} on {', '.join(map(str, fairness['protected_attributes']))}"
+            f" (groups of at least {fairness.get('min_group_size')} rows,"
+            f" minimum disparate impact {fairness.get('min_disparate_impact')})"
+        )
+    else:
+        parts.append("fairness: no protected attributes")
+    return "; ".join(parts)
 
 
 def _clip(value: str, limit: int = 80) -> str:
