@@ -4,8 +4,11 @@ Checks, in order: every threshold in ``spec.gates.metrics`` (``min`` and/or ``ma
 ``spec.gates.must_beat_champion`` and a champion's metrics are given, the primary metric against
 the champion's (``LOWER_IS_BETTER`` metrics must go down). "Beat by at least δ" means an
 improvement of at least ``spec.gates.min_improvement``; with δ = 0 the candidate must be strictly
-better, because a tie is not an improvement. Optionally, disparate impact per protected attribute
-against ``spec.fairness.min_disparate_impact``.
+better, because a tie is not an improvement. Optionally, disparate impact of the candidate's
+predictions per protected attribute (groups smaller than ``spec.fairness.min_group_size`` were
+left out by the evaluation) against ``spec.fairness.min_disparate_impact``: with
+``spec.fairness.mode: gate`` a candidate below it is refused, with ``report`` the check is
+recorded (``enforced`` False) and refuses nothing.
 
 A missing or non-finite metric fails its threshold (a model is not let through on a metric that
 could not be computed). Each failure is a sentence that names the metric, the value and the bound.
@@ -61,12 +64,12 @@ def gate(
         The champion's metrics on the same holdout; ``None`` when there is no champion.
     fairness
         ``Evaluation.fairness`` of the candidate; attributes with a ``disparate_impact`` are
-        checked against ``spec.fairness.min_disparate_impact``.
+        checked against ``spec.fairness.min_disparate_impact``, enforced only in ``gate`` mode.
 
     Returns
     -------
     GateResult
-        ``passed`` only if every check passed.
+        ``passed`` only if every enforced check passed; ``reasons`` names the ones that did not.
     """
     checks: list[dict[str, Any]] = []
     for metric, bound in spec.gates.metrics.items():
@@ -85,6 +88,8 @@ def gate(
             continue
         threshold = spec.fairness.min_disparate_impact
         passed = impact >= threshold
+        enforced = spec.fairness.mode == "gate"
+        excluded = list(result.get("excluded_groups") or [])
         checks.append(
             {
                 "check": "fairness",
@@ -93,13 +98,21 @@ def gate(
                 "value": impact,
                 "threshold": threshold,
                 "passed": passed,
+                "enforced": enforced,
+                "excluded_groups": excluded,
                 "message": (
                     f"disparate impact across {attribute} is {_fmt(impact)}"
                     f" ({'at least' if passed else 'below'} the minimum {_fmt(threshold)})"
+                    + (
+                        f"; {len(excluded)} group(s) under {spec.fairness.min_group_size} rows not compared"
+                        if excluded
+                        else ""
+                    )
+                    + ("" if enforced else "; reported only (fairness.mode: report)")
                 ),
             }
         )
-    reasons = [check["message"] for check in checks if not check["passed"]]
+    reasons = [check["message"] for check in checks if not check["passed"] and check.get("enforced", True)]
     return GateResult(passed=not reasons, reasons=reasons, checks=checks)
 
 

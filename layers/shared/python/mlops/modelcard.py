@@ -201,7 +201,8 @@ def render_model_card(
         lines.append(f"Result: **{status}**.")
         lines.append("")
         for check in gate_data.get("checks") or []:
-            mark = "pass" if check.get("passed") else "FAIL"
+            # A check that is only reported (fairness.mode: report) did not refuse the candidate.
+            mark = "pass" if check.get("passed") else ("FAIL" if check.get("enforced", True) else "note")
             lines.append(f"- [{mark}] {check.get('message', '')}")
         if not gate_data.get("checks"):
             lines.append("- No gate checks are configured.")

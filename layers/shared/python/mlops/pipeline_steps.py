@@ -135,11 +135,14 @@ def validate_upload(
         body.close()
     report_uri = _write_json(services, key, report.to_json())
     failed = [c.check for c in report.checks if c.failed]
+    warned = [c.check for c in report.warnings]
     summary = ("valid: " if report.valid else "invalid: ") + (
-        f"{report.rows} rows, all checks passed"
+        f"{report.rows} rows, " + ("no check failed" if warned else "all checks passed")
         if report.valid
         else f"{len(failed)} failed checks ({', '.join(failed[:5])})"
     )
+    if warned:  # warnings (spec.validation, label fairness) never fail an upload; they are named
+        summary += f"; {len(warned)} warning(s) ({', '.join(warned[:5])})"
     services.registry.audit.append(
         model,
         actor=actor,
@@ -149,6 +152,7 @@ def validate_upload(
             "valid": report.valid,
             "rows": report.rows,
             "failed_checks": failed,
+            "warning_checks": warned,
             "report": report_uri,
             "spec_revision": revision.revision,
         },
@@ -410,14 +414,20 @@ def _export_onnx(
 def gate_candidate(
     event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
-    """The spec's gates on the evaluated candidate (thresholds, beat the champion by delta)."""
+    """The spec's gates on the evaluated candidate (thresholds, beat the champion by delta, fairness)."""
     from mlops.gate import gate
 
     services = services or Services.from_env()
     evaluation = event["evaluation"]
     spec = _spec_for(services, event["model"], int(event["spec_revision"]))
     champion = evaluation.get("champion") or {}
-    result = gate(evaluation["metrics"], spec, champion.get("metrics"))
+    fairness = None
+    if spec.fairness.protected_attributes and evaluation.get("evaluation_uri"):
+        # The disparate impact of the candidate's predictions is in the stored evaluation, not in
+        # the state's payload (kept small).
+        stored = json.loads(_read_bytes(services, evaluation["evaluation_uri"]))
+        fairness = (stored.get("evaluation") or {}).get("fairness")
+    result = gate(evaluation["metrics"], spec, champion.get("metrics"), fairness=fairness)
     return result.to_dict()
 
 
