@@ -25,11 +25,11 @@ def test_churn_is_learnable_and_fully_reported(churn_trained: TrainResult, churn
     assert all(value is not None for value in evaluation.metrics.values())
     matrix = evaluation.confusion_matrix
     assert matrix is not None and matrix["labels"] == [0, 1]
-    assert sum(map(sum, matrix["matrix"])) == evaluation.rows == 500
+    assert sum(map(sum, matrix["matrix"])) == evaluation.rows == churn_trained.holdout_rows
     # AND the protected attribute has one slice per value, rows adding up, with a disparate impact
     slices = [s for s in evaluation.slices if s.attribute == "senior"]
     assert [s.value for s in slices] == ["false", "true"]
-    assert sum(s.rows for s in slices) == 500
+    assert sum(s.rows for s in slices) == churn_trained.holdout_rows
     assert 0 < evaluation.fairness["senior"]["disparate_impact"] <= 1
     # AND the whole evaluation is strict JSON
     json.dumps(evaluation.to_dict(), allow_nan=False)

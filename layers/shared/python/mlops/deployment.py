@@ -232,7 +232,8 @@ def candidate_summary(
         "model": version.model,
         "version": version.version,
         "status": version.status.value,
-        "metrics": _metric_table(version.metrics, champion.get("metrics")),
+        # Side by side on the same rows: the holdout less any the champion trained on.
+        "metrics": _metric_table(champion.get("candidate_metrics") or version.metrics, champion.get("metrics")),
         "champion_version": champion.get("version"),
         "validation": {
             "valid": (validation or {}).get("valid"),

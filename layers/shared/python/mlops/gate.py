@@ -51,6 +51,7 @@ def gate(
     champion_metrics: Mapping[str, Any] | None = None,
     *,
     fairness: Mapping[str, Mapping[str, Any]] | None = None,
+    compared_metrics: Mapping[str, Any] | None = None,
 ) -> GateResult:
     """Judge a candidate's metrics against the spec's gates and, optionally, the champion.
 
@@ -62,6 +63,9 @@ def gate(
         The model spec (``gates``, ``fairness``, ``primary_metric``).
     champion_metrics
         The champion's metrics on the same holdout; ``None`` when there is no champion.
+    compared_metrics
+        The candidate's metrics on exactly the rows the champion was scored on (the holdout less
+        the rows the champion trained on); ``candidate_metrics`` when not given.
     fairness
         ``Evaluation.fairness`` of the candidate; attributes with a ``disparate_impact`` are
         checked against ``spec.fairness.min_disparate_impact``, enforced only in ``gate`` mode.
@@ -80,7 +84,8 @@ def gate(
             checks.append(_threshold(metric, value, "max", bound.max))
 
     if spec.gates.must_beat_champion and champion_metrics is not None:
-        checks.append(_champion(spec, candidate_metrics, champion_metrics))
+        compared = compared_metrics if compared_metrics is not None else candidate_metrics
+        checks.append(_champion(spec, compared, champion_metrics))
 
     for attribute, result in (fairness or {}).items():
         impact = finite_number(result.get("disparate_impact"))

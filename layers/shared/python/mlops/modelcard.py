@@ -115,10 +115,13 @@ def render_model_card(
             ("Training rows", lineage.get("train_rows")),
             ("Holdout rows", lineage.get("holdout_rows")),
             ("Holdout share and seed", _split(lineage)),
+            ("Holdout chosen by", _split_method(spec, lineage.get("split"))),
         ]
     )
     for reason, count in (lineage.get("rows_dropped") or {}).items():
         lines.append(f"- Rows left out ({reason}): {count}")
+    for note in (lineage.get("split") or {}).get("notes") or []:
+        lines.append(f"- Split: {note}")
     lines.append("")
 
     lines += ["## Features", ""]
@@ -152,10 +155,12 @@ def render_model_card(
         lines += ["No champion: this is the first candidate to be compared.", ""]
     else:
         theirs = champion_comparison.get("metrics") or {}
-        lines.append(f"Champion: v{champion_comparison.get('version', '?')}, scored on the same holdout.")
+        # The candidate on exactly the rows the champion was scored on (older runs: its holdout metrics).
+        ours = champion_comparison.get("candidate_metrics") or metrics
+        lines += _champion_rows(champion_comparison)
         lines += ["", "| metric | candidate | champion | change |", "| --- | --- | --- | --- |"]
         for name in _metric_names(spec, metrics):
-            mine, other = metrics.get(name), theirs.get(name)
+            mine, other = ours.get(name), theirs.get(name)
             change = "n/a"
             if isinstance(mine, int | float) and isinstance(other, int | float) and _finite(mine) and _finite(other):
                 delta = float(mine) - float(other)
@@ -305,6 +310,51 @@ def _split(lineage: Mapping[str, Any]) -> str | None:
     if lineage.get("test_size") is None:
         return None
     return f"{lineage['test_size']} (seed {lineage.get('seed')})"
+
+
+def _split_method(spec: ModelSpec, split: Mapping[str, Any] | None) -> str | None:
+    """One line saying how the holdout was chosen (docs/training-pipeline.md)."""
+    if not split:
+        return None
+    method = split.get("method")
+    if method == "hash":
+        key = split.get("key") or []
+        if set(key) == {*spec.feature_names, spec.target.name}:
+            hashed = "every feature and the target"
+        else:
+            hashed = ", ".join(f"`{k}`" for k in key)
+        return f"hash of each row's {hashed}, seed {split.get('seed')} (a row keeps its side in every dataset version)"
+    if method == "time":
+        return f"time: the newest rows by `{split.get('time_column')}`, from {split.get('cutoff')} on"
+    if method == "holdout_dataset":
+        source = split.get("holdout_file") or {}
+        parts = [f"fixed holdout file {source.get('uri')}"]
+        if source.get("version_id"):
+            parts.append(f"version {source['version_id']}")
+        parts.append(f"sha256 {source.get('sha256')}")
+        return ", ".join(parts)
+    return str(method)
+
+
+def _champion_rows(champion: Mapping[str, Any]) -> list[str]:
+    """Which rows the champion was scored on, and how many of them it had trained on."""
+    version = champion.get("version", "?")
+    scored, holdout = champion.get("rows_scored"), champion.get("holdout_rows")
+    if holdout is None:  # an evaluation from before rows were counted
+        return [f"Champion: v{version}, scored on the same holdout."]
+    lines = [f"Champion: v{version}, scored on {scored} of the {holdout} holdout rows, as was the candidate below."]
+    if champion.get("seen_check") == "fingerprints":
+        lines.append(
+            f"Holdout rows the champion had trained on: {champion.get('seen_rows_scored', 0)} scored"
+            f" ({champion.get('seen_rows_excluded', 0)} excluded before scoring, recognized by the fingerprints"
+            " of its training rows)."
+        )
+    else:
+        why = champion.get("seen_note", "not recorded")
+        lines.append(f"Holdout rows the champion had trained on: unknown ({why}).")
+    if champion.get("error"):
+        lines.append(f"The champion was not scored: {champion['error']}.")
+    return lines
 
 
 def _params(params: Any) -> str | None:

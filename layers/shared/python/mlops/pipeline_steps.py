@@ -7,6 +7,7 @@ the local cloud run exactly this code against moto.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, replace
@@ -226,6 +227,77 @@ def _training_frame(services: Services, upload: DatasetUpload, spec: ModelSpec) 
         body.close()
 
 
+def _holdout_source(services: Services, spec: ModelSpec, model: str, execution_name: str) -> dict[str, Any] | None:
+    """The fixed holdout file's current version, validated against the spec (``holdout_dataset`` only).
+
+    Resolved once, in PlanTraining: every candidate and the evaluation then read this object
+    version, even if the file is replaced while the run trains. Its validation report is written
+    beside the run's artifacts; a file that fails a check (the row-count bounds, which are the
+    training dataset's, aside) fails the run with the checks named.
+    """
+    settings = spec.training.split
+    if settings.method != "holdout_dataset" or settings.holdout is None:
+        return None
+    bucket, key = services.platform.data_bucket, settings.holdout
+    uri = _s3_uri(bucket, key)
+    try:
+        response = services.s3.get_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # botocore's ClientError: the domain names no botocore class
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            raise NotFoundError(
+                f"training.split.holdout: {uri} does not exist; upload the holdout file there (outside datasets/,"
+                " so that it starts no training run)"
+            ) from None
+        raise
+    body = response["Body"]
+    try:
+        data = bytes(body.read())
+    finally:
+        body.close()
+    version_id = response.get("VersionId")
+    name = f"{uri}?versionId={version_id}" if version_id else uri
+    report = validate_stream(io.BytesIO(data), spec, name)
+    report_uri = _write_json(services, f"{run_prefix(model, execution_name)}holdout-validation.json", report.to_json())
+    failed = [
+        c.check + (f"[{c.column}]" if c.column else "")
+        for c in report.checks
+        if c.failed and c.check != "dataset.row_count"
+    ]
+    if not report.readable or failed:
+        problems = ", ".join(failed[:5]) if failed else "not readable"
+        raise CheckFailedError(
+            f"training.split.holdout: {name} fails validation against the spec ({problems}); report: {report_uri}"
+        )
+    return {
+        "uri": uri,
+        "bucket": bucket,
+        "key": key,
+        "version_id": version_id,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": report.rows,
+        "validation_report": report_uri,
+    }
+
+
+def _holdout_file(services: Services, source: dict[str, Any] | None, spec: ModelSpec) -> Any:
+    """The holdout file PlanTraining validated (``None`` unless the split is ``holdout_dataset``)."""
+    from mlops.training import HoldoutFile
+
+    if not source:
+        return None
+    version = {"VersionId": source["version_id"]} if source.get("version_id") else {}
+    body = services.s3.get_object(Bucket=source["bucket"], Key=source["key"], **version)["Body"]
+    try:
+        data = bytes(body.read())
+    finally:
+        body.close()
+    if hashlib.sha256(data).hexdigest() != source["sha256"]:
+        raise CheckFailedError(f"{source['uri']}: the holdout file's sha256 differs from the one validated; not used")
+    extra = {k: v for k, v in source.items() if k not in ("uri", "sha256", "rows")}
+    return HoldoutFile.from_bytes(data, spec, source["uri"], **extra)
+
+
 def _code_revision() -> str:
     return os.environ.get("CODE_REVISION", "unknown")
 
@@ -241,7 +313,7 @@ def plan_training(
     """
     from urllib.parse import quote
 
-    from mlops.sagemaker import job_hyperparameters
+    from mlops.sagemaker import HOLDOUT_FOLDER, job_hyperparameters
     from mlops.search import candidates
 
     services = services or Services.from_env()
@@ -251,6 +323,10 @@ def plan_training(
     search = spec.training.search
     metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
     planned: list[dict[str, Any]] = [{"index": i, "params": params} for i, params in enumerate(candidates(spec))]
+    holdout = _holdout_source(services, spec, upload.model, event["execution_name"])
+    if holdout is not None:
+        for item in planned:
+            item["holdout"] = holdout
     plan: dict[str, Any] = {"candidates": planned, "backend": spec.training.backend, "metric": metric, "input": None}
     if spec.training.backend == "sagemaker":
         image = os.environ.get("SAGEMAKER_TRAINING_IMAGE", "")
@@ -271,6 +347,17 @@ def plan_training(
                 "output_uri": _s3_uri(services.platform.data_bucket, f"{prefix}sagemaker/"),
                 "hyperparameters": job_hyperparameters(revision.document, item, _code_revision()),
             }
+        if holdout is not None:
+            # Beside the dataset, in a folder of the same channel: the job reads it from there.
+            services.s3.copy_object(
+                Bucket=services.platform.data_bucket,
+                Key=f"{input_prefix}{HOLDOUT_FOLDER}/{holdout['key'].rsplit('/', 1)[-1]}",
+                CopySource={
+                    "Bucket": holdout["bucket"],
+                    "Key": holdout["key"],
+                    **({"VersionId": holdout["version_id"]} if holdout.get("version_id") else {}),
+                },
+            )
         plan["input"] = {
             "bucket": services.platform.data_bucket,
             "key": f"{input_prefix}{upload.key.rsplit('/', 1)[-1]}",
@@ -292,7 +379,10 @@ def train_candidate(
     spec = _spec_for(services, upload.model, int(event["spec_revision"]))
     candidate = event["candidate"]
     frame = _training_frame(services, upload, spec)
-    result = train(frame, spec, params_override=candidate.get("params"), code_revision=_code_revision())
+    holdout = _holdout_file(services, candidate.get("holdout"), spec)
+    result = train(
+        frame, spec, params_override=candidate.get("params"), code_revision=_code_revision(), holdout=holdout
+    )
     data, sha256 = dump_artifact(result.pipeline)
     key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"
     uri = _put(services, key, data, "application/octet-stream", sha256=sha256)
@@ -304,32 +394,34 @@ def train_candidate(
         "artifact_sha256": sha256,
         "metrics": metrics,
         "training": result.summary(),
+        **({"holdout": candidate["holdout"]} if candidate.get("holdout") else {}),
     }
 
 
 def holdout_predictions(pipeline: Any, holdout: Any, spec: ModelSpec, limit: int = 20_000) -> str:
-    """The model's predictions on its holdout as JSON: the reference of prediction drift."""
-    import numpy as np
+    """The model's predictions on its holdout as JSON: the reference of prediction drift, and with
+    the labels and probabilities, the registered side of performance drift (its uncertainty)."""
+    from mlops.drift.performance import holdout_document
 
-    from mlops.training import coerce_frame, model_input
-
-    predictions = np.asarray(pipeline.predict(model_input(coerce_frame(holdout, spec), spec)))
-    if len(predictions) > limit:
-        predictions = np.random.default_rng(0).choice(predictions, size=limit, replace=False)
-    values = [v.item() if hasattr(v, "item") else v for v in predictions]
-    return json.dumps({"model": spec.name, "rows": len(values), "predictions": values})
+    return json.dumps(holdout_document(pipeline, holdout, spec, limit=limit))
 
 
 def evaluate_candidates(
     event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
-    """Pick the best candidate; evaluate it and the champion on the same holdout; profile the data."""
+    """Pick the best candidate; evaluate it on its holdout and against the champion; profile the data.
+
+    The candidate's metrics are on its whole holdout. The champion is scored only on holdout rows
+    it did not train on (its registered training-row fingerprints say which), and the candidate
+    is scored again on exactly those rows, so the gate compares like with like. The training
+    rows' fingerprints are stored with the run, for the next run to do the same with this one.
+    """
     from mlops.artifacts import load_artifact
     from mlops.evaluation import evaluate
     from mlops.profile import profile_frame
     from mlops.search import best
     from mlops.spec import LOWER_IS_BETTER
-    from mlops.training import split_for_training
+    from mlops.training import prepare_split
 
     services = services or Services.from_env()
     upload = DatasetUpload(**event["upload"])
@@ -339,34 +431,33 @@ def evaluate_candidates(
     metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
     chosen = best(candidates, metric, metric in LOWER_IS_BETTER)
     frame = _training_frame(services, upload, spec)
-    train_frame, holdout = split_for_training(frame, spec)
+    fixed = _holdout_file(services, chosen.get("holdout"), spec)
+    train_frame, holdout, _, split_info = prepare_split(frame, spec, fixed)
     pipeline = load_artifact(_read_bytes(services, chosen["artifact_uri"]), chosen["artifact_sha256"])
     scored = evaluate(pipeline, holdout, spec)
     evaluation = scored.to_dict()
-
-    champion: dict[str, Any] | None = None
-    try:
-        current = services.registry.get_by_alias(upload.model, "champion")
-    except NotFoundError:
-        current = None
-    if current is not None and current.artifact_uri and current.artifact_sha256:
-        champion = {"version": current.version}
-        try:
-            champion_pipeline = load_artifact(_read_bytes(services, current.artifact_uri), current.artifact_sha256)
-            champion["metrics"] = evaluate(champion_pipeline, holdout, spec).finite_metrics()
-        except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
-            champion["error"] = str(exc)
+    prefix = run_prefix(upload.model, event["execution_name"])
+    training_rows = _put_training_rows(services, prefix, train_frame, spec)
+    holdout_rows_uri = _put(
+        services,
+        f"{prefix}holdout-rows.json",
+        json.dumps({"split": split_info.to_dict(), "rows": [int(i) for i in holdout.index]}).encode(),
+        "application/json",
+    )
+    champion = _score_champion(services, upload.model, pipeline, holdout, spec, scored.finite_metrics())
 
     onnx = _export_onnx(services, upload, event["execution_name"], pipeline, holdout, spec)
     profile = profile_frame(train_frame, spec)
     profile_json = profile.to_json()
-    prefix = run_prefix(upload.model, event["execution_name"])
     profile_uri = _put(services, f"{prefix}profile.json", profile_json.encode(), "application/json")
+    split = {**split_info.to_dict(), "holdout_rows_uri": holdout_rows_uri}
     evaluation_uri = _put(
         services,
         f"{prefix}evaluation.json",
         json.dumps(
-            {"candidate": chosen, "evaluation": evaluation, "champion": champion}, default=str, indent=2
+            {"candidate": chosen, "evaluation": evaluation, "champion": champion, "split": split},
+            default=str,
+            indent=2,
         ).encode(),
         "application/json",
     )
@@ -381,12 +472,106 @@ def evaluate_candidates(
         "metric": metric,
         "metrics": scored.finite_metrics(),
         "champion": champion,
+        "split": {k: v for k, v in split.items() if k != "notes"},
+        "training_rows": training_rows,
         "profile_uri": profile_uri,
         "predictions_uri": predictions_uri,
         "evaluation_uri": evaluation_uri,
         "candidates_trained": len(candidates),
         "onnx": onnx,
     }
+
+
+def _put_training_rows(services: Services, prefix: str, train_frame: Any, spec: ModelSpec) -> dict[str, Any]:
+    """The training rows' fingerprints (sorted distinct uint64, ``.npy``) beside the run's artifacts."""
+    from mlops.training import ROW_HASH_ENCODING, fingerprint_bytes, hash_kinds, row_fingerprints
+
+    kinds = hash_kinds(spec)
+    data = fingerprint_bytes(row_fingerprints(train_frame, spec, kinds))
+    sha256 = hashlib.sha256(data).hexdigest()
+    uri = _put(services, f"{prefix}training-rows.npy", data, "application/octet-stream", sha256=sha256)
+    return {"uri": uri, "sha256": sha256, "rows": len(train_frame), "columns": kinds, "encoding": ROW_HASH_ENCODING}
+
+
+def _training_rows_tags(training_rows: dict[str, Any] | None) -> dict[str, str]:
+    if not training_rows:
+        return {}
+    return {
+        "training_rows_uri": training_rows["uri"],
+        "training_rows_sha256": training_rows["sha256"],
+        "training_rows_columns": json.dumps(training_rows["columns"], sort_keys=True, separators=(",", ":")),
+        "training_rows_encoding": str(training_rows["encoding"]),
+    }
+
+
+def _seen_by_champion(services: Services, champion: Any, holdout: Any, spec: ModelSpec) -> tuple[Any, str | None]:
+    """Which holdout rows the champion trained on (a boolean array), or ``None`` and why that is unknown."""
+    import numpy as np
+
+    from mlops.training import ROW_HASH_ENCODING, hash_kinds, load_fingerprints, row_fingerprints
+
+    tags = champion.tags or {}
+    uri, sha256 = tags.get("training_rows_uri"), tags.get("training_rows_sha256")
+    if not uri or not sha256:
+        return None, f"v{champion.version} was registered without the fingerprints of its training rows"
+    if tags.get("training_rows_encoding") != str(ROW_HASH_ENCODING):
+        return None, f"v{champion.version}'s training-row fingerprints use another encoding"
+    stored = json.loads(tags.get("training_rows_columns") or "{}")
+    columns = set(spec.feature_names) | {spec.target.name}
+    current = hash_kinds(spec, [name for name in stored if name in columns])
+    changed = sorted(name for name in stored if current.get(name) != stored[name])
+    if changed:
+        return None, (
+            f"v{champion.version} was trained on column(s) {', '.join(changed)} that this spec no longer has,"
+            " or types differently, so its training rows cannot be recognized"
+        )
+    try:
+        data = _read_bytes(services, uri)
+    except Exception as exc:  # a missing or unreadable artifact makes the answer unknown, not the run fail
+        return None, f"{uri} cannot be read ({exc})"
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return None, f"{uri}: sha256 differs from the registry's; not used"
+    trained = load_fingerprints(data, uri)
+    return np.isin(row_fingerprints(holdout, spec, stored), trained), None
+
+
+def _score_champion(
+    services: Services, model: str, candidate: Any, holdout: Any, spec: ModelSpec, candidate_metrics: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The champion and the candidate on the holdout rows the champion did not train on."""
+    from mlops.artifacts import load_artifact
+    from mlops.evaluation import evaluate
+
+    try:
+        current = services.registry.get_by_alias(model, "champion")
+    except NotFoundError:
+        return None
+    if not (current.artifact_uri and current.artifact_sha256):
+        return None
+    champion: dict[str, Any] = {"version": current.version, "holdout_rows": len(holdout)}
+    seen, unknown = _seen_by_champion(services, current, holdout, spec)
+    if seen is None:
+        rows = holdout
+        champion.update(seen_check="unknown", seen_note=unknown, seen_rows_excluded=None, seen_rows_scored=None)
+    else:
+        rows = holdout.loc[~seen]
+        champion.update(seen_check="fingerprints", seen_rows_excluded=int(seen.sum()), seen_rows_scored=0)
+    champion["rows_scored"] = len(rows)
+    if rows.empty:
+        champion["error"] = (
+            f"all {len(holdout)} holdout rows were in v{current.version}'s training data: the champion cannot be"
+            " scored fairly on this holdout"
+        )
+        return champion
+    champion["candidate_metrics"] = (
+        candidate_metrics if len(rows) == len(holdout) else evaluate(candidate, rows, spec).finite_metrics()
+    )
+    try:
+        champion_pipeline = load_artifact(_read_bytes(services, current.artifact_uri), current.artifact_sha256)
+        champion["metrics"] = evaluate(champion_pipeline, rows, spec).finite_metrics()
+    except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
+        champion["error"] = str(exc)
+    return champion
 
 
 def _export_onnx(
@@ -427,7 +612,13 @@ def gate_candidate(
         # the state's payload (kept small).
         stored = json.loads(_read_bytes(services, evaluation["evaluation_uri"]))
         fairness = (stored.get("evaluation") or {}).get("fairness")
-    result = gate(evaluation["metrics"], spec, champion.get("metrics"), fairness=fairness)
+    result = gate(
+        evaluation["metrics"],
+        spec,
+        champion.get("metrics"),
+        fairness=fairness,
+        compared_metrics=champion.get("candidate_metrics"),
+    )
     return result.to_dict()
 
 
@@ -485,6 +676,8 @@ def register_candidate(
                 **({"predictions_uri": evaluation["predictions_uri"]} if evaluation.get("predictions_uri") else {}),
                 "evaluation_uri": evaluation["evaluation_uri"],
                 "validation_report": validation["report_uri"],
+                # what the next run's evaluation leaves out of this version's holdout
+                **_training_rows_tags(evaluation.get("training_rows")),
             },
             status=status,
             reason="; ".join(gate_result.get("reasons") or []) or None,

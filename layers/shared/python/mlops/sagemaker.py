@@ -6,6 +6,10 @@ training image (``containers/sagemaker-training``), reading the dataset version 
 copied to the run's input prefix, and writes ``model.pkl`` and ``result.json`` to
 ``/opt/ml/model``; SageMaker packs them into ``model.tar.gz``. :func:`collect_training_job`
 turns that into the same candidate record a Lambda-trained candidate has.
+
+The split is :func:`mlops.training.train`'s, as on Lambda. For ``training.split.method:
+holdout_dataset`` the pipeline copies the holdout file version it validated into the channel's
+``holdout/`` folder, and the job checks its sha256 against the one in the candidate.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from mlops.errors import CheckFailedError, InputError
 
 ARTIFACT_NAME = "model.pkl"
 RESULT_NAME = "result.json"
+# The folder of the training channel that holds the fixed holdout file (holdout_dataset only).
+HOLDOUT_FOLDER = "holdout"
 
 
 def job_hyperparameters(spec_document: dict[str, Any], candidate: dict[str, Any], code_revision: str) -> dict[str, str]:
@@ -62,7 +68,14 @@ def run_training_job(
     if len(files) != 1:
         raise InputError(f"{input_dir}: expected exactly one dataset file, found {[p.name for p in files]}")
     frame = load_training_frame(files[0], spec)
-    result = train(frame, spec, params_override=candidate.get("params"), code_revision=hyper.get("code_revision"))
+    holdout = _holdout_file(input_dir / HOLDOUT_FOLDER, candidate.get("holdout"), spec)
+    result = train(
+        frame,
+        spec,
+        params_override=candidate.get("params"),
+        code_revision=hyper.get("code_revision"),
+        holdout=holdout,
+    )
     data, sha256 = dump_artifact(result.pipeline)
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / ARTIFACT_NAME).write_bytes(data)
@@ -72,9 +85,28 @@ def run_training_job(
         "artifact_sha256": sha256,
         "metrics": evaluate(result.pipeline, result.holdout, spec).finite_metrics(),
         "training": {**result.summary(), "backend": "sagemaker"},
+        **({"holdout": candidate["holdout"]} if candidate.get("holdout") else {}),
     }
     (model_dir / RESULT_NAME).write_text(json.dumps(record, sort_keys=True))
     return record
+
+
+def _holdout_file(folder: Path, source: dict[str, Any] | None, spec: Any) -> Any:
+    """The holdout file the pipeline staged (``None`` unless the candidate names one), sha256 checked."""
+    import hashlib
+
+    from mlops.training import HoldoutFile
+
+    if not source:
+        return None
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    if len(files) != 1:
+        raise InputError(f"{folder}: expected the holdout file {source.get('uri')}, found {[p.name for p in files]}")
+    data = files[0].read_bytes()
+    if hashlib.sha256(data).hexdigest() != source.get("sha256"):
+        raise CheckFailedError(f"{files[0]}: sha256 differs from the holdout file the pipeline validated")
+    extra = {k: v for k, v in source.items() if k not in ("uri", "sha256", "rows")}
+    return HoldoutFile.from_bytes(data, spec, source["uri"], **extra)
 
 
 def collect_training_job(model_tar_gz: bytes) -> tuple[bytes, dict[str, Any]]:

@@ -346,6 +346,8 @@ def _datetime_parts(name: str, stamps: np.ndarray) -> dict[str, np.ndarray]:
 # pins known values. Change it only with a new version number (old fingerprints then read as
 # "unknown", never as "not seen").
 ROW_HASH_ENCODING = 1
+# Numbers are hashed to this many significant bits (about 9.6 decimal digits).
+NUMBER_BITS = 32
 _FINGERPRINT_SALT = "mlops.row-fingerprint"
 _SPLIT_SALT = "mlops.split"
 # The value code of a missing cell (any fixed 64-bit constant; this one is 2^64 / golden ratio).
@@ -405,8 +407,12 @@ def _value_codes(series: pd.Series, kind: str, canonical: bool) -> np.ndarray:
     """One uint64 per cell that depends only on the typed value (missing cells share one code)."""
     if kind == "number":
         values = series.to_numpy(dtype=np.float64, copy=True)
-        values[values == 0] = 0.0  # -0.0 and 0.0 are the same number
         missing = np.isnan(values)
+        # Rounded to NUMBER_BITS significant bits, so that text parsers that differ in the last
+        # digits (pandas' fast string parser is off by up to ~2000 ulps) give one identity.
+        mantissa, exponent = np.frexp(np.where(missing, 0.0, values))
+        values = np.ldexp(np.round(mantissa * 2.0**NUMBER_BITS), exponent - NUMBER_BITS)
+        values[values == 0] = 0.0  # -0.0 and 0.0 are the same number
         codes = values.view(np.uint64).copy()
         codes[missing] = _MISSING_CODE
         return codes
