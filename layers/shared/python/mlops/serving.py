@@ -46,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -76,6 +76,16 @@ ONNX_TAG_SHA256 = "onnx_sha256"
 MISSING_CATEGORY = "(missing)"
 MAX_DETAILS = 50
 _NS_PER_DAY = 86_400 * 10**9
+# Deepest JSON nesting a request may have. A valid request is 3 levels deep ({"records": [{...}]});
+# the limit is checked by a byte scan before parsing, so no parser ever recurses on a caller's body.
+DEFAULT_MAX_JSON_DEPTH = 32
+# Datetimes a model can take: the range of datetime64[ns], which training and serving both use
+# (whole days inside it, in UTC). Outside it numpy wraps around and pandas gives NaT.
+EARLIEST_DATETIME = datetime(1677, 9, 22)
+LATEST_DATETIME = datetime(2262, 4, 10, 23, 59, 59, 999999)
+# Numbers a model can take: scikit-learn's trees and the ONNX graph compute in float32, so a larger
+# magnitude becomes infinity there (scikit-learn then refuses the whole batch).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -168,6 +178,8 @@ class ServingSettings:
         Share of requests captured to S3 (``CAPTURE_SAMPLE_RATE``, 0..1).
     max_body_bytes
         Largest request body accepted (``MAX_BODY_BYTES``).
+    max_json_depth
+        Deepest nesting of arrays and objects a request body may have (``MAX_JSON_DEPTH``, default 32).
     """
 
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
@@ -175,6 +187,7 @@ class ServingSettings:
     cache_bytes: int = 512 * 1024 * 1024
     capture_rate: float = DEFAULT_CAPTURE_RATE
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ServingSettings:
@@ -199,16 +212,55 @@ class ServingSettings:
             cache_bytes=int(memory_mib * 1024 * 1024 * CACHE_MEMORY_SHARE),
             capture_rate=number("CAPTURE_SAMPLE_RATE", DEFAULT_CAPTURE_RATE, 0, 1),
             max_body_bytes=int(number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 10 * 1024 * 1024)),
+            max_json_depth=int(number("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH, 3, 256)),
         )
 
 
 # ---------------------------------------------------------------------------------------------- schema
-def _iso_datetime(value: str) -> str:
+_DATETIME_RANGE = (
+    f"must be between {EARLIEST_DATETIME:%Y-%m-%d}T00:00:00Z and {LATEST_DATETIME:%Y-%m-%d}T23:59:59Z"
+    " (UTC; the range a model's datetime features hold)"
+)
+_ONE_DAY = timedelta(days=1)
+
+
+def utc_datetime(value: str) -> datetime:
+    """A request's ISO 8601 date or date-time as a naive UTC datetime inside the model's range.
+
+    Without an offset the time is UTC (as in training). An offset is applied without
+    ``astimezone``: near the ends of the calendar (``0001-01-01T00:00:00+01:00``) that overflows.
+
+    Raises
+    ------
+    ValueError
+        Not ISO 8601, or outside ``EARLIEST_DATETIME`` .. ``LATEST_DATETIME`` once in UTC (the message
+        says which; pydantic and :class:`RecordValidator` turn it into a 400 naming the field).
+    """
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
     except ValueError:
         raise ValueError("must be an ISO 8601 date or date-time, for example 2026-10-01T12:00:00Z") from None
+    local = parsed.replace(tzinfo=None)
+    # An offset is under a day, so a local time within a day of the range converts without overflow.
+    if not EARLIEST_DATETIME - _ONE_DAY <= local <= LATEST_DATETIME + _ONE_DAY:
+        raise ValueError(_DATETIME_RANGE)
+    offset = parsed.utcoffset()
+    utc = local - offset if offset else local
+    if not EARLIEST_DATETIME <= utc <= LATEST_DATETIME:
+        raise ValueError(_DATETIME_RANGE)
+    return utc
+
+
+def _iso_datetime(value: str) -> str:
+    utc_datetime(value)
     return value
+
+
+def _numeric_bounds(feature: Feature | FeatureView) -> tuple[float, float]:
+    """The spec's bounds of a number feature (as written), narrowed to what float32 holds."""
+    low: float = -FLOAT32_MAX if feature.min is None or feature.min < -FLOAT32_MAX else feature.min
+    high: float = FLOAT32_MAX if feature.max is None or feature.max > FLOAT32_MAX else feature.max
+    return low, high
 
 
 def _field(feature: Feature | FeatureView) -> tuple[Any, Any]:
@@ -218,15 +270,16 @@ def _field(feature: Feature | FeatureView) -> tuple[Any, Any]:
     kind = feature.type
     constraints: dict[str, Any] = {"description": feature.description or None}
     annotation: Any
+    low, high = _numeric_bounds(feature)
     if kind is FeatureType.FLOAT:
         annotation = float
-        constraints.update(ge=feature.min, le=feature.max, allow_inf_nan=False)
+        constraints.update(ge=low, le=high, allow_inf_nan=False)
     elif kind is FeatureType.INT:
         if feature.allowed:
             annotation = Literal[tuple(int(v) for v in feature.allowed if not isinstance(v, bool))]
         else:
             annotation = int
-            constraints.update(ge=feature.min, le=feature.max)
+            constraints.update(ge=low, le=high)
     elif kind is FeatureType.BOOL:
         annotation = bool
     elif kind is FeatureType.DATETIME:
@@ -378,8 +431,7 @@ class RecordValidator:
 def _column_check(feature: Feature | FeatureView, optional: bool) -> Callable[[list[Any]], bool]:
     """A function that says whether one feature's values (a column) are surely valid."""
     kind = feature.type
-    low = feature.min
-    high = feature.max
+    low, high = _numeric_bounds(feature)
     extra: set[type] = {_NONE} if optional else set()
     pattern = re.compile(feature.regex) if feature.regex else None
 
@@ -403,7 +455,7 @@ def _column_check(feature: Feature | FeatureView, optional: bool) -> Callable[[l
                 return False
             if not np.isfinite(column).all():
                 return False
-            return (low is None or column.min() >= low) and (high is None or column.max() <= high)
+            return bool(column.min() >= low and column.max() <= high)
 
         return check_float
     if kind is FeatureType.INT:
@@ -422,7 +474,7 @@ def _column_check(feature: Feature | FeatureView, optional: bool) -> Callable[[l
                 return False
             if not present:
                 return True
-            return (low is None or min(present) >= low) and (high is None or max(present) <= high)
+            return min(present) >= low and max(present) <= high
 
         return check_int
     if kind is FeatureType.BOOL:
@@ -538,12 +590,53 @@ def _summary(details: list[dict[str, Any]], total: int) -> str:
     return f"{where}, field {first['field']!r}: {first['message']}{more}"
 
 
+# A JSON string (with its escapes): its brackets are text, not nesting.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, by a scan of its bytes (no parser).
+
+    Brackets inside strings are skipped. Cheap: when the text holds no more opening brackets than
+    the depth asked about, it cannot be deeper; otherwise the strings are cut out (one regular
+    expression), the other bytes dropped (``bytes.translate``) and the running depth summed with
+    numpy. A malformed text gets a depth too (the parser refuses it afterwards).
+
+    Examples
+    --------
+    >>> json_depth(b'{"records": [{"a": "[[[["}]}')
+    3
+    """
+    if b'"' in raw:
+        raw = _JSON_STRING.sub(b"", raw)
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int32)
+    return int(np.cumsum(steps).max())
+
+
+def _check_depth(raw: bytes, max_depth: int) -> None:
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:
+        return  # too few brackets to be deeper than the limit: no scan
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise RequestError(
+            f"request body nests arrays and objects {depth} levels deep; at most {max_depth} are accepted"
+            ' (a request is {"record": {...}} or {"records": [{...}, ...]} with plain values)',
+            code="too_deeply_nested",
+        )
+
+
 def parse_request(
     body: str | bytes | None,
     content_type: str | None,
     models: RequestModels,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Validate a prediction request body.
 
@@ -557,6 +650,8 @@ def parse_request(
         The model's request models.
     max_body_bytes
         Largest body accepted.
+    max_depth
+        Deepest nesting of arrays and objects accepted, checked before the body is parsed.
 
     Returns
     -------
@@ -567,8 +662,10 @@ def parse_request(
     ------
     ServingError
         415 for a content type other than JSON; 413 for a body or batch over the limits; 400 for
-        malformed JSON, a body that is neither ``{"record": ...}`` nor ``{"records": [...]}``, an
-        empty batch, or records that break the schema (each problem names record index and field).
+        a body nested deeper than ``max_depth``, malformed JSON, a body that is neither
+        ``{"record": ...}`` nor ``{"records": [...]}``, an empty batch, or records that break the
+        schema (each problem names record index and field; a datetime outside the range a model
+        holds, or a number outside float32's, is such a problem).
     """
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media != "application/json":
@@ -580,6 +677,7 @@ def parse_request(
         raise PayloadTooLargeError(
             f"request body is {len(raw)} bytes; at most {max_body_bytes} are accepted", code="body_too_large"
         )
+    _check_depth(raw, max_depth)
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -627,10 +725,7 @@ class Predictor(Protocol):
 def _datetime64(value: str | None) -> np.datetime64:
     if value is None:
         return np.datetime64("NaT", "ns")
-    parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(parsed, "ns")
+    return np.datetime64(utc_datetime(value), "ns")  # validated: inside the range datetime64[ns] holds
 
 
 def feature_columns(records: Sequence[Mapping[str, Any]], spec: ModelSpec | SpecView) -> dict[str, np.ndarray]:
@@ -1119,7 +1214,11 @@ class InferenceService:
         started = time.perf_counter()
         routing, champion = self._champion(model)
         records, _single = parse_request(
-            body, content_type, champion.requests, max_body_bytes=self.settings.max_body_bytes
+            body,
+            content_type,
+            champion.requests,
+            max_body_bytes=self.settings.max_body_bytes,
+            max_depth=self.settings.max_json_depth,
         )
         validated = time.perf_counter()
         answering, role = champion, "champion"
