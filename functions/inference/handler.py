@@ -23,7 +23,7 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-from mlops.serving import InferenceService, ServingError
+from mlops.serving import InferenceService, RequestError, ServingError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -125,7 +125,10 @@ def _route(event: dict[str, Any]) -> tuple[tuple[str, str], str]:
 def _body(event: dict[str, Any]) -> str | bytes | None:
     body = event.get("body")
     if body is not None and event.get("isBase64Encoded"):
-        return base64.b64decode(body)
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError:  # binascii.Error: the gateway said base64, the bytes are not
+            raise RequestError("request body is marked base64 but is not valid base64", code="malformed_body") from None
     return body  # type: ignore[no-any-return]
 
 
