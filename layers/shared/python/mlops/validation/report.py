@@ -150,12 +150,12 @@ class ValidationReport(BaseModel):
 
 
 def _settings_text(settings: dict[str, Any]) -> str:
-    """``duplicate rows error; fairness gate, groups of at least 30 rows, minimum disparate impact 0.8``."""
+    """``duplicate rows error; fairness mode gate for sex (groups of at least 30 rows, ...)``."""
     parts = [f"duplicate rows {settings.get('duplicate_rows')}"]
     fairness = settings.get("fairness") or {}
     if fairness.get("protected_attributes"):
         parts.append(
-            f"fairness {fairness.get('mode')} on {', '.join(map(str, fairness['protected_attributes']))}"
+            f"fairness mode {fairness.get('mode')} for {', '.join(map(str, fairness['protected_attributes']))}"
             f" (groups of at least {fairness.get('min_group_size')} rows,"
             f" minimum disparate impact {fairness.get('min_disparate_impact')})"
         )
