@@ -22,7 +22,14 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards
-from stacks.stateful import ARTIFACT_PREFIX, DATASET_PREFIX, REPORT_PREFIX, RegistryTables, resource_environment
+from stacks.stateful import (
+    ARTIFACT_PREFIX,
+    DATASET_PREFIX,
+    HOLDOUT_PREFIX,
+    REPORT_PREFIX,
+    RegistryTables,
+    resource_environment,
+)
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
 
@@ -117,6 +124,7 @@ class TrainingPipeline(Construct):
             memory=3008,
         )
         bucket.grant_read(self.train, f"{DATASET_PREFIX}*")
+        bucket.grant_read(self.train, f"{HOLDOUT_PREFIX}*")  # a spec's fixed holdout file
         bucket.grant_put(self.train, f"{ARTIFACT_PREFIX}*")
         tables.registry.grant_read_data(self.train)
         self.evaluate = step_function(
@@ -126,6 +134,7 @@ class TrainingPipeline(Construct):
             memory=3008,
         )
         bucket.grant_read(self.evaluate, f"{DATASET_PREFIX}*")
+        bucket.grant_read(self.evaluate, f"{HOLDOUT_PREFIX}*")
         bucket.grant_read(self.evaluate, f"{ARTIFACT_PREFIX}*")
         bucket.grant_put(self.evaluate, f"{ARTIFACT_PREFIX}*")
         tables.registry.grant_read_data(self.evaluate)

@@ -21,6 +21,8 @@ DATASET_PREFIX = "datasets/"
 REPORT_PREFIX = "reports/"
 # Model artifacts, model cards and reference profiles.
 ARTIFACT_PREFIX = "artifacts/"
+# Fixed holdout files (training.split.method: holdout_dataset): read by training, never a trigger.
+HOLDOUT_PREFIX = "holdouts/"
 
 
 class DataStorage(Construct):

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlops.audit import PLATFORM_CHAIN
 from mlops.datasets import DatasetCatalog, describe_s3_object
-from mlops.errors import CheckFailedError, ConfigError, MlopsError, NotFoundError
+from mlops.errors import CheckFailedError, ConfigError, InputError, MlopsError, NotFoundError
 from mlops.pipeline import DatasetUpload, parse_key
 from mlops.platform import Platform
 from mlops.registry import Registry
@@ -25,6 +25,9 @@ from mlops.storage import read_uri
 from mlops.validation.api import validate_stream
 
 PIPELINE_ACTOR = "pipeline:training"
+# Where fixed holdout files live in the data bucket (training.split.method: holdout_dataset): the
+# training functions may read them, and writing one starts nothing.
+HOLDOUT_PREFIX = "holdouts/"
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,11 @@ def _holdout_source(services: Services, spec: ModelSpec, model: str, execution_n
     if settings.method != "holdout_dataset" or settings.holdout is None:
         return None
     bucket, key = services.platform.data_bucket, settings.holdout
+    if not key.startswith(HOLDOUT_PREFIX):
+        raise InputError(
+            f"training.split.holdout: {key!r} is not under {HOLDOUT_PREFIX} in the data bucket; the pipeline"
+            f" reads fixed holdout files from there (for example {HOLDOUT_PREFIX}{model}/holdout.csv)"
+        )
     uri = _s3_uri(bucket, key)
     try:
         response = services.s3.get_object(Bucket=bucket, Key=key)
