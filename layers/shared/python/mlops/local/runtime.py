@@ -5,6 +5,11 @@ Lambda runtime sets and the local endpoint and credentials), its code directory 
 on ``sys.path``, and its timeout enforced by killing the worker, as Lambda ends a timed-out
 environment. Errors come back in the payload shape Lambda returns with ``FunctionError``
 ``Unhandled``.
+
+An init (the handler module's imports) that takes longer than Lambda's 10 s init phase is not an
+error: as on Lambda, it goes on inside the first invocation and counts against the function's
+timeout. On a busy machine importing pandas and scikit-learn can take longer than 10 s; refusing
+such an init failed pipeline steps that Lambda would have run.
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ def _timeout_payload(request_id: str, timeout: int) -> dict[str, Any]:
 
 
 class _Worker:
-    def __init__(self, runtime: LambdaRuntime, spec: FunctionSpec) -> None:
+    def __init__(self, runtime: LambdaRuntime, spec: FunctionSpec, init_timeout_s: float = INIT_TIMEOUT_S) -> None:
         self.spec = spec
         self.on_metrics = runtime.on_metrics
         parent, child = runtime.context.Pipe()
@@ -107,19 +112,18 @@ class _Worker:
             self.process.start()
         child.close()
         self.init_error: dict[str, Any] | None = None
-        if not self.conn.poll(INIT_TIMEOUT_S):
-            self.kill()
-            self.init_error = {
-                "errorMessage": f"init of {spec.name} did not finish in {INIT_TIMEOUT_S:.0f} s",
-                "errorType": "Runtime.InitError",
-                "stackTrace": [],
-            }
-            return
+        # Past Lambda's init phase limit the init goes on into the first invocation (see invoke).
+        self.initialized = False
+        if self.conn.poll(init_timeout_s):
+            self._finish_init()
+
+    def _finish_init(self) -> None:
+        self.initialized = True
         try:
             _, self.init_error = self.conn.recv()
         except EOFError:
             self.init_error = {
-                "errorMessage": f"RequestId: Error: Runtime exited during init of {spec.name}",
+                "errorMessage": f"RequestId: Error: Runtime exited during init of {self.spec.name}",
                 "errorType": "Runtime.ExitError",
                 "stackTrace": [],
             }
@@ -130,8 +134,19 @@ class _Worker:
 
     def invoke(self, payload: bytes, request_id: str, invoked_arn: str) -> tuple[bool, dict[str, Any] | bytes]:
         timeout = self.spec.timeout
-        self.conn.send(("invoke", payload.decode() if payload else "", request_id, float(timeout), invoked_arn))
-        if not self.conn.poll(timeout + 0.05):
+        started = time.monotonic()
+        if not self.initialized:
+            # Lambda retries an init that outlasted its init phase during the first invocation,
+            # under the function's timeout: the rest of the init counts against this invocation.
+            if not self.conn.poll(timeout):
+                self.kill()
+                return False, _timeout_payload(request_id, timeout)
+            self._finish_init()
+            if self.init_error is not None:
+                return False, {**self.init_error, "requestId": request_id}
+        remaining = max(0.0, timeout - (time.monotonic() - started))
+        self.conn.send(("invoke", payload.decode() if payload else "", request_id, remaining, invoked_arn))
+        if not self.conn.poll(remaining + 0.05):
             self.kill()
             return False, _timeout_payload(request_id, timeout)
         try:
@@ -177,6 +192,9 @@ class LambdaRuntime:
     on_metrics
         Called with the embedded-metric-format lines an invocation printed (CloudWatch turns
         them into metrics; the local cloud stores them in its CloudWatch).
+    init_timeout_s
+        Lambda's init phase limit; a longer init goes on inside the first invocation, under the
+        function's timeout.
     """
 
     def __init__(
@@ -190,8 +208,10 @@ class LambdaRuntime:
         start_method: str = "forkserver",
         credentials: tuple[str, str] = ("testing", "testing"),
         on_metrics: Callable[[list[str]], None] | None = None,
+        init_timeout_s: float = INIT_TIMEOUT_S,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.init_timeout_s = init_timeout_s
         self.on_metrics = on_metrics
         self.region = region
         self.account = account
@@ -281,7 +301,7 @@ class LambdaRuntime:
                     break
                 self._lock.wait()
         try:
-            return _Worker(self, spec)
+            return _Worker(self, spec, self.init_timeout_s)
         except BaseException:
             self._release(spec, None)
             raise
