@@ -5,6 +5,7 @@ The approver is the caller's IAM identity (requestContext.identity.userArn), nev
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -27,9 +28,27 @@ def _decide(model: str, version: str, decision: str) -> dict[str, Any]:
         version,
         decision,
         caller=identity.user_arn or identity.caller,
-        body=event.json_body if event.body else None,
+        body=_json_object(event.decoded_body) if event.body else None,
         request_id=event.request_context.request_id,
     )
+
+
+MAX_BODY_CHARS = 64 * 1024
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """The request body as a JSON object, or InputError (400): never a parser error (500) on caller input."""
+    if len(text) > MAX_BODY_CHARS:
+        raise InputError(f"request body is {len(text)} characters; at most {MAX_BODY_CHARS} are accepted")
+    if text.count("{") + text.count("[") > 32:  # a body is {"comment": "..."}; also keeps the parser shallow
+        raise InputError('request body must be a JSON object such as {"comment": "..."} (too many brackets)')
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise InputError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InputError('request body must be a JSON object such as {"comment": "..."}')
+    return body
 
 
 @app.post("/models/<model>/versions/<version>/approve")
