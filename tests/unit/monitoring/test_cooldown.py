@@ -22,8 +22,17 @@ class FakeStepFunctions:
 
     def __init__(self, fail: bool = False) -> None:
         self.started: list[dict[str, Any]] = []
+        self.running: set[str] = set()
         self.fail = fail
         self.lock = threading.Lock()
+
+    def describe_execution(self, executionArn: str) -> dict[str, str]:
+        name = executionArn.rsplit(":", 1)[-1]
+        if name in self.running:
+            return {"status": "RUNNING"}
+        if any(s["name"] == name for s in self.started):
+            return {"status": "SUCCEEDED"}
+        raise RuntimeError("ExecutionDoesNotExist")
 
     def start_execution(self, **kwargs: Any) -> dict[str, str]:
         if self.fail:
@@ -61,6 +70,9 @@ def registry() -> Registry:
             ),
             actor="bob",
         )
+    # The champion, v1, was trained on the older version: the newer one is new to it.
+    champion = DatasetCatalog(registry).get("churn", "v-old")
+    registry.register_version("churn", actor="pipeline:training", dataset_version=champion.ref())
     return registry
 
 
@@ -167,7 +179,8 @@ def test_a_failed_start_releases_the_claim(registry: Registry) -> None:
 def test_no_dataset_means_skipped(registry: Registry) -> None:
     # GIVEN a model without recorded datasets WHEN it drifts THEN retraining is skipped with the reason
     result = maybe_retrain(_services(registry, FakeStepFunctions()), "other", now=NOW, cooldown_hours=1, run=_run("x"))
-    assert result == {"action": "skipped", "reason": "no dataset version recorded"}
+    assert result["action"] == "skipped" and result["code"] == "no_new_data"
+    assert result["reason"].startswith("no dataset newer than the champion's (v1: no recorded training dataset)")
 
 
 def test_a_retried_analysis_after_a_failed_start_tries_again_and_starts(registry: Registry) -> None:
