@@ -28,6 +28,7 @@ from botocore.credentials import Credentials
 
 _AUTH = re.compile(r"AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)")
 MAX_CLOCK_SKEW_S = 15 * 60
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
 _INVOKE_URI = re.compile(r"arn:aws:apigateway:[^:]+:lambda:path/[^/]+/functions/(.+)/invocations")
 
 
@@ -205,11 +206,20 @@ class ApiGatewayServer:
                 pass
 
             def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, headers, payload = gateway.handle(
-                    self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
-                )
+                declared = self.headers.get("Content-Length") or "0"
+                length = int(declared) if declared.isdigit() else -1
+                if not 0 <= length <= MAX_PAYLOAD_BYTES:
+                    # Like API Gateway: refused without reading the body, and the connection closed.
+                    self.close_connection = True
+                    status, headers, payload = gateway._json(
+                        413 if length > MAX_PAYLOAD_BYTES else 400,
+                        "Request Too Long" if length > MAX_PAYLOAD_BYTES else "Invalid Content-Length",
+                    )
+                else:
+                    body = self.rfile.read(length) if length else b""
+                    status, headers, payload = gateway.handle(
+                        self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
+                    )
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -289,7 +299,7 @@ class ApiGatewayServer:
                     credentials=self.credentials,
                     region=self.region,
                 )
-            except SignatureError as exc:
+            except (SignatureError, ValueError) as exc:  # ValueError: a Host or path no URL can hold
                 record["status"] = 403
                 return self._json(
                     403,
