@@ -281,12 +281,30 @@ def test_clean_window_reports_no_drift_with_reports_metrics_and_run_item(
 
 def test_shifted_window_drifts_notifies_and_retrains_once_per_cooldown(world: dict[str, Any], spec: ModelSpec) -> None:
     services, clock = world["services"], world["clock"]
-    # GIVEN shifted traffic in the last hour
+    # GIVEN a dataset version recorded after the champion was (so a retrain can learn from it)
+    DatasetCatalog(world["registry"]).record(
+        "churn",
+        DatasetVersion(
+            bucket=DATA_BUCKET,
+            key="datasets/churn/more.csv",
+            version_id="v-2",
+            sha256="b" * 64,
+            size=10,
+            rows=3400,
+            columns=["a"],
+            column_types={},
+            schema_fingerprint="f",
+            uploaded_by="bob",
+            uploaded_at=(NOW + timedelta(minutes=1)).isoformat(),
+        ),
+        actor="bob",
+    )
+    # AND shifted traffic in the last hour
     capture(world["s3"], generate("churn", 400, 4, drift=True), spec, NOW - timedelta(minutes=30))
     # WHEN the monitor runs
     metrics: list[Any] = []
     first = run(services, "m-1", metrics)
-    # THEN it drifts, names the features, notifies, and starts training on the latest dataset
+    # THEN it drifts, names the features, notifies, and starts training on the newer dataset
     assert first["verdict"] == "drifted" and first["drifted_features"]
     assert next(m.value for m in metrics if m.name == "ModelsDrifted") == 1.0
     note = messages(world)
@@ -296,7 +314,7 @@ def test_shifted_window_drifts_notifies_and_retrains_once_per_cooldown(world: di
     executions = world["sfn"].list_executions(stateMachineArn=world["training"])["executions"]
     assert len(executions) == 1 and executions[0]["name"].startswith("churn-retrain-")
     started = world["sfn"].describe_execution(executionArn=executions[0]["executionArn"])
-    assert json.loads(started["input"])["upload"]["version_id"] == "v-1"
+    assert json.loads(started["input"])["upload"]["version_id"] == "v-2"
     # WHEN more shifted traffic drifts two hours later (inside the 24-hour cooldown)
     clock.moment = NOW + timedelta(hours=2)
     capture(world["s3"], generate("churn", 400, 5, drift=True), spec, NOW + timedelta(hours=1, minutes=30), prefix="s")
