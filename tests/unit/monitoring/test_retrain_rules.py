@@ -210,3 +210,50 @@ def test_the_champions_rows_are_read_by_name_whatever_the_column_order(
 def test_a_champion_file_missing_a_spec_column_is_not_appended() -> None:
     rows, note = _base(b"target,score\n1,0.5\n", ["plan", "score", "target"])
     assert rows == [] and note is not None and "lacks the spec's column(s) plan" in note
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+def _result(retrain: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": "churn",
+        "version": 1,
+        "verdict": "drifted",
+        "rows": 200,
+        "window": {"start": "a", "end": "b"},
+        "mode": "inline",
+        "drifted_features": ["tenure_months"],
+        "retrain": retrain,
+        "bucket": "data",
+        "report_key": "reports/x.json",
+        "html_key": "reports/x.html",
+    }
+
+
+def test_monitor_run_prints_why_a_retrain_was_skipped(registry: Registry) -> None:
+    from mlops.cli.monitor_cmd import _text
+
+    # GIVEN a drifted run whose retrain was skipped for want of new data
+    retrain = _retrain(registry, FakeStepFunctions())
+    # THEN `mlops monitor run` prints the reason as the run recorded it
+    assert f"  retraining skipped: {retrain['reason']}\n" in _text(_result(retrain))
+
+
+def test_monitor_run_prints_what_a_retrain_trains_on() -> None:
+    from mlops.cli.monitor_cmd import _text
+
+    built = {
+        "action": "started",
+        "execution_name": "churn-abc",
+        "data": {
+            "source": "captures+labels",
+            "base_rows": 350,
+            "labelled_rows": 110,
+            "key": "datasets/churn/captures-x.csv",
+            "version_id": "v-9",
+        },
+    }
+    assert (
+        "  retraining started: churn-abc  (mlops runs show churn-abc)\n"
+        "    on a new dataset: the champion's 350 row(s) + 110 labelled capture(s), "
+        "datasets/churn/captures-x.csv version v-9\n"
+    ) in _text(_result(built))

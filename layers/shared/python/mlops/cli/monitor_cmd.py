@@ -36,19 +36,37 @@ def _text(result: dict[str, Any]) -> str:
         lines.append("  predictions drifted")
     if result.get("performance"):
         lines.append(f"  performance: {result['performance']}")
-    retrain = result.get("retrain") or {}
-    if retrain.get("action") == "started":
-        lines.append(
-            f"  retraining started: {retrain.get('execution_name')}  (mlops runs show {retrain.get('execution_name')})"
-        )
-    elif retrain.get("action") == "skipped":
-        until = f" until {retrain['cooldown_until']}" if retrain.get("cooldown_until") else ""
-        lines.append(f"  retraining skipped: {retrain.get('reason')}{until}")
-    elif retrain.get("action") == "failed":
-        lines.append(f"  retraining failed to start: {retrain.get('error')}")
+    lines.extend(_retrain_lines(result.get("retrain") or {}))
     lines.append(f"  report: s3://{result['bucket']}/{result['report_key']}")
     lines.append(f"  html:   s3://{result['bucket']}/{result['html_key']}")
     return "\n".join(lines)
+
+
+def _retrain_lines(retrain: dict[str, Any]) -> list[str]:
+    """What the run did about retraining: started on which data, or skipped and why."""
+    action = retrain.get("action")
+    if action == "started":
+        name = retrain.get("execution_name")
+        lines = [f"  retraining started: {name}  (mlops runs show {name})"]
+        data = retrain.get("data") or {}
+        version = str(data.get("version_id") or "")[:16]
+        if data.get("source") == "captures+labels":
+            lines.append(
+                f"    on a new dataset: the champion's {data.get('base_rows')} row(s) + "
+                f"{data.get('labelled_rows')} labelled capture(s), {data.get('key')} version {version}"
+            )
+        elif data.get("source") == "newer_dataset":
+            lines.append(
+                f"    on {data.get('key')} version {version} ({data.get('rows')} rows, uploaded "
+                f"{data.get('uploaded_at')}), newer than the champion's"
+            )
+        return lines
+    if action == "skipped":
+        until = f" until {retrain['cooldown_until']}" if retrain.get("cooldown_until") else ""
+        return [f"  retraining skipped: {retrain.get('reason')}{until}"]
+    if action == "failed":
+        return [f"  retraining failed to start: {retrain.get('error')}"]
+    return []
 
 
 @click.group("monitor")
