@@ -17,7 +17,14 @@ from stacks.function import MlopsFunction, service_name
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge_grant_wildcards
 from stacks.pipelines import state_machine_from_file
-from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, REPORT_PREFIX, RegistryTables, resource_environment
+from stacks.stateful import (
+    ARTIFACT_PREFIX,
+    CAPTURE_PREFIX,
+    DATASET_PREFIX,
+    REPORT_PREFIX,
+    RegistryTables,
+    resource_environment,
+)
 
 LABEL_PREFIX = "labels/"
 SCHEDULE_ACTIONS = [
@@ -125,12 +132,18 @@ class MonitoringPipeline(Construct):
         bucket.grant_put(fn, f"{REPORT_PREFIX}*")
         tables.grant_registry_write(fn)
         topic.grant_publish(fn)
+        # A retrain on labelled captures appends them to the champion's dataset and writes the
+        # result as a dataset upload; whether a dataset is being trained is asked of its run.
+        bucket.grant_read(fn, f"{DATASET_PREFIX}*")
+        bucket.grant_put(fn, f"{DATASET_PREFIX}*")
         training_state_machine.grant_start_execution(fn)
+        training_state_machine.grant_execution(fn, "states:DescribeExecution")
         self._grant_schedules(fn.role)  # type: ignore[arg-type]
         acknowledge_grant_wildcards(
             fn,
-            "read captures/*, labels/*, artifacts/*, read and put reports/*, registry read/write, audit append, "
-            "publish to the notifications topic, start the training state machine, manage this environment's "
+            "read captures/*, labels/*, artifacts/*, read and put reports/* and datasets/*, registry read/write, "
+            "audit append, publish to the notifications topic, start the training state machine and describe its "
+            "executions, manage this environment's "
             f"monitor schedules ({self.schedule_group_name}/*) and pass their role",
         )
 
