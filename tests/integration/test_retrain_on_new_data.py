@@ -378,3 +378,23 @@ def test_a_champion_trained_on_labelled_captures_gets_only_the_new_ones(world: d
     body = s3.get_object(Bucket=DATA_BUCKET, Key=retrain["data"]["key"])["Body"].read()
     old = s3.get_object(Bucket=DATA_BUCKET, Key=data["key"])["Body"].read()
     assert body.startswith(old) and len(read_text_rows(body)) == 520
+
+
+def test_labelled_captures_that_would_fail_validation_are_not_written(world: dict[str, Any]) -> None:
+    # GIVEN 110 shifted requests sent twice (a client retried them) and both copies labelled
+    rows = shifted(DATA.iloc[350:460])
+    ids = capture(world["s3"], rows, NOW - timedelta(minutes=30), "r")
+    again = capture(world["s3"], rows, NOW - timedelta(minutes=20), "retry")
+    label(world["s3"], ids + again, pd.concat([rows["target"], rows["target"]]), NOW - timedelta(minutes=5))
+    # WHEN the monitor drifts
+    retrain = run(world["services"], "m-1")["retrain"]
+    # THEN the dataset they make would fail the pipeline's duplicate check (validation.duplicate_rows:
+    # error): nothing is written or started, and the reason names the check
+    assert retrain["action"] == "skipped", retrain
+    assert (
+        "the champion's 350 row(s) + 220 labelled capture(s)) would fail validation: dataset.duplicate_rows"
+        in (retrain["reason"])
+    )
+    assert executions(world) == []
+    listed = world["s3"].list_objects_v2(Bucket=DATA_BUCKET, Prefix="datasets/cancer/captures-")
+    assert listed["KeyCount"] == 0

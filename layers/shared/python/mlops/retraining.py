@@ -410,6 +410,9 @@ def build_capture_dataset(
     writer.writerows(base)
     writer.writerows(rows)
     body = out.getvalue().encode("utf-8")
+    problem = _invalid(body, spec, len(base), len(rows))
+    if problem:
+        return None, problem
     sha256 = hashlib.sha256(body).hexdigest()
     base_dataset = champion.dataset
     lineage: dict[str, Any] = {
@@ -435,6 +438,25 @@ def build_capture_dataset(
         "notes": ([base_note] if base_note else []) + notes[:10],
     }
     return CaptureDataset(body, sha256, total, len(rows), len(base), lineage), ""
+
+
+def _invalid(body: bytes, spec: ModelSpec, base_rows: int, labelled_rows: int) -> str | None:
+    """Why the built dataset would fail the pipeline's validation (the same checks), or None.
+
+    A dataset that cannot pass Validate cannot change the model: it is not written, and the
+    reason names the failed checks (a ``unique`` feature repeated between the champion's rows and
+    the captures, labels of a class the spec does not have...).
+    """
+    from mlops.validation.api import validate_stream
+
+    source = f"the champion's {base_rows} row(s) + {labelled_rows} labelled capture(s)"
+    report = validate_stream(io.BytesIO(body), spec, source, max_examples=1)
+    if report.valid:
+        return None
+    failed = [c for c in report.checks if c.failed]
+    shown = "; ".join(f"{c.check}{f' [{c.column}]' if c.column else ''}: {c.message}" for c in failed[:3])
+    more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+    return f"the dataset they make ({source}) would fail validation: {shown}{more}"
 
 
 # ------------------------------------------------------------------------------------------- choice
