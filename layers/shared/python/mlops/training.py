@@ -726,8 +726,11 @@ def _class_notes(train_df: pd.DataFrame, holdout_df: pd.DataFrame, spec: ModelSp
         return []
 
     def counts(part: pd.DataFrame) -> dict[str, int]:
-        labels = part[target].dropna().map(coerce.label)
-        return {str(k): int(v) for k, v in labels.value_counts().items()}
+        out: dict[str, int] = {}
+        for value, count in part[target].value_counts(dropna=True).items():  # count first: few distinct
+            label = coerce.label(value)
+            out[label] = out.get(label, 0) + int(count)
+        return out
 
     trained, held = counts(train_df), counts(holdout_df)
     notes: list[str] = []
