@@ -63,6 +63,12 @@ infra: install
 bench: install  ## run the benchmarks (ratios against baselines measured in the same run)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# make test runs 1,000 of these cases (tests/e2e/test_fuzz.py); this is the full run.
+.PHONY: fuzz
+FUZZ_CASES ?= 10000
+fuzz: install  ## signed schema-derived fuzzing of the inference API on the local cloud (FUZZ_CASES=10000): 0 5xx
+	$(BIN)/python benchmarks/fuzz_api.py --cases $(FUZZ_CASES)
+
 # Evidently and alibi-detect only for this comparison, in their own virtual environment (they pin
 # numpy 1.x and pandas 2.x); our engine runs from $(VENV) and calls them in subprocesses.
 COMPARE_VENV := .venv-drift-compare
