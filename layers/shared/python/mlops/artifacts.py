@@ -12,16 +12,18 @@ Loading is where pickle is dangerous (a pickle can name any importable callable)
    scipy.sparse and pandas' core, numpy's array and random-state reconstructors, and a handful of
    harmless builtins. Every name is checked three times: the module it names must be allowed (or
    nothing is imported: importing a module can itself run code), the name must be a plain name (a
-   dotted name is a walk of attributes, ``numpy`` + ``f2py.subprocess.Popen`` reaches
-   ``subprocess.Popen``), and what it resolves to must be a class whose own module, and every
-   base's, is allowed too (or one of the listed functions, checked by identity). Test, build and
-   foreign-code submodules (``numpy.f2py``, ``numpy.testing``, ``*.tests``, ``pandas.core.computation``,
-   ...) are refused even inside an allowed package.
+   dotted name is a walk of attributes: ``numpy`` + ``f2py.subprocess.Popen`` reaches
+   ``subprocess.Popen``), and what it resolves to must be a class defined in an allowed module (a
+   re-export such as ``pandas.core.frame.StringIO`` is ``_io``'s) and not ``numpy.memmap`` or a
+   subclass of it, or one of the listed functions, checked by identity. Test, build and
+   foreign-code submodules (``numpy.f2py``, ``numpy.testing``, ``*.tests``,
+   ``pandas.core.computation``, ...) are refused even inside an allowed package.
 
 Why not skops' secure format: it loads without running code, but its files are zip archives whose
-entries carry the time they were written, so two trainings of the same data, spec and code give
-different bytes and the sha256 no longer identifies the model; serving prefers the ONNX export (no
-code on load) anyway, and this unpickler is what reads the pickles stored so far.
+entries carry the time they were written and whose arrays are named by their object ids, so two
+trainings of the same data, spec and code give different bytes and the sha256 no longer
+identifies the model. Serving prefers the ONNX export (no code on load) anyway, and this
+unpickler is what reads the pickles stored so far.
 
 Examples
 --------
