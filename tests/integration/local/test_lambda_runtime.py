@@ -1,10 +1,11 @@
 """The local Lambda runtime on a slow machine: an init past the init phase limit is not an error.
 
-On a busy 2-core machine the pipeline functions' imports (pandas, scikit-learn) took longer than
-Lambda's 10 s init phase, the runtime refused them with ``Runtime.InitError``, and the validate
-step of `make demo` (and of concurrent uploads) failed the run with ``PipelineFailed``. Lambda
-itself goes on with such an init inside the first invocation, under the function's timeout. The
-slowness is injected here (a handler module that sleeps while it is imported) against a short
+On a busy 2-core machine (load about 9) the pipeline functions' imports (pandas, scikit-learn)
+took 11-26 s, longer than Lambda's 10 s init phase; the runtime refused them with
+``Runtime.InitError`` and the state machine caught that as ``PipelineFailed`` (a cold validate step:
+one run of four concurrent uploads, 19 of 20 runs of twenty, and the same could end `make demo`).
+Lambda itself goes on with such an init inside the first invocation, under the function's timeout.
+The slowness is injected here (a handler module that sleeps while it is imported) against a short
 init limit, so the tests do not depend on how busy the machine is.
 """
 
