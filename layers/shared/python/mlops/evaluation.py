@@ -9,8 +9,9 @@ target) is ``None`` with the reason in ``notes``; evaluation never raises for it
 
 For classification each slice also reports its positive-prediction rate, and each protected
 attribute its disparate impact (lowest slice rate over the highest, among slices of at least
-``spec.fairness.min_group_size`` rows), checked against ``spec.fairness.min_disparate_impact``;
-the gate refuses a candidate below it when ``spec.fairness.mode`` is ``gate``.
+``spec.fairness.min_group_size`` rows) with an upper confidence bound, checked against
+``spec.fairness.min_disparate_impact``; the gate refuses a candidate whose bound is below it
+when ``spec.fairness.mode`` is ``gate``.
 
 Examples
 --------
@@ -353,8 +354,12 @@ def _disparate_impact(rates: dict[str, float], sizes: dict[str, int], spec: Mode
     """Lowest positive-prediction rate over the highest, among groups of ``min_group_size`` rows.
 
     Smaller groups keep their rate in ``positive_rates`` and are named in ``excluded_groups``:
-    a handful of rows would otherwise decide the ratio. ``passed`` says whether the ratio meets
-    the minimum; whether that refuses the candidate is the gate's decision (``fairness.mode``).
+    a handful of rows would otherwise decide the ratio. ``upper_bound`` is a one-sided
+    ``fairness.confidence`` bound of the ratio of the two extreme groups' rates (Katz's log
+    interval, 0.5 added to each count when one is zero, Bonferroni-corrected over every pair of
+    compared groups, since the extreme pair is picked after looking). ``passed`` is False only
+    when that bound is below the minimum: the holdout shows the ratio is below it, not noise. Whether
+    that refuses the candidate is the gate's decision (``fairness.mode``).
     """
     fairness = spec.fairness
     compared = {group: rate for group, rate in rates.items() if sizes.get(group, 0) >= fairness.min_group_size}
@@ -365,18 +370,51 @@ def _disparate_impact(rates: dict[str, float], sizes: dict[str, int], spec: Mode
         "min_group_size": fairness.min_group_size,
         "excluded_groups": [group for group in rates if group not in compared],
         "mode": fairness.mode,
+        "confidence": fairness.confidence,
     }
     if len(compared) < 2:
         note = f"fewer than two groups with at least {fairness.min_group_size} rows in the holdout"
-        result.update(disparate_impact=None, passed=None, note=note)
+        result.update(disparate_impact=None, upper_bound=None, passed=None, note=note)
         return result
-    highest, lowest = max(compared.values()), min(compared.values())
-    if highest == 0:
-        result.update(disparate_impact=None, passed=None, note="no group has a positive prediction")
+    low = min(compared, key=lambda group: compared[group])
+    high = max(compared, key=lambda group: compared[group])
+    if compared[high] == 0:
+        result.update(disparate_impact=None, upper_bound=None, passed=None, note="no group has a positive prediction")
         return result
-    impact = lowest / highest
-    result.update(disparate_impact=impact, passed=impact >= fairness.min_disparate_impact)
+    impact = compared[low] / compared[high]
+    upper = _ratio_upper_bound(
+        round(compared[low] * sizes[low]),
+        sizes[low],
+        round(compared[high] * sizes[high]),
+        sizes[high],
+        fairness.confidence,
+        pairs=len(compared) * (len(compared) - 1) // 2,
+    )
+    result.update(
+        disparate_impact=impact,
+        upper_bound=upper,
+        groups_compared=[low, high],
+        passed=upper >= fairness.min_disparate_impact,
+    )
     return result
+
+
+def _ratio_upper_bound(x1: int, n1: int, x2: int, n2: int, confidence: float, pairs: int = 1) -> float:
+    """One-sided upper confidence bound of (x1/n1) / (x2/n2), Katz's log method.
+
+    ``pairs`` spreads the error over that many comparisons (Bonferroni). Zero counts take 0.5 on
+    each cell of the two-by-two table (Haldane-Anscombe), so the bound is finite.
+    """
+    from statistics import NormalDist
+
+    if x1 == 0 or x2 == 0:
+        x1_, n1_, x2_, n2_ = x1 + 0.5, n1 + 1.0, x2 + 0.5, n2 + 1.0
+    else:
+        x1_, n1_, x2_, n2_ = float(x1), float(n1), float(x2), float(n2)
+    log_ratio = math.log((x1_ / n1_) / (x2_ / n2_))
+    se = math.sqrt(max(1 / x1_ - 1 / n1_ + 1 / x2_ - 1 / n2_, 0.0))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / max(pairs, 1))
+    return math.exp(log_ratio + z * se)
 
 
 def _equals(values: np.ndarray, label: Any) -> np.ndarray:

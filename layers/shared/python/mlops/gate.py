@@ -7,8 +7,10 @@ improvement of at least ``spec.gates.min_improvement``; with δ = 0 the candidat
 better, because a tie is not an improvement. Optionally, disparate impact of the candidate's
 predictions per protected attribute (groups smaller than ``spec.fairness.min_group_size`` were
 left out by the evaluation) against ``spec.fairness.min_disparate_impact``: with
-``spec.fairness.mode: gate`` a candidate below it is refused, with ``report`` the check is
-recorded (``enforced`` False) and refuses nothing.
+``spec.fairness.mode: gate`` a candidate is refused when the holdout shows its ratio is below
+the minimum (the ratio's upper ``spec.fairness.confidence`` bound is below it, so noise on a small
+holdout refuses no fair model); with ``report`` the check is recorded (``enforced`` False) and
+refuses nothing.
 
 A missing or non-finite metric fails its threshold (a model is not let through on a metric that
 could not be computed). Each failure is a sentence that names the metric, the value and the bound.
@@ -92,22 +94,34 @@ def gate(
         if impact is None:
             continue
         threshold = spec.fairness.min_disparate_impact
-        passed = impact >= threshold
+        # Refused only when the holdout shows the ratio is below the minimum: its upper
+        # confidence bound (evaluations made before there was one: the point estimate).
+        bound = finite_number(result.get("upper_bound"))
+        passed = (bound if bound is not None else impact) >= threshold
         enforced = spec.fairness.mode == "gate"
         excluded = list(result.get("excluded_groups") or [])
+        if bound is None:
+            verdict = f"{'at least' if passed else 'below'} the minimum {_fmt(threshold)}"
+        elif impact >= threshold:
+            verdict = f"at least the minimum {_fmt(threshold)}"
+        else:
+            confidence = finite_number(result.get("confidence")) or spec.fairness.confidence
+            verdict = f"below the minimum {_fmt(threshold)}, upper {confidence:.0%} bound {_fmt(bound)}: " + (
+                "shown to be below it" if not passed else "not shown to be below it on this holdout"
+            )
         checks.append(
             {
                 "check": "fairness",
                 "metric": "disparate_impact",
                 "attribute": attribute,
                 "value": impact,
+                "upper_bound": bound,
                 "threshold": threshold,
                 "passed": passed,
                 "enforced": enforced,
                 "excluded_groups": excluded,
                 "message": (
-                    f"disparate impact across {attribute} is {_fmt(impact)}"
-                    f" ({'at least' if passed else 'below'} the minimum {_fmt(threshold)})"
+                    f"disparate impact across {attribute} is {_fmt(impact)} ({verdict})"
                     + (
                         f"; {len(excluded)} group(s) under {spec.fairness.min_group_size} rows not compared"
                         if excluded

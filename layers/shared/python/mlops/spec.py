@@ -287,6 +287,10 @@ class Fairness(_Strict):
     mode: Literal["gate", "report"] = "gate"
     # Groups with fewer rows are listed but take no part in disparate impact.
     min_group_size: int = Field(default=30, ge=1)
+    # The gate refuses only when the predictions' disparate impact is below the minimum with this
+    # confidence (its upper confidence bound is below it): a ratio of two rates measured on a
+    # holdout moves by tenths from noise alone, and a point estimate would refuse fair models.
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
 
 
 class ValidationSettings(_Strict):
