@@ -2,8 +2,9 @@
 
 On a busy 2-core machine (load about 9) the pipeline functions' imports (pandas, scikit-learn)
 took 11-26 s, longer than Lambda's 10 s init phase; the runtime refused them with
-``Runtime.InitError`` and the state machine caught that as ``PipelineFailed`` (a cold validate step:
-one run of four concurrent uploads, 19 of 20 runs of twenty, and the same could end `make demo`).
+``Runtime.InitError`` and the state machine caught that as ``PipelineFailed`` (one run of four
+concurrent uploads failed so in its cold validate step; a refused init kills the worker, so the
+next invocation starts cold again: all 20 runs of twenty concurrent uploads failed).
 Lambda itself goes on with such an init inside the first invocation, under the function's timeout.
 The slowness is injected here (a handler module that sleeps while it is imported) against a short
 init limit, so the tests do not depend on how busy the machine is.
