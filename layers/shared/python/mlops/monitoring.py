@@ -960,38 +960,84 @@ def window_from_sketches(services: MonitorServices, plan: Mapping[str, Any], spe
     return Window(frame, predictions, merged.rows, exact, notes)
 
 
-def reference_predictions(services: MonitorServices, champion: Any) -> Any:
-    """The champion's predictions on its holdout (registered as ``predictions_uri``), or None."""
-    uri = (champion.tags or {}).get("predictions_uri")
+def version_document(services: MonitorServices, champion: Any, tag: str) -> dict[str, Any] | None:
+    """The JSON document a version's tag points at (``predictions_uri``, ``evaluation_uri``), or None."""
+    uri = (champion.tags or {}).get(tag)
     if not uri or not str(uri).startswith("s3://"):
         return None
     document = json.loads(read_uri(services.s3, str(uri)))
+    return document if isinstance(document, dict) else None
+
+
+def reference_predictions(services: MonitorServices, champion: Any, document: Mapping[str, Any] | None = None) -> Any:
+    """The champion's predictions on its holdout (registered as ``predictions_uri``), or None."""
+    document = document if document is not None else version_document(services, champion, "predictions_uri")
+    if document is None:
+        return None
     return np.asarray(document.get("predictions") or [], dtype=object)
+
+
+def registered_holdout(services: MonitorServices, champion: Any, predictions: Mapping[str, Any] | None) -> Any:
+    """What is known of the holdout behind the champion's registered metrics (a ``Holdout``).
+
+    Versions registered since performance monitoring judges uncertainty keep the holdout's labels,
+    predictions and probabilities in ``predictions.json``; older ones have the confusion matrix and
+    size of their evaluation (``evaluation_uri``).
+    """
+    from mlops.drift import Holdout
+
+    evaluation = None
+    if predictions is None or not predictions.get("labels"):
+        evaluation = version_document(services, champion, "evaluation_uri")
+    return Holdout.from_documents(predictions, evaluation)
+
+
+@dataclass
+class LabelledWindow:
+    """Uploaded labels joined to the champion's captured answers, row by row."""
+
+    labels: list[Any] = field(default_factory=list)
+    predictions: list[Any] = field(default_factory=list)
+    # The served class probabilities of each joined row (None unless every joined row has them).
+    probabilities: list[list[float]] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def labelled_predictions(
     services: MonitorServices, model: str, spec: ModelSpec, champion: int, now: datetime
-) -> tuple[list[Any], list[Any], list[str]]:
-    """(labels, predictions, notes): uploaded labels joined by request id to the champion's captures."""
+) -> LabelledWindow:
+    """Uploaded labels joined by ``(request_id, index)`` to the champion's captured answers.
+
+    A capture holds the prediction and, for a classifier, the probabilities it served (see
+    ``mlops.serving.capture_lines``): both are kept, so ROC AUC and log loss can be compared.
+    """
     from mlops.labels import load_labels
 
     lookback = services.settings.label_lookback_days
     labels, notes = load_labels(services.s3, services.bucket, model, spec, now=now, lookback_days=lookback)
+    window = LabelledWindow(notes=notes)
     if not labels:
-        return [], [], notes
+        return window
     keys, scan_notes = find_capture_keys(
         services.s3, services.bucket, model, {rid for rid, _ in labels}, now - timedelta(days=lookback + 1), now
     )
     notes.extend(scan_notes)
-    y_true, y_pred = [], []
+    probabilities: list[Any] = []
     for record in read_records(services.s3, services.bucket, keys):
         if _as_int(record.get("version")) != champion:
             continue
         label = labels.get((str(record.get("request_id")), int(record.get("index") or 0)))
         if label is not None:
-            y_true.append(label)
-            y_pred.append(record.get("prediction"))
-    return y_true, y_pred, notes
+            window.labels.append(label)
+            window.predictions.append(record.get("prediction"))
+            probabilities.append(record.get("probabilities"))
+    if spec.task == "classification" and window.labels:
+        widths = {len(p) if isinstance(p, list) else 0 for p in probabilities}
+        if len(widths) == 1 and widths != {0}:
+            window.probabilities = probabilities
+        else:
+            notes.append("some joined captures have no served probabilities: ROC AUC and log loss not compared")
+    return window
 
 
 def find_capture_keys(
@@ -1051,9 +1097,11 @@ def analyze_run(
         else window_inline(services, plan, spec)
     )
     now = services.clock()
-    ref_predictions = reference_predictions(services, champion)
+    predictions_document = version_document(services, champion, "predictions_uri")
+    ref_predictions = reference_predictions(services, champion, predictions_document)
     current_predictions = window.predictions if window.predictions is not None and len(window.predictions) else None
-    labels, label_predictions, label_notes = labelled_predictions(services, model, spec, version, now)
+    labelled = labelled_predictions(services, model, spec, version, now)
+    labels, label_notes = labelled.labels, labelled.notes
     report = drift_report(
         profile,
         window.frame,
@@ -1065,8 +1113,21 @@ def analyze_run(
     if labels:
         from mlops.drift import performance_drift
 
+        holdout = registered_holdout(services, champion, predictions_document)
+        probabilities = labelled.probabilities
+        if probabilities is not None and (holdout.classes is None or len(holdout.classes) != len(probabilities[0])):
+            label_notes.append(
+                "the version does not record the class of each probability column: ROC AUC and log loss not compared"
+            )
+            probabilities = None
         report.performance = performance_drift(
-            np.asarray(labels, dtype=object), np.asarray(label_predictions, dtype=object), spec, champion.metrics
+            np.asarray(labels, dtype=object),
+            np.asarray(labelled.predictions, dtype=object),
+            spec,
+            champion.metrics,
+            probabilities=None if probabilities is None else np.asarray(probabilities, dtype=np.float64),
+            model_classes=holdout.classes if probabilities is not None else None,
+            holdout=holdout,
         )
         if report.performance.status == "degraded" and report.verdict == "no_drift":
             report.verdict, report.drifted = "drifted", True

@@ -14,21 +14,23 @@ from mlops.drift.engine import (
     Reference,
     as_reference,
     drift_report,
-    performance_drift,
     prediction_drift,
     read_window,
 )
 from mlops.drift.html import render_html
+from mlops.drift.performance import Holdout, holdout_document, performance_drift
 from mlops.drift.report import DriftReport, FeatureDrift, PerformanceDrift
 
 __all__ = [
     "DriftOptions",
     "DriftReport",
     "FeatureDrift",
+    "Holdout",
     "PerformanceDrift",
     "Reference",
     "as_reference",
     "drift_report",
+    "holdout_document",
     "performance_drift",
     "prediction_drift",
     "read_window",

@@ -32,26 +32,24 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.drift import stats
+from mlops.drift.performance import Holdout, performance_drift
 from mlops.drift.report import (
     CategoryChange,
     DriftReport,
     DriftSettings,
     FeatureDrift,
     MethodResult,
-    MetricChange,
     MissingRate,
     PerformanceDrift,
     SideInfo,
 )
 from mlops.errors import InputError
 from mlops.profile import ColumnProfile, ReferenceProfile
-from mlops.spec import LOWER_IS_BETTER, NUMERIC_TYPES, FeatureType, ModelSpec
+from mlops.spec import NUMERIC_TYPES, FeatureType, ModelSpec
 from mlops.validation import coerce
 
 OTHER = "(other)"
 PREDICTION = "prediction"
-# Metrics bounded in [0, 1] (and R², at most 1) are compared by absolute drop, the others by relative increase.
-BOUNDED_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
 MAX_SCORE = 1000.0
 # Values drawn from a profile's quantile function when its sample does not hold the whole column.
 PSEUDO_SAMPLE = 20_000
@@ -71,8 +69,6 @@ class DriftOptions(BaseModel):
     # A string feature whose reference has more distinct values than this share of its values is
     # an identifier: every new value is "unseen" by construction, so it is not compared.
     identifier_ratio: float = Field(default=0.5, gt=0, le=1)
-    max_metric_drop: float = Field(default=0.05, gt=0)
-    max_error_increase: float = Field(default=0.10, gt=0)
     plot_bins: int = Field(default=30, ge=2, le=200)
     plot_categories: int = Field(default=20, ge=1, le=200)
     list_categories: int = Field(default=20, ge=1, le=1000)
@@ -661,6 +657,9 @@ def drift_report(
     prediction_column: str | None = None,
     labels: np.ndarray | pd.Series | None = None,
     registered_metrics: Mapping[str, float] | None = None,
+    probabilities: np.ndarray | None = None,
+    model_classes: Sequence[Any] | None = None,
+    holdout: Holdout | None = None,
 ) -> DriftReport:
     """Compare a current window with a reference and give the per-feature and dataset verdicts.
 
@@ -682,7 +681,12 @@ def drift_report(
         a column present in both frames.
     labels, registered_metrics
         Ground truth for the window's rows (aligned with ``current_predictions`` or the
-        prediction column) and the registered holdout metrics: performance drift.
+        prediction column) and the registered holdout metrics: performance drift
+        (:func:`mlops.drift.performance.performance_drift`, settings in the spec's
+        ``monitoring.performance``).
+    probabilities, model_classes, holdout
+        For performance drift: the served class probabilities of those rows and the class of
+        each column (ROC AUC, log loss), and what is known of the registered holdout.
 
     Returns
     -------
@@ -746,7 +750,15 @@ def drift_report(
         prediction = prediction_drift(reference_predictions, current_predictions, spec, options=options)
     performance = None
     if labels is not None and registered_metrics is not None and current_predictions is not None:
-        performance = performance_drift(labels, current_predictions, spec, registered_metrics, options=options)
+        performance = performance_drift(
+            labels,
+            current_predictions,
+            spec,
+            registered_metrics,
+            probabilities=probabilities,
+            model_classes=model_classes,
+            holdout=holdout,
+        )
 
     return _verdict(spec, ref, source, len(frame), features, prediction, performance, settings, notes, started)
 
@@ -843,79 +855,3 @@ def prediction_drift(
             PREDICTION, categorical_side(reference, "class"), categorical_side(current, "class"), "auto", settings
         )
     return result
-
-
-def performance_drift(
-    labels: np.ndarray | pd.Series,
-    predictions: np.ndarray | pd.Series,
-    spec: ModelSpec,
-    registered_metrics: Mapping[str, float],
-    *,
-    probabilities: np.ndarray | None = None,
-    model_classes: Sequence[Any] | None = None,
-    options: DriftOptions | None = None,
-) -> PerformanceDrift:
-    """The spec's metrics on labelled window rows against the registered holdout metrics.
-
-    Rows whose label is missing are left out. Bounded metrics (accuracy, F1, ROC AUC, R², ...)
-    are degraded when they drop by more than ``max_metric_drop`` (absolute); error metrics (RMSE,
-    MAE, log loss) when they grow by more than ``max_error_increase`` (relative).
-    """
-    from mlops.evaluation import _Scorer
-    from mlops.training import class_labels, coerce_frame
-
-    options = options or DriftOptions()
-    target = spec.target.name
-    y_true = coerce_frame(pd.DataFrame({target: np.asarray(labels, dtype=object)}), spec)[target].to_numpy()
-    y_pred = coerce_frame(pd.DataFrame({target: np.asarray(predictions, dtype=object)}), spec)[target].to_numpy()
-    if len(y_true) != len(y_pred):
-        raise InputError(f"{len(y_true)} label(s) but {len(y_pred)} prediction(s): they must be aligned row by row")
-    known = ~pd.isna(y_true) & ~pd.isna(y_pred)
-    y_true, y_pred = y_true[known], y_pred[known]
-    proba = probabilities[known] if probabilities is not None else None
-    rows = len(y_true)
-    if rows <= spec.monitoring.min_rows:
-        return PerformanceDrift(status="too_small", rows=rows)
-    if spec.task == "regression":
-        y_true, y_pred = y_true.astype(np.float64), y_pred.astype(np.float64)
-    scorer = _Scorer(spec, list(model_classes) if model_classes is not None else class_labels(spec))
-    metrics, notes = scorer.score(y_true, y_pred, proba)
-    changes: list[MetricChange] = []
-    for name, registered in registered_metrics.items():
-        if name not in metrics:
-            continue
-        value = metrics[name]
-        relative = name not in BOUNDED_METRICS
-        tolerance = options.max_error_increase if relative else options.max_metric_drop
-        if value is None:
-            changes.append(
-                MetricChange(
-                    name=name,
-                    registered=registered,
-                    current=None,
-                    change=None,
-                    tolerance=tolerance,
-                    relative=relative,
-                    degraded=False,
-                )
-            )
-            continue
-        if relative:
-            change = (value - registered) / max(abs(registered), 1e-12)
-            worse = change if name in LOWER_IS_BETTER else -change
-        else:
-            change = value - registered
-            worse = -change if name not in LOWER_IS_BETTER else change
-        changes.append(
-            MetricChange(
-                name=name,
-                registered=registered,
-                current=value,
-                change=change,
-                tolerance=tolerance,
-                relative=relative,
-                degraded=worse > tolerance,
-            )
-        )
-    status = "degraded" if any(c.degraded for c in changes) else "ok"
-    return PerformanceDrift(status=status, rows=rows, metrics=changes, notes=notes)

@@ -112,16 +112,43 @@ def _performance_table(report: DriftReport) -> str:
     perf = report.performance
     assert perf is not None
     rows = "".join(
-        f"<tr class='{'bad' if m.degraded else ''}'><td>{_e(m.name)}</td><td>{_num(m.registered)}</td>"
-        f"<td>{_num(m.current)}</td>"
-        f"<td>{_num(m.change)}{' (relative)' if m.relative else ''}</td><td>{_num(m.tolerance)}</td></tr>"
+        f"<tr class='{'bad' if m.degraded else 'warn' if m.verdict != 'ok' else ''}'><td>{_e(m.name)}</td>"
+        f"<td>{_num(m.registered)}</td><td>{_num(m.current)}</td>"
+        f"<td>{_change(m.change, m.relative)}</td>"
+        f"<td>{_interval(m.interval, m.relative)}</td>"
+        f"<td>{_change(-m.tolerance if not m.relative else m.tolerance, m.relative)}</td>"
+        f"<td>{'&ndash;' if m.support is None else f'{m.support:,}'} {_e(m.support_of)}</td>"
+        f"<td>{_e(m.verdict.replace('_', ' '))}</td><td>{_e(m.reason)}</td></tr>"
         for m in perf.metrics
     )
-    return (
-        f"<h2>Performance on {perf.rows:,} labelled row(s): {_e(perf.status)}</h2>"
-        "<table class='features'><tr><th>metric</th><th>registered</th><th>current</th><th>change</th>"
-        f"<th>tolerance</th></tr>{rows}</table>"
+    level = "" if perf.metric_confidence is None else f", each bound at {perf.metric_confidence:.2%}"
+    basis = (
+        f"<p class='note'>confidence {perf.confidence:.0%} for the whole window{level} (Bonferroni); "
+        f"holdout uncertainty from {_e(perf.holdout_basis)}; "
+        f"{'served probabilities used' if perf.probabilities else 'no served probabilities'}</p>"
+        if perf.confidence is not None
+        else ""
     )
+    notes = "".join(f"<p class='note'>{_e(note)}</p>" for note in perf.notes)
+    return (
+        f"<h2>Performance on {perf.rows:,} labelled row(s): {_e(perf.status.replace('_', ' '))}</h2>{basis}{notes}"
+        "<table class='features'><tr><th>metric</th><th>registered</th><th>current</th><th>change</th>"
+        "<th>interval of the change</th><th>tolerance</th><th>support</th><th>verdict</th><th>why</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _change(value: float | None, relative: bool) -> str:
+    if value is None:
+        return "&ndash;"
+    return f"{value:+.1%}" if relative else f"{value:+.4f}"
+
+
+def _interval(bounds: list[float | None] | None, relative: bool) -> str:
+    if not bounds:
+        return "&ndash;"
+    low, high = bounds
+    return f"[{_change(low, relative)}, {'&infin;' if high is None else _change(high, relative)}]"
 
 
 def _feature_section(feature: FeatureDrift, draw: Callable[[Distribution, str], str]) -> str:

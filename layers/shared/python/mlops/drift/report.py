@@ -90,14 +90,39 @@ class FeatureDrift(_Model):
     notes: list[str] = Field(default_factory=list)
 
 
+MetricVerdict = Literal[
+    "ok",  # judged: not shown to be worse than its tolerance
+    "degraded",  # judged: worse than its tolerance with the stated confidence
+    "insufficient_support",  # fewer than min_support rows behind it (predicted or actual positives, ...)
+    "undefined",  # not computable on the window (one class only, no probabilities, ...)
+    "not_judged",  # the window has fewer than min_labelled_rows labelled rows
+]
+
+
 class MetricChange(_Model):
+    """One metric: the window's value against the registered one, with the interval of the change.
+
+    ``change`` is ``current - registered`` (bounded metrics) or ``current / registered - 1``
+    (``relative``: RMSE, MAE, log loss). ``interval`` is ``[low, high]`` of that change, each end a
+    one-sided bound at ``confidence`` (which is already Bonferroni-adjusted over the metrics judged);
+    ``null`` for an end that is unbounded.
+    """
+
     name: str
     registered: float
     current: float | None
     change: float | None
+    # None at an end: unbounded (Fieller's interval when the registered value is itself uncertain).
+    interval: list[float | None] | None = None
     tolerance: float
     relative: bool
+    support: int | None = None
+    support_of: str = "labelled rows"
+    confidence: float | None = None
+    method: str | None = None
+    verdict: MetricVerdict = "ok"
     degraded: bool
+    reason: str = ""
 
 
 class PerformanceDrift(_Model):
@@ -105,8 +130,28 @@ class PerformanceDrift(_Model):
 
     status: Literal["ok", "degraded", "too_small"]
     rows: int
+    confidence: float | None = None
+    # The level of each metric's bound: 1 - (1 - confidence) / (metrics judged).
+    metric_confidence: float | None = None
+    min_labelled_rows: int | None = None
+    min_support: int | None = None
+    holdout_rows: int | None = None
+    # What the registered side's sampling error was estimated from.
+    holdout_basis: str = ""
+    # Whether the served probabilities came with the labelled predictions (ROC AUC, log loss).
+    probabilities: bool = False
     metrics: list[MetricChange] = Field(default_factory=list)
-    notes: dict[str, str] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: the status, the rows, and the degraded metrics (or why nothing was judged)."""
+        worse = [m for m in self.metrics if m.degraded]
+        text = f"performance: {self.status} on {self.rows} labelled row(s)"
+        if worse:
+            text += " (" + "; ".join(f"{m.name}: {m.reason}" for m in worse) + ")"
+        elif self.status == "too_small" and self.notes:
+            text += f" ({self.notes[0]})"
+        return text
 
 
 class DriftSettings(_Model):
@@ -170,12 +215,9 @@ class DriftReport(_Model):
         if self.missing_rate_alerts:
             lines.append("  missing-rate change: " + ", ".join(self.missing_rate_alerts))
         if self.performance is not None:
-            perf = self.performance
-            worse = [m.name for m in perf.metrics if m.degraded]
-            lines.append(
-                f"  performance: {perf.status} on {perf.rows} labelled row(s)"
-                + (f" ({', '.join(worse)})" if worse else "")
-            )
+            lines.append("  " + self.performance.summary())
+            for metric in self.performance.metrics:
+                lines.append("    " + _metric_line(metric))
         return "\n".join(lines)
 
     @property
@@ -200,6 +242,14 @@ def _feature_line(feature: FeatureDrift) -> str:
         extra = f"; {unseen} unseen categor{'y' if unseen == 1 else 'ies'}"
     measured = f"{feature.method}={_num(feature.statistic)}"
     return f"[{mark}] {feature.name}: {measured} {judged}, severity {feature.severity}{extra}"
+
+
+def _metric_line(metric: MetricChange) -> str:
+    mark = "x" if metric.degraded else " "
+    measured = f"{_num(metric.registered)} -> {_num(metric.current)}"
+    if metric.change is not None:
+        measured += f" ({metric.change:+.1%})" if metric.relative else f" ({metric.change:+.3f})"
+    return f"[{mark}] {metric.name}: {measured}, {metric.verdict.replace('_', ' ')}: {metric.reason}"
 
 
 def _num(value: float | None) -> str:
