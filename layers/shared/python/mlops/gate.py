@@ -96,17 +96,17 @@ def gate(
         threshold = spec.fairness.min_disparate_impact
         # Refused only when the holdout shows the ratio is below the minimum: its upper
         # confidence bound (evaluations made before there was one: the point estimate).
-        bound = finite_number(result.get("upper_bound"))
-        passed = (bound if bound is not None else impact) >= threshold
+        upper = finite_number(result.get("upper_bound"))
+        passed = (upper if upper is not None else impact) >= threshold
         enforced = spec.fairness.mode == "gate"
         excluded = list(result.get("excluded_groups") or [])
-        if bound is None:
+        if upper is None:
             verdict = f"{'at least' if passed else 'below'} the minimum {_fmt(threshold)}"
         elif impact >= threshold:
             verdict = f"at least the minimum {_fmt(threshold)}"
         else:
             confidence = finite_number(result.get("confidence")) or spec.fairness.confidence
-            verdict = f"below the minimum {_fmt(threshold)}, upper {confidence:.0%} bound {_fmt(bound)}: " + (
+            verdict = f"below the minimum {_fmt(threshold)}, upper {confidence:.0%} bound {_fmt(upper)}: " + (
                 "shown to be below it" if not passed else "not shown to be below it on this holdout"
             )
         checks.append(
@@ -115,7 +115,7 @@ def gate(
                 "metric": "disparate_impact",
                 "attribute": attribute,
                 "value": impact,
-                "upper_bound": bound,
+                "upper_bound": upper,
                 "threshold": threshold,
                 "passed": passed,
                 "enforced": enforced,
