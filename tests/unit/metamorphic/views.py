@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mlops.drift import DriftReport
@@ -79,3 +80,22 @@ def drift_statistics(report: DriftReport) -> dict[str, Any]:
 
 def profile(built: ReferenceProfile) -> dict[str, Any]:
     return built.model_dump(mode="json", exclude={"source", "created_at"})
+
+
+def same(actual: Any, expected: Any, rel: float = 1e-12, path: str = "") -> list[str]:
+    """Where two documents differ: exactly, except floats within ``rel`` of each other."""
+    if isinstance(actual, float) and isinstance(expected, float):
+        return (
+            [] if math.isclose(actual, expected, rel_tol=rel, abs_tol=1e-300) else [f"{path}: {actual} != {expected}"]
+        )
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        if actual.keys() != expected.keys():
+            return [f"{path}: keys {sorted(actual)} != {sorted(expected)}"]
+        return [d for k in actual for d in same(actual[k], expected[k], rel, f"{path}.{k}")]
+    if isinstance(actual, list | tuple) and isinstance(expected, list | tuple):
+        if len(actual) != len(expected):
+            return [f"{path}: {len(actual)} items != {len(expected)}"]
+        return [
+            d for i, (a, e) in enumerate(zip(actual, expected, strict=True)) for d in same(a, e, rel, f"{path}[{i}]")
+        ]
+    return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]

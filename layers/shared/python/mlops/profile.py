@@ -284,7 +284,7 @@ class ProfileBuilder:
                     tally[lab] += count
             if len(tally) > 20 * self.max_categories:
                 # Keep memory bounded on identifier-like columns; the profile says it is partial.
-                self._counts[name] = Counter(dict(tally.most_common(10 * self.max_categories)))
+                self._counts[name] = Counter(dict(_most_common(tally, 10 * self.max_categories)))
                 self._truncated.add(name)
 
     def finish(self, source: str = "") -> ReferenceProfile:
@@ -310,7 +310,7 @@ class ProfileBuilder:
                 profile.numeric = self._numeric[name].finish(self.sample_size)
             elif name in self._counts:
                 tally = self._counts[name]
-                top = tally.most_common(self.max_categories)
+                top = _most_common(tally, self.max_categories)
                 kept = sum(c for _, c in top)
                 profile.categorical = CategoricalStats(
                     frequencies=dict(top),
@@ -326,6 +326,12 @@ class ProfileBuilder:
             row_count=self.rows,
             columns=columns,
         )
+
+
+def _most_common(tally: Counter[str], limit: int) -> list[tuple[str, int]]:
+    """The ``limit`` most frequent categories, ties by label: the same whatever the row order
+    (``Counter.most_common`` breaks ties by first appearance)."""
+    return sorted(tally.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def _is_numeric(kind: FeatureType | str) -> bool:

@@ -205,7 +205,8 @@ def categorical_side(series: pd.Series | np.ndarray, feature_type: FeatureType |
         labels = np.asarray([coerce.label(u) for u in uniques], dtype=object)
     else:
         labels = uniques
-    table = pd.Series(counts, index=pd.Index(labels, dtype=object)).groupby(level=0, sort=False).sum()
+    # Sorted by label: the categories' order (and so every sum over them) must not follow row order.
+    table = pd.Series(counts, index=pd.Index(labels, dtype=object)).groupby(level=0, sort=True).sum()
     invalid = int(table.get("", 0))
     table = table[(table.index != "") & (table > 0)].astype(np.int64)
     return CategoricalSide(counts=table, rows=len(series), nulls=missing + invalid, distinct=len(table))
@@ -235,6 +236,7 @@ def _side_from_profile(column: ColumnProfile) -> Side | None:
         cats = column.categorical
         counts = pd.Series(cats.frequencies, dtype=np.int64)
         counts.index = pd.Index(list(cats.frequencies), dtype=object)
+        counts = counts.sort_index()  # by label, as a window's categories are
         return CategoricalSide(
             counts=counts,
             rows=column.rows,
