@@ -77,16 +77,17 @@ def serialize_dynamodb() -> None:
     """
     from moto.dynamodb.responses import DynamoHandler
 
-    if getattr(DynamoHandler.call_action, "_mlops_serialized", False):
-        return
-    original = DynamoHandler.call_action
+    with _dynamodb_locks_guard:
+        if getattr(DynamoHandler.call_action, "_mlops_serialized", False):
+            return
+        original = DynamoHandler.call_action
 
-    def call_action(self: Any) -> Any:
-        with dynamodb_lock(str(self.current_account), str(self.region)):
-            return original(self)
+        def call_action(self: Any) -> Any:
+            with dynamodb_lock(str(self.current_account), str(self.region)):
+                return original(self)
 
-    call_action._mlops_serialized = True  # type: ignore[attr-defined]
-    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+        call_action._mlops_serialized = True  # type: ignore[attr-defined]
+        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def _iso(value: Any) -> Any:
