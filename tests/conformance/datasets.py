@@ -69,19 +69,27 @@ class RealDataset:
             rows[-1] += b"\n"
         return header, rows
 
-    def held_back_rows(self, seed: int = 14) -> np.ndarray:
-        """Row positions (0-based, in file order) kept out of training."""
-        rows = len(self.lines()[1])
-        return np.sort(np.random.default_rng(seed).choice(rows, size=self.held_back, replace=False))
+    def held_back_rows(self) -> np.ndarray:
+        """Row positions (0-based, in file order) kept out of training: every k-th row of the file.
 
-    def training_bytes(self, seed: int = 14) -> bytes:
+        An evenly spaced sample, not a random draw: a random draw of rows is, by design, a shifted
+        sample for a test at level 5% one time in twenty (ISLP Default's 400 rows of
+        ``default_rng(14)`` have a KS p-value of 0.005 on balance, against the other rows and by
+        permutation alike), which would make a test of "no drift on the same data" a test of the
+        seed. How often the drift check alarms over many random draws is what
+        ``benchmarks/bench_drift_false_alarms.py`` measures.
+        """
+        rows = len(self.lines()[1])
+        return np.unique(np.round(np.linspace(0, rows - 1, self.held_back)).astype(int))
+
+    def training_bytes(self) -> bytes:
         """The shipped file without the held-back rows: same header, same lines, same order."""
         header, rows = self.lines()
-        held = set(self.held_back_rows(seed).tolist())
+        held = set(self.held_back_rows().tolist())
         return header + b"".join(line for i, line in enumerate(rows) if i not in held)
 
-    def held_back_frame(self, seed: int = 14) -> pd.DataFrame:
-        return self.frame().iloc[self.held_back_rows(seed)].reset_index(drop=True)
+    def held_back_frame(self) -> pd.DataFrame:
+        return self.frame().iloc[self.held_back_rows()].reset_index(drop=True)
 
     def records(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """Request records as an application sends them: the spec's features only, JSON types, null for NA."""

@@ -112,7 +112,9 @@ class Lifecycle:
         """The registered candidate approved through the signed API and deployed by the deployment pipeline."""
 
         def run() -> int:
-            output = self.trained()["run"]["output"]
+            run = self.trained()["run"]
+            assert run["status"] == "SUCCEEDED", f"the training run ended {run['status']}"
+            output = run["output"]
             assert output.get("outcome") == "registered", output
             version = int(output["version"])
 
@@ -197,7 +199,8 @@ def test_the_pipeline_registers_a_candidate(lifecycle: Lifecycle) -> None:
     uploaded = lifecycle.trained()
     run = uploaded["run"]
     # THEN the pipeline validated, trained, evaluated, gated and registered a candidate
-    assert run["status"] == "SUCCEEDED", (run.get("error"), lifecycle.failed_checks(uploaded))
+    failed_steps = [(s["name"], s["error"], str(s["cause"])[:2000]) for s in run["steps"] if s.get("error")]
+    assert run["status"] == "SUCCEEDED", (run.get("error"), lifecycle.failed_checks(uploaded), failed_steps)
     steps = {s["name"] for s in run["steps"]}
     assert {"Validate", "TrainCandidates", "Evaluate", "Gate", "Register"} <= steps, steps
     assert run["output"]["outcome"] == "registered", run["output"]
