@@ -17,6 +17,7 @@ from mlops.registry import Registry
 from mlops.spec import load_spec
 from mlops.specstore import SpecStore, spec_key
 from mlops.tables import Condition, ConditionFailedError, Put
+from mlops.validation import schema_fingerprint
 from tests.unit.registry.helpers import audit_items
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -104,6 +105,18 @@ def test_the_same_columns_give_the_same_fingerprint_whatever_the_rows_or_their_o
     assert one.schema_fingerprint == two.schema_fingerprint == reordered.schema_fingerprint
     assert one.schema_fingerprint != other.schema_fingerprint
     assert reordered.columns == ["b", "a"]  # the file's own order is still recorded
+
+
+def test_a_repeated_column_name_is_recorded_as_written_with_validations_fingerprint() -> None:
+    # GIVEN a file whose header names a column twice (pandas would read it as "a", "a.1")
+    body = b"a,a,b\n1,x,2\n3,4,5\n"
+    # WHEN it is scanned as a dataset version
+    scan = scan_csv(io.BytesIO(body))
+    # THEN the record keeps the header as written, the repeated name's type covers both of its
+    # columns, and the schema fingerprint is the one a validation report of the file carries
+    assert scan.columns == ["a", "a", "b"]
+    assert scan.column_types == {"a": "string", "b": "int"}
+    assert scan.schema_fingerprint == schema_fingerprint(["a", "a", "b"])
 
 
 @pytest.mark.parametrize(

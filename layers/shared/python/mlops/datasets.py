@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 from collections.abc import Iterable, Iterator
@@ -150,6 +151,7 @@ def scan_csv(
     chunks = _file_chunks(cast(IO[bytes], source), READ_CHUNK_BYTES) if hasattr(source, "read") else iter(source)
     reader = _HashingReader(chunks)
     buffered = io.BufferedReader(reader, buffer_size=READ_CHUNK_BYTES)
+    header = _header(buffered.peek(READ_CHUNK_BYTES))
     rows = 0
     columns: list[str] = []
     kinds: dict[str, str] = {}
@@ -158,10 +160,14 @@ def scan_csv(
             for part in parts:
                 if not columns:
                     columns = [str(c) for c in part.columns]
+                    # pandas renames a repeated name ("a", "a.1"); the record keeps the header as
+                    # written, as validation reports it, and a repeated name's type covers each column.
+                    if header is not None and len(header) == len(columns):
+                        columns = header
                     kinds = dict.fromkeys(columns, "empty")
                 rows += len(part)
-                for column, name in zip(part.columns, columns, strict=True):
-                    kinds[name] = _merge(kinds[name], _kind(part[column]))
+                for position, name in enumerate(columns):
+                    kinds[name] = _merge(kinds[name], _kind(part.iloc[:, position]))
     except pd.errors.EmptyDataError:
         raise InputError(f"{source_name}: the file is empty (no header row)") from None
     except pd.errors.ParserError as exc:
@@ -180,6 +186,19 @@ def scan_csv(
         column_types=types,
         schema_fingerprint=schema_fingerprint(columns),
     )
+
+
+def _header(head: bytes) -> list[str] | None:
+    """The header's names as written, from the first bytes (None when it cannot be read there)."""
+    text = head.decode("utf-8-sig", "replace")
+    end = text.find("\n")
+    if end < 0:
+        return None
+    try:
+        names = next(csv.reader(io.StringIO(text[:end].rstrip("\r"))), None)
+    except csv.Error:
+        return None
+    return names or None
 
 
 @dataclass(frozen=True)
