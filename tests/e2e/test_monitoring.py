@@ -1,4 +1,4 @@
-"""The deployed drift check on the local cloud: predictions over HTTP -> captures -> monitor -> report, alert, retrain.
+"""The deployed drift check on the local cloud: predictions over HTTP -> captures -> monitor -> report, alert.
 
 Model ``mon`` v1 comes from the training pipeline and becomes champion through the deployment
 pipeline (approval not required), which creates its monitor schedule. The tests run in order on one
@@ -164,32 +164,36 @@ def test_clean_traffic_gives_a_report_html_and_run_item(monitored: dict[str, Any
     assert monitored["cloud"].messages(monitored["queue"], wait_s=1) == []
 
 
-def test_shifted_traffic_drifts_alerts_and_retrains_once_per_cooldown(monitored: dict[str, Any]) -> None:
+def test_shifted_traffic_drifts_and_alerts_but_retrains_nothing_without_new_data(monitored: dict[str, Any]) -> None:
     cloud = monitored["cloud"]
+    training = cloud.client("stepfunctions")
+    machine = parameter(cloud, "training-state-machine-arn")
+    before = training.list_executions(stateMachineArn=machine)["executions"]
     # GIVEN 200 predictions on shifted data (newer customers, higher prices)
     send(monitored, generate("churn", 200, 12, drift=True))
     # WHEN the drift check runs with --fail-on-drift
     result = monitor(monitored, "--fail-on-drift")
-    # THEN it exits 1, names the shifted features and starts retraining on the latest dataset
+    # THEN it exits 1 and names the shifted features
     assert result.returncode == 1, result.stderr
     answer = json.loads(result.stdout)
     assert answer["verdict"] == "drifted"
     assert {"tenure_months", "monthly_charges"} & set(answer["drifted_features"]), answer["drifted_features"]
-    assert answer["retrain"]["action"] == "started"
-    training = cloud.client("stepfunctions")
-    name = answer["retrain"]["execution_name"]
-    started = training.describe_execution(
-        executionArn=parameter(cloud, "training-state-machine-arn").replace(":stateMachine:", ":execution:")
-        + f":{name}"
+    # AND no retrain starts: the only dataset is the champion's own, and no labels were uploaded
+    retrain = answer["retrain"]
+    assert retrain["action"] == "skipped" and retrain["code"] == "no_new_data", retrain
+    assert retrain["reason"].startswith(
+        f"no dataset newer than the champion's (v{monitored['version']}: datasets/{MODEL}/"
     )
-    assert json.loads(started["input"])["upload"]["model"] == MODEL
+    assert training.list_executions(stateMachineArn=machine)["executions"] == before
+    assert monitored["registry"].get_model(MODEL).latest_version == monitored["version"]
     # AND the topic is notified with the model, version, features and report
     notes = [json.loads(m["Message"]) for m in cloud.messages(monitored["queue"]) if "Message" in m]
     drift_notes = [n for n in notes if n.get("event") == "model.drifted"]
     assert drift_notes and drift_notes[0]["report_key"] == answer["report_key"]
     assert drift_notes[0]["drifted_features"] == answer["drifted_features"]
-    # AND the retraining is audited
-    assert [e.action for e in monitor_events(monitored)] == ["monitor.retrain_started"]
+    # AND the skip is audited with its reason
+    events = monitor_events(monitored)
+    assert [e.action for e in events] == ["monitor.retrain_skipped"] and events[0].after["reason"] == retrain["reason"]
     # AND the metrics reached CloudWatch, where the deployment's drift alarm fires on them
     service = {"Name": "service", "Value": "mlops-dev-monitor"}
     listed = cloud.client("cloudwatch").list_metrics(
@@ -197,16 +201,6 @@ def test_shifted_traffic_drifts_alerts_and_retrains_once_per_cooldown(monitored:
     )
     assert listed["Metrics"], "DriftScore per model"
     assert cloud.wait_for_alarm("mlops-dev-drift", "ALARM", timeout_s=30)["StateValue"] == "ALARM"
-
-    # WHEN more shifted traffic drifts inside the 24-hour cooldown
-    send(monitored, generate("churn", 200, 13, drift=True))
-    again = json.loads(monitor(monitored).stdout)
-    # THEN it drifts, but retraining is skipped (audited, with the end of the cooldown)
-    assert again["verdict"] == "drifted"
-    assert again["retrain"]["action"] == "skipped" and again["retrain"]["cooldown_until"]
-    events = monitor_events(monitored)
-    assert [e.action for e in events] == ["monitor.retrain_started", "monitor.retrain_skipped"]
-    assert events[-1].after["cooldown_until"] == again["retrain"]["cooldown_until"]
 
 
 def test_distributed_map_path(monitored: dict[str, Any]) -> None:

@@ -218,7 +218,11 @@ def test_drift_without_new_data_skips_audits_and_spends_no_version(world: dict[s
         f"no dataset newer than the champion's (v1: datasets/cancer/train.csv version {first['version_id'][:16]}, "
         "uploaded "
     )
-    assert retrain["reason"].endswith("and no dataset from labelled captures: no labels uploaded in the last 7 day(s)")
+    assert retrain["reason"].endswith(
+        "uploaded {}), and no dataset from labelled captures: no labels uploaded in the last 7 day(s)".format(
+            DatasetCatalog(world["registry"]).get(MODEL, first["version_id"]).uploaded_at
+        )
+    )
     # AND it is audited, and the run item says the same
     events = retrain_events(world["registry"])
     assert [e.action for e in events] == ["monitor.retrain_skipped"]

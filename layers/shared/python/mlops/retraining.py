@@ -205,7 +205,10 @@ def newer_datasets(
     notes: list[str] = []
     datasets = [d for d in list_datasets(services.registry, model) if d.bucket and d.version_id]
     datasets.sort(key=lambda d: (_moment(d.uploaded_at) or datetime.min.replace(tzinfo=UTC), str(d.version_id)))
+    own = (champion.ref or {}).get("version_id")
     for dataset in reversed(datasets):
+        if own and dataset.version_id == own:
+            continue  # the champion's own training data
         when = _moment(dataset.uploaded_at)
         # S3 times are whole seconds: the same second is not older (content and training tell).
         if champion.since is not None and (when is None or when < champion.since):
