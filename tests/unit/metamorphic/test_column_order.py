@@ -33,7 +33,7 @@ from mlops.monitoring import records_frame
 from mlops.profile import ReferenceProfile, profile_stream
 from mlops.spec import ModelSpec, parse_spec
 from mlops.training import load_training_frame
-from mlops.validation import ValidationReport, validate_stream
+from mlops.validation import ValidationReport, validate_frame, validate_stream
 from tests.unit.metamorphic import views
 from tests.unit.metamorphic.tables import (
     Dataset,
@@ -47,8 +47,8 @@ from tests.unit.metamorphic.tables import (
 
 DATASETS = [breast_cancer, wine, diabetes, churn_with_errors]
 IDS = ["breast_cancer", "wine", "diabetes", "churn_with_errors"]
-FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FEWER = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEWER = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def validate(table: Table, spec: ModelSpec) -> ValidationReport:
@@ -281,6 +281,25 @@ def test_the_drift_compared_above_finds_real_drift() -> None:
     assert drift_of("wine")["verdict"] == "drifted"
     assert drift_of("diabetes")["drifted_features"]
     assert drift_of("diabetes")["verdict"] == "drifted"
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "churn_with_errors"])
+@FEWER
+@given(data=st.data())
+def test_dataframes_in_memory_are_matched_by_name_too(name: str, data: st.DataObject) -> None:
+    # GIVEN the reference and window read into DataFrames, then their columns permuted
+    dataset = _by_name(name)
+    reference, window = drift_sides(dataset)
+    ref_frame = read_window(io.BytesIO(reference.to_bytes()), dataset.spec)
+    win_frame = read_window(io.BytesIO(window.to_bytes()), dataset.spec)
+    ref_order = list(data.draw(st.permutations(list(ref_frame.columns)), label="reference order"))
+    win_order = list(data.draw(st.permutations(list(win_frame.columns)), label="window order"))
+    # WHEN validated and compared as frames
+    validated_frame = validate_frame(win_frame[win_order], dataset.spec)
+    report = drift_report(ref_frame[ref_order], win_frame[win_order], dataset.spec)
+    # THEN the answers are those of the frames in spec order
+    assert views.checks(validated_frame) == views.checks(validate_frame(win_frame, dataset.spec))
+    assert views.drift(report) == views.drift(drift_report(ref_frame, win_frame, dataset.spec))
 
 
 # ------------------------------------------------------------------------- monitoring windows
