@@ -268,3 +268,22 @@ def test_the_report_is_valid_json_with_an_unbounded_interval() -> None:
     metric = result.metrics[0]
     assert metric.interval is not None and metric.interval[1] is None and metric.verdict == "ok"
     assert json.loads(json.dumps(result.model_dump(mode="json"), allow_nan=False))["metrics"][0]["interval"][1] is None
+
+
+def test_the_text_and_html_reports_show_each_metric_with_its_interval_and_verdict(
+    reference_frame: Any, spec: ModelSpec
+) -> None:
+    from mlops.drift import drift_report, render_html
+
+    # GIVEN a drift report whose labelled window has too few predicted positives for precision
+    window = reference_frame.head(400)
+    labels, predictions = rows_from_cells(10, 15, 50, 325)
+    report = drift_report(reference_frame, window, spec)
+    report.performance = performance_drift(labels, predictions, binary_spec(), metrics_of(40, 5, 20, 335))
+    # WHEN rendered
+    text, page = report.render_text(), render_html(report, charts="svg")
+    # THEN each metric is a line (text) and a row (HTML) with its verdict and why
+    assert "performance: ok on 400 labelled row(s)" in text or "performance: degraded on 400" in text
+    assert "[ ] precision: 0.889 -> 0.4 (-0.489), insufficient support: 25 predicted positives" in text
+    assert "interval of the change" in page and "insufficient support" in page
+    assert "25 predicted positives; at least 30 are needed to judge" in page

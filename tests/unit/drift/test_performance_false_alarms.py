@@ -21,7 +21,7 @@ from mlops.evaluation import evaluate
 from mlops.spec import ModelSpec, parse_spec
 from mlops.training import coerce_frame, model_input, train
 
-SEEDS = 40
+SEEDS = 30
 
 
 def document(tolerance: float | None = None) -> dict[str, Any]:
