@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from mlops.evaluation import evaluate
+from mlops.gate import gate
 from mlops.pipeline import upload_from_event
 from mlops.pipeline_steps import Services, gate_candidate, validate_upload
 from mlops.platform import Platform
@@ -183,3 +184,32 @@ def test_gate_step_leaves_out_small_groups_and_does_not_refuse_what_the_holdout_
     assert "not shown to be below it on this holdout" in check["message"]
     assert f"{len(small)} group(s) under 30 rows not compared" in check["message"]
     assert sorted(check["excluded_groups"]) == small
+
+
+def test_model_card_says_what_the_gate_could_and_could_not_tell(
+    services: Services, wage_evaluation: dict[str, Any]
+) -> None:
+    # GIVEN the Wage candidate gated in report mode on both attributes
+    from mlops.modelcard import render_model_card
+
+    spec = parse_spec({**WAGE, "fairness": {"protected_attributes": ["education", "maritl"], "mode": "report"}})
+    verdict = gate({}, spec, fairness=wage_evaluation["fairness"])
+    # WHEN its card is rendered
+    card = render_model_card(
+        spec,
+        1,
+        wage_evaluation["metrics"],
+        wage_evaluation["slices"],
+        {"version_id": "v1", "sha256": "ab" * 32, "rows": 3000, "bucket": "b", "key": "k"},
+        {"candidates": 1},
+        verdict.to_dict(),
+        None,
+        fairness=wage_evaluation["fairness"],
+    )
+    # THEN education is shown below the minimum, a note (not a failure) at the gate in report mode;
+    # marital status is below on this holdout but not shown to be, with its small groups named
+    assert "- [note] disparate impact across education" in card and "[FAIL]" not in card
+    assert "Disparate impact across education: 0." in card and "(does not meet the minimum 0.8)" in card
+    assert "(below the minimum 0.8, not shown to be: upper bound 0." in card
+    assert "groups too small to compare: " in card and "3. Widowed" in card
+    assert "within what its size can tell" in card
