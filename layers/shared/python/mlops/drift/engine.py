@@ -521,7 +521,13 @@ def compare_categorical(
     union = ref_counts.index.union(cur_counts.index, sort=False)
     p = ref_counts.reindex(union, fill_value=0).to_numpy(dtype=np.float64)
     q = cur_counts.reindex(union, fill_value=0).to_numpy(dtype=np.float64)
-    chi2_statistic, chi2_p, _ = stats.chi2_homogeneity(p, q)
+    pooled_p, pooled_q, pooled = stats.pool_sparse_categories(p, q)
+    chi2_statistic, chi2_p, _ = stats.chi2_homogeneity(pooled_p, pooled_q)
+    if pooled:
+        result.notes.append(
+            f"chi-square pooled {pooled} categor{'y' if pooled == 1 else 'ies'} too rare for it into one bucket"
+            " (Cochran's rule: no expected count below 1, at most a fifth below 5)"
+        )
     result.methods = {
         "chi2": MethodResult(statistic=chi2_statistic, p_value=chi2_p),
         "jensen_shannon": MethodResult(statistic=stats.jensen_shannon(p, q)),

@@ -319,6 +319,46 @@ def chi2_homogeneity(reference_counts: np.ndarray, current_counts: np.ndarray) -
     return statistic, float(chdtrc(dof, statistic)), dof
 
 
+def pool_sparse_categories(
+    reference_counts: np.ndarray, current_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pool the categories too rare for the chi-square approximation (Cochran's rule).
+
+    Pearson's chi-square holds where no expected count is below 1 and at most a fifth are below
+    5. A category seen once in a 500-row window and never in the reference breaks the first
+    condition and gives a statistic of ~18 (p ~ 4e-4) from one row. So categories with an expected
+    count below 1 are merged into one bucket; if more than a fifth of the cells are then still
+    below 5, the categories below 5 join it too; and if the bucket itself is below the bound, the
+    smallest remaining category joins it. A category new in the window that holds a few percent of
+    its rows is not pooled (its expected counts are well above 1). Returns the pooled
+    ``(reference, current)`` counts and how many categories were pooled (0: the counts come back
+    as they were, categories absent from both sides dropped).
+    """
+    table = np.vstack([reference_counts, current_counts]).astype(np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    total = table.sum()
+    if table.shape[1] < 3 or total == 0:
+        return table[0], table[1], 0
+    sides = table.sum(axis=1, keepdims=True)
+    expected = sides * table.sum(axis=0, keepdims=True) / total
+    bound = 1.0
+    sparse = (expected < bound).any(axis=0)
+    rest = expected[:, ~sparse]
+    if rest.size and (rest < 5.0).sum() > 0.2 * rest.size:
+        bound = 5.0
+        sparse = (expected < bound).any(axis=0)
+    if not sparse.any():
+        return table[0], table[1], 0
+    kept = table[:, ~sparse]
+    pooled = table[:, sparse].sum(axis=1, keepdims=True)
+    if kept.shape[1] > 1 and (sides * pooled.sum() / total < bound).any():
+        smallest = int(np.argmin(kept.sum(axis=0)))
+        pooled = pooled + kept[:, [smallest]]
+        kept = np.delete(kept, smallest, axis=1)
+    out = np.hstack([kept, pooled])
+    return out[0], out[1], int(sparse.sum())
+
+
 def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) of two count vectors over the same categories."""
     from scipy.special import rel_entr
