@@ -222,3 +222,22 @@ def test_float32_bounds_are_in_the_request_schema(world: World) -> None:
     schema = request_models(world.spec, spec_revision=1, max_batch_size=10).input_schema()
     total = schema["properties"]["total_charges"]["anyOf"][0]
     assert total["minimum"] == 0 and total["maximum"] == FLOAT32_MAX
+
+
+def test_a_refused_request_never_loads_the_model(world: World) -> None:
+    # GIVEN a champion not loaded yet
+    world.champion(world.register(0))
+    service = world.service()
+    # WHEN refused requests arrive (an empty record, a deep body, a bad datetime)
+    for body in (
+        '{"record": {}}',
+        nested(40),
+        json.dumps({"record": {**world.records[0], "signup_date": "0001-01-01"}}),
+    ):
+        status, _ = answer(service, body)
+        assert status == 400
+    # THEN its artifact was never read (a pickled model's load imports scikit-learn: seconds when cold)
+    assert world.artifacts.reads == 0 and len(service.cache) == 0
+    # AND the first valid request loads it
+    assert answer(service, json.dumps({"record": world.records[0]}))[0] == 200
+    assert world.artifacts.reads == 1

@@ -1216,14 +1216,21 @@ class InferenceService:
             Every refusal, with its HTTP status (see the error classes).
         """
         started = time.perf_counter()
-        routing, champion = self._champion(model)
+        routing = self.routing(model)
+        if routing.champion is None:
+            raise NoChampionError(
+                f"model {model!r} has no champion yet: approve and deploy a version first", code="no_champion"
+            )
+        # The request is checked against the champion's spec before its model is loaded: a refused
+        # request never costs a model load (a pickled one imports scikit-learn, seconds on a cold start).
         records, _single = parse_request(
             body,
             content_type,
-            champion.requests,
+            self.spec_requests(model, routing.champion),
             max_body_bytes=self.settings.max_body_bytes,
             max_depth=self.settings.max_json_depth,
         )
+        champion = self.loaded(model, routing.champion)
         validated = time.perf_counter()
         answering, role = champion, "champion"
         challenger: LoadedModel | None = None
