@@ -85,6 +85,9 @@ ALLOWED_FUNCTIONS = frozenset(
         ("numpy.random._pickle", "__generator_ctor"),
         ("numpy.random._pickle", "__randomstate_ctor"),
         ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+        # A multiclass gradient-boosting model's loss (Cython's generated unpickler for one class,
+        # sklearn._loss._loss.CyHalfMultinomialLoss; the extension registers itself as ``_loss``).
+        ("_loss", "__pyx_unpickle_CyHalfMultinomialLoss"),
         ("copyreg", "_reconstructor"),
         ("_codecs", "encode"),
     }
