@@ -38,5 +38,7 @@ def test_demo_runs_the_lifecycle_and_exits_zero() -> None:
     assert "no_drift" in monitor_line
     assert "drifted over" in drift_line and "tenure_months" in drift_line and "monthly_charges" in drift_line
     assert "mlops-dev-drift -> ALARM" in drift_line and "retraining started" in drift_line
+    # (on the champion's rows and the shifted requests, whose outcomes the demo uploads as labels)
+    assert "+ 400 labelled captures" in drift_line
     html = Path(drift_line.split("--html ", 1)[1].split("`", 1)[0])
     assert html.is_file() and "<html" in html.read_text()[:500].lower()

@@ -402,3 +402,26 @@ def test_labelled_captures_that_would_fail_validation_are_not_written(world: dic
     assert executions(world) == []
     listed = world["s3"].list_objects_v2(Bucket=DATA_BUCKET, Prefix="datasets/cancer/captures-")
     assert listed["KeyCount"] == 0
+
+
+def test_a_newer_dataset_that_failed_validation_waits_for_a_spec_that_accepts_it(world: dict[str, Any]) -> None:
+    # GIVEN a newer version whose run failed validation: one row has a negative mean radius
+    more = pd.concat([world["train"], DATA.iloc[460:560].assign(sample_id="new")], ignore_index=True)
+    more.loc[400, "mean radius"] = -1.0
+    second = upload(world["pipeline"], "datasets/cancer/train.csv", csv_bytes(more))
+    assert not second["valid"]
+    capture(world["s3"], shifted(DATA.iloc[350:460]), NOW - timedelta(minutes=30), "r")
+    # WHEN the monitor drifts THEN it would fail again under the same spec: skipped, saying so
+    retrain = run(world["services"], "m-1")["retrain"]
+    assert retrain["action"] == "skipped" and executions(world) == []
+    assert "failed validation against the current spec (" in retrain["reason"]
+    # WHEN the spec changes so that it accepts the file (no lower bound on mean radius) and it drifts again
+    document = world["spec"].model_dump(mode="json")
+    document["features"] = [{**f, "min": None} if f["name"] == "mean radius" else f for f in document["features"]]
+    SpecStore(world["registry"]).put(parse_spec(document), actor="alice")
+    world["clock"].moment = NOW + timedelta(hours=2)
+    capture(world["s3"], shifted(DATA.iloc[350:460]), NOW + timedelta(hours=1, minutes=30), "s")
+    retrain = run(world["services"], "m-2")["retrain"]
+    # THEN the retrain runs on it (validated again, under the new spec)
+    assert retrain["action"] == "started", retrain
+    assert retrain["data"]["version_id"] == second["dataset"]["version_id"]

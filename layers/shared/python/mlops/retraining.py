@@ -196,11 +196,43 @@ def _training_now(
     return None
 
 
+def _failed_validation(
+    services: MonitorServices, model: str, dataset: DatasetVersion, spec: ModelSpec | None
+) -> str | None:
+    """The failed checks of the dataset's validation against the current spec, if it failed one.
+
+    Validated again under the same spec it fails again: only a changed spec (another
+    fingerprint) or no report at all (the run never validated it) makes it worth a run.
+    """
+    from mlops.pipeline_steps import report_key
+    from mlops.storage import read_object
+
+    if spec is None or services.s3 is None or not dataset.version_id:
+        return None
+    try:
+        document = json.loads(
+            read_object(services.s3, services.bucket, report_key(model, dataset.version_id, "validation.json"))
+        )
+    except Exception:
+        return None
+    if not isinstance(document, dict) or document.get("valid") is not False:
+        return None
+    if document.get("spec_fingerprint") != spec.fingerprint():
+        return None
+    failed = [str(c.get("check")) for c in document.get("checks") or [] if c.get("status") == "failed"]
+    return ", ".join(dict.fromkeys(failed[:5])) or str(document.get("error") or "invalid")
+
+
 def newer_datasets(
-    services: MonitorServices, model: str, champion: ChampionData, state: Mapping[str, Any]
+    services: MonitorServices,
+    model: str,
+    champion: ChampionData,
+    state: Mapping[str, Any],
+    spec: ModelSpec | None = None,
 ) -> tuple[list[DatasetVersion], list[str]]:
     """Recorded dataset versions a retrain can learn something new from (newest first), and notes
-    on the newer versions left out (same content as the champion's, trained already, training now)."""
+    on the newer versions left out (same content as the champion's, trained already, training now,
+    invalid under the current ``spec``)."""
     eligible: list[DatasetVersion] = []
     notes: list[str] = []
     datasets = [d for d in list_datasets(services.registry, model) if d.bucket and d.version_id]
@@ -223,6 +255,10 @@ def newer_datasets(
         running = _training_now(services, dataset, model, state)
         if running:
             notes.append(f"{describe_dataset(dataset)} is being trained now ({running})")
+            continue
+        invalid = _failed_validation(services, model, dataset, spec)
+        if invalid:
+            notes.append(f"{describe_dataset(dataset)} failed validation against the current spec ({invalid})")
             continue
         eligible.append(dataset)
     return eligible, notes
@@ -516,7 +552,15 @@ def choose_retrain_data(
     ``spec`` is the spec the pipeline validates the data against (the latest revision by default).
     """
     champion = champion_data(services.registry, model, champion_version)
-    eligible, notes = newer_datasets(services, model, champion, state)
+    missing_spec = None
+    if spec is None:
+        try:
+            from mlops.specstore import SpecStore
+
+            spec = SpecStore(services.registry).get(model).spec()
+        except NotFoundError as exc:
+            missing_spec = str(exc)
+    eligible, notes = newer_datasets(services, model, champion, state, spec)
     if eligible:
         return RetrainData(NEWER_SOURCE, "", champion, dataset=eligible[0], notes=notes)
     newer = f"no dataset newer than the champion's ({champion.describe()})"
@@ -525,12 +569,7 @@ def choose_retrain_data(
     if services.s3 is None:
         return RetrainData(None, f"{newer}; captures are not readable here", champion, notes=notes)
     if spec is None:
-        try:
-            from mlops.specstore import SpecStore
-
-            spec = SpecStore(services.registry).get(model).spec()
-        except NotFoundError as exc:
-            return RetrainData(None, f"{newer}; no spec to build a dataset with ({exc})", champion, notes=notes)
+        return RetrainData(None, f"{newer}; no spec to build a dataset with ({missing_spec})", champion, notes=notes)
     build, why = build_capture_dataset(services, model, spec, champion, now)
     if build is None:
         return RetrainData(None, f"{newer}, and no dataset from labelled captures: {why}", champion, notes=notes)

@@ -339,10 +339,20 @@ def monitor_clean_traffic(ctx: ScenarioContext) -> str:
 
 @step("drift")
 def monitor_shifted_traffic(ctx: ScenarioContext) -> str:
-    batches = _requests(ctx, rows=400, seed=2025, drift=True)
-    for batch in batches:
-        ctx.cli("predict", ctx.model, "--data", json.dumps(batch))
+    frame = _generate(ctx.model, 400, 2025, drift=True)
+    # New subscribers: account ids the training data does not hold (customer_id is unique).
+    frame["customer_id"] = [f"C{900000 + i:06d}" for i in range(len(frame))]
+    outcomes = frame.pop("churned").astype(int).tolist()
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
     folder = Path(ctx.facts.setdefault("workdir", tempfile.mkdtemp(prefix="mlops-demo-")))
+    truth = ["request_id,index,churned"]
+    for start in range(0, len(records), 100):
+        answer = ctx.cli("predict", ctx.model, "--data", json.dumps(records[start : start + 100]))
+        truth.extend(f"{answer['request_id']},{i},{outcomes[start + i]}" for i in range(len(answer["predictions"])))
+    # Their outcomes become known (the subscribers stayed or left): the labels join the captures.
+    labels = folder / f"{ctx.model}-labels.csv"
+    labels.write_text("\n".join(truth) + "\n")
+    labelled = ctx.cli("labels", "upload", str(labels), "--model", ctx.model)
     html = folder / f"{ctx.model}-drift.html"
     result = ctx.cli("monitor", "run", ctx.model, "--html", str(html))
     if result.get("verdict") != "drifted" or not html.is_file():
@@ -350,13 +360,20 @@ def monitor_shifted_traffic(ctx: ScenarioContext) -> str:
     ctx.facts.update(drift=result)
     alarm = _wait_for_alarm(ctx, f"mlops-{ctx.cloud_environment()}-drift", "ALARM", timeout_s=60)
     retrain = result.get("retrain") or {}
-    retrained = (
-        f"retraining started ({retrain.get('execution_name')})"
-        if retrain.get("action") == "started"
-        else f"retraining {retrain.get('action', 'not asked for')}"
-    )
+    data = retrain.get("data") or {}
+    if retrain.get("action") == "started" and data.get("source") == "captures+labels":
+        retrained = (
+            f"retraining started ({retrain.get('execution_name')}) on a new dataset version: the champion's "
+            f"{data.get('base_rows')} rows + {data.get('labelled_rows')} labelled captures ({data.get('key')})"
+        )
+    elif retrain.get("action") == "started":
+        name = retrain.get("execution_name")
+        retrained = f"retraining started ({name}) on {data.get('key')}, newer than the champion's"
+    else:
+        retrained = f"retraining {retrain.get('action', 'not asked for')}: {retrain.get('reason') or ''}".rstrip(": ")
     return (
-        f"{sum(len(b) for b in batches)} shifted records (newer customers, higher prices); "
+        f"{len(records)} shifted records (newer customers, higher prices) and their {labelled.get('labels')} "
+        f"outcomes (`mlops labels upload {labels}`); "
         f"`mlops monitor run {ctx.model} --html {html}`: {_monitor_line(result)}; alarm {alarm}; {retrained}; "
         f"report s3://{result['bucket']}/{result['report_key']}"
     )
