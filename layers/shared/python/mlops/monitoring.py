@@ -18,7 +18,8 @@ One monitor run is one execution of the monitoring state machine for one model:
     holdout predictions; performance drift when labels were uploaded. Writes
     ``reports/<model>/v<version>/drift/<timestamp>.json`` and ``.html``, a run item and the
     per-model monitor item (audited together), publishes to SNS on drift, and starts retraining
-    when the spec asks for it, at most once per cooldown (a conditional write on the monitor item).
+    when the spec asks for it, at most once per cooldown (a conditional write on the monitor item)
+    and only on data the champion has not learnt from (:mod:`mlops.retraining`).
 ``record_failure``
     A failed run: a FAILED run item and an audit event.
 
