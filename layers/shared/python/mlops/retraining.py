@@ -153,14 +153,14 @@ def champion_data(registry: Registry, model: str, version: int | None) -> Champi
             champion = registered
     if champion is None:
         return ChampionData(version, None, None, None, trained_ids, trained_shas)
-    ref = dict(champion.dataset_version) if champion.dataset_version else None
+    lineage = dict(champion.dataset_version) if champion.dataset_version else None
     dataset = None
-    if ref and ref.get("version_id"):
-        dataset = DatasetCatalog(registry).find(model, str(ref["version_id"]))
+    if lineage and lineage.get("version_id"):
+        dataset = DatasetCatalog(registry).find(model, str(lineage["version_id"]))
     since = _moment(dataset.uploaded_at) if dataset is not None else None
     if since is None:
         since = _moment(champion.created_at)
-    return ChampionData(champion.version, dataset, ref, since, trained_ids, trained_shas)
+    return ChampionData(champion.version, dataset, lineage, since, trained_ids, trained_shas)
 
 
 # ------------------------------------------------------------------------------------ newer datasets
