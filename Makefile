@@ -69,6 +69,17 @@ FUZZ_CASES ?= 10000
 fuzz: install  ## signed schema-derived fuzzing of the inference API on the local cloud (FUZZ_CASES=10000): 0 5xx
 	$(BIN)/python benchmarks/fuzz_api.py --cases $(FUZZ_CASES)
 
+# 32 signed clients for 60 s against the local cloud's inference endpoint (loopback, at most
+# LOAD_MAX_REQUESTS requests): 0 errors and 0 connection resets, p50/p99, rps against one client, memory bound.
+.PHONY: bench-load
+LOAD_CLIENTS ?= 32
+LOAD_SECONDS ?= 60
+LOAD_MAX_REQUESTS ?= 100000
+bench-load: install  ## load the local inference endpoint: 32 signed clients, 60 s; fails on any error or reset
+	$(CDK) synth --quiet -c mlops:env=$(ENV)
+	$(BIN)/python benchmarks/bench_load.py --assembly cdk.out --env $(ENV) --clients $(LOAD_CLIENTS) \
+		--seconds $(LOAD_SECONDS) --max-requests $(LOAD_MAX_REQUESTS)
+
 # Evidently and alibi-detect only for this comparison, in their own virtual environment (they pin
 # numpy 1.x and pandas 2.x); our engine runs from $(VENV) and calls them in subprocesses.
 COMPARE_VENV := .venv-drift-compare

@@ -229,7 +229,12 @@ class ApiGatewayServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            # socketserver listens with a backlog of 5: of 32 signed clients connecting at once, 13
+            # were reset in 5 s (benchmarks/bench_load.py). API Gateway accepts them all.
+            request_queue_size = 1024
+
+        self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.host = host
