@@ -295,7 +295,7 @@ def test_shifted_window_drifts_notifies_and_retrains_once_per_cooldown(world: di
             column_types={},
             schema_fingerprint="f",
             uploaded_by="bob",
-            uploaded_at=(NOW + timedelta(minutes=1)).isoformat(),
+            uploaded_at=world["registry"].get_version("churn", 1).created_at,
         ),
         actor="bob",
     )
