@@ -234,13 +234,15 @@ def run_load(
                     connection.close()
                     connection = None
             except ConnectionResetError as exc:
-                connection = _closed(connection)
+                _closed(connection)
+                connection = None
                 with lock:
                     report.resets += 1
                     record_error("connection reset", index, repr(exc))
                 continue
             except (OSError, http.client.HTTPException) as exc:
-                connection = _closed(connection)
+                _closed(connection)
+                connection = None
                 with lock:
                     report.socket_errors += 1
                     record_error("socket error", index, repr(exc))
@@ -382,16 +384,21 @@ class MemorySampler:
 
 
 def by_role(found: list[dict[str, Any]]) -> dict[str, Any]:
-    roles: dict[str, dict[str, int]] = {}
+    """Processes, summed RSS and largest RSS (MiB) per role."""
+    roles: dict[str, list[int]] = {}
     for p in found:
-        role = roles.setdefault(p["role"], {"processes": 0, "rss_mib": 0, "max_rss_mib": 0})
-        role["processes"] += 1
-        role["rss_mib"] += p["rss_kib"]
-        role["max_rss_mib"] = max(role["max_rss_mib"], p["rss_kib"])
-    for role in roles.values():
-        role["rss_mib"] = round(role["rss_mib"] / 1024, 1)  # type: ignore[assignment]
-        role["max_rss_mib"] = round(role["max_rss_mib"] / 1024, 1)  # type: ignore[assignment]
-    return {"total_rss_mib": round(sum(p["rss_kib"] for p in found) / 1024, 1), "by_role": dict(sorted(roles.items()))}
+        roles.setdefault(p["role"], []).append(p["rss_kib"])
+    return {
+        "total_rss_mib": round(sum(p["rss_kib"] for p in found) / 1024, 1),
+        "by_role": {
+            role: {
+                "processes": len(rss),
+                "rss_mib": round(sum(rss) / 1024, 1),
+                "max_rss_mib": round(max(rss) / 1024, 1),
+            }
+            for role, rss in sorted(roles.items())
+        },
+    }
 
 
 def memory_bound(
@@ -521,7 +528,7 @@ def main() -> int:
             LocalCloudOptions().max_workers,
             args.per_request_kib,
         )
-    report = {
+    report: dict[str, Any] = {
         "setup_seconds": round(setup_s, 1),
         "endpoint": url,
         "connections": "keep-alive" if args.keep_alive else "new per request (as the CLI sends)",
