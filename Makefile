@@ -32,7 +32,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-fund --no-audit --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed  ## create .venv and install Python deps and the pinned CDK CLI
+# checkov in its own virtual environment: it pins boto3==1.35.49 and packaging<24 (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is required (3.12 preferred)"; exit 2; }
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-checkov.txt
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed  ## create .venv (and .venv-checkov), install Python deps and the pinned CDK CLI
 
 synth: install  ## synthesize every environment's stacks into cdk.out (no Docker needed)
 	$(CDK) synth --quiet

@@ -12,7 +12,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers
-from stacks.nag import acknowledge, acknowledge_grant_wildcards, acknowledge_managed_policy
+from stacks.nag import acknowledge, acknowledge_grant_wildcards, acknowledge_managed_policy, skip_checkov
 from stacks.stateful import RegistryTables, resource_environment
 
 
@@ -35,7 +35,7 @@ class PlatformApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
-        access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention(config))
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention(config), encryption_key=tables.key)
         iam_auth = config.api_auth == "iam"
         self.rest_api = apigw.RestApi(
             self,
@@ -97,6 +97,13 @@ class PlatformApi(Construct):
                 "AwsSolutions-COG4",
                 "Methods use IAM (SigV4) authorization; callers are AWS principals, not Cognito users.",
             )
+        skip_checkov(
+            self.rest_api.deployment_stage,
+            "CKV_AWS_120",
+            "No response cache on purpose: predictions and approvals must never be answered from a cache, and "
+            "every answer is for one authenticated caller (IAM or API key) about the registry's current state.",
+            types=["AWS::ApiGateway::Stage"],
+        )
         acknowledge(
             self.rest_api,
             "AwsSolutions-APIG3",
@@ -108,6 +115,8 @@ class PlatformApi(Construct):
             "Catalog",
             name="api",
             config=config,
+            key=tables.key,
+            kind="api",
             layers=[layers.shared, layers.runtime],
             description="Model catalog: which models exist and which versions serve",
             environment=resource_environment(bucket, tables),

@@ -43,6 +43,26 @@ LOG_RETENTION_DAYS = (
 )
 
 
+# How a function is invoked (stacks/function.py): sets its reserved concurrency and whether it has a DLQ.
+FunctionKind = Literal["inference", "api", "pipeline", "trigger"]
+
+
+class ReservedConcurrency(BaseModel):
+    """Reserved concurrency per function kind (each function of the kind reserves this many).
+
+    ``null`` (the default) reserves nothing: the function shares the account's unreserved pool.
+    Reserving guarantees capacity and caps it; AWS refuses a deployment that would leave fewer
+    than 100 unreserved executions in the account (new accounts may have a quota of 10 in all).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inference: int | None = Field(default=None, ge=1, le=1000)  # the inference function
+    api: int | None = Field(default=None, ge=1, le=1000)  # catalog and approval API (2 functions)
+    pipeline: int | None = Field(default=None, ge=1, le=1000)  # Step Functions tasks (10 functions)
+    trigger: int | None = Field(default=None, ge=1, le=1000)  # the upload-event starter
+
+
 class EnvironmentConfig(BaseModel):
     """Everything that differs between environments. Frozen: constructs cannot change it."""
 
@@ -63,6 +83,7 @@ class EnvironmentConfig(BaseModel):
     noncurrent_version_days: int = Field(default=90, ge=1)
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
     approval_four_eyes: bool = True
+    reserved_concurrency: ReservedConcurrency = ReservedConcurrency()
     # Alarms (stacks/observability.py): the API's p99 latency, and 5xx answers per 5 minutes.
     alarm_latency_p99_ms: int = Field(default=1000, ge=1)
     alarm_server_errors: int = Field(default=5, ge=1)

@@ -7,16 +7,19 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import get_args
 
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops.platform import service_name as platform_service_name
-from stacks.config import EnvironmentConfig
-from stacks.nag import acknowledge
+from stacks.config import EnvironmentConfig, FunctionKind
+from stacks.nag import acknowledge, skip_checkov
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -39,7 +42,14 @@ class MlopsFunction(Construct):
 
     Defaults: Python 3.12, the configured architecture (arm64 unless configured otherwise), JSON
     logs into a log group with the environment's retention, X-Ray tracing, Powertools settings,
-    and the shared layers. Grants are made by the caller where the function is wired.
+    and the shared layers. The log group and the environment variables are encrypted with the
+    environment's customer-managed ``key``. Grants are made by the caller where the function is wired.
+
+    ``kind`` says how the function is invoked, which sets two things: its reserved concurrency
+    (``reserved_concurrency.<kind>`` in cdk.json; unset means the account's shared pool) and
+    whether it needs a dead-letter queue: a ``trigger`` (invoked asynchronously by an event)
+    must be given ``dead_letter_queue``; the other kinds are invoked synchronously (API Gateway,
+    Step Functions tasks), so their caller receives every failure and a DLQ would stay empty.
     """
 
     def __init__(
@@ -49,8 +59,11 @@ class MlopsFunction(Construct):
         *,
         name: str,
         config: EnvironmentConfig,
+        key: kms.IKey,
+        kind: FunctionKind,
         layers: Sequence[lambda_.ILayerVersion],
         description: str,
+        dead_letter_queue: sqs.IQueue | None = None,
         environment: Mapping[str, str] | None = None,
         memory_size: int = 512,
         timeout: Duration | None = None,
@@ -60,10 +73,20 @@ class MlopsFunction(Construct):
         source = FUNCTIONS_DIR / name
         if not (source / "handler.py").is_file():
             raise FileNotFoundError(f"{source}/handler.py does not exist")
+        if kind not in get_args(FunctionKind):
+            raise ValueError(f"function {name}: kind {kind!r} is not one of {get_args(FunctionKind)}")
+        if (kind == "trigger") != (dead_letter_queue is not None):
+            raise ValueError(
+                f"function {name}: a trigger (asynchronously invoked) function needs a dead_letter_queue, "
+                "and only a trigger has one"
+            )
+        reserved = getattr(config.reserved_concurrency, kind)
         # The ``service`` dimension of its metrics: one per environment, so alarms never mix two.
         self.service_name = service_name(config, name)
         removal = RemovalPolicy.DESTROY if config.is_dev else RemovalPolicy.RETAIN
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention(config), removal_policy=removal)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention(config), removal_policy=removal, encryption_key=key
+        )
         # An explicit role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
         self.role = iam.Role(
             self,
@@ -88,6 +111,9 @@ class MlopsFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
+            environment_encryption=key,
+            dead_letter_queue=dead_letter_queue,
+            reserved_concurrent_executions=reserved,
             environment={
                 "POWERTOOLS_SERVICE_NAME": self.service_name,
                 **RUNTIME_ENVIRONMENT,
@@ -101,6 +127,30 @@ class MlopsFunction(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
         )
+        skip_checkov(self.function, "CKV_AWS_117", NO_VPC_REASON, types=[FUNCTION_TYPE])
+        if dead_letter_queue is None:
+            skip_checkov(self.function, "CKV_AWS_116", SYNCHRONOUS_REASON, types=[FUNCTION_TYPE])
+        if reserved is None:
+            skip_checkov(
+                self.function,
+                "CKV_AWS_115",
+                f"reserved_concurrency.{kind} is not set for this environment in cdk.json: the function "
+                "draws on the account's unreserved pool. Reserving by default would fail deployment on "
+                "accounts at the default concurrency quota (AWS keeps 100 unreserved).",
+                types=[FUNCTION_TYPE],
+            )
+
+
+FUNCTION_TYPE = "AWS::Lambda::Function"
+NO_VPC_REASON = (
+    "The function reaches only AWS service endpoints (S3, DynamoDB, KMS, Step Functions) with IAM "
+    "authorization and no resource inside a VPC; a VPC would add NAT gateway or endpoint costs and "
+    "cold-start latency without protecting any private resource."
+)
+SYNCHRONOUS_REASON = (
+    "Invoked only synchronously (API Gateway or a Step Functions task): the caller receives every "
+    "failure and answers, retries or records it; a dead-letter queue receives only asynchronous invocations."
+)
 
 
 def service_name(config: EnvironmentConfig, name: str) -> str:

@@ -65,6 +65,8 @@ class InferenceEndpoint(Construct):
             "Function",
             name="inference",
             config=config,
+            key=tables.key,
+            kind="inference",
             layers=[layers.shared, layers.runtime, model_layer],
             description="Inference: validated predictions from each model's champion (canary, shadow, capture)",
             environment={

@@ -16,7 +16,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, service_name
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge_grant_wildcards
-from stacks.pipelines import state_machine_from_file
+from stacks.pipelines import pass_role_statement, state_machine_from_file
 from stacks.stateful import (
     ARTIFACT_PREFIX,
     CAPTURE_PREFIX,
@@ -112,6 +112,8 @@ class MonitoringPipeline(Construct):
             "Function",
             name="monitor",
             config=config,
+            key=tables.key,
+            kind="pipeline",
             layers=[layers.shared, layers.runtime, layers.science],
             description="Drift check: plans the capture window, sketches shards, analyzes against the champion's "
             "reference, reports, alerts and may retrain",
@@ -152,6 +154,7 @@ class MonitoringPipeline(Construct):
             "StateMachine",
             file="monitoring.asl.json",
             config=config,
+            key=tables.key,
             timeout=Duration.hours(2),
             substitutions={
                 "MonitorFunctionArn": fn.function_arn,
@@ -186,7 +189,7 @@ class MonitoringPipeline(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=SCHEDULE_ACTIONS, resources=[self.schedule_arn_pattern])
         )
-        self.scheduler_role.grant_pass_role(role)
+        role.add_to_principal_policy(pass_role_statement(self.scheduler_role, "scheduler.amazonaws.com"))
 
     def grant_schedule_sync(self, function: lambda_.Function) -> None:
         """Let ``function`` create, update and delete monitor schedules (it sets champions).
@@ -203,7 +206,7 @@ class MonitoringPipeline(Construct):
             f"ScheduleSync{self._sync_grants}",
             statements=[
                 iam.PolicyStatement(actions=SCHEDULE_ACTIONS, resources=[self.schedule_arn_pattern]),
-                iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.scheduler_role.role_arn]),
+                pass_role_statement(self.scheduler_role, "scheduler.amazonaws.com"),
             ],
         )
         assert function.role is not None

@@ -1,13 +1,19 @@
-"""cdk-nag AwsSolutions checks, and the one way this project acknowledges a finding.
+"""cdk-nag AwsSolutions checks, checkov skips, and the one way this project acknowledges a finding.
 
 Every acknowledgement states why the finding does not apply; ``acknowledge`` refuses a missing or
 token reason, so no suppression is ever silent. cdk-nag 3 reports findings as validations:
-an unacknowledged error finding fails synth.
+an unacknowledged error finding fails synth. checkov (tests/infra/test_checkov.py) reads the
+synthesized templates; its skips live in each resource's metadata (``Metadata: checkov: skip:
+[{id, comment}]``) and are written only by :func:`acknowledge` (with ``checkov=``) or
+:func:`skip_checkov`, under the same reason rules. Where cdk-nag and checkov flag the same concern,
+one call records both with one reason.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import Acknowledgment, Validations
@@ -21,8 +27,55 @@ class AcknowledgementError(ValueError):
     """An acknowledgement without a real reason."""
 
 
-def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+def _check_reason(what: str, reason: str) -> None:
+    if len(reason.strip()) < MIN_REASON_LENGTH:
+        raise AcknowledgementError(
+            f"acknowledging {what} needs a reason of at least {MIN_REASON_LENGTH} "
+            f"characters that says why it does not apply (got {reason!r})"
+        )
+
+
+def skip_checkov(scope: IConstruct, check_ids: str | Sequence[str], reason: str, *, types: Sequence[str] = ()) -> None:
+    """Skip checkov ``check_ids`` on the CloudFormation resources of ``scope``, with a reason.
+
+    Writes ``Metadata: checkov: skip: [{id, comment}]`` on ``scope`` itself when it is a
+    CloudFormation resource, else on every resource below it (only those of ``types``, such as
+    ``AWS::Lambda::Function``, when given). A scope with no such resource is a mistake: it raises.
+    """
+    from aws_cdk import CfnResource
+
+    ids = [check_ids] if isinstance(check_ids, str) else list(check_ids)
+    for check_id in ids:
+        if not re.fullmatch(r"CKV2?_AWS_\d+", check_id):
+            raise AcknowledgementError(f"{check_id!r} is not a checkov AWS check id")
+        _check_reason(check_id, reason)
+    resources = [
+        c
+        for c in ([scope] if isinstance(scope, CfnResource) else scope.node.find_all())
+        if isinstance(c, CfnResource) and (not types or c.cfn_resource_type in types)
+    ]
+    if not resources:
+        wanted = list(types) or "any type"
+        raise AcknowledgementError(f"{scope.node.path} holds no resource of {wanted} to skip {ids} on")
+    for resource in resources:
+        metadata = resource.get_metadata("checkov") or {}
+        skips = [s for s in metadata.get("skip", []) if s["id"] not in ids]
+        skips += [{"id": check_id, "comment": reason} for check_id in ids]
+        resource.add_metadata("checkov", {**metadata, "skip": skips})
+
+
+def acknowledge(
+    scope: IConstruct,
+    rule_id: str,
+    reason: str,
+    *,
+    checkov: str | Sequence[str] = (),
+    checkov_types: Sequence[str] = (),
+) -> None:
     """Acknowledge cdk-nag finding ``rule_id`` on ``scope`` (and its children) with a reason.
+
+    ``checkov`` names the checkov checks that flag the same concern: they are skipped on the same
+    resources with the same reason (see :func:`skip_checkov`).
 
     Parameters
     ----------
@@ -33,15 +86,15 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
         ``AwsSolutions-IAM5[Resource::*]``.
     reason
         Why this finding is acceptable here, in a full sentence.
+    checkov, checkov_types
+        checkov check ids skipped for the same reason, and the resource types they apply to.
     """
     if not rule_id.startswith("AwsSolutions-"):
         raise AcknowledgementError(f"{rule_id!r} is not an AwsSolutions rule id")
-    if len(reason.strip()) < MIN_REASON_LENGTH:
-        raise AcknowledgementError(
-            f"acknowledging {rule_id} needs a reason of at least {MIN_REASON_LENGTH} "
-            f"characters that says why it does not apply (got {reason!r})"
-        )
+    _check_reason(rule_id, reason)
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+    if checkov:
+        skip_checkov(scope, checkov, reason, types=checkov_types)
 
 
 def check(scope: IConstruct) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -85,6 +85,8 @@ class Observability(Construct):
                     principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                     actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                     resources=["*"],  # in a key policy, "*" means this key
+                    # Only on behalf of this account's alarms (the confused-deputy guard AWS documents).
+                    conditions={"StringEquals": {"aws:SourceAccount": Stack.of(topic_key).account}},
                 )
             )
 

@@ -222,9 +222,9 @@ def test_sagemaker_backend_is_wired_with_narrow_permissions(synthesized: Synthes
     machine = _training_machine(template)
     subs = machine["Properties"]["DefinitionSubstitutions"]
     assert subs["SageMakerRoleArn"]["Fn::GetAtt"][0].startswith("TrainingSageMakerTrainingRole")
-    # the state machine may create and watch training jobs named mlops-*, and pass only the training role
+    # the state machine may create and watch training jobs named mlops-dev-*, and pass only the training role
     statements = json.dumps(_statements(template, "TrainingStateMachineRole"))
-    assert "sagemaker:CreateTrainingJob" in statements and "training-job/mlops-*" in statements
+    assert "sagemaker:CreateTrainingJob" in statements and "training-job/mlops-dev-*" in statements
     assert "iam:PassRole" in statements and "TrainingSageMakerTrainingRole" in statements
     assert "StepFunctionsGetEventsForSageMakerTrainingJobsRule" in statements
     # the training role reads and writes artifacts/ only; no image configured in dev: no ECR access

@@ -17,7 +17,7 @@ from mlops.audit import PLATFORM_CHAIN
 from mlops.datasets import DatasetCatalog, describe_s3_object
 from mlops.errors import CheckFailedError, ConfigError, InputError, MlopsError, NotFoundError
 from mlops.pipeline import DatasetUpload, parse_key
-from mlops.platform import Platform
+from mlops.platform import Platform, training_job_prefix
 from mlops.registry import Registry
 from mlops.spec import ModelSpec
 from mlops.specstore import SpecStore
@@ -345,10 +345,11 @@ def plan_training(
             )
         prefix = run_prefix(upload.model, event["execution_name"])
         input_prefix = f"{prefix}input/"
-        digest = hashlib.sha256(event["execution_name"].encode()).hexdigest()[:24]
+        digest = hashlib.sha256(event["execution_name"].encode()).hexdigest()[:16]
+        job_prefix = training_job_prefix(services.platform.environment)  # at most 23 characters
         for item in planned:
             item["job"] = {
-                "name": f"mlops-{upload.model[:24]}-{digest}-{item['index']}",
+                "name": f"{job_prefix}{upload.model[:16]}-{digest}-{item['index']}",
                 "image": image,
                 "instance_type": spec.training.instance_type,
                 "input_uri": _s3_uri(services.platform.data_bucket, input_prefix),

@@ -31,6 +31,12 @@ PARAMETERS = {
 }
 
 
+def training_job_prefix(environment: str) -> str:
+    """``mlops-<env>-``: every SageMaker training job of an environment is named with it, so the
+    environment's IAM grants cover its own jobs only, never another environment's in the same account."""
+    return f"mlops-{environment}-"
+
+
 def service_name(environment: str, function: str) -> str:
     """``mlops-<env>-<function>``: a function's Powertools service, the ``service`` dimension of its metrics.
 
