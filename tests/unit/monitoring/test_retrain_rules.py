@@ -257,3 +257,91 @@ def test_monitor_run_prints_what_a_retrain_trains_on() -> None:
         "    on a new dataset: the champion's 350 row(s) + 110 labelled capture(s), "
         "datasets/churn/captures-x.csv version v-9\n"
     ) in _text(_result(built))
+
+
+# --------------------------------------------------------------------- a retried run resumes its claim
+class _Bucket:
+    """Versioned objects with metadata: what the resume path reads (head, get)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[str, bytes, dict[str, str]]] = {}
+
+    def put(self, key: str, body: bytes, metadata: dict[str, str]) -> str:
+        version = f"ver-{len(self.objects) + 1}"
+        self.objects[key] = (version, body, metadata)
+        return version
+
+    def head_object(self, Bucket: str, Key: str, VersionId: str | None = None) -> dict[str, Any]:
+        if Key not in self.objects:
+            raise RuntimeError("404 Not Found")
+        version, _, metadata = self.objects[Key]
+        return {"VersionId": version, "Metadata": metadata, "LastModified": NOW}
+
+    def get_object(self, Bucket: str, Key: str, VersionId: str | None = None) -> dict[str, Any]:
+        return {"Body": _Body(self.objects[Key][1])}
+
+
+def _claimed(registry: Registry, key: str, sha256: str) -> None:
+    from mlops.monitoring import monitor_key
+    from mlops.tables import Update
+
+    lineage = {"source": "captures+labels", "labelled_rows": 2, "label_objects": ["labels/churn/x.csv"]}
+    registry.store.write(
+        Update(
+            registry.table,
+            monitor_key("churn"),
+            set={
+                "last_retrain_at": NOW.isoformat(),
+                "last_retrain_run": "m-1",
+                "last_retrain_build": {"key": key, "sha256": sha256, "lineage": lineage},
+            },
+        )
+    )
+
+
+def test_a_retried_run_starts_the_dataset_its_claim_wrote(registry: Registry) -> None:
+    import hashlib
+
+    from mlops.monitoring import get_monitor_state
+
+    # GIVEN a run that claimed a dataset from labelled captures, wrote it, and died before starting it
+    bucket, sfn = _Bucket(), FakeStepFunctions()
+    body = b"a,churned\n1,0\n2,1\n"
+    sha256 = hashlib.sha256(body).hexdigest()
+    key = "datasets/churn/captures-20261122T100000Z-abc.csv"
+    version = bucket.put(key, body, {"sha256": sha256, "uploaded-by": "pipeline:monitor"})
+    _claimed(registry, key, sha256)
+    services = MonitorServices(
+        bucket="data",
+        registry=registry,
+        s3=bucket,
+        settings=MonitorSettings(training_state_machine_arn=TRAINING),
+        sfn=sfn,
+    )
+    # WHEN Step Functions retries that Analyze
+    result = maybe_retrain(services, "churn", now=NOW, cooldown_hours=24, run=_run())
+    # THEN the written object is recorded with its lineage and started under its upload's name
+    assert result["action"] == "started" and result["repeat"] is True
+    assert [s["name"] for s in sfn.started] == [execution_name("data", key, version, "churn")]
+    assert DatasetCatalog(registry).get("churn", version).extra["lineage"]["labelled_rows"] == 2
+    state = get_monitor_state(registry, "churn")
+    assert state["last_retrain_execution"] == sfn.started[0]["name"] and "last_retrain_build" not in state
+
+
+def test_a_retried_run_whose_claim_wrote_nothing_releases_it(registry: Registry) -> None:
+    from mlops.monitoring import get_monitor_state
+
+    # GIVEN a run that claimed a dataset from labelled captures and died before writing it
+    _claimed(registry, "datasets/churn/captures-x.csv", "0" * 64)
+    services = MonitorServices(
+        bucket="data",
+        registry=registry,
+        s3=_Bucket(),
+        settings=MonitorSettings(training_state_machine_arn=TRAINING),
+        sfn=FakeStepFunctions(),
+    )
+    # WHEN it is retried THEN nothing starts and the claim (and its cooldown) is released, audited
+    result = maybe_retrain(services, "churn", now=NOW, cooldown_hours=24, run=_run())
+    assert result["action"] == "failed" and "before writing its dataset" in result["error"]
+    state = get_monitor_state(registry, "churn")
+    assert "last_retrain_at" not in state and "last_retrain_build" not in state
