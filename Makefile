@@ -68,6 +68,13 @@ unit: install
 infra: install
 	$(BIN)/pytest tests/infra -q
 
+# tests/infra/test_safe_upgrades.py fails when a change would replace a stateful resource (the data
+# bucket, a table, the key...). After deciding that a replacement is intended, or to record a new
+# stateful resource, regenerate the baseline it compares with and commit it.
+.PHONY: upgrade-baseline
+upgrade-baseline: install  ## rewrite tests/infra/stateful_baseline.json from the synthesized app (deliberately)
+	$(BIN)/python -m tests.infra.stateful_baseline --write
+
 bench: install  ## run the benchmarks (ratios against baselines measured in the same run)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
