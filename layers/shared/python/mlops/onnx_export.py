@@ -171,13 +171,16 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
     except Exception as exc:  # skl2onnx raises many kinds; the message names the part
         raise OnnxExportError(f"cannot export {spec.training.estimator} to ONNX: {type(exc).__name__}: {exc}") from None
     model.doc_string = f"mlops model {spec.name}"
-    if spec.task == "classification":
-        from onnx import helper
+    from onnx import helper
 
+    # skl2onnx turns column names into identifiers ("mean radius" -> "mean_radius", a clash gets a
+    # suffix); the graph's inputs keep the order given, so the columns are recorded in that order.
+    props = {"columns": json.dumps(used)}
+    if spec.task == "classification":
         from mlops.training import _plain
 
-        classes = json.dumps([_plain(c) for c in pipeline.classes_])
-        helper.set_model_props(model, {"classes": classes})
+        props["classes"] = json.dumps([_plain(c) for c in pipeline.classes_])
+    helper.set_model_props(model, props)
     return bytes(model.SerializeToString())
 
 

@@ -792,14 +792,17 @@ class OnnxPredictor:
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.nbytes = 2 * len(data) + 64 * 1024
         self.classes: list[Any] | None = None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        # The spec's column behind each graph input, in order (graph input names are identifiers
+        # made from the column names); models exported before this record were named as-is.
+        self.columns = json.loads(meta["columns"]) if "columns" in meta else list(self.inputs)
         if spec.task == "classification":
-            meta = self.session.get_modelmeta().custom_metadata_map
             labels = json.loads(meta["classes"]) if "classes" in meta else list(spec.target.classes or [])
             self.classes = _class_values(labels, spec)
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
         columns = feature_columns(records, self.spec)
-        feeds = {name: columns[name] for name in self.inputs}
+        feeds = {name: columns[column] for name, column in zip(self.inputs, self.columns, strict=True)}
         outputs = self.session.run(None, feeds)
         if self.classes is None:
             values = np.asarray(outputs[0], dtype=np.float64).ravel()
