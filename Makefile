@@ -40,7 +40,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed  ## create .venv (and .venv-checkov), install Python deps and the pinned CDK CLI
+install: $(VENV)/.installed node_modules/.installed  ## create .venv and install Python deps and the pinned CDK CLI
 
 synth: install  ## synthesize every environment's stacks into cdk.out (no Docker needed)
 	$(CDK) synth --quiet
@@ -59,13 +59,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck  ## lint, types and the whole offline test suite
+test: lint typecheck $(CHECKOV_VENV)/.installed  ## lint, types and the whole offline test suite
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-infra: install
+infra: install $(CHECKOV_VENV)/.installed
 	$(BIN)/pytest tests/infra -q
 
 # tests/infra/test_safe_upgrades.py fails when a change would replace a stateful resource (the data

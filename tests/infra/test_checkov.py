@@ -1,6 +1,6 @@
 """checkov on the synthesized templates of the whole app: 0 failed checks; every skip has its reason.
 
-checkov runs from its own virtual environment (``make install`` builds .venv-checkov from
+checkov runs from its own virtual environment (``make test`` builds .venv-checkov from
 requirements-checkov.txt): it pins boto3 and packaging far below the platform's pins. Skips are
 written only by ``stacks.nag`` (``acknowledge(..., checkov=...)`` or ``skip_checkov``) into each
 resource's ``Metadata: checkov: skip``.
@@ -38,7 +38,7 @@ def _templates(outdir: Path) -> list[Path]:
 
 
 def _checkov(files: list[Path]) -> dict:
-    assert CHECKOV.is_file(), f"{CHECKOV} is missing: run `make install` (it builds .venv-checkov)"
+    assert CHECKOV.is_file(), f"{CHECKOV} is missing: run `make test` (it builds .venv-checkov)"
     args = [str(CHECKOV), "--framework", "cloudformation", "--compact", "--quiet", "--skip-download", "-o", "json"]
     for file in files:
         args += ["-f", str(file)]
