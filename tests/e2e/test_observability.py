@@ -33,6 +33,21 @@ def registry(local_cloud: LocalCloudProcess) -> Registry:
     )
 
 
+VALID_RECORD = {
+    "customer_id": "C000042",
+    "tenure_months": 3,
+    "monthly_charges": 70.5,
+    "total_charges": 211.5,
+    "contract": "month-to-month",
+    "internet_service": "fiber",
+    "payment_method": "card",
+    "region": "eu-west",
+    "support_calls": 1,
+    "senior": False,
+    "signup_date": "2026-08-01",
+}
+
+
 def tampered_champion(cloud: LocalCloudProcess, registry: Registry, model: str) -> None:
     """``model`` v1 is champion, but the registry's sha256 is not its artifact's."""
     document = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
@@ -60,7 +75,8 @@ def test_refused_artifact_becomes_a_metric_an_alarm_and_a_notification(
     cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason=f"{EVALUATOR_REASON}: reset by the test")
     tampered_champion(local_cloud, registry, "obs-tampered")
     # WHEN an application asks it for a prediction over signed HTTPS
-    status, answer = local_cloud.api("POST", "models/obs-tampered/predict", {"record": {"tenure_months": 3}})
+    # (a record the spec accepts: a refused request is answered before any model is loaded)
+    status, answer = local_cloud.api("POST", "models/obs-tampered/predict", {"record": VALID_RECORD})
     # THEN the answer is a clear 503, never the artifact's location
     assert status == 503 and answer["error"] == "artifact_integrity", answer
     # AND the function's ArtifactRefused metric is in CloudWatch, on the environment's service dimension
