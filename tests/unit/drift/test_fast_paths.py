@@ -1,5 +1,5 @@
 """The fast paths give the numbers of the plain ones: block-wise KS/Wasserstein, chunked std,
-categories counted by object identity."""
+long category columns counted like short ones."""
 
 from __future__ import annotations
 
@@ -88,12 +88,12 @@ def test_long_text_columns_are_counted_like_short_ones(dtype: object) -> None:
     values: list[object] = list(labels[rng.integers(0, 3, 30_000)])
     values += ["".join(["re", "d"]) for _ in range(500)] + [None] * 40 + [float("nan")] * 60 + ["teal"] * 7
     series = pd.Series(values, dtype=dtype)
-    # WHEN counted (the identity path: at least IDENTITY_COUNT_MIN values)
+    # WHEN counted
     side = categorical_side(series, FeatureType.CATEGORY)
     # THEN counts, missing values and rows are what a plain count gives
     assert dict(side.counts.items()) == _expected_counts(values)
     assert side.nulls == 100 and side.rows == len(values)
-    # AND the same column cut short (the plain path) gives the same proportions
+    # AND the same column cut short gives the same counts
     short = categorical_side(series.iloc[:5_000], FeatureType.CATEGORY)
     assert dict(short.counts.items()) == _expected_counts(values[:5_000])
 

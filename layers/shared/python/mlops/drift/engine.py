@@ -18,7 +18,6 @@ reported apart from the distribution test. Details and the report schema: docs/d
 
 from __future__ import annotations
 
-import ctypes
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -53,8 +52,6 @@ PREDICTION = "prediction"
 MAX_SCORE = 1000.0
 # Values drawn from a profile's quantile function when its sample does not hold the whole column.
 PSEUDO_SAMPLE = 20_000
-# Object columns at least this long are counted by object identity first (see _category_counts).
-IDENTITY_COUNT_MIN = 10_000
 NS_PER_SECOND = 1_000_000_000
 DATETIME_NOTE = "datetime compared as seconds since 1970-01-01 UTC (what the model reads, as days)"
 
@@ -156,41 +153,11 @@ def _sorted_side(values: np.ndarray) -> NumericSide:
     )
 
 
-def _object_values(series: pd.Series) -> np.ndarray | None:
-    """The column's own array of Python objects (object or python-backed string dtype), not a copy."""
-    # pandas' python-backed string arrays keep their strings in an object ndarray.
-    values = series.to_numpy() if series.dtype == object else getattr(series.array, "_ndarray", None)
-    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1 and values.flags.c_contiguous:
-        return values
-    return None
-
-
 def _category_counts(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(uniques as text, count of each, missing count)``, the way ``coerce.factorized`` reads them.
-
-    Text columns mostly repeat a few string objects (CSV parsers and ``np.array(labels)[codes]``
-    share one object per distinct value), so a long object column is first counted by object
-    identity (its pointers, hashed as integers: ~5x faster than hashing the strings), and only
-    the distinct objects found are then read as text. A column whose values are all distinct
-    objects costs one integer pass more than reading every value directly.
-    """
-    values = _object_values(series) if len(series) >= IDENTITY_COUNT_MIN else None
-    if values is None:
-        codes, uniques, null = coerce.factorized(series)
-        present = codes >= 0
-        return uniques, np.bincount(codes[present], minlength=len(uniques)), int(np.count_nonzero(null))
-    # The array holds PyObject pointers; read them as integers while ``values`` keeps the objects alive.
-    addresses = np.frombuffer((ctypes.c_ssize_t * len(values)).from_address(values.ctypes.data), dtype=np.intp)
-    identity, distinct = pd.factorize(addresses)
-    per_object = np.bincount(identity, minlength=len(distinct))
-    # Each distinct address is an object ``values`` holds (so it is alive): read it back.
-    objects = np.fromiter(
-        (ctypes.cast(int(address), ctypes.py_object).value for address in distinct), dtype=object, count=len(distinct)
-    )
-    codes, uniques, null = coerce.factorized(pd.Series(objects, dtype=object))
+    """``(uniques as text, count of each, missing count)``, the way ``coerce.factorized`` reads them."""
+    codes, uniques, null = coerce.factorized(series)
     present = codes >= 0
-    counts = np.bincount(codes[present], weights=per_object[present], minlength=len(uniques)).astype(np.int64)
-    return uniques, counts, int(per_object[null].sum())
+    return uniques, np.bincount(codes[present], minlength=len(uniques)), int(np.count_nonzero(null))
 
 
 def categorical_side(series: pd.Series | np.ndarray, feature_type: FeatureType | str) -> CategoricalSide:
