@@ -1481,18 +1481,31 @@ def maybe_retrain(
                 stateMachineArn=arn, name=name, input=_retrain_input(upload, {**evidence, "data": data})
             )
         except Exception as exc:
-            registry.audit.append(
-                model,
-                actor=MONITOR_ACTOR,
-                action="monitor.retrain_failed",
-                subject=subject,
-                after={**evidence, "execution_name": name, "error": f"{type(exc).__name__}: {exc}"[:1000]},
-                request_id=request_id,
-                with_ops=[_release(registry, model, previous)],  # the cooldown and this run's mark
-            )
-            return {"action": "failed", "error": str(exc)[:500], "execution_name": name}
+            return _retrain_failed(registry, model, evidence, previous, request_id, exc, execution_name=name)
         return {"action": "started", "execution_name": name, "execution_arn": response["executionArn"], "data": data}
     return {"action": "skipped", "reason": "concurrent runs kept claiming the retraining"}
+
+
+def _retrain_failed(
+    registry: Registry,
+    model: str,
+    evidence: Mapping[str, Any],
+    previous: Any,
+    request_id: str | None,
+    exc: Exception,
+    **where: Any,
+) -> dict[str, Any]:
+    """Audit a retrain that could not start and release its claim (the cooldown and the run's mark)."""
+    registry.audit.append(
+        model,
+        actor=MONITOR_ACTOR,
+        action="monitor.retrain_failed",
+        subject=f"model/{model}/retrain",
+        after={**evidence, **where, "error": f"{type(exc).__name__}: {exc}"[:1000]},
+        request_id=request_id,
+        with_ops=[_release(registry, model, previous)],
+    )
+    return {"action": "failed", "error": str(exc)[:500], **where}
 
 
 def _retrain_input(upload: Mapping[str, Any], evidence: Mapping[str, Any]) -> str:
@@ -1551,21 +1564,9 @@ def _start_capture_retrain(
                 raise
             execution_arn = _training_execution_arn(services, name)  # the bucket's event started it first
     except Exception as exc:
-        registry.audit.append(
-            model,
-            actor=MONITOR_ACTOR,
-            action="monitor.retrain_failed",
-            subject=subject,
-            after={
-                **evidence,
-                "dataset_key": key,
-                "execution_name": name,
-                "error": f"{type(exc).__name__}: {exc}"[:1000],
-            },
-            request_id=request_id,
-            with_ops=[_release(registry, model, previous)],
+        return _retrain_failed(
+            registry, model, evidence, previous, request_id, exc, dataset_key=key, execution_name=name
         )
-        return {"action": "failed", "error": str(exc)[:500], "execution_name": name, "dataset_key": key}
     data = {**(evidence.get("data") or {}), "key": key, "version_id": version_id}
     registry.audit.append(
         model,
