@@ -11,7 +11,6 @@ import io
 import json
 from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,13 +26,11 @@ from mlops.pipeline_steps import (
     train_candidate,
     validate_upload,
 )
-from mlops.platform import Platform
-from mlops.registry import Registry
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
 from mlops.storage import read_uri
 from mlops.training import load_fingerprints, load_training_frame, row_fingerprints
-from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
+from tests.integration.registry.conftest import DATA_BUCKET
 
 NUMBERS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 HOLDOUT_KEY = "holdouts/diabetes/holdout.csv"
@@ -63,18 +60,6 @@ def spec_document(**split: Any) -> dict[str, Any]:
         "gates": {"must_beat_champion": True},
         "approval": {"four_eyes": False},
     }
-
-
-@pytest.fixture
-def services(dynamodb: Any) -> Services:
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=DATA_BUCKET)
-    s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    platform = Platform(
-        environment="test", data_bucket=DATA_BUCKET, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE
-    )
-    registry = Registry.for_dynamodb(dynamodb, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE)
-    return Services(platform=platform, s3=s3, registry=registry)
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -11,48 +11,21 @@ import json
 from importlib import resources
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 
 from mlops.evaluation import evaluate
 from mlops.gate import gate
-from mlops.pipeline import upload_from_event
 from mlops.pipeline_steps import Services, gate_candidate, validate_upload
-from mlops.platform import Platform
-from mlops.registry import Registry
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
 from mlops.training import train
-from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
+from tests.integration.pipeline.conftest import put_upload
+from tests.integration.registry.conftest import DATA_BUCKET
 
 
 def shipped(name: str) -> bytes:
     return resources.files("ISLP").joinpath("data", name).read_bytes()
-
-
-@pytest.fixture
-def services(dynamodb: Any) -> Services:
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=DATA_BUCKET)
-    s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    platform = Platform(
-        environment="test", data_bucket=DATA_BUCKET, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE
-    )
-    registry = Registry.for_dynamodb(dynamodb, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE)
-    return Services(platform=platform, s3=s3, registry=registry)
-
-
-def upload(services: Services, key: str, body: bytes) -> dict[str, Any]:
-    version = services.s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)["VersionId"]
-    event = {
-        "detail": {
-            "bucket": {"name": DATA_BUCKET},
-            "object": {"key": key, "version-id": version, "size": len(body)},
-            "requester": "alice",
-        }
-    }
-    return upload_from_event(event).to_dict()
 
 
 def read_json(services: Services, uri: str) -> Any:
@@ -78,7 +51,7 @@ def test_validate_step_applies_the_stored_specs_duplicate_setting(
 ) -> None:
     # GIVEN a stored Caravan spec and the shipped file (602 rows repeat an earlier row) uploaded
     SpecStore(services.registry).put(parse_spec(caravan_document(setting)), actor="alice")
-    item = upload(services, "datasets/caravan/caravan.csv", shipped("Caravan.csv"))
+    item = put_upload(services, "datasets/caravan/caravan.csv", shipped("Caravan.csv"))
     # WHEN the Validate step runs
     result = validate_upload(item, request_id="req-1", services=services)
     # THEN the verdict follows the spec, the summary and the audit event name the duplicate check

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import boto3
-import pytest
-
-from mlops.pipeline import upload_from_event
 from mlops.pipeline_steps import Services, record_ignored_upload, report_key, validate_upload
-from mlops.platform import Platform
-from mlops.registry import Registry
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
-from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
+from tests.integration.pipeline.conftest import put_upload
+from tests.integration.registry.conftest import DATA_BUCKET
 
 SPEC = {
     "name": "tiny",
@@ -30,34 +24,10 @@ GOOD = b"age,plan,label\n30,basic,0\n41,pro,1\n25,basic,0\n52,pro,1\n"
 BAD = b"age,plan,label\n30,basic,0\n-4,gold,1\n"
 
 
-@pytest.fixture
-def services(dynamodb: Any) -> Services:
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=DATA_BUCKET)
-    s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    platform = Platform(
-        environment="test", data_bucket=DATA_BUCKET, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE
-    )
-    registry = Registry.for_dynamodb(dynamodb, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE)
-    return Services(platform=platform, s3=s3, registry=registry)
-
-
-def _upload(services: Services, key: str, body: bytes) -> dict[str, Any]:
-    version = services.s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)["VersionId"]
-    event = {
-        "detail": {
-            "bucket": {"name": DATA_BUCKET},
-            "object": {"key": key, "version-id": version, "size": len(body)},
-            "requester": "alice",
-        }
-    }
-    return upload_from_event(event).to_dict()
-
-
 def test_valid_dataset_is_recorded_and_reported(services: Services) -> None:
     # GIVEN a stored spec and a good upload
     SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
-    upload = _upload(services, "datasets/tiny/train.csv", GOOD)
+    upload = put_upload(services, "datasets/tiny/train.csv", GOOD)
     # WHEN the validate step runs
     result = validate_upload(upload, request_id="req-1", services=services)
     # THEN it is valid, the report sits under reports/, and the dataset version is recorded and audited
@@ -75,7 +45,7 @@ def test_valid_dataset_is_recorded_and_reported(services: Services) -> None:
 
 def test_invalid_dataset_fails_cleanly_and_the_upload_is_kept(services: Services) -> None:
     SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
-    upload = _upload(services, "datasets/tiny/bad.csv", BAD)
+    upload = put_upload(services, "datasets/tiny/bad.csv", BAD)
     result = validate_upload(upload, request_id="req-2", services=services)
     assert result["valid"] is False
     assert "failed checks" in result["summary"]
@@ -86,7 +56,7 @@ def test_invalid_dataset_fails_cleanly_and_the_upload_is_kept(services: Services
 
 
 def test_model_without_spec_is_rejected_with_a_report(services: Services) -> None:
-    upload = _upload(services, "datasets/ghost/train.csv", GOOD)
+    upload = put_upload(services, "datasets/ghost/train.csv", GOOD)
     result = validate_upload(upload, request_id="req-3", services=services)
     assert result["valid"] is False
     assert result["spec_revision"] is None
@@ -122,7 +92,7 @@ def test_champion_profile_adds_reference_checks(services: Services) -> None:
     services.registry.set_alias("tiny", "champion", version.version, actor="carol")
     # WHEN a dataset whose ages moved far from the training data is validated
     shifted = "age,plan,label\n" + "".join(f"{100 + i % 15},basic,{i % 2}\n" for i in range(200))
-    result = validate_upload(_upload(services, "datasets/tiny/shifted.csv", shifted.encode()), services=services)
+    result = validate_upload(put_upload(services, "datasets/tiny/shifted.csv", shifted.encode()), services=services)
     # THEN the report carries the reference checks, and the mean shift of age fails them
     report = json.loads(
         services.s3.get_object(Bucket=DATA_BUCKET, Key=result["report_uri"].split("/", 3)[3])["Body"].read()
