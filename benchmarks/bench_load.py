@@ -53,9 +53,9 @@ def serve_champion(cloud: Any, name: str = MODEL, environment: str = "dev") -> d
     pipeline registers (pickle, plus its ONNX export when skl2onnx is installed). A model that is
     already champion is reused.
     """
-    from mlops.artifacts import dump_artifact, sha256_hex
+    from mlops.local.testing import serve_as_champion
     from mlops.registry import Registry
-    from mlops.serving import ONNX_TAG_SHA256, ONNX_TAG_URI, records_from_frame
+    from mlops.serving import records_from_frame
     from mlops.spec import load_spec, parse_spec
     from mlops.specstore import SpecStore
     from mlops.training import train
@@ -86,26 +86,8 @@ def serve_champion(cloud: Any, name: str = MODEL, environment: str = "dev") -> d
         return record
     revision = SpecStore(registry).put(spec, actor="alice").revision
     bucket, s3 = parameter("data-bucket"), cloud.client("s3")
-    data, sha256 = dump_artifact(result.pipeline)
-    key = f"artifacts/{name}/load/model.pkl"
-    s3.put_object(Bucket=bucket, Key=key, Body=data)
-    tags: dict[str, str] = {}
-    if importlib.util.find_spec("skl2onnx") is not None:
-        from mlops.onnx_export import export_onnx
-
-        onnx = export_onnx(result.pipeline, spec)
-        s3.put_object(Bucket=bucket, Key=key + ".onnx", Body=onnx)
-        tags = {ONNX_TAG_URI: f"s3://{bucket}/{key}.onnx", ONNX_TAG_SHA256: sha256_hex(onnx)}
-    version = registry.register_version(
-        name,
-        actor="pipeline",
-        spec_revision=revision,
-        artifact_uri=f"s3://{bucket}/{key}",
-        artifact_sha256=sha256,
-        tags=tags,
-    ).version
-    registry.approve(name, version, actor="carol")
-    registry.set_alias(name, "champion", version, actor="carol")
+    onnx = importlib.util.find_spec("skl2onnx") is not None
+    serve_as_champion(registry, s3, bucket, spec, result.pipeline, spec_revision=revision, prefix="load", onnx=onnx)
     return record
 
 

@@ -112,8 +112,7 @@ def serve_models(cloud: Any) -> list[str]:
     The pipeline's own training is covered by the pipeline tests; here only what serves matters,
     and three trainings in process take seconds instead of three pipeline runs.
     """
-    from mlops.artifacts import dump_artifact, sha256_hex
-    from mlops.onnx_export import ONNX_TAG_SHA256, ONNX_TAG_URI, export_onnx
+    from mlops.local.testing import serve_as_champion
     from mlops.registry import Registry
     from mlops.serving import records_from_frame
     from mlops.spec import parse_spec
@@ -144,24 +143,9 @@ def serve_models(cloud: Any) -> list[str]:
         spec = parse_spec(document)
         revision = SpecStore(registry).put(spec, actor="alice").revision
         result = train(generate(example, rows=600, seed=3), spec, code_revision="fuzz")
-        data, sha256 = dump_artifact(result.pipeline)
-        key = f"artifacts/{name}/fuzz/model.pkl"
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
-        tags: dict[str, str] = {}
-        if kind == "onnx":
-            onnx = export_onnx(result.pipeline, spec)
-            s3.put_object(Bucket=bucket, Key=f"artifacts/{name}/fuzz/model.onnx", Body=onnx)
-            tags = {ONNX_TAG_URI: f"s3://{bucket}/artifacts/{name}/fuzz/model.onnx", ONNX_TAG_SHA256: sha256_hex(onnx)}
-        version = registry.register_version(
-            name,
-            actor="pipeline",
-            spec_revision=revision,
-            artifact_uri=f"s3://{bucket}/{key}",
-            artifact_sha256=sha256,
-            tags=tags,
-        ).version
-        registry.approve(name, version, actor="carol")
-        registry.set_alias(name, "champion", version, actor="carol")
+        serve_as_champion(
+            registry, s3, bucket, spec, result.pipeline, spec_revision=revision, prefix="fuzz", onnx=kind == "onnx"
+        )
         WARM_UP[name] = warm_up(cloud, name, records_from_frame(result.holdout.head(1), spec)[0])
     return list(SERVED)
 

@@ -266,3 +266,47 @@ def create_registry_tables(client: Any, *, registry_table: str, audit_table: str
         ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
     )
+
+
+def serve_as_champion(
+    registry: Any,
+    s3: Any,
+    bucket: str,
+    spec: Any,
+    pipeline: Any,
+    *,
+    spec_revision: int,
+    prefix: str,
+    onnx: bool = True,
+    actor: str = "carol",
+) -> int:
+    """Register a fitted pipeline as ``spec``'s champion the way the pipeline does, and return its version.
+
+    The pickle (and, with ``onnx``, its ONNX export) is stored under ``artifacts/<model>/<prefix>/``
+    with the sha256 the registry records; the version is approved and made champion by ``actor``.
+    For scripts and tests that need a served model without running a training pipeline.
+    """
+    from mlops.artifacts import dump_artifact, sha256_hex
+    from mlops.onnx_export import ONNX_TAG_SHA256, ONNX_TAG_URI, export_onnx
+
+    data, sha256 = dump_artifact(pipeline)
+    key = f"artifacts/{spec.name}/{prefix}/model.pkl"
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    tags: dict[str, str] = {}
+    if onnx:
+        exported = export_onnx(pipeline, spec)
+        s3.put_object(Bucket=bucket, Key=f"{key}.onnx", Body=exported)
+        tags = {ONNX_TAG_URI: f"s3://{bucket}/{key}.onnx", ONNX_TAG_SHA256: sha256_hex(exported)}
+    version = int(
+        registry.register_version(
+            spec.name,
+            actor="pipeline",
+            spec_revision=spec_revision,
+            artifact_uri=f"s3://{bucket}/{key}",
+            artifact_sha256=sha256,
+            tags=tags,
+        ).version
+    )
+    registry.approve(spec.name, version, actor=actor)
+    registry.set_alias(spec.name, "champion", version, actor=actor)
+    return version
