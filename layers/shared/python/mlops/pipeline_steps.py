@@ -428,7 +428,7 @@ def evaluate_candidates(
     from mlops.artifacts import load_artifact
     from mlops.evaluation import evaluate
     from mlops.profile import profile_frame
-    from mlops.search import best
+    from mlops.search import best, leaderboard
     from mlops.spec import LOWER_IS_BETTER
     from mlops.training import prepare_split
 
@@ -464,7 +464,15 @@ def evaluate_candidates(
         services,
         f"{prefix}evaluation.json",
         json.dumps(
-            {"candidate": chosen, "evaluation": evaluation, "champion": champion, "split": split},
+            {
+                "candidate": chosen,
+                "evaluation": evaluation,
+                "champion": champion,
+                "split": split,
+                # every search candidate, best first, the losers' scores included (`mlops runs show`)
+                "search": {"metric": metric, "lower_is_better": metric in LOWER_IS_BETTER},
+                "candidates": leaderboard(candidates, metric, metric in LOWER_IS_BETTER, chosen.get("index")),
+            },
             default=str,
             indent=2,
         ).encode(),
@@ -719,6 +727,13 @@ def register_candidate(
     )
     card_uri = _put(
         services, f"{version_prefix(upload.model, version.version)}model-card.md", card.encode(), "text/markdown"
+    )
+    # the gate's verdict and every check it made, beside the card (`mlops models diff`)
+    _put(
+        services,
+        f"{version_prefix(upload.model, version.version)}gate.json",
+        json.dumps(gate_result, default=str, indent=2).encode(),
+        "application/json",
     )
     return {
         "model": upload.model,

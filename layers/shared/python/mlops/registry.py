@@ -201,6 +201,7 @@ class ModelSummary:
     created_at: str | None
     created_by: str | None
     updated_at: str | None
+    archived: dict[str, Any] | None = None  # {"at", "by", "reason"} while archived
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ModelSummary:
@@ -213,6 +214,11 @@ class ModelSummary:
             created_at=item.get("created_at"),
             created_by=item.get("created_by"),
             updated_at=item.get("updated_at"),
+            archived=(
+                {"at": item["archived_at"], "by": item.get("archived_by"), "reason": item.get("archived_reason")}
+                if item.get("archived_at")
+                else None
+            ),
         )
 
     def alias(self, alias: str) -> int | None:
@@ -325,12 +331,115 @@ class Registry:
             raise NotFoundError(f"model {model!r} is not in the registry (no spec, dataset or version yet)")
         return ModelSummary.from_item(item)
 
-    def list_models(self, *, limit: int = 50, next_token: str | None = None) -> ResultPage:
-        """Models by name, ``limit`` at a time (a query on ``gsi1``, never a scan)."""
+    def list_models(
+        self, *, limit: int = 50, next_token: str | None = None, include_archived: bool = True
+    ) -> ResultPage:
+        """Models by name, ``limit`` at a time (a query on ``gsi1``, never a scan).
+
+        With ``include_archived=False`` archived models are left out of the page (it may then
+        hold fewer than ``limit`` models while ``next_token`` still says there are more).
+        """
         start = decode_token(next_token, {"gsi1pk": MODELS_INDEX_PK}) if next_token else None
         page = self.store.query(self.table, ("gsi1pk", MODELS_INDEX_PK), index="gsi1", limit=limit, start=start)
         token = encode_token(page.last_key) if page.last_key and len(page.items) == limit else None
-        return ResultPage([ModelSummary.from_item(item) for item in page.items], token)
+        models = [ModelSummary.from_item(item) for item in page.items]
+        return ResultPage([m for m in models if include_archived or m.archived is None], token)
+
+    def archive_model(
+        self, model: str, *, actor: str, reason: str | None = None, request_id: str | None = None
+    ) -> ModelSummary:
+        """Archive a whole model (audited ``model.archived``): hidden from listings, refused by serving,
+        by new uploads and by training until :meth:`unarchive_model`. Versions, aliases, specs,
+        datasets and the audit trail are kept as they are.
+
+        Raises
+        ------
+        NotFoundError
+            The registry does not know the model.
+        ConflictError
+            The model is already archived (or was archived while this request ran).
+        """
+        check_actor(actor)
+        current = self.get_model(model)
+        if current.archived is not None:
+            raise ConflictError(
+                f"model {model!r} is already archived (by {current.archived.get('by')} at {current.archived.get('at')})"
+            )
+        now = self.clock()
+        record = {"at": now, "by": actor, "reason": reason}
+        update = Update(
+            self.table,
+            meta_key(model),
+            set={"archived_at": now, "archived_by": actor, "archived_reason": reason or "", "updated_at": now},
+            condition=Condition(item_exists=True, equals={"archived_at": ABSENT}),
+        )
+        try:
+            self.audit.append(
+                model,
+                actor=actor,
+                action="model.archived",
+                subject=f"model/{model}",
+                before={"archived": None},
+                after={"archived": record, "champion": current.champion, "challenger": current.challenger},
+                request_id=request_id,
+                with_ops=[update],
+            )
+        except ConditionFailedError:
+            raise ConflictError(f"model {model!r} was archived by someone else while this request ran") from None
+        return self.get_model(model)
+
+    def unarchive_model(self, model: str, *, actor: str, request_id: str | None = None) -> ModelSummary:
+        """Undo :meth:`archive_model` (audited ``model.unarchived``); the model serves its champion again.
+
+        Raises
+        ------
+        NotFoundError
+            The registry does not know the model.
+        ConflictError
+            The model is not archived (or was unarchived while this request ran).
+        """
+        check_actor(actor)
+        current = self.get_model(model)
+        if current.archived is None:
+            raise ConflictError(f"model {model!r} is not archived")
+        now = self.clock()
+        update = Update(
+            self.table,
+            meta_key(model),
+            set={"updated_at": now},
+            remove=("archived_at", "archived_by", "archived_reason"),
+            condition=Condition(equals={"archived_at": current.archived["at"]}),
+        )
+        try:
+            self.audit.append(
+                model,
+                actor=actor,
+                action="model.unarchived",
+                subject=f"model/{model}",
+                before={"archived": current.archived},
+                after={"archived": None},
+                request_id=request_id,
+                with_ops=[update],
+            )
+        except ConditionFailedError:
+            raise ConflictError(f"model {model!r} was changed by someone else while this request ran") from None
+        return self.get_model(model)
+
+    def ensure_active(self, model: str) -> ModelSummary | None:
+        """Refuse work for an archived model (uploads, training); None if the registry does not know it yet.
+
+        Raises
+        ------
+        TransitionError
+            The model is archived; the message says who archived it and how to undo it.
+        """
+        try:
+            summary = self.get_model(model)
+        except NotFoundError:
+            return None
+        if summary.archived is not None:
+            raise TransitionError(archived_message(summary))
+        return summary
 
     # ----------------------------------------------------------------------------------------- versions
     def register_version(
@@ -701,6 +810,16 @@ class Registry:
         except ConditionFailedError:
             raise NotFoundError(f"model {model!r} has no version {version}") from None
         return self.get_version(model, version)
+
+
+def archived_message(summary: ModelSummary) -> str:
+    """The refusal every archived-model check gives (CLI, pipeline, serving)."""
+    archived = summary.archived or {}
+    reason = f" ({archived['reason']})" if archived.get("reason") else ""
+    return (
+        f"model {summary.name!r} is archived{reason} since {archived.get('at')} by {archived.get('by')}; "
+        f"`mlops models unarchive {summary.name}` restores it"
+    )
 
 
 def _describe(version: int | None) -> str:

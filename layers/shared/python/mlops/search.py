@@ -94,11 +94,27 @@ def _grid_point(axes: list[list[Any]], index: int) -> tuple[Any, ...]:
     return tuple(reversed(point))
 
 
-def best(results: Sequence[Mapping[str, Any]], metric: str, lower_is_better: bool) -> Mapping[str, Any]:
-    """The winning result: best ``metric``; ties go to the smallest parameter set in canonical JSON.
+def ranked(results: Sequence[Mapping[str, Any]], metric: str, lower_is_better: bool) -> list[Mapping[str, Any]]:
+    """``results`` best first by ``metric``; ties go to the smallest parameter set in canonical JSON.
 
-    The tie-break depends only on the parameters, never on the order results arrive in (a Map
-    state's branches finish in any order).
+    Results without a finite value of ``metric`` come last, in the order given. The order depends
+    only on the metrics and parameters, never on the order results arrive in (a Map state's
+    branches finish in any order).
+    """
+    scored = []
+    unscored = []
+    for result in results:
+        value = finite_number((result.get("metrics") or {}).get(metric))
+        if value is None:
+            unscored.append(result)
+        else:
+            scored.append((value if lower_is_better else -value, _canonical(result.get("params") or {}), result))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    return [item[2] for item in scored] + unscored
+
+
+def best(results: Sequence[Mapping[str, Any]], metric: str, lower_is_better: bool) -> Mapping[str, Any]:
+    """The winning result: the first of :func:`ranked`.
 
     Parameters
     ----------
@@ -119,20 +135,39 @@ def best(results: Sequence[Mapping[str, Any]], metric: str, lower_is_better: boo
     CheckFailedError
         No result has a finite value of ``metric``.
     """
-    scored = []
-    for result in results:
-        value = finite_number((result.get("metrics") or {}).get(metric))
-        if value is not None:
-            ranked = value if lower_is_better else -value
-            scored.append((ranked, _canonical(result.get("params") or {}), result))
-    if not scored:
+    order = ranked(results, metric, lower_is_better)
+    if not order or finite_number((order[0].get("metrics") or {}).get(metric)) is None:
         raise CheckFailedError(f"no candidate has a value for {metric} (of {len(results)} candidates)")
-    scored.sort(key=lambda item: (item[0], item[1]))
-    return scored[0][2]
+    return order[0]
+
+
+def leaderboard(
+    results: Sequence[Mapping[str, Any]], metric: str, lower_is_better: bool, chosen: int | None = None
+) -> list[dict[str, Any]]:
+    """Every search candidate, best first: ``rank``, ``index``, ``params``, ``score`` and ``chosen``.
+
+    What a run records next to its evaluation (``candidates`` in ``evaluation.json``), so the
+    losing candidates' scores are kept with the version they lost to. ``chosen`` is the index of
+    the candidate the run went on with (the first one when not given).
+    """
+    order = ranked(results, metric, lower_is_better)
+    if chosen is None and order:
+        chosen = order[0].get("index")
+    return [
+        {
+            "rank": rank,
+            "index": result.get("index"),
+            "params": dict(result.get("params") or {}),
+            "score": finite_number((result.get("metrics") or {}).get(metric)),
+            "metrics": dict(result.get("metrics") or {}),
+            "chosen": result.get("index") == chosen,
+        }
+        for rank, result in enumerate(order, start=1)
+    ]
 
 
 def _canonical(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
 
-__all__ = ["LOWER_IS_BETTER", "best", "candidates", "grid_size", "search_metric"]
+__all__ = ["LOWER_IS_BETTER", "best", "candidates", "grid_size", "leaderboard", "ranked", "search_metric"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
-from mlops.cli.models_cmd import actor_option, resolve_actor
+from mlops.cli.models_cmd import actor_option, open_registry, resolve_actor
 from mlops.cli.runs_cmd import print_run, training_state_machine
 from mlops.runs import describe_run, upload_dataset, wait_run
 
@@ -32,6 +32,7 @@ def upload(
     """Upload FILE to datasets/<model>/ and print the dataset version and the run it starts."""
     platform = app.platform()
     session = app.session()
+    open_registry(app).ensure_active(model)  # an archived model takes no new data (exit 3, says how to restore)
     result = upload_dataset(
         session.client("s3"), platform.data_bucket, model, file, uploader=resolve_actor(app, actor), name=name
     )
