@@ -9,7 +9,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.errors import InputError
+from mlops.errors import InputError, TransitionError
 from mlops.pipeline import start_training, upload_from_event
 from mlops.pipeline_steps import Services, record_ignored_upload
 
@@ -25,6 +25,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         key = str(event.get("detail", {}).get("object", {}).get("key", "?"))
         record_ignored_upload(key, str(exc), services=Services.from_env(), request_id=context.aws_request_id)
         logger.warning("ignored upload", extra={"key": key, "reason": str(exc)})
+        return {"started": False, "ignored": True, "reason": str(exc)}
+    services = Services.from_env()
+    try:
+        services.registry.ensure_active(upload.model)
+    except TransitionError as exc:
+        # An archived model trains nothing until it is unarchived; the object stays, the refusal is audited.
+        record_ignored_upload(upload.key, str(exc), services=services, request_id=context.aws_request_id)
+        logger.warning("ignored upload", extra={"key": upload.key, "reason": str(exc)})
         return {"started": False, "ignored": True, "reason": str(exc)}
     result = start_training(boto3.client("stepfunctions"), os.environ["TRAINING_STATE_MACHINE_ARN"], upload)
     logger.info("training pipeline", extra={**result, "model": upload.model, "key": upload.key})

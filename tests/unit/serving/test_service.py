@@ -258,3 +258,26 @@ def test_feature_columns_match_model_input(world: World) -> None:
             assert list(column.ravel()) == list(expected)
         else:
             np.testing.assert_allclose(column.ravel(), theirs[name].to_numpy(dtype=np.float64), rtol=1e-6)
+
+
+def test_an_archived_model_is_refused_with_410_and_served_again_once_unarchived(world: World) -> None:
+    # GIVEN a champion that has answered (its routing is cached for the alias TTL)
+    from mlops.serving import ModelArchivedError
+
+    world.champion(world.register(0))
+    service = world.service(alias_ttl_seconds=30)
+    assert service.predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="r1").version == 1
+    # WHEN the model is archived THEN the cached routing still answers until the TTL, then 410 names it
+    world.registry.archive_model(MODEL, actor="dana")
+    assert service.predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="r2").version == 1
+    world.clock.now += 31
+    for _ in range(2):
+        with pytest.raises(ModelArchivedError) as caught:
+            service.predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="r3")
+        assert caught.value.status == 410 and caught.value.code == "model_archived"
+        assert f"model '{MODEL}' is archived" in caught.value.message
+    with pytest.raises(ModelArchivedError):
+        service.describe(MODEL)
+    # WHEN unarchived THEN the very next request is served (an archived state is never cached)
+    world.registry.unarchive_model(MODEL, actor="dana")
+    assert service.predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="r4").version == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlops.errors import CheckFailedError
 from mlops.search import best, candidates, grid_size, search_metric
@@ -81,3 +83,40 @@ def test_best_is_order_independent_and_respects_direction() -> None:
     # AND with no usable value at all, it says so
     with pytest.raises(CheckFailedError, match="no candidate has a value for log_loss"):
         best(results, "log_loss", lower_is_better=True)
+
+
+def _results(scores: list[float | None]) -> list[dict[str, object]]:
+    return [
+        {"index": i, "params": {"max_depth": i + 2}, "metrics": {} if s is None else {"roc_auc": s}}
+        for i, s in enumerate(scores)
+    ]
+
+
+def test_leaderboard_lists_every_candidate_best_first_marking_the_chosen() -> None:
+    from mlops.search import leaderboard
+
+    board = leaderboard(_results([0.71, 0.83, None, 0.79]), "roc_auc", False)
+    assert [(row["rank"], row["index"], row["score"]) for row in board] == [
+        (1, 1, 0.83),
+        (2, 3, 0.79),
+        (3, 0, 0.71),
+        (4, 2, None),
+    ]
+    assert [row["chosen"] for row in board] == [True, False, False, False]
+    assert board[0]["params"] == {"max_depth": 3}
+    # lower is better for a loss; an explicit choice is marked even if it is not first
+    losses = leaderboard(_results([0.4, 0.2]), "roc_auc", True, chosen=0)
+    assert [row["index"] for row in losses] == [1, 0] and [row["chosen"] for row in losses] == [False, True]
+
+
+@given(st.permutations(range(6)))
+def test_leaderboard_order_does_not_depend_on_arrival_order(order: list[int]) -> None:
+    # GIVEN six candidates with ties, arriving in any order (a Map's branches finish in any order)
+    from mlops.search import leaderboard
+
+    results = _results([0.8, 0.9, 0.8, None, 0.9, 0.7])
+    shuffled = [results[i] for i in order]
+    # THEN the ranking is the same
+    assert [r["index"] for r in leaderboard(shuffled, "roc_auc", False)] == [
+        r["index"] for r in leaderboard(results, "roc_auc", False)
+    ]

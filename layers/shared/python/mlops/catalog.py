@@ -18,8 +18,8 @@ def registry_from_env() -> Registry:
 
 
 def list_models(registry: Registry, *, next_token: str | None = None, limit: int = 50) -> dict[str, Any]:
-    """A page of models with their serving aliases."""
-    page = registry.list_models(limit=limit, next_token=next_token)
+    """A page of models with their serving aliases (archived models are left out)."""
+    page = registry.list_models(limit=limit, next_token=next_token, include_archived=False)
     return {"models": [m.to_dict() for m in page.items], "next_token": page.next_token}
 
 

@@ -171,6 +171,37 @@ def sync_schedule(
     return {**result, "action": "updated"}
 
 
+def set_schedule_state(scheduler: Any, group: str, model: str, *, enabled: bool) -> dict[str, Any]:
+    """Pause (``enabled=False``) or resume a model's schedule, keeping its expression and target.
+
+    What ``mlops models archive`` and ``unarchive`` do to the drift checks: an archived model's
+    schedule stays, disabled, so unarchiving needs nothing the deployment alone knows.
+
+    Returns
+    -------
+    dict
+        ``{"model", "group", "action"}`` with ``action`` one of ``disabled``, ``enabled``,
+        ``unchanged`` or ``absent`` (the model has no schedule).
+    """
+    from botocore.exceptions import ClientError
+
+    result: dict[str, Any] = {"model": model, "group": group}
+    try:
+        current = scheduler.get_schedule(Name=model, GroupName=group)
+    except ClientError as exc:
+        if not _not_found(exc):
+            raise
+        return {**result, "action": "absent"}
+    state = "ENABLED" if enabled else "DISABLED"
+    if current.get("State") == state:
+        return {**result, "action": "unchanged"}
+    keep = ("ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "Target", "Description")
+    scheduler.update_schedule(
+        Name=model, GroupName=group, State=state, **{k: current[k] for k in keep if current.get(k) is not None}
+    )
+    return {**result, "action": state.lower()}
+
+
 def _same_json(a: Any, b: Any) -> bool:
     try:
         return bool(json.loads(a or "null") == json.loads(b or "null"))
@@ -216,7 +247,12 @@ def monitoring_spec(registry: Registry, model: str, spec_revision: int | None) -
 
 
 def sync_champion_schedule(registry: Registry, model: str, *, scheduler: Any, target: ScheduleTarget) -> dict[str, Any]:
-    """:func:`sync_schedule` for a model's champion (the deployment calls this when it sets one)."""
+    """:func:`sync_schedule` for a model's champion (the deployment calls this when it sets one).
+
+    An archived model's schedule is kept disabled instead (``mlops models unarchive`` resumes it).
+    """
+    if registry.get_model(model).archived is not None:
+        return set_schedule_state(scheduler, target.group, model, enabled=False)
     champion = registry.get_by_alias(model, "champion")
     spec = monitoring_spec(registry, model, champion.spec_revision)
     return sync_schedule(scheduler, target.group, model, spec, target.state_machine_arn, target.role_arn)
@@ -820,6 +856,7 @@ def plan_run(event: Mapping[str, Any], services: MonitorServices) -> dict[str, A
     if not model:
         raise InputError("the monitor needs {'model': <name>} as input")
     registry = services.registry
+    registry.ensure_active(model)  # an archived model is not monitored (its schedule is disabled)
     champion = registry.get_by_alias(model, "champion")
     spec = monitoring_spec(registry, model, champion.spec_revision)
     now = services.clock()

@@ -140,6 +140,13 @@ class UnknownModelError(ServingError):
     code = "unknown_model"
 
 
+class ModelArchivedError(ServingError):
+    """The model is archived (410): it serves nothing until ``mlops models unarchive``."""
+
+    status = 410
+    code = "model_archived"
+
+
 class NoChampionError(ServingError):
     """The model exists but nothing serves it yet (409: approve and deploy a version first)."""
 
@@ -1134,6 +1141,14 @@ class InferenceService:
         except (NotFoundError, InputError):
             self.routes.pop(model, None)
             raise UnknownModelError(f"model {model!r} does not exist", code="unknown_model") from None
+        if summary.archived is not None:
+            # Not cached: an archived model is refused within the alias TTL, and served again on
+            # the first request after `mlops models unarchive`.
+            self.routes.pop(model, None)
+            raise ModelArchivedError(
+                f"model {model!r} is archived: it serves no predictions until `mlops models unarchive {model}`",
+                code="model_archived",
+            )
         mode, share = "single", 0.0
         if summary.challenger is not None:
             from mlops.deployment import get_rollout
@@ -1511,6 +1526,7 @@ def openapi_document(
                         "403": error("Missing or invalid signature (or API key)"),
                         "404": error("Unknown model"),
                         "409": error("The model has no champion yet"),
+                        "410": error("The model is archived (mlops models unarchive restores it)"),
                         "413": error("Batch or body over the limit"),
                         "415": error("Content-Type is not application/json"),
                         "503": error("The serving version's artifact was refused or cannot be loaded"),
@@ -1531,6 +1547,7 @@ def openapi_document(
                         },
                         "404": error("Unknown model"),
                         "409": error("The model has no champion yet"),
+                        "410": error("The model is archived (mlops models unarchive restores it)"),
                     },
                 }
             },

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.errors import CheckFailedError, NotFoundError
+from mlops.registryview import render_candidates
 from mlops.runs import Run, describe_run, list_runs, wait_run
 
 
@@ -52,6 +54,15 @@ def print_run(run: Run) -> None:
         click.echo(f"  failed: {run.error}: {run.cause or ''}")
 
 
+def run_candidates(app: AppContext, run: Run) -> dict[str, Any] | None:
+    """The run's search candidates, best first (None before its Evaluate step wrote them)."""
+    from mlops.registryview import run_candidates as stored_candidates
+
+    if not run.model:
+        return None
+    return stored_candidates(app.session().client("s3"), app.platform().data_bucket, run.model, run.name)
+
+
 @click.group("runs")
 def command() -> None:
     """Training pipeline runs (one per uploaded dataset version)."""
@@ -74,12 +85,16 @@ def list_cmd(app: AppContext, model: str | None, limit: int) -> None:
 @json_option
 @pass_app
 def show(app: AppContext, run: str) -> None:
-    """RUN's steps: status, attempts, failure reasons, output (RUN is a name or an execution ARN)."""
+    """RUN's steps: status, attempts, failure reasons, output, and every search candidate's score
+    best first (RUN is a name or an execution ARN)."""
     found = describe_run(app.session().client("stepfunctions"), training_state_machine(app), run)
+    candidates = run_candidates(app, found)
     if app.as_json:
-        emit(app, found.to_dict())
+        emit(app, {**found.to_dict(), "candidates": candidates})
     else:
         print_run(found)
+        if candidates is not None:
+            click.echo("\n".join(render_candidates(candidates)))
 
 
 @command.command("wait")
