@@ -1,4 +1,4 @@
-"""``mlops spec put|show|list``: model spec revisions (stored, never overwritten)."""
+"""``mlops spec put|show|list``: model spec revisions (stored, never overwritten); ``spec init``: a starting spec."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import yaml
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.cli.models_cmd import actor_option, open_registry, resolve_actor
+from mlops.errors import InputError
 from mlops.estimators import check_estimator_params
 from mlops.spec import load_spec
 from mlops.specstore import SpecRevision, SpecStore
@@ -23,7 +24,67 @@ def _header(revision: SpecRevision) -> str:
 
 @click.group("spec")
 def command() -> None:
-    """Model specs: validate and store a new revision, show a revision."""
+    """Model specs: infer a starting spec from a CSV, store a new revision, show a revision."""
+
+
+@command.command("init")
+@click.argument("data", metavar="DATA")
+@click.option("--target", required=True, help="The column the model predicts.")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    default=None,
+    help="Default: classification for a text target or one of at most 20 distinct integers, else regression.",
+)
+@click.option("--model", "name", default=None, help="Model name (default: from the file name).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the spec here (default: stdout).",
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@json_option
+@pass_app
+def init(
+    app: AppContext, data: str, target: str, task: str | None, name: str | None, out: Path | None, force: bool
+) -> None:
+    """Write a starting spec (YAML with comments) inferred from DATA, a CSV or gzip CSV file.
+
+    Types, nullable, allowed values (columns with at most 20 distinct values), ranges (the observed
+    min/max widened by 10% of the span, not below 0 for columns without negative values), the task,
+    a default estimator and gates. The spec is checked against DATA before it is written; a check it
+    still fails (labels missing from the target, for example) is printed as a warning.
+    """
+    from mlops.spec_init import infer_spec  # pandas, only for this command
+
+    if out is not None and out.exists() and not force:
+        raise InputError(f"{out}: already exists (pass --force to overwrite it)")
+    draft = infer_spec(Path(data), target, task=task, name=name)  # type: ignore[arg-type]
+    for problem in draft.problems:
+        click.echo(f"warning: {data} fails this check of the spec: {problem}", err=True)
+    if out is not None:
+        try:
+            out.write_text(draft.text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{out}: cannot be written ({exc.strerror or exc})") from None
+    counts: dict[str, int] = {}
+    for feature in draft.features:
+        counts[feature.type] = counts.get(feature.type, 0) + 1
+    kinds = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    summary = draft.summary() | {"path": str(out) if out else None}
+    if out is None and not app.as_json:
+        click.echo(draft.text, nl=False)
+        return
+    if out is None:
+        summary["spec"] = draft.text
+    text = (
+        f"wrote {out}: model {draft.spec.name}, task {draft.task} ({draft.task_reason}), "
+        f"target {target!r}, {len(draft.features)} features ({kinds}) from {draft.rows:,} rows"
+        + (f"; {draft.duplicates:,} repeated rows (a warning)" if draft.duplicates else "")
+        + f"\nnext: mlops validate {data} --spec {out}; mlops spec put {out}"
+    )
+    emit(app, summary, text)
 
 
 @command.command("put")
