@@ -209,7 +209,7 @@ def render_diff(diff: Mapping[str, Any]) -> str:
     for section, items in diff["sections"].items():
         header = f"{section.upper():<{name_width + 2}}{a:<{width_a}}{b:<{width_b}}"
         lines.append("")
-        lines.append(header + ("CHANGE" if any("delta" in r for r in items) else "").rstrip())
+        lines.append((header + ("CHANGE" if any("delta" in r for r in items) else "")).rstrip())
         if not items:
             lines.append("  (nothing recorded)")
         for row in items:
