@@ -286,7 +286,8 @@ def _field(feature: Feature | FeatureView) -> tuple[Any, Any]:
             annotation = Literal[tuple(int(v) for v in feature.allowed if not isinstance(v, bool))]
         else:
             annotation = int
-            constraints.update(ge=low, le=high)
+            # Whole-number bounds: pydantic refuses a float bound on int (float32's range when unbounded).
+            constraints.update(ge=math.ceil(low), le=math.floor(high))
     elif kind is FeatureType.BOOL:
         annotation = bool
     elif kind is FeatureType.DATETIME:
@@ -383,6 +384,7 @@ class RequestModels:
             validated = self.records_adapter.validate_python(records)
         except ValidationError as exc:
             details = _details(exc)
+            _say_what_to_send(details, records, self.spec)
             raise RequestError(_summary(details, exc.error_count()), details=details, code="invalid_record") from None
         return [r.model_dump() for r in validated]
 
@@ -588,6 +590,74 @@ def _details(exc: ValidationError) -> list[dict[str, Any]]:
         problem = _PROBLEMS.get(error["type"], "wrong_type" if error["type"].endswith("_type") else error["type"])
         details.append({"record": record, "field": field_name, "problem": problem, "message": error["msg"]})
     return details
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "the JSON boolean " + ("true" if value else "false")
+    if isinstance(value, int | float):
+        return f"the JSON number {json.dumps(value)}"
+    if isinstance(value, str):
+        return f"the JSON string {json.dumps(value)}"
+    return f"a JSON {'array' if isinstance(value, list) else 'object' if isinstance(value, dict) else 'value'}"
+
+
+def _number_text(value: str) -> int | float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    return int(number) if re.fullmatch(r"[+-]?\d+", value.strip()) else number
+
+
+def _what_to_send(feature: Feature | FeatureView, value: Any) -> str | None:
+    """What a caller should send instead of ``value`` when only its JSON type is wrong, else None."""
+    kind = feature.type
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind in (FeatureType.CATEGORY, FeatureType.STRING):
+        allowed = feature.allowed or []
+        if allowed and not all(isinstance(a, str) for a in allowed):
+            # Categories the spec writes as numbers (allowed: [1, 2]) take numbers: match by label.
+            match = next((a for a in allowed if _canonical_label(a) == _canonical_label(value)), None)
+            if match is not None and type(match) is not type(value):
+                return f"send this category value as JSON {json.dumps(match)}, not {json.dumps(value)}"
+            return None
+        if not is_number and not isinstance(value, bool):
+            return None
+        text = _canonical_label(value)
+        example = text if not allowed or text in {_canonical_label(a) for a in allowed} else str(allowed[0])
+        what = "category" if kind is FeatureType.CATEGORY else "string"
+        return f"send {what} values as strings, e.g. {json.dumps(example)}"
+    if kind in (FeatureType.INT, FeatureType.FLOAT) and isinstance(value, str):
+        number = _number_text(value)
+        if number is None or (kind is FeatureType.INT and not isinstance(number, int)):
+            return None
+        return f"send numbers as JSON numbers, e.g. {json.dumps(number)}, not {json.dumps(value)}"
+    if kind is FeatureType.INT and isinstance(value, float) and value.is_integer():
+        return f"send whole numbers without a decimal point, e.g. {int(value)}"
+    if kind is FeatureType.BOOL and (is_number or isinstance(value, str)):
+        return "send true or false (JSON booleans)"
+    if kind is FeatureType.DATETIME and (is_number or isinstance(value, bool)):
+        return 'send an ISO 8601 date or date-time as a string, e.g. "2026-10-01T12:00:00Z"'
+    return None
+
+
+def _say_what_to_send(details: list[dict[str, Any]], records: list[Any], spec: ModelSpec | SpecView) -> None:
+    """Type mismatches get a message that says what to send (``send category values as strings``)."""
+    features = {f.name: f for f in spec.features}
+    for detail in details:
+        index, feature = detail["record"], features.get(detail["field"])
+        if detail["problem"] not in ("wrong_type", "not_allowed") or feature is None or index is None:
+            continue
+        record = records[index] if 0 <= index < len(records) else None
+        if not isinstance(record, dict) or detail["field"] not in record:
+            continue
+        value = record[detail["field"]]
+        hint = _what_to_send(feature, value)
+        if hint is not None:
+            detail["message"] = f"{hint} (got {_json_kind(value)}; {detail['message']})"
 
 
 def _summary(details: list[dict[str, Any]], total: int) -> str:
