@@ -79,7 +79,12 @@ def list_models(app: AppContext, limit: int, next_token: str | None, show_all: b
     page = open_registry(app).list_models(limit=limit, next_token=next_token, include_archived=show_all)
     data = {"models": [m.to_dict() for m in page.items], "next_token": page.next_token}
     lines = [f"{'MODEL':<24} {'LATEST':>7} {'CHAMPION':>9} {'CHALLENGER':>10} {'SPEC':>5}  UPDATED"]
-    lines += [_model_row(m) for m in page.items] or ["(no models yet: `mlops spec put FILE` adds one)"]
+    empty = (
+        "(no models yet: `mlops spec put FILE` adds one)"
+        if show_all
+        else "(no models listed: `mlops spec put FILE` adds one; `--all` also lists archived ones)"
+    )
+    lines += [_model_row(m) for m in page.items] or [empty]
     if page.next_token:
         lines.append(f"more: --next-token {page.next_token}")
     emit(app, data, "\n".join(lines))
@@ -194,6 +199,20 @@ def diff(app: AppContext, model: str, a: int, b: int) -> None:
     emit(app, found, render_diff(found))
 
 
+_SCHEDULE_WORDS = {
+    "disabled": "schedule disabled (no drift checks)",
+    "enabled": "schedule enabled (drift checks resume)",
+    "unchanged": "schedule unchanged (already in that state)",
+    "absent": "no drift-check schedule (the next deployment of a champion creates one)",
+}
+
+
+def _schedule_line(schedule: dict[str, Any]) -> str:
+    if schedule["action"] == "failed":
+        return f"  monitoring  schedule NOT changed ({schedule['error']}); the monitor refuses archived models anyway"
+    return f"  monitoring  {_SCHEDULE_WORDS.get(schedule['action'], schedule['action'])}"
+
+
 def _schedule_state(app: AppContext, model: str, *, enabled: bool) -> dict[str, Any]:
     """Pause or resume MODEL's drift-check schedule; a refusal is reported, never fatal."""
     from mlops.monitoring import schedule_group_name, set_schedule_state
@@ -226,7 +245,7 @@ def archive(app: AppContext, model: str, reason: str | None, actor: str | None) 
         + (f": {archived['reason']}" if archived.get("reason") else ""),
         "  listing     hidden from `mlops models list` (shown with --all)",
         f"  serving     predictions refused with HTTP 410 (champion v{_dash(summary.champion)} kept)",
-        f"  monitoring  schedule {schedule['action']}" + (f" ({schedule['error']})" if schedule.get("error") else ""),
+        _schedule_line(schedule),
         "  training    uploads refused until `mlops models unarchive " + model + "`",
     ]
     emit(app, data, "\n".join(lines))
@@ -244,6 +263,6 @@ def unarchive(app: AppContext, model: str, actor: str | None) -> None:
     data = {"model": summary.to_dict(), "schedule": schedule}
     lines = [
         f"model {model} unarchived: listed, served by champion v{_dash(summary.champion)}, uploads accepted",
-        f"  monitoring  schedule {schedule['action']}" + (f" ({schedule['error']})" if schedule.get("error") else ""),
+        _schedule_line(schedule),
     ]
     emit(app, data, "\n".join(lines))
