@@ -203,7 +203,7 @@ _SCHEDULE_WORDS = {
     "disabled": "schedule disabled (no drift checks)",
     "enabled": "schedule enabled (drift checks resume)",
     "unchanged": "schedule unchanged (already in that state)",
-    "absent": "no drift-check schedule (the next deployment of a champion creates one)",
+    "absent": "no drift-check schedule to change",
 }
 
 
