@@ -273,7 +273,8 @@ def render_candidates(found: Mapping[str, Any]) -> list[str]:
     """The lines ``mlops runs show`` prints for a run's search: best first, ``*`` on the chosen one."""
     candidates = found["candidates"]
     metric = found.get("metric") or "score"
-    direction = {True: "lower is better", False: "higher is better"}.get(found.get("lower_is_better"), "")
+    lower = found.get("lower_is_better")
+    direction = "" if lower is None else ("lower is better" if lower else "higher is better")
     shown = varying_params(candidates)
     title = f"  candidates: {len(candidates)} trained, ranked by {metric}" + (f" ({direction})" if direction else "")
     lines = [title, f"    {'RANK':>4}  {'INDEX':>5}  {metric.upper():<10}  PARAMS"]
