@@ -87,6 +87,12 @@ class EnvironmentConfig(BaseModel):
     # Alarms (stacks/observability.py): the API's p99 latency, and 5xx answers per 5 minutes.
     alarm_latency_p99_ms: int = Field(default=1000, ge=1)
     alarm_server_errors: int = Field(default=5, ge=1)
+    # The audit trail's signed digests (stacks/audit.py): how often, and how long S3 Object Lock
+    # keeps each digest. COMPLIANCE: no one, not even the account root, can delete a digest or
+    # shorten its retention before it ends; GOVERNANCE: principals with s3:BypassGovernanceRetention can.
+    audit_digest_minutes: int = Field(default=15, ge=1, le=1440)
+    audit_digest_retention_days: int = Field(default=365, ge=1, le=36500)
+    audit_digest_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
     # ECR image URI for specs with training.backend: sagemaker (built from containers/sagemaker-training).
     sagemaker_training_image: str | None = Field(
         default=None,

@@ -10,6 +10,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.api import PlatformApi
+from stacks.audit import AuditDigester
 from stacks.config import EnvironmentConfig
 from stacks.deployment import DeploymentPipeline
 from stacks.discovery import Discovery
@@ -88,6 +89,15 @@ class PlatformStack(Stack):
         )
         # The deployment sets champions: it creates each champion's monitor schedule.
         self.monitoring.grant_schedule_sync(self.deployment.steps)
+        self.audit_digests = AuditDigester(
+            self,
+            "AuditDigests",
+            config=config,
+            layers=self.layers,
+            data_bucket=storage.bucket,
+            tables=tables,
+            anchor=stateful.audit_anchor,
+        )
 
         pipelines = {
             "training": self.training.state_machine,
@@ -120,5 +130,8 @@ class PlatformStack(Stack):
                 "notifications-topic-arn": self.topic.topic_arn,
                 "api-url": self.api.url,
                 "monitor-state-machine-arn": self.monitoring.state_machine_arn,
+                "audit-digest-bucket": stateful.audit_anchor.bucket.bucket_name,
+                "audit-signing-key-arn": stateful.audit_anchor.signing_key.key_arn,
+                "audit-digest-function": self.audit_digests.function.function_name,
             },
         )

@@ -190,3 +190,7 @@ class StatefulStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.storage = DataStorage(self, "Storage", config=config)
         self.tables = RegistryTables(self, "Tables", config=config, key=self.storage.key)
+        # The audit chains' heads, signed, under Object Lock: an anchor no platform role can move.
+        from stacks.audit import AuditAnchor  # it builds on this module
+
+        self.audit_anchor = AuditAnchor(self, "AuditAnchor", config=config, log_bucket=self.storage.log_bucket)

@@ -65,7 +65,8 @@ def test_baseline_holds_the_key_the_data_bucket_and_both_tables() -> None:
     stacks = load_baseline()["stacks"]
     for env in cdk_context()["mlops:environments"]:
         types = sorted(r["type"] for r in stacks[f"mlops-{env}-stateful"].values())
-        assert types == ["AWS::DynamoDB::Table", "AWS::DynamoDB::Table", "AWS::KMS::Key"] + ["AWS::S3::Bucket"] * 2
+        # data key and audit signing key; data, access-log and audit digest buckets
+        assert types == ["AWS::DynamoDB::Table"] * 2 + ["AWS::KMS::Key"] * 2 + ["AWS::S3::Bucket"] * 3
 
 
 def test_data_is_retained_where_the_config_says_retain(synthesized: Synthesized) -> None:

@@ -51,7 +51,7 @@ def test_data_bucket_is_versioned_kms_encrypted_private_and_logged(synthesized: 
 
 def test_buckets_refuse_plain_http(synthesized: Synthesized) -> None:
     policies = synthesized.template("dev", "stateful").find_resources("AWS::S3::BucketPolicy")
-    assert len(policies) == 2  # the data bucket and the access-log bucket
+    assert len(policies) == 3  # the data bucket, the access-log bucket and the audit digest bucket
     for policy in policies.values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(

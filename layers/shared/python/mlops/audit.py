@@ -354,6 +354,10 @@ class AuditTrail:
         """
         if not isinstance(actor, str) or not actor.strip():
             raise InputError("actor: every change needs the identity of who made it")
+        foreign = [op for op in with_ops if op.table == self.table]
+        if foreign:
+            # The event's own Put (under attribute_not_exists) is the only write the audit table ever gets.
+            raise ValueError(f"with_ops may not write the audit table {self.table!r}: events are appended only here")
         before_json, after_json = canonical_json(before), canonical_json(after)
         request_id = request_id or str(uuid.uuid4())
         n_ops = len(with_ops)
@@ -460,8 +464,13 @@ class AuditTrail:
             start = page.last_key
 
     # -----------------------------------------------------------------------------------------
-    def verify(self, chain: str) -> VerifyReport:
+    def verify(self, chain: str, items: list[dict[str, Any]] | None = None) -> VerifyReport:
         """Walk a chain and report every modified, inserted, deleted or reordered event.
+
+        ``items``: the chain's stored items, if the caller has read them already (else read here).
+        The chain and its anchor are both in the tables: someone who may write both can rewrite an
+        event and re-chain it undetected here; :mod:`mlops.audit_digest` checks against the signed
+        digests outside the tables.
 
         Returns
         -------
@@ -469,7 +478,8 @@ class AuditTrail:
             ``ok`` when the chain is intact; otherwise one finding per problem, with its position.
         """
         anchor = self.store.get(self.anchor_table, anchor_key(chain)) if self.anchor_table else None
-        return verify_items(chain, list(self.items(chain)), anchor, anchored=self.anchor_table is not None)
+        stored = list(self.items(chain)) if items is None else items
+        return verify_items(chain, stored, anchor, anchored=self.anchor_table is not None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ PARAMETERS = {
     "notifications-topic-arn": "notifications_topic_arn",
     "api-url": "api_url",
     "monitor-state-machine-arn": "monitor_state_machine_arn",
+    "audit-digest-bucket": "audit_digest_bucket",
+    "audit-signing-key-arn": "audit_signing_key_arn",
+    "audit-digest-function": "audit_digest_function",
 }
 
 
@@ -64,6 +67,10 @@ class Platform:
     notifications_topic_arn: str | None = None
     api_url: str | None = None
     monitor_state_machine_arn: str | None = None
+    # The audit trail's anchor outside the tables (mlops.audit_digest).
+    audit_digest_bucket: str | None = None
+    audit_signing_key_arn: str | None = None
+    audit_digest_function: str | None = None
 
     @classmethod
     def from_parameters(cls, environment: str, values: dict[str, str]) -> Platform:
