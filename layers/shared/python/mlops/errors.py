@@ -51,3 +51,10 @@ class ConfigError(MlopsError):
     """Deployment configuration that is missing or invalid; names the key."""
 
     exit_code = 2
+
+
+class TransientError(MlopsError):
+    """A failure of the infrastructure, not of the input: a read cut mid-stream, throttling that
+    outlasted the SDK's retries. The state machines' ``Retry`` runs the step again on this name."""
+
+    exit_code = 3

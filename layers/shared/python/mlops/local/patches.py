@@ -5,7 +5,9 @@
 - EventBridge rules deliver to every target type, asynchronously, with real input transformers;
 - S3's EventBridge notification sends a properly shaped event to the default bus only;
 - Step Functions Retry back-off and Wait states are compressed (unless real time is asked for);
-- DynamoDB requests are applied one at a time per account and region (:func:`serialize_dynamodb`).
+- DynamoDB requests are applied one at a time per account and region (:func:`serialize_dynamodb`);
+- every AWS API request passes the failure drills' plan first (:mod:`mlops.local.faults`), which
+  may throttle it, fail it or cut its answer short.
 
 Every patch but the last forwards to the active :class:`mlops.local.cloud.LocalCloud`; with none
 active, moto's own behaviour is used. The DynamoDB lock is always on once installed: it is what
@@ -208,4 +210,17 @@ def _install() -> None:
                 time.sleep(min(0.05, max(0.0, remaining)))
 
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original_call = DomainDispatcherApplication.__call__
+
+    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        cloud = _active["cloud"]
+        plan = getattr(getattr(cloud, "runtime", None), "plan", None)
+        if plan is None:
+            return original_call(self, environ, start_response)
+        return plan.wsgi(lambda e, s: original_call(self, e, s), environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
     _active["installed"] = True

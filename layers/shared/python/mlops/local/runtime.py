@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import NotFoundError
+from mlops.local import patches
 from mlops.local import worker as worker_module
+from mlops.local.faults import FaultPlan
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
 # The fork server starts once and forks every worker from a process that already imported these.
@@ -96,10 +98,22 @@ def _timeout_payload(request_id: str, timeout: int) -> dict[str, Any]:
     }
 
 
+def _directive(fault: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the environment itself must do for an injected fault (see mlops.local.worker)."""
+    if fault is None:
+        return None
+    if fault["kind"] == "function.timeout":
+        return {"hang": fault["phase"]}
+    if fault["kind"] == "function.error":  # phase "after": the handler runs, then the answer is lost
+        return {"error": {"errorType": fault["error_type"], "errorMessage": fault["message"], "stackTrace": []}}
+    return None
+
+
 class _Worker:
     def __init__(self, runtime: LambdaRuntime, spec: FunctionSpec, init_timeout_s: float = INIT_TIMEOUT_S) -> None:
         self.spec = spec
         self.on_metrics = runtime.on_metrics
+        self.restart_all = runtime.restart
         parent, child = runtime.context.Pipe()
         self.conn = parent
         self.process = runtime.context.Process(
@@ -132,7 +146,9 @@ class _Worker:
     def alive(self) -> bool:
         return self.init_error is None and self.process.is_alive()
 
-    def invoke(self, payload: bytes, request_id: str, invoked_arn: str) -> tuple[bool, dict[str, Any] | bytes]:
+    def invoke(
+        self, payload: bytes, request_id: str, invoked_arn: str, fault: dict[str, Any] | None = None
+    ) -> tuple[bool, dict[str, Any] | bytes]:
         timeout = self.spec.timeout
         started = time.monotonic()
         if not self.initialized:
@@ -145,13 +161,19 @@ class _Worker:
             if self.init_error is not None:
                 return False, {**self.init_error, "requestId": request_id}
         remaining = max(0.0, timeout - (time.monotonic() - started))
-        self.conn.send(("invoke", payload.decode() if payload else "", request_id, remaining, invoked_arn))
+        directive = _directive(fault)
+        self.conn.send(("invoke", payload.decode() if payload else "", request_id, remaining, invoked_arn, directive))
+        if fault is not None and fault["kind"] == "function.restart":  # the invocation is under way: restart now
+            threading.Timer(fault["delay_s"], self.restart_all).start()
         if not self.conn.poll(remaining + 0.05):
             self.kill()
             return False, _timeout_payload(request_id, timeout)
         try:
             status, body, *rest = self.conn.recv()
-        except EOFError:
+            if status == "hung":  # an injected timeout: the environment would run out its time; end it now
+                self.kill()
+                return False, _timeout_payload(request_id, timeout)
+        except (EOFError, OSError):
             code = self.process.exitcode
             self.kill()
             return False, {
@@ -229,6 +251,9 @@ class LambdaRuntime:
         # Injected faults, like AWS Fault Injection Service's Lambda actions: function name
         # fragment -> [remaining count, errorType, errorMessage].
         self.faults: dict[str, list[Any]] = {}
+        # Failure drills (mlops.local.faults): this runtime applies the plan's function faults.
+        self.plan = FaultPlan()
+        self._running: set[_Worker] = set()
         self.invocations: list[dict[str, Any]] = []  # name, request id, error, duration: for summaries
 
     def register(self, spec: FunctionSpec) -> None:
@@ -282,6 +307,9 @@ class LambdaRuntime:
             "environment": environment,
             "paths": [str(spec.code_dir), *(str(d / "python") for d in spec.layer_dirs)],
             "log_path": str(self.log_dir / f"{spec.name}.log") if self.log_dir else None,
+            # The SDK's retry back-off inside functions is compressed with the cloud's other waits.
+            "time_scale": patches.scaled(1.0),
+            "max_wait_s": patches.scaled(1e9),
         }
 
     def _acquire(self, spec: FunctionSpec) -> _Worker:
@@ -340,6 +368,20 @@ class LambdaRuntime:
                 }
             )
             return InvokeResult(json.dumps({**injected, "requestId": request_id}).encode(), "Unhandled", request_id)
+        fault = self.plan.take_function(spec.name, data)
+        if fault is not None and fault["kind"] == "function.error" and fault["phase"] == "before":
+            error = {"errorType": fault["error_type"], "errorMessage": fault["message"], "stackTrace": []}
+            self.invocations.append(
+                {
+                    "function": spec.name,
+                    "request_id": request_id,
+                    "ok": False,
+                    "duration_ms": 0.0,
+                    "error": fault["error_type"],
+                    "injected": True,
+                }
+            )
+            return InvokeResult(json.dumps({**error, "requestId": request_id}).encode(), "Unhandled", request_id)
         invoked_arn = name_or_arn if name_or_arn.startswith("arn:") else spec.arn
         started = time.time()
         w = self._acquire(spec)
@@ -348,7 +390,13 @@ class LambdaRuntime:
             if w.init_error is not None:
                 ok, body = False, {**w.init_error, "requestId": request_id}
             else:
-                ok, body = w.invoke(data, request_id, invoked_arn)
+                with self._lock:
+                    self._running.add(w)
+                try:
+                    ok, body = w.invoke(data, request_id, invoked_arn, fault)
+                finally:
+                    with self._lock:
+                        self._running.discard(w)
         finally:
             self._release(spec, w)
         self.invocations.append(
@@ -358,6 +406,7 @@ class LambdaRuntime:
                 "ok": ok,
                 "duration_ms": round((time.time() - started) * 1000, 1),
                 "error": None if ok else body.get("errorType") if isinstance(body, dict) else None,
+                **({"injected": True} if fault is not None else {}),
             }
         )
         if ok:
@@ -394,6 +443,22 @@ class LambdaRuntime:
                         del self.faults[fragment]
                     return {"errorType": fault[1], "errorMessage": fault[2], "stackTrace": []}
         return None
+
+    def restart(self) -> None:
+        """Kill every execution environment, idle and busy, as a host failure would.
+
+        A busy environment dies mid-invocation: its caller gets ``Runtime.ExitError``. Later
+        invocations start new environments (cold starts). Functions stay registered.
+        """
+        with self._lock:
+            idle = [w for ws in self._idle.values() for w in ws]
+            self._idle.clear()
+            busy = list(self._running)
+        for w in idle:
+            w.kill()
+        for w in busy:  # the invoking thread sees the process end and cleans up after it
+            if w.process.is_alive():
+                w.process.kill()
 
     def warm(self, names: list[str] | None = None) -> None:
         """Start (and import) one environment per function ahead of the first request."""

@@ -96,6 +96,35 @@ def _init(config: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
     return handler, None
 
 
+def _compress_sdk_backoff(scale: float, max_wait_s: float) -> None:
+    """Scale the SDK's sleeps between retries (botocore sleeps in ``botocore.endpoint``).
+
+    The local cloud compresses every wait (Step Functions back-off, Wait states); a function that
+    meets a throttled DynamoDB would otherwise sleep DynamoDB's full legacy back-off (about 25 s over
+    ten attempts). The attempts and their order are unchanged.
+    """
+    if scale >= 1.0:
+        return
+    import botocore.endpoint
+
+    class _ScaledTime:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            time.sleep(min(seconds * scale, max_wait_s))
+
+    botocore.endpoint.time = _ScaledTime()
+
+
+def _hang(conn: Any) -> None:
+    """An injected timeout: tell the parent, then never answer (it ends this process)."""
+    conn.send(("hung", None))
+    while True:
+        time.sleep(60)
+
+
 def main(conn: Any, config: dict[str, Any]) -> None:
     """Entry point of the worker process; ``config`` is built by ``mlops.local.runtime``."""
     kept = {k: v for k, v in os.environ.items() if k in _KEEP}
@@ -122,6 +151,7 @@ def main(conn: Any, config: dict[str, Any]) -> None:
     conn.send(("ready", init_error))
     if init_error is not None:
         return  # the next invocation gets a fresh environment, as Lambda retries the init
+    _compress_sdk_backoff(float(config.get("time_scale", 1.0)), float(config.get("max_wait_s", 1e9)))
     cold = True
     while True:
         try:
@@ -130,7 +160,11 @@ def main(conn: Any, config: dict[str, Any]) -> None:
             return
         if message[0] != "invoke":
             return
-        _, payload, request_id, timeout_s, invoked_arn = message
+        _, payload, request_id, timeout_s, invoked_arn, *extra = message
+        # A failure drill's fault for this invocation (mlops.local.faults), or None.
+        fault: dict[str, Any] | None = extra[0] if extra else None
+        if fault and fault.get("hang") == "before":
+            _hang(conn)
         deadline = time.time() + timeout_s
         os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{int(time.time()):08x}-{request_id.replace('-', '')[:24]}"
         print(f"START RequestId: {request_id} Version: {config.get('version', '$LATEST')}", flush=True)
@@ -168,4 +202,10 @@ def main(conn: Any, config: dict[str, Any]) -> None:
         )
         sys.stderr.flush()
         cold = False
+        if fault and fault.get("hang") == "after":
+            _hang(conn)
+        if fault and fault.get("error"):
+            # The handler ran (its writes are made); the answer is lost, as when the environment fails on return.
+            print(f"[ERROR] injected {fault['error']['errorType']} after the handler returned", flush=True)
+            reply = ("error", {**fault["error"], "requestId": request_id})
         conn.send((*reply, tee.take()))
