@@ -107,6 +107,8 @@ class _Control:
                 request = json.loads(environ["wsgi.input"].read(length) or b"{}")
                 if self.cloud.runtime is None:
                     raise NotFoundError("the Lambda runtime is not running")
+                if "function" not in request:  # a failure drill's plan (mlops.local.faults)
+                    return "200 OK", self.cloud.runtime.plan.control(request)
                 self.cloud.runtime.inject_fault(
                     str(request["function"]),
                     count=int(request.get("count", 1)),

@@ -162,6 +162,14 @@ class LocalCloudProcess:
         """The next ``count`` invocations of functions whose name contains ``function`` fail."""
         self.control("faults", {"function": function, "count": count, "error_type": error_type})
 
+    def add_faults(self, *faults: dict[str, Any]) -> dict[str, Any]:
+        """Add failure-drill faults (see :mod:`mlops.local.faults`); answers the plan."""
+        return dict(self.control("faults", {"add": list(faults)}))
+
+    def clear_faults(self) -> dict[str, Any]:
+        """Remove every fault not yet used up; answers the plan (with what was applied)."""
+        return dict(self.control("faults", {"clear": True}))
+
     def environ(self) -> dict[str, str]:
         """Environment variables that point the SDK and the ``mlops`` CLI at this cloud."""
         return {
