@@ -418,6 +418,7 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     "OwnershipControls",
     "Tags",
     "ObjectLockEnabled",
+    "ObjectLockConfiguration",
 )
 def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     s3 = m.client("s3")
@@ -439,6 +440,15 @@ def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
             if "ServerSideEncryptionByDefault" in rules[-1]:
                 rules[-1]["ApplyServerSideEncryptionByDefault"] = rules[-1].pop("ServerSideEncryptionByDefault")
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if p.get("ObjectLockConfiguration", {}).get("Rule"):  # default retention of every new object version
+        lock = p["ObjectLockConfiguration"]
+        retention = {
+            k: int(v) if k in ("Days", "Years") else v for k, v in lock["Rule"]["DefaultRetention"].items()
+        }
+        s3.put_object_lock_configuration(
+            Bucket=name,
+            ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": retention}},
+        )
     if "PublicAccessBlockConfiguration" in p:
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"])
     if "LifecycleConfiguration" in p:
@@ -479,12 +489,22 @@ def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
 def _bucket_policy(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
     # The local endpoint is plain HTTP on loopback: a deny on aws:SecureTransport=false (CDK's
     # enforce_ssl) would refuse every request, so exactly those statements are left out locally.
+    # moto ignores condition operators it does not implement (ArnNotLike among them), so a Deny
+    # "to everyone but these roles" on aws:PrincipalArn would refuse everyone: left out too (the
+    # datasets/ writers' Deny; locally a direct put is recorded as unverified instead).
     document = json.loads(_json(p["PolicyDocument"]))
-    kept = [s for s in document.get("Statement", []) if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))]
+    unevaluable = ("aws:SecureTransport", "aws:PrincipalArn")
+    statements = document.get("Statement", [])
+    kept = [s for s in statements if not any(k in json.dumps(s.get("Condition", {})) for k in unevaluable)]
     dropped = len(document.get("Statement", [])) - len(kept)
     if kept:
         m.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps({**document, "Statement": kept}))
-    note = f"{dropped} aws:SecureTransport statement(s) not applied (local endpoint is HTTP)" if dropped else ""
+    note = (
+        f"{dropped} aws:SecureTransport / aws:PrincipalArn statement(s) not applied (local endpoint is HTTP; "
+        "moto cannot evaluate principal conditions)"
+        if dropped
+        else ""
+    )
     return Created(p["Bucket"], detail={"note": note} if note else {})
 
 
