@@ -18,6 +18,11 @@ That transaction also moves the chain's *anchor*, an item in the registry table 
 chain's newest ``seq`` and hash: it reveals events cut off the end of a chain, which a hash chain
 alone cannot, and lists every chain without a scan.
 
+The chain and its anchor are both in the tables, so a role that may append could also rewrite an
+event, re-hash the chain and move the anchor. :mod:`mlops.audit_digest` anchors every chain's
+head outside the tables too (signed digests in an S3 bucket under Object Lock) and checks the
+chains against them.
+
 Examples
 --------
 >>> trail = AuditTrail.in_memory()
