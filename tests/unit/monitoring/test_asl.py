@@ -29,9 +29,12 @@ def test_every_task_retries_transient_errors_and_catches_into_the_failure_record
     states = _states()
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
     nested = states["SketchShards"]["ItemProcessor"]["States"]
-    # THEN each retries Lambda's transient errors, and the main-path ones catch into Failed<step>
+    # THEN each function task retries Lambda's transient errors, the notification SNS's, and the
+    # main-path ones catch into Failed<step>
     for name, state in {**tasks, **nested}.items():
-        assert "Lambda.ServiceException" in state["Retry"][0]["ErrorEquals"], name
+        sns = state["Resource"].endswith("sns:publish")
+        service = "SNS.InternalErrorException" if sns else "Lambda.ServiceException"
+        assert service in state["Retry"][0]["ErrorEquals"], name
     for name in ("Plan", "Analyze"):
         assert states[name]["Catch"][0]["Next"] == f"Failed{name}"
         assert states[f"Failed{name}"]["Next"] == "RecordFailure"

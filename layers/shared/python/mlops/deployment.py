@@ -464,6 +464,9 @@ def deploy_version(
     if strategy not in STRATEGIES:
         raise InputError(f"strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
     target = registry.get_version(model, version)
+    done = _own_entry(target.deployments, execution, finished=False)
+    if done is not None:  # a retried step (its answer was lost): the same answer, nothing moved twice
+        return _deployed(registry, model, version, strategy, done)
     if target.status == Status.ARCHIVED:
         registry.approve(model, version, actor=actor, reason="restored for deployment", request_id=request_id)
     elif target.status != Status.APPROVED:
@@ -472,6 +475,12 @@ def deploy_version(
         )
     summary = registry.get_model(model)
     previous = summary.champion
+    rollout = get_rollout(registry, model)
+    # a retry after the aliases moved but before the history was written: this execution's change
+    # is the rollout's last one, and the champion it replaced is recorded there
+    redo = bool(execution) and rollout.execution == execution and previous == version and bool(rollout.history)
+    if redo and rollout.history[-1].get("version") == version:
+        previous = rollout.history[-1].get("from")
     applied = strategy
     note = None
     if strategy == "canary" and (previous is None or previous == version):
@@ -480,15 +489,16 @@ def deploy_version(
         if summary.challenger == version:
             _move(registry, model, "challenger", None, actor=actor, request_id=request_id)
         _move(registry, model, "champion", version, actor=actor, request_id=request_id)
-        _serve_champion_alone(
-            registry,
-            model,
-            actor=actor,
-            action="rollout.all_at_once",
-            execution=execution,
-            champion_change={"version": version, "from": previous, "how": "all_at_once"},
-            request_id=request_id,
-        )
+        if not (redo and rollout.mode == "single"):
+            _serve_champion_alone(
+                registry,
+                model,
+                actor=actor,
+                action="rollout.all_at_once",
+                execution=execution,
+                champion_change={"version": version, "from": previous, "how": "all_at_once"},
+                request_id=request_id,
+            )
         share = 1.0
     else:
         if previous == version:
@@ -512,18 +522,34 @@ def deploy_version(
     registry.append_history(
         model, version, "deployments", entry, actor=actor, action=f"deployment.{applied}", request_id=request_id
     )
+    return _deployed(registry, model, version, strategy, entry)
+
+
+def _own_entry(entries: list[dict[str, Any]], execution: str | None, *, finished: bool) -> dict[str, Any] | None:
+    """The ``deployments`` entry that ``execution`` already wrote: its deploy (``finished=False``)
+    or its canary's end (``finished=True``). The idempotency key of a retried deployment step."""
+    if not execution:
+        return None
+    return next(
+        (e for e in reversed(entries) if e.get("execution") == execution and ("outcome" in e) == finished), None
+    )
+
+
+def _deployed(registry: Registry, model: str, version: int, requested: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The deploy step's answer, from the ``deployments`` entry it wrote."""
     after = registry.get_model(model)
+    applied = str(entry["strategy"])
     return {
         "model": model,
         "version": int(version),
         "strategy": applied,
-        "requested_strategy": strategy,
+        "requested_strategy": requested,
         "bake": applied == "canary",
-        "share": share,
+        "share": float(entry["share"]),
         "champion": after.champion,
         "challenger": after.challenger,
-        "previous_champion": previous,
-        "note": note,
+        "previous_champion": None if entry.get("previous_champion") is None else int(entry["previous_champion"]),
+        "note": entry.get("note"),
     }
 
 
@@ -544,6 +570,16 @@ def finish_canary(
     changes and the outcome is ``superseded``.
     """
     summary = registry.get_model(model)
+    done = _own_entry(registry.get_version(model, version).deployments, execution, finished=True)
+    if done is not None:  # a retried step: this execution already promoted or rolled back
+        return {
+            "model": model,
+            "version": int(version),
+            "outcome": done["outcome"],
+            "reason": done.get("reason"),
+            "champion": summary.champion,
+            "challenger": summary.challenger,
+        }
     if summary.challenger != version:
         return {"model": model, "version": int(version), "outcome": "superseded", "champion": summary.champion}
     previous = summary.champion
@@ -759,13 +795,51 @@ def _sync_monitoring(registry: Registry, model: str) -> dict[str, Any]:
     return sync_schedule_from_env(registry, model)
 
 
+def _skipped_by(
+    registry: Registry, model: str, version: int, *, actor: str, request_id: str | None
+) -> dict[str, Any] | None:
+    """skip_approval's answer if this execution (``actor`` names it) already skipped the approval."""
+    candidate = registry.get_version(model, version)
+    if not any(a.get("decision") == "skipped" and a.get("by") == actor for a in candidate.approvals):
+        return None
+    if candidate.status == Status.PENDING_APPROVAL:  # the step stopped between its two writes
+        candidate = registry.approve(
+            model, version, actor=actor, reason="approval not required by the model spec", request_id=request_id
+        )
+    return {"model": model, "version": int(version), "decision": "skipped", "status": candidate.status.value}
+
+
+def _audit_once(
+    registry: Registry,
+    model: str,
+    action: str,
+    record: dict[str, Any],
+    *,
+    actor: str,
+    version: int,
+    request_id: str | None,
+) -> None:
+    """Append ``action`` unless this execution already did (a retried step writes its event once)."""
+    chain = model if model and model != "None" else "_platform"
+    events, _ = registry.audit.list_events(chain, limit=50)
+    if any(e.action == action and e.after == record for e in events):
+        return
+    subject = f"model/{model}/version/{version}"
+    registry.audit.append(chain, actor=actor, action=action, subject=subject, after=record, request_id=request_id)
+
+
 def deployment_step(
     event: dict[str, Any], *, request_id: str | None = None, services: DeploymentServices | None = None
 ) -> dict[str, Any]:
     """The deployment pipeline's steps, by ``event["step"]``.
 
     ``prepare`` (plan), ``skip_approval``, ``expire_approval``, ``deploy``, ``check`` (canary
-    alarms), ``finish`` (promote or roll back), ``record_failure``.
+    alarms), ``finish`` (promote or roll back), ``record_failure``, ``notification_failed``.
+
+    Every step is idempotent per execution: Step Functions retries a step whose answer was lost
+    (the function ran, then failed or timed out on return), and the retry finds its own effect
+    (the version's ``approvals``/``deployments`` entry or audit event naming this execution) and
+    answers the same instead of failing or writing it twice.
     """
     services = services or DeploymentServices.from_env()
     registry = services.registry
@@ -785,6 +859,9 @@ def deployment_step(
             four_eyes_default=services.four_eyes,
         )
     if step == "skip_approval":
+        skipped = _skipped_by(registry, model, version, actor=actor, request_id=request_id)
+        if skipped is not None:
+            return skipped
         return skip_approval(
             registry,
             model,
@@ -836,14 +913,19 @@ def deployment_step(
             "execution": event.get("execution"),
             "version": version,
         }
-        registry.audit.append(
-            model if model and model != "None" else "_platform",
-            actor=actor,
-            action="deployment.failed",
-            subject=f"model/{model}/version/{version}",
-            after=record,
-            request_id=request_id,
-        )
+        _audit_once(registry, model, "deployment.failed", record, actor=actor, version=version, request_id=request_id)
+        return {"recorded": True, **record}
+    if step == "notification_failed":
+        # the outcome stands (a deployed model is deployed); that nobody was told is audited
+        error = event.get("error") or {}
+        record = {
+            "event": event.get("event"),
+            "error": error.get("Error"),
+            "cause": str(error.get("Cause"))[:2000],
+            "execution": event.get("execution"),
+            "version": version,
+        }
+        _audit_once(registry, model, "notification.failed", record, actor=actor, version=version, request_id=request_id)
         return {"recorded": True, **record}
     raise InputError(f"step {step!r}: not a deployment pipeline step")
 
