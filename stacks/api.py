@@ -13,7 +13,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards, acknowledge_managed_policy, skip_checkov
-from stacks.stateful import RegistryTables, resource_environment
+from stacks.stateful import DATASET_PREFIX, RegistryTables, name_dataset_writer, resource_environment
 
 
 class PlatformApi(Construct):
@@ -133,8 +133,37 @@ class PlatformApi(Construct):
         self.catalog = catalog
         models = self.rest_api.root.add_resource("models")
         models.add_method("GET", apigw.LambdaIntegration(catalog))
-        models.add_resource("{model}").add_method("GET", apigw.LambdaIntegration(catalog))
+        model = models.add_resource("{model}")
+        model.add_method("GET", apigw.LambdaIntegration(catalog))
         self.models = models
+
+        # Dataset uploads: the caller AWS authenticated is recorded, then gets a presigned PUT that
+        # this function's role signs (the only role besides the monitor's the bucket lets write datasets/).
+        uploads = MlopsFunction(
+            self,
+            "Uploads",
+            name="dataset_upload",
+            config=config,
+            key=tables.key,
+            kind="api",
+            layers=[layers.shared, layers.runtime],
+            description="Dataset upload API: records the calling IAM principal, returns a presigned PUT",
+            environment=resource_environment(bucket, tables),
+            memory_size=256,
+            timeout=Duration.seconds(10),
+        )
+        name_dataset_writer(uploads.role, config, "upload")
+        tables.grant_registry_write(uploads.function)  # the upload grant, the spec check, the audit event
+        bucket.grant_put(uploads.function, f"{DATASET_PREFIX}*")  # what the presigned PUT may do, nothing else
+        acknowledge_grant_wildcards(
+            uploads.function,
+            "put datasets/* (the presigned uploads it signs), registry read/write, audit append, "
+            "KMS data keys through the bucket",
+        )
+        self.uploads = uploads.function
+        self.uploads_method = model.add_resource("uploads").add_method(
+            "POST", apigw.LambdaIntegration(uploads.function)
+        )
 
     @property
     def url(self) -> str:

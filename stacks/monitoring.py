@@ -23,6 +23,7 @@ from stacks.stateful import (
     DATASET_PREFIX,
     REPORT_PREFIX,
     RegistryTables,
+    name_dataset_writer,
     resource_environment,
 )
 
@@ -138,6 +139,7 @@ class MonitoringPipeline(Construct):
         # result as a dataset upload; whether a dataset is being trained is asked of its run.
         bucket.grant_read(fn, f"{DATASET_PREFIX}*")
         bucket.grant_put(fn, f"{DATASET_PREFIX}*")
+        name_dataset_writer(fn.role, config, "retrain")  # the bucket lets only it and the upload API write datasets/*
         training_state_machine.grant_start_execution(fn)
         training_state_machine.grant_execution(fn, "states:DescribeExecution")
         self._grant_schedules(fn.role)  # type: ignore[arg-type]

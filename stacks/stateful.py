@@ -25,6 +25,28 @@ ARTIFACT_PREFIX = "artifacts/"
 HOLDOUT_PREFIX = "holdouts/"
 
 
+# The only principals that may write under datasets/ (the bucket policy denies everyone else):
+# the upload API's function, which signs the presigned PUTs it hands to callers after recording who
+# they are, and the monitor, which writes retraining datasets. Their roles get these fixed names so
+# the stateful stack can name them without referring to the platform stack (which refers to it).
+DATASET_WRITERS = ("upload", "retrain")
+
+
+def dataset_writer_role_name(config: EnvironmentConfig, writer: str) -> str:
+    """``mlops-<env>-<writer>-datasets``: the IAM role name of one of :data:`DATASET_WRITERS`."""
+    if writer not in DATASET_WRITERS:
+        raise ValueError(f"{writer!r} is not one of {DATASET_WRITERS}")
+    return f"mlops-{config.name}-{writer}-datasets"
+
+
+def name_dataset_writer(role: iam.IRole | None, config: EnvironmentConfig, writer: str) -> None:
+    """Give a function's role its fixed dataset-writer name (see :data:`DATASET_WRITERS`)."""
+    cfn = role.node.default_child if role is not None else None
+    if not isinstance(cfn, iam.CfnRole):
+        raise TypeError(f"{writer}: the function has no role this app created")
+    cfn.role_name = dataset_writer_role_name(config, writer)
+
+
 class DataStorage(Construct):
     """The customer-managed key, the data bucket and the bucket its access logs go to."""
 
@@ -113,6 +135,30 @@ class DataStorage(Construct):
                 ),
             ],
             removal_policy=removal,
+        )
+        # Four-eyes rests on who uploaded a dataset: the upload API records the caller AWS
+        # authenticated. A direct PutObject under datasets/ would bypass that record, so it is
+        # denied to every principal but the dataset writers' roles (aws:PrincipalArn is the role's
+        # ARN for any session of the role). Identity policies cannot grant past an explicit Deny.
+        writers = [
+            stack.format_arn(
+                service="iam",
+                region="",
+                resource="role",
+                resource_name=dataset_writer_role_name(config, w),
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for w in DATASET_WRITERS
+        ]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DatasetsOnlyThroughTheUploadApi",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{DATASET_PREFIX}*")],
+                conditions={"ArnNotLike": {"aws:PrincipalArn": writers}},
+            )
         )
         # event_bridge_enabled: CDK adds its own notifications handler to the stack, run by
         # CloudFormation at deploy time (a custom resource), never by the platform.

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 
-from mlops.local.testing import LocalCloudProcess
+from mlops.local.testing import LocalCloudProcess, signed_as
 from mlops.pipeline_steps import report_key
 from mlops.registry import Registry, Status
 from tests.conformance.conftest import Result, run_mlops
@@ -75,6 +75,12 @@ class Lifecycle:
         assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
         return json.loads(result.stdout) if result.stdout.strip() else None
 
+    def ok_as(self, identity: str, *args: str) -> Any:
+        """:meth:`ok` signed as another local principal (the scientist uploads; the caller approves)."""
+        result = run_mlops(*args, env=signed_as(self.env, identity))
+        assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
     def stage(self, name: str, run: Callable[[], Any]) -> Any:
         if name not in self._done:
             try:
@@ -98,13 +104,13 @@ class Lifecycle:
 
     # ------------------------------------------------------------------------------------------
     def trained(self) -> dict[str, Any]:
-        """Spec stored by alice; the shipped file less the held-back rows uploaded by bob; run finished."""
+        """Spec stored by alice; the shipped file less the held-back rows uploaded by the scientist; run finished."""
 
         def run() -> dict[str, Any]:
             self.ok("spec", "put", str(self.dataset.spec_path), "--actor", "alice")
             path = self.tmp / f"{self.dataset.key}-train.csv"
             path.write_bytes(self.dataset.training_bytes())
-            return dict(self.ok("data", "upload", str(path), "--model", self.model, "--wait", "--actor", "bob"))
+            return dict(self.ok_as("scientist", "data", "upload", str(path), "--model", self.model, "--wait"))
 
         return dict(self.stage("trained", run))
 

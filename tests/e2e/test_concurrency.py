@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -29,6 +30,8 @@ from mlops.runs import Upload, describe_run, upload_dataset, wait_run
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 from generate import generate  # noqa: E402  (examples/ is scripts, not a package)
+
+SCIENTIST = "arn:aws:iam::123456789012:user/scientist"
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 CLIENTS = 20
@@ -74,12 +77,17 @@ def test_twenty_concurrent_uploads_all_train_and_register(
     errors: list[BaseException] = []
     lock = threading.Lock()
 
+    def authorize(request: dict[str, Any]) -> dict[str, Any]:
+        # the signed call `mlops data upload` makes to the upload API, as the scientist
+        status, answer = local_cloud.api("POST", f"models/{MODEL}/uploads", request, identity="scientist")
+        assert status == 201, answer
+        return dict(answer)
+
     def client(i: int) -> None:
-        # each client has its own session, as twenty separate `mlops data upload` processes would
-        s3 = local_cloud.session().client("s3", endpoint_url=local_cloud.endpoint_url)
+        # each client asks the upload API and PUTs on its own, as twenty `mlops data upload` processes would
         barrier.wait()
         try:
-            uploaded = upload_dataset(s3, platform.data_bucket, MODEL, files[i], uploader=f"client-{i}")
+            uploaded = upload_dataset(MODEL, files[i], authorize=authorize)
             with lock:
                 uploads.append(uploaded)
         except BaseException as exc:  # collected and asserted on below
@@ -120,6 +128,7 @@ def test_twenty_concurrent_uploads_all_train_and_register(
     # AND every upload has its dataset record, naming its own object version
     records = DatasetCatalog(registry).list(MODEL, limit=100).items
     assert sorted(d.version_id for d in records) == sorted(u.version_id for u in uploads)
+    assert {(d.uploaded_by, d.uploader_source) for d in records} == {(SCIENTIST, "upload-api")}
     # AND the audit chain is intact and agrees with its anchor
     verified = subprocess.run(
         [MLOPS, "--json", "audit", "verify", "--model", MODEL],

@@ -30,6 +30,8 @@ def test_demo_runs_the_lifecycle_and_exits_zero() -> None:
     assert "outcome registered: version 1 PENDING_APPROVAL" in summary
     assert "run FAILED (DatasetInvalid)" in summary
     assert "chain intact" in summary
+    # AND the scientist uploaded, another identity approved (four-eyes on identities AWS verified)
+    assert "approved by arn:aws:iam::123456789012:user/approver" in result.stdout
     assert "is champion" in summary
     assert "from version 1" in summary and "field 'tenure_months'" in summary
     assert "(0 errors)" in summary

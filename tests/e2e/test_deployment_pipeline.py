@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess
+from mlops.local.testing import LocalCloudProcess, signed_as
 from mlops.registry import Registry, Status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,18 +76,19 @@ def put_spec(env: dict[str, str], tmp: Path, name: str, **changes: Any) -> None:
 
 @pytest.fixture(scope="module")
 def trained(env: dict[str, str], registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Model ``dep`` with version 1 registered by the training pipeline (data uploaded by bob)."""
+    """Model ``dep`` with version 1 registered by the training pipeline (data uploaded by the scientist)."""
     tmp = tmp_path_factory.mktemp("deploy")
     put_spec(env, tmp, "dep", deployment={"strategy": "all_at_once"})
     path = tmp / "train.csv"
     generate("churn", 1200, 7).to_csv(path, index=False)
-    uploaded = ok(env, "data", "upload", str(path), "--model", "dep", "--wait", "--actor", "bob")
+    uploaded = ok(signed_as(env, "scientist"), "data", "upload", str(path), "--model", "dep", "--wait")
     assert uploaded["run"]["output"]["outcome"] == "registered", uploaded
     return {"tmp": tmp, "version": uploaded["run"]["output"]["version"]}
 
 
-def register_like(registry: Registry, model: str, source: int, *, uploader: str = "bob") -> int:
-    """A new PENDING_APPROVAL version of ``model`` with ``dep`` version ``source``'s lineage."""
+def register_like(registry: Registry, model: str, source: int) -> int:
+    """A new PENDING_APPROVAL version of ``model`` with ``dep`` version ``source``'s lineage (its
+    dataset, uploaded by the scientist through the upload API, is the recorded one)."""
     original = registry.get_version("dep", source)
     spec_revision = registry.get_model(model).latest_spec_revision
     return registry.register_version(
@@ -96,7 +97,7 @@ def register_like(registry: Registry, model: str, source: int, *, uploader: str 
         metrics=original.metrics,
         params=original.params,
         spec_revision=spec_revision,
-        dataset_version={**(original.dataset_version or {}), "uploaded_by": uploader},
+        dataset_version=dict(original.dataset_version or {}),
         code_revision=original.code_revision,
         pipeline_execution=f"{original.pipeline_execution}-copy",
         artifact_uri=original.artifact_uri,
@@ -219,19 +220,19 @@ def test_reject_ends_the_pipeline_and_the_version_never_serves(
 def test_the_uploader_may_not_approve_their_own_candidate(
     cloud: LocalCloudProcess, env: dict[str, str], registry: Registry, trained: dict[str, Any]
 ) -> None:
-    # GIVEN a waiting candidate trained on data the local caller uploaded (four-eyes on)
-    version = register_like(registry, "dep", trained["version"], uploader=LOCAL_CALLER)
+    # GIVEN a waiting candidate trained on data the scientist uploaded (four-eyes on)
+    version = register_like(registry, "dep", trained["version"])
     arn = execution(cloud, ok(env, "deploy", "dep", str(version)))
     wait_for(lambda: waiting_input(cloud, arn), what="the approval task")
     # WHEN the uploader approves it
-    refused = mlops(env, "approve", "dep", str(version))
+    refused = mlops(signed_as(env, "scientist"), "approve", "dep", str(version))
     # THEN it is refused (a check failed: exit 1) and the candidate still waits
     assert refused.returncode == 1, refused.stderr
     assert "four-eyes" in refused.stderr
     assert registry.get_version("dep", version).status == Status.PENDING_APPROVAL
     assert cloud.client("stepfunctions").describe_execution(executionArn=arn)["status"] == "RUNNING"
     # AND the uploader may still reject it, which ends the run
-    ok(env, "reject", "dep", str(version), "--reason", "withdrawn by its author")
+    ok(signed_as(env, "scientist"), "reject", "dep", str(version), "--reason", "withdrawn by its author")
     assert finished(cloud, arn)["output_json"]["outcome"] == "rejected"
     assert_consistent(env, registry, "dep")
 

@@ -23,7 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from mlops.deployment import deploy_version
-from mlops.local.testing import CREDENTIALS, LocalCloudProcess
+from mlops.local.testing import CREDENTIALS, LocalCloudProcess, signed_as
 from mlops.registry import Registry, Status
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
@@ -79,7 +79,7 @@ def served(cloud: LocalCloudProcess, registry: Registry, tmp_path_factory: pytes
     assert mlops(env, "spec", "put", str(path), "--actor", "alice").returncode == 0
     frame = generate("churn", 1200, 7)
     frame.to_csv(tmp / "train.csv", index=False)
-    uploaded = mlops(env, "data", "upload", str(tmp / "train.csv"), "--model", "inf", "--wait", "--actor", "bob")
+    uploaded = mlops(signed_as(env, "scientist"), "data", "upload", str(tmp / "train.csv"), "--model", "inf", "--wait")
     assert uploaded.returncode == 0, uploaded.stderr
     version = json.loads(uploaded.stdout)["run"]["output"]["version"]
     v1 = registry.get_version("inf", version)

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess
+from mlops.local.testing import LocalCloudProcess, signed_as
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 MODEL = "leakage"
@@ -65,7 +65,7 @@ def put_spec(env: dict[str, str], tmp_path: Path, seed: int) -> None:
 def upload(env: dict[str, str], tmp_path: Path, frame: pd.DataFrame, name: str) -> dict[str, Any]:
     path = tmp_path / name
     frame.to_csv(path, index=False)
-    uploaded = mlops(env, "data", "upload", str(path), "--model", MODEL, "--wait", "--actor", "bob")
+    uploaded = mlops(signed_as(env, "scientist"), "data", "upload", str(path), "--model", MODEL, "--wait")
     assert uploaded["run"]["status"] == "SUCCEEDED", uploaded["run"]
     return dict(uploaded)
 
@@ -104,7 +104,7 @@ def test_the_champion_is_never_scored_on_rows_it_trained_on(
 ) -> None:
     data = diabetes()
     v1, v2 = data.iloc[:300], data  # v2 = v1 + 142 appended rows
-    # GIVEN a champion trained on v1 (uploaded by bob, approved by someone else)
+    # GIVEN a champion trained on v1 (uploaded by the scientist, approved by someone else)
     put_spec(local_env, tmp_path, seed=42)
     first = run_facts(local_env, aws, upload(local_env, tmp_path, v1, "diabetes.csv"))
     assert first["evaluation"]["champion"] is None

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess
+from mlops.local.testing import LocalCloudProcess, signed_as
 from mlops.monitoring import list_monitor_runs
 from mlops.registry import Registry
 
@@ -77,7 +77,7 @@ def monitored(local_cloud: LocalCloudProcess, tmp_path_factory: pytest.TempPathF
     (tmp / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert mlops(env, "spec", "put", str(tmp / "spec.yaml"), "--actor", "alice").returncode == 0
     generate("churn", 1200, 7).to_csv(tmp / "train.csv", index=False)
-    uploaded = mlops(env, "data", "upload", str(tmp / "train.csv"), "--model", MODEL, "--wait", "--actor", "bob")
+    uploaded = mlops(signed_as(env, "scientist"), "data", "upload", str(tmp / "train.csv"), "--model", MODEL, "--wait")
     assert uploaded.returncode == 0, uploaded.stderr
     version = json.loads(uploaded.stdout)["run"]["output"]["version"]
     registry = Registry.for_dynamodb(

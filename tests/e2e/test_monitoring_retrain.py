@@ -25,7 +25,7 @@ import yaml
 from sklearn.datasets import load_breast_cancer
 
 from mlops.datasets import DatasetCatalog
-from mlops.local.testing import LocalCloudProcess
+from mlops.local.testing import LocalCloudProcess, signed_as
 from mlops.monitoring import list_monitor_runs
 from mlops.registry import Registry
 
@@ -89,7 +89,7 @@ def world(local_cloud: LocalCloudProcess, tmp_path_factory: pytest.TempPathFacto
     assert stored.returncode == 0, stored.stderr
     DATA.iloc[:350].to_csv(tmp / "train.csv", index=False)
     uploaded = mlops(
-        env, "--json", "data", "upload", str(tmp / "train.csv"), "--model", MODEL, "--wait", "--actor", "bob"
+        signed_as(env, "scientist"), "--json", "data", "upload", str(tmp / "train.csv"), "--model", MODEL, "--wait"
     )
     assert uploaded.returncode == 0, uploaded.stderr
     version = json.loads(uploaded.stdout)["run"]["output"]["version"]

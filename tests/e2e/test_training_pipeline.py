@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess
+from mlops.local.testing import LocalCloudProcess, signed_as
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -51,7 +51,7 @@ def upload(
 ) -> dict[str, Any]:
     path = tmp_path / name
     (frame if frame is not None else generate("churn", rows, seed)).to_csv(path, index=False)
-    result = mlops(env, "data", "upload", str(path), "--model", model, "--wait", "--actor", "bob")
+    result = mlops(signed_as(env, "scientist"), "data", "upload", str(path), "--model", model, "--wait")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

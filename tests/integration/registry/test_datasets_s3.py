@@ -32,7 +32,9 @@ def test_each_object_version_is_its_own_dataset_version(s3: Any, registry: Regis
     assert old.version_id == first["VersionId"] and new.version_id != old.version_id
     assert old.sha256 == hashlib.sha256(BODY).hexdigest()
     assert (old.rows, new.rows, old.size) == (3, 4, len(BODY))
-    assert (old.uploaded_by, new.uploaded_by) == ("carol", "dave")
+    # AND the metadata is a claim, kept apart: only a caller-verified uploader is an uploader
+    assert (old.uploaded_by, new.uploaded_by) == ("unverified", "dave")
+    assert old.extra == {"claimed_uploader": "carol"} and new.extra == {}
     assert old.columns == ["tenure", "churned"] and old.uploaded_at is not None
     # AND recording them keeps both, audited
     catalog = DatasetCatalog(registry)

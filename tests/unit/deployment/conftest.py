@@ -71,6 +71,7 @@ def candidate(registry: Registry, name: str = "churn", *, uploader: str = UPLOAD
         uploaded_by=uploader,
         uploaded_at=None,
         model=name,
+        uploader_source="upload-api",  # as the training pipeline records an upload through the API
     )
     DatasetCatalog(registry).record(name, dataset, actor="pipeline")
     version = registry.register_version(

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from mlops.datasets import DatasetCatalog
+from mlops.datasets import UNVERIFIED, DatasetCatalog, DatasetVersion, same_principal
 from mlops.errors import CheckFailedError, ConflictError, InputError, NotFoundError
 from mlops.registry import ModelVersion, Registry, Status, check_actor, model_pk
 from mlops.tables import Condition, ConditionFailedError, Put, Update
@@ -46,6 +46,25 @@ Decision = Literal["approve", "reject"]
 
 class SelfApprovalError(CheckFailedError):
     """The four-eyes rule: whoever uploaded the training data may not approve the candidate."""
+
+
+class UnverifiedUploaderError(SelfApprovalError):
+    """The four-eyes rule cannot be checked: nobody verified who uploaded the training data."""
+
+
+def _unverified(registry: Registry, candidate: ModelVersion) -> str:
+    found = training_dataset(registry, candidate)
+    where = f"{found.key} version {found.version_id}" if found is not None else "no recorded dataset"
+    why = (found.extra or {}).get("uploader_note") if found is not None else None
+    claimed = (found.extra or {}).get("claimed_uploader") if found is not None else None
+    return (
+        f"four-eyes rule: the uploader of the data model {candidate.model!r} version {candidate.version} was "
+        f"trained on ({where}) is unverified"
+        + (f" ({why})" if why else "")
+        + (f"; its metadata claims {claimed!r}, which is not evidence" if claimed else "")
+        + ", so no approval can be checked against it. Upload the data through `mlops data upload` (the upload "
+        "API records who AWS authenticated) and approve the version that run registers; rejecting is allowed"
+    )
 
 
 class TaskCallbacks(Protocol):
@@ -243,19 +262,38 @@ def _claim(
     return now
 
 
-def uploader_of(registry: Registry, version: ModelVersion) -> str | None:
-    """Who uploaded the dataset version the candidate was trained on (None if unknown)."""
+def training_dataset(registry: Registry, version: ModelVersion) -> DatasetVersion | None:
+    """The recorded dataset version the candidate was trained on (None if none is recorded)."""
     dataset = version.dataset_version or {}
-    uploader = dataset.get("uploaded_by")
-    if not uploader and dataset.get("version_id"):
-        found = DatasetCatalog(registry).find(version.model, str(dataset["version_id"]))
-        uploader = found.uploaded_by if found is not None else None
-    return None if not uploader or uploader == "unknown" else str(uploader)
+    if not dataset.get("version_id"):
+        return None
+    return DatasetCatalog(registry).find(version.model, str(dataset["version_id"]))
+
+
+def verified_uploader_of(registry: Registry, version: ModelVersion) -> str | None:
+    """The verified uploader of the candidate's training data (None if it is not verified).
+
+    Only the dataset record the training pipeline wrote counts, and only when its uploader was
+    verified (the upload API's caller, or a platform actor); a name in the version's own lineage
+    or in the object's metadata is a claim.
+    """
+    found = training_dataset(registry, version)
+    return found.uploaded_by if found is not None and found.uploader_verified else None
+
+
+def uploader_of(registry: Registry, version: ModelVersion) -> str | None:
+    """Who uploaded the candidate's training data, for people to read: the verified identity, or
+    ``unverified`` (None when no dataset is recorded)."""
+    found = training_dataset(registry, version)
+    if found is None:
+        return None
+    return found.uploaded_by if found.uploader_verified else UNVERIFIED
 
 
 def same_identity(a: str, b: str) -> bool:
-    """Two principals are the same person (ARNs compare exactly, case-insensitively)."""
-    return a.strip().lower() == b.strip().lower()
+    """Two principals are the same person (see :func:`mlops.datasets.same_principal`: exact ARNs,
+    except that one session name under two roles of one account is one person)."""
+    return same_principal(a, b)
 
 
 def decide(
@@ -281,7 +319,8 @@ def decide(
     callbacks
         Step Functions, to resume the waiting task (None: record only, for tests and tools).
     four_eyes
-        Refuse an approval by the uploader of the candidate's training data.
+        Refuse an approval by the verified uploader of the candidate's training data, and any
+        approval when the uploader is not verified.
 
     Returns
     -------
@@ -295,7 +334,8 @@ def decide(
     ConflictError
         The candidate was already decided (the message says by whom and when).
     SelfApprovalError
-        The four-eyes rule refused the approver.
+        The four-eyes rule refused the approver: they uploaded the training data, or
+        (:class:`UnverifiedUploaderError`) nobody verified who did.
     """
     check_actor(actor)
     if decision not in ("approve", "reject"):
@@ -311,14 +351,17 @@ def decide(
     if request.status != WAITING:
         raise ConflictError(_already(request))
     candidate = registry.get_version(model, version)
-    uploader = uploader_of(registry, candidate)
-    if decision == "approve" and four_eyes and uploader is not None and same_identity(uploader, actor):
-        raise SelfApprovalError(
-            f"four-eyes rule: {actor} uploaded the data model {model!r} version {version} was trained on and "
-            "may not approve it; another approver must (rejecting is allowed)"
-        )
+    uploader = verified_uploader_of(registry, candidate)
+    if decision == "approve" and four_eyes:
+        if uploader is None:
+            raise UnverifiedUploaderError(_unverified(registry, candidate))
+        if same_identity(uploader, actor):
+            raise SelfApprovalError(
+                f"four-eyes rule: {actor} uploaded the data model {model!r} version {version} was trained on "
+                f"(verified: {uploader}) and may not approve it; another approver must (rejecting is allowed)"
+            )
     status = "approved" if decision == "approve" else "rejected"
-    extra = {"four_eyes": four_eyes, "uploader": uploader, "execution": request.execution}
+    extra = {"four_eyes": four_eyes, "uploader": uploader or UNVERIFIED, "execution": request.execution}
     at = _claim(registry, request, status, actor=actor, comment=comment, extra=extra, request_id=request_id)
     if decision == "approve":
         updated = registry.approve(model, version, actor=actor, reason=comment or None, request_id=request_id)

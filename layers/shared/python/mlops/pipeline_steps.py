@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mlops.audit import PLATFORM_CHAIN
-from mlops.datasets import DatasetCatalog, describe_s3_object
+from mlops.datasets import DatasetCatalog, DatasetVersion, describe_s3_object, verified_uploader
 from mlops.errors import CheckFailedError, ConfigError, InputError, MlopsError, NotFoundError
 from mlops.pipeline import DatasetUpload, parse_key
 from mlops.platform import Platform, training_job_prefix
@@ -74,6 +74,22 @@ def champion_profile(services: Services, model: str) -> Any:
     return ReferenceProfile.from_json(_read_bytes(services, uri), source=uri)
 
 
+def with_verified_uploader(
+    registry: Registry, model: str, dataset: DatasetVersion, *, requester: str | None = None
+) -> DatasetVersion:
+    """``dataset`` with its uploader as the platform can prove it (``unverified`` and why, else)."""
+    from datetime import datetime
+
+    modified = datetime.fromisoformat(dataset.uploaded_at) if dataset.uploaded_at else None
+    found = verified_uploader(registry, model, dataset.key, dataset.sha256, modified)
+    extra = dict(dataset.extra)
+    if requester:
+        extra["event_requester"] = requester  # the S3 event's requester (an account or principal id), kept for reading
+    if found.note:
+        extra["uploader_note"] = found.note
+    return replace(dataset, uploaded_by=found.identity, uploader_source=found.source, extra=extra)
+
+
 def validate_upload(
     upload: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
@@ -95,12 +111,10 @@ def validate_upload(
     actor = f"{PIPELINE_ACTOR}:{request_id}" if request_id else PIPELINE_ACTOR
     key = report_key(model, item.version_id, "validation.json")
 
-    # The uploader the CLI recorded in the object's metadata wins; else the event's requester.
-    dataset = describe_s3_object(
-        services.s3, item.bucket, item.key, version_id=item.version_id, uploaded_by=None, model=model
-    )
-    if dataset.uploaded_by == "unknown" and item.uploader:
-        dataset = replace(dataset, uploaded_by=item.uploader)
+    # The uploader is the caller the upload API recorded for this key and content (or the platform
+    # actor that wrote it), never the object's metadata nor the event's requester: see mlops.datasets.
+    dataset = describe_s3_object(services.s3, item.bucket, item.key, version_id=item.version_id, model=model)
+    dataset = with_verified_uploader(services.registry, model, dataset, requester=item.uploader)
     DatasetCatalog(services.registry).record(model, dataset, actor=actor, request_id=request_id)
     reference = dataset.ref()
 

@@ -596,7 +596,7 @@ def record_capture_dataset(
     services: MonitorServices, model: str, key: str, version_id: str, body: bytes, lineage: Mapping[str, Any]
 ) -> DatasetVersion:
     """Record the written dataset version with its lineage (idempotent), as the pipeline would."""
-    from mlops.datasets import DatasetCatalog, DatasetVersion, scan_csv
+    from mlops.datasets import PLATFORM_SOURCE, DatasetCatalog, DatasetVersion, scan_csv
 
     head = services.s3.head_object(Bucket=services.bucket, Key=key, VersionId=version_id)
     modified = head.get("LastModified")
@@ -615,6 +615,7 @@ def record_capture_dataset(
         uploaded_at=modified.isoformat() if hasattr(modified, "isoformat") else None,
         model=model,
         extra={"lineage": dict(lineage)},
+        uploader_source=PLATFORM_SOURCE,  # the platform wrote it (write_capture_dataset)
     )
     return DatasetCatalog(services.registry).record(model, dataset, actor=RETRAIN_ACTOR)
 
@@ -623,8 +624,21 @@ def write_capture_dataset(services: MonitorServices, key: str, body: bytes, sha2
     """Write a built dataset to ``key``; returns its S3 version id.
 
     It is a dataset upload like any other: the bucket's event starts the training pipeline for it
-    too (under the name the monitor starts it with, so only one of the two runs).
+    too (under the name the monitor starts it with, so only one of the two runs). The platform is
+    recorded as its verified uploader first, through the same grant the upload API writes.
     """
+    from mlops.datasets import record_platform_upload
+    from mlops.pipeline import parse_key
+
+    record_platform_upload(
+        services.registry,
+        parse_key(key)[0],
+        services.bucket,
+        key,
+        sha256=sha256,
+        size=len(body),
+        actor=RETRAIN_ACTOR,
+    )
     response = services.s3.put_object(
         Bucket=services.bucket,
         Key=key,

@@ -26,15 +26,17 @@ class AppContext:
     environment: str = "dev"
     local: bool = False
     as_json: bool = False
+    profile: str | None = None  # --profile: an AWS named profile (AWS_PROFILE works too)
     _platform: Platform | None = field(default=None, repr=False)
 
     def session(self) -> boto3.session.Session:
         if self.local:
             os.environ.setdefault("AWS_ENDPOINT_URL", LOCAL_ENDPOINT)
-            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+            if not (self.profile or os.environ.get("AWS_PROFILE")):  # a profile names its own keys
+                os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+                os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
             os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-        return boto3.session.Session()
+        return boto3.session.Session(profile_name=self.profile)
 
     def platform(self) -> Platform:
         if self._platform is None:

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import click
 
-from mlops.cli.common import AppContext, emit, json_option, pass_app
-from mlops.cli.models_cmd import actor_option, open_registry, resolve_actor
+from mlops.cli.common import AppContext, emit, json_option, pass_app, signed_request
+from mlops.cli.models_cmd import open_registry
 from mlops.cli.runs_cmd import print_run, training_state_machine
+from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError
 from mlops.runs import describe_run, upload_dataset, wait_run
+
+# A refused upload: bad request or no spec for the model is the caller's input (exit 2).
+_UPLOAD_ERRORS: dict[int, type[MlopsError]] = {
+    400: InputError,
+    403: CheckFailedError,
+    404: InputError,
+    409: ConflictError,
+}
+
+
+def _authorize(app: AppContext, model: str, request: dict[str, Any]) -> dict[str, Any]:
+    """``POST /models/<model>/uploads``, signed with the caller's credentials."""
+    return signed_request(
+        app,
+        "POST",
+        f"models/{quote(model, safe='')}/uploads",
+        json.dumps(request).encode(),
+        errors=_UPLOAD_ERRORS,
+        why_credentials="the upload API records who uploads a dataset from the credentials that sign the request",
+    )
 
 
 @click.group("data")
@@ -23,22 +47,37 @@ def command() -> None:
 @click.option("--name", default=None, help="Object name under datasets/<model>/ (default: the file's name).")
 @click.option("--wait/--no-wait", default=False, help="Wait for the training run to finish and show it.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
-@actor_option
+@click.option(
+    "--actor",
+    default=None,
+    help="Refused: the uploader is the identity of your AWS credentials, recorded by the upload API "
+    "(use --profile or AWS_PROFILE to upload as someone else).",
+)
 @json_option
 @pass_app
 def upload(
     app: AppContext, file: Path, model: str, name: str | None, wait: bool, timeout: float, actor: str | None
 ) -> None:
-    """Upload FILE to datasets/<model>/ and print the dataset version and the run it starts."""
-    platform = app.platform()
+    """Upload FILE to datasets/<model>/ and print the dataset version and the run it starts.
+
+    The upload goes through the platform's upload API (SigV4-signed with your credentials), which
+    records who you are, then straight to S3 with the presigned PUT it answers. The four-eyes rule
+    compares that identity with the approver's. A model with no stored spec is refused before
+    anything is stored (exit 2).
+    """
+    if actor is not None:
+        raise click.UsageError(
+            "--actor: the uploader is no longer named by the client; it is the identity AWS verifies for your "
+            "credentials (the upload API records it). Upload with the credentials of the person uploading "
+            "(--profile NAME or AWS_PROFILE)."
+        )
     session = app.session()
     open_registry(app).ensure_active(model)  # an archived model takes no new data (exit 3, says how to restore)
-    result = upload_dataset(
-        session.client("s3"), platform.data_bucket, model, file, uploader=resolve_actor(app, actor), name=name
-    )
+    result = upload_dataset(model, file, authorize=lambda request: _authorize(app, model, request), name=name)
     data = result.to_dict()
     text = (
         f"uploaded s3://{result.bucket}/{result.key}\n  version {result.version_id} ({result.size:,} bytes)\n"
+        f"  by      {result.uploader}\n"
         f"  run     {result.run_name}   (mlops runs show {result.run_name})"
     )
     if wait:

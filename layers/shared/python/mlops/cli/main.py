@@ -54,11 +54,16 @@ COMMAND_MODULES = (
     envvar="MLOPS_LOCAL",
     help="Talk to the local cloud (AWS_ENDPOINT_URL, default http://127.0.0.1:4566).",
 )
+@click.option(
+    "--profile",
+    default=None,
+    help="AWS named profile whose credentials sign every call (default: the SDK's chain, AWS_PROFILE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.pass_context
-def cli(ctx: click.Context, environment: str, local: bool, as_json: bool) -> None:
+def cli(ctx: click.Context, environment: str, local: bool, profile: str | None, as_json: bool) -> None:
     """Serverless MLOps platform: specs, data, pipelines, registry, approvals, predictions, drift."""
-    ctx.obj = AppContext(environment=environment, local=local, as_json=as_json)
+    ctx.obj = AppContext(environment=environment, local=local, as_json=as_json, profile=profile)
 
 
 def _register() -> None:

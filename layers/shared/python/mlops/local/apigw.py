@@ -3,7 +3,8 @@
 Routes come from the REST APIs created from the template (resources, methods, integrations,
 stages). Authorization: ``AWS_IAM`` methods need a SigV4 request signed for ``execute-api`` whose
 signature verifies against the local credentials (recomputed with botocore's signer); anything else
-gets 403. ``NONE`` methods are open. Unknown routes get 404 JSON.
+gets 403. The caller is reported as the IAM user its access key belongs to (several local
+principals, see :data:`mlops.local.cloud.IDENTITIES`). ``NONE`` methods are open. Unknown routes get 404 JSON.
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ class ApiGatewayServer:
         ``invoke(function_arn, payload)`` -> ``(payload, function_error)``.
     credentials
         Access key id -> secret key accepted for ``AWS_IAM`` routes.
+    principals
+        Access key id -> the IAM user name a verified request is reported as
+        (``arn:aws:iam::<account>:user/<name>``); a key not listed is its own name.
     """
 
     def __init__(
@@ -188,6 +192,7 @@ class ApiGatewayServer:
         region: str,
         account: str,
         credentials: dict[str, str],
+        principals: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -195,6 +200,7 @@ class ApiGatewayServer:
         self.region = region
         self.account = account
         self.credentials = credentials
+        self.principals = dict(principals or {})
         self.apis: list[Api] = []
         self.requests: list[dict[str, Any]] = []
         gateway = self
@@ -315,13 +321,14 @@ class ApiGatewayServer:
                         else "MissingAuthenticationTokenException"
                     },
                 )
+            user = self.principals.get(access_key, access_key)
             identity.update(
                 {
                     "accessKey": access_key,
                     "accountId": self.account,
                     "caller": access_key,
                     "user": access_key,
-                    "userArn": f"arn:aws:iam::{self.account}:user/{access_key}",
+                    "userArn": f"arn:aws:iam::{self.account}:user/{user}",
                 }
             )
         elif route.authorization not in ("NONE", ""):

@@ -36,6 +36,61 @@ from mlops.local.runtime import LambdaRuntime
 
 DEFAULT_REGION = "us-east-1"
 CREDENTIALS = ("testing", "testing")  # what `mlops --local` and the e2e fixture use
+
+
+@dataclass(frozen=True)
+class LocalIdentity:
+    """One local principal: its access key pair and the IAM user the API reports it as."""
+
+    name: str
+    access_key_id: str
+    secret_access_key: str
+
+    def arn(self, account: str) -> str:
+        return f"arn:aws:iam::{account}:user/{self.name}"
+
+
+# Distinct principals for trying roles apart (four-eyes: the scientist uploads, the approver
+# approves). ``testing`` stays the default of `mlops --local` and the test fixtures.
+IDENTITIES = (
+    LocalIdentity("testing", *CREDENTIALS),
+    LocalIdentity("scientist", "LOCALSCIENTIST", "local-scientist-secret"),
+    LocalIdentity("approver", "LOCALAPPROVER", "local-approver-secret"),
+    LocalIdentity("operator", "LOCALOPERATOR", "local-operator-secret"),
+)
+
+
+def identity(name: str) -> LocalIdentity:
+    """The local principal called ``name`` (see :data:`IDENTITIES`)."""
+    for found in IDENTITIES:
+        if found.name == name:
+            return found
+    raise NotFoundError(f"no local identity {name!r}; identities: {', '.join(i.name for i in IDENTITIES)}")
+
+
+def write_profiles(directory: Path, *, endpoint_url: str, region: str) -> dict[str, str]:
+    """An AWS shared-credentials file and config file with one profile per local identity.
+
+    With ``AWS_SHARED_CREDENTIALS_FILE`` and ``AWS_CONFIG_FILE`` pointing at them, ``--profile NAME``
+    (or ``AWS_PROFILE=NAME``) works for the ``aws`` CLI, boto3 and ``mlops``: the config gives each
+    profile the local endpoint and region.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    credentials = directory / "credentials"
+    config = directory / "config"
+    credentials.write_text(
+        "".join(
+            f"[{i.name}]\naws_access_key_id = {i.access_key_id}\naws_secret_access_key = {i.secret_access_key}\n\n"
+            for i in IDENTITIES
+        )
+    )
+    config.write_text(
+        "".join(f"[profile {i.name}]\nregion = {region}\nendpoint_url = {endpoint_url}\n\n" for i in IDENTITIES)
+    )
+    credentials.chmod(0o600)
+    return {"AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_CONFIG_FILE": str(config)}
+
+
 _API_URL = re.compile(r"https://([a-z0-9]+)\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([A-Za-z0-9_\-]+)/?")
 
 
@@ -203,7 +258,8 @@ class LocalCloud:
                 invoke=self.invoke,
                 region=self.region,
                 account=self.account,
-                credentials={CREDENTIALS[0]: CREDENTIALS[1]},
+                credentials={i.access_key_id: i.secret_access_key for i in IDENTITIES},
+                principals={i.access_key_id: i.name for i in IDENTITIES},
                 host=opts.host,
                 port=api_port,
             )
@@ -223,6 +279,7 @@ class LocalCloud:
             if self.gateway.apis and self.gateway.apis[0].stages:
                 first = self.gateway.apis[0]
                 self.api_url = self.gateway.base_url(first.api_id, first.stages[0])
+            self.profiles = write_profiles(work / "aws", endpoint_url=self.endpoint_url, region=self.region)
             if opts.schedules:
                 self.warnings.extend(self.dispatcher.start_scheduler())
             if opts.alarms:
@@ -327,6 +384,9 @@ class LocalCloud:
             "not_emulated": self.deployment.not_emulated_types(),
             "log_dir": str(self.log_dir),
             "startup_seconds": round(self.startup_seconds, 2),
+            # Several principals: AWS_PROFILE=<name> (or --profile) with these two files set.
+            "identities": {i.name: i.arn(self.account) for i in IDENTITIES},
+            "profiles": dict(getattr(self, "profiles", {})),
         }
 
     def status(self) -> dict[str, Any]:

@@ -57,14 +57,17 @@ class ScenarioContext:
         names = [n for n in getattr(self.cloud, "stack_names", []) if n.startswith("mlops-")]
         return names[0].split("-")[1] if names else "dev"
 
-    def cli(self, *args: str) -> Any:
-        """Run ``mlops --local --json ARGS`` in-process; return its parsed JSON output."""
+    def cli(self, *args: str, identity: str = "testing") -> Any:
+        """Run ``mlops --local --json ARGS`` in-process as the local principal ``identity``; return its
+        parsed JSON output."""
         from mlops.cli.main import cli
+        from mlops.local.cloud import identity as local_identity
 
+        signer = local_identity(identity)
         env = {
             "AWS_ENDPOINT_URL": self.cloud.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCESS_KEY_ID": signer.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": signer.secret_access_key,
             "AWS_DEFAULT_REGION": self.cloud.region,
         }
         saved = {k: os.environ.get(k) for k in env}
@@ -181,11 +184,13 @@ def _failed_steps(run: dict[str, Any]) -> str:
 @step("upload")
 def upload_dataset(ctx: ScenarioContext) -> str:
     path = _example_file(ctx, f"{ctx.model}-train.csv", rows=2000, seed=7)
-    result = ctx.cli("data", "upload", str(path), "--model", ctx.model, "--actor", "data-scientist@example.com")
+    # The scientist uploads through the upload API, which records who AWS authenticated.
+    result = ctx.cli("data", "upload", str(path), "--model", ctx.model, identity="scientist")
     ctx.facts.update(upload=result)
     return (
-        f"`mlops data upload {path.name} --model {ctx.model}` -> s3://{result['bucket']}/{result['key']} "
-        f"version {result['version_id']}, run {result['run_name']}"
+        f"`mlops data upload {path.name} --model {ctx.model}` (as the scientist) -> "
+        f"s3://{result['bucket']}/{result['key']} version {result['version_id']}, by {result['uploader']}, "
+        f"run {result['run_name']}"
     )
 
 
@@ -215,7 +220,7 @@ def wait_for_pipeline(ctx: ScenarioContext) -> str:
 @step("bad-data")
 def upload_bad_dataset(ctx: ScenarioContext) -> str:
     path = _example_file(ctx, f"{ctx.model}-bad.csv", rows=2000, seed=7, corrupt=True)
-    result = ctx.cli("data", "upload", str(path), "--model", ctx.model, "--actor", "data-scientist@example.com")
+    result = ctx.cli("data", "upload", str(path), "--model", ctx.model, identity="scientist")
     with contextlib.suppress(ScenarioError):  # expected: the run ends FAILED with DatasetInvalid
         ctx.cli("runs", "wait", result["run_name"], "--timeout", str(int(ctx.timeout_s)))
     run = ctx.cli("runs", "show", result["run_name"])
@@ -257,7 +262,9 @@ def approve_candidate(ctx: ScenarioContext) -> str:
     deadline = time.time() + min(ctx.timeout_s, 300)
     while True:
         try:
-            decision = ctx.cli("approve", ctx.model, str(version), "--comment", "metrics beat the gates; demo")
+            decision = ctx.cli(
+                "approve", ctx.model, str(version), "--comment", "metrics beat the gates; demo", identity="approver"
+            )
             break
         except ScenarioError as exc:
             if ("not waiting" not in str(exc) and "no approval" not in str(exc)) or time.time() > deadline:
@@ -266,7 +273,7 @@ def approve_candidate(ctx: ScenarioContext) -> str:
     ctx.facts["approved_at"] = time.time()
     return (
         f"candidate waited for approval; `mlops approve {ctx.model} {version}` -> {decision['decision']} "
-        f"by {decision['by']} (SigV4-signed POST to the API; the uploader could not have approved it)"
+        f"by {decision['by']} (SigV4-signed POST to the API; the scientist who uploaded could not have approved it)"
     )
 
 

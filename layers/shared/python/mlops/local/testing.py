@@ -25,7 +25,8 @@ from typing import Any
 
 import boto3
 
-from mlops.local.cloud import CREDENTIALS
+from mlops.local.cloud import CREDENTIALS as CREDENTIALS  # re-exported: tests and benchmarks sign with it
+from mlops.local.cloud import identity as local_identity
 
 
 class LocalCloudStartError(RuntimeError):
@@ -136,13 +137,17 @@ class LocalCloudProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def session(self) -> boto3.session.Session:
+    def session(self, identity: str = "testing") -> boto3.session.Session:
+        """A session signed as one local principal (``testing``, ``scientist``, ``approver``, ``operator``)."""
+        found = local_identity(identity)
         return boto3.session.Session(
-            aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1], region_name=self.region
+            aws_access_key_id=found.access_key_id,
+            aws_secret_access_key=found.secret_access_key,
+            region_name=self.region,
         )
 
-    def client(self, service: str) -> Any:
-        return self.session().client(service, endpoint_url=self.endpoint_url)
+    def client(self, service: str, identity: str = "testing") -> Any:
+        return self.session(identity).client(service, endpoint_url=self.endpoint_url)
 
     def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -170,17 +175,20 @@ class LocalCloudProcess:
         """Remove every fault not yet used up; answers the plan (with what was applied)."""
         return dict(self.control("faults", {"clear": True}))
 
-    def environ(self) -> dict[str, str]:
-        """Environment variables that point the SDK and the ``mlops`` CLI at this cloud."""
+    def environ(self, identity: str = "testing") -> dict[str, str]:
+        """Environment variables that point the SDK and the ``mlops`` CLI at this cloud, signed as ``identity``."""
+        found = local_identity(identity)
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": CREDENTIALS[0],
-            "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1],
+            "AWS_ACCESS_KEY_ID": found.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": found.secret_access_key,
             "AWS_DEFAULT_REGION": self.region,
         }
 
-    def api(self, method: str, path: str, body: Any = None, *, sign: bool = True) -> tuple[int, Any]:
-        """Call the local API over HTTP, SigV4-signed as a caller with the local credentials would.
+    def api(
+        self, method: str, path: str, body: Any = None, *, sign: bool = True, identity: str = "testing"
+    ) -> tuple[int, Any]:
+        """Call the local API over HTTP, SigV4-signed as the local principal ``identity`` would.
 
         Returns ``(status, parsed JSON body)``; a non-JSON body comes back as ``{"raw": text}``.
         """
@@ -193,7 +201,10 @@ class LocalCloudProcess:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         if sign:
             signed = AWSRequest(method=method, url=url, data=data or b"", headers=headers)
-            SigV4Auth(Credentials(*CREDENTIALS), "execute-api", self.region).add_auth(signed)
+            found = local_identity(identity)
+            SigV4Auth(Credentials(found.access_key_id, found.secret_access_key), "execute-api", self.region).add_auth(
+                signed
+            )
             headers = dict(signed.headers.items())
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
         try:
@@ -243,6 +254,15 @@ class LocalCloudProcess:
             if record["logical_id"] == logical_id:
                 return dict(record)
         raise KeyError(logical_id)
+
+
+def signed_as(env: dict[str, str], identity: str) -> dict[str, str]:
+    """``env`` (:meth:`LocalCloudProcess.environ`) with the credentials of the local principal ``identity``.
+
+    For a step a different person takes: ``mlops(signed_as(env, "scientist"), "data", "upload", ...)``.
+    """
+    found = local_identity(identity)
+    return {**env, "AWS_ACCESS_KEY_ID": found.access_key_id, "AWS_SECRET_ACCESS_KEY": found.secret_access_key}
 
 
 def create_registry_tables(client: Any, *, registry_table: str, audit_table: str) -> None:

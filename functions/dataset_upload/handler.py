@@ -1,0 +1,119 @@
+"""Dataset upload API: POST /models/{model}/uploads (IAM-authorized).
+
+Body ``{"name": "train.csv", "sha256": "<64 hex>", "size": <bytes>}``. The uploader is the caller's
+IAM identity (requestContext.identity.userArn), never a body field: the answer is a presigned PUT
+(15 minutes) whose signed headers carry that identity and the content's SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.datasets import authorize_upload
+from mlops.errors import ConflictError, InputError, MlopsError, NotFoundError
+
+logger = Logger()
+app = APIGatewayRestResolver()
+
+MAX_BODY_CHARS = 4 * 1024
+FIELDS = ("name", "sha256", "size")
+_clients: dict[str, Any] = {}
+
+
+def _services() -> dict[str, Any]:
+    """The registry, a SigV4 S3 client (presigned URLs must be SigV4 for KMS) and the bucket, once."""
+    if not _clients:
+        import boto3
+        from botocore.config import Config
+
+        from mlops.platform import Platform
+        from mlops.registry import Registry
+
+        platform = Platform.from_env()
+        _clients["registry"] = Registry.for_platform(boto3.client("dynamodb"), platform)
+        _clients["s3"] = boto3.client("s3", config=Config(signature_version="s3v4"))
+        _clients["bucket"] = platform.data_bucket
+    return _clients
+
+
+def _body(text: str | None) -> dict[str, Any]:
+    """The request body as the three fields, or InputError (400) naming what is wrong."""
+    if not text:
+        raise InputError('request body is missing: send {"name": ..., "sha256": ..., "size": ...}')
+    if len(text) > MAX_BODY_CHARS:
+        raise InputError(f"request body is {len(text)} characters; at most {MAX_BODY_CHARS} are accepted")
+    if text.count("{") + text.count("[") > 4:
+        raise InputError('request body must be one flat JSON object {"name": ..., "sha256": ..., "size": ...}')
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise InputError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InputError('request body must be a JSON object {"name": ..., "sha256": ..., "size": ...}')
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise InputError(
+            f"body field {unknown[0]!r} is not accepted (fields: {', '.join(FIELDS)}); "
+            "the uploader is taken from your credentials, never from the body"
+        )
+    missing = [f for f in FIELDS if f not in body]
+    if missing:
+        raise InputError(f"body field {missing[0]!r} is missing")
+    return body
+
+
+@app.post("/models/<model>/uploads")
+def create_upload(model: str) -> Response:
+    event = app.current_event
+    identity = event.request_context.identity
+    caller = identity.user_arn or identity.caller
+    if not caller:
+        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
+    body = _body(event.decoded_body if event.body else None)
+    services = _services()
+    granted = authorize_upload(
+        services["registry"],
+        services["s3"],
+        services["bucket"],
+        model,
+        name=body["name"],
+        sha256=body["sha256"],
+        size=body["size"],
+        caller=caller,
+        request_id=event.request_context.request_id,
+    )
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=granted)
+
+
+def _error(status: int, exc: Exception) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": str(exc)})
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response:
+    return _error(404, exc)
+
+
+@app.exception_handler(ConflictError)
+def _conflict(exc: ConflictError) -> Response:
+    return _error(409, exc)
+
+
+@app.exception_handler(InputError)
+def _bad_request(exc: InputError) -> Response:
+    return _error(400, exc)
+
+
+@app.exception_handler(MlopsError)
+def _refused(exc: MlopsError) -> Response:
+    return _error(409, exc)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
