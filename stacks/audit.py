@@ -117,11 +117,6 @@ class AuditAnchor(Construct):
             )
         )
 
-    def grant_verify(self, grantee: iam.IGrantable) -> None:
-        """What ``mlops audit verify`` needs: read the digests, verify signatures."""
-        self.bucket.grant_read(grantee, f"{DIGEST_PREFIX}*")
-        self.signing_key.grant(grantee, "kms:Verify", "kms:GetPublicKey", "kms:DescribeKey")
-
 
 class AuditDigester(Construct):
     """The scheduled function that writes the signed digests (stateless)."""
