@@ -122,6 +122,14 @@ def up(
             click.echo(f"not emulated (created nowhere): {', '.join(info['not_emulated'])}", err=True)
         click.echo(json.dumps(info))
         sys.stdout.flush()
+        profiles = info.get("profiles") or {}
+        if profiles:  # several principals, e.g. to try four-eyes: upload as one, approve as another
+            files = " ".join(f"{k}={v}" for k, v in sorted(profiles.items()))
+            click.echo(
+                f"identities: {', '.join(info.get('identities') or {})}; to act as one: export {files}, then "
+                "`mlops --local --profile scientist data upload ...` or `aws --profile approver ...`",
+                err=True,
+            )
 
     cloud.serve_forever(on_ready=ready)
 
