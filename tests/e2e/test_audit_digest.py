@@ -63,9 +63,10 @@ def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
 
     # WHEN an operator writes a digest now (the deployed function runs)
     written = mlops(local_env, "--json", "audit", "digest")
-    assert written.returncode == 0, written.stderr
     digest = json.loads(written.stdout)
-    assert digest["refused"] == [] and digest["key"] == digest_key(digest["number"])
+    # (the cloud is shared: another test's chain could be refused; this one must not be)
+    assert written.returncode == (1 if digest["refused"] else 0), written.stderr
+    assert CHAIN not in [r["chain"] for r in digest["refused"]] and digest["key"] == digest_key(digest["number"])
     # THEN the digest object is locked: deleting its version is refused, rewriting its key too
     (version,) = s3.list_object_versions(Bucket=bucket, Prefix=digest["key"])["Versions"]
     head = s3.head_object(Bucket=bucket, Key=digest["key"], VersionId=version["VersionId"])
@@ -94,7 +95,7 @@ def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
         # AND the next digest refuses to anchor the rewritten chain
         refused = mlops(local_env, "--json", "audit", "digest")
         assert refused.returncode == 1
-        assert [r["chain"] for r in json.loads(refused.stdout)["refused"]] == [CHAIN]
+        assert CHAIN in [r["chain"] for r in json.loads(refused.stdout)["refused"]]
     finally:
         # The cloud is shared with other tests: put the genuine events and anchor back.
         for item in original:
@@ -102,6 +103,6 @@ def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
         raw_put(registry, registry.table, original_anchor)
         # and a digest after the refusal, so the newest digest anchors every chain again
         redigested = mlops(local_env, "--json", "audit", "digest")
-    assert redigested.returncode == 0, redigested.stdout + redigested.stderr
+    assert CHAIN not in [r["chain"] for r in json.loads(redigested.stdout)["refused"]], redigested.stderr
     restored = mlops(local_env, "audit", "verify", "--model", CHAIN)
     assert restored.returncode == 0, restored.stdout + restored.stderr
