@@ -342,3 +342,33 @@ def test_audit_verify_names_the_rechained_chain_and_seq_and_exits_one(
         ("rewritten", 4, digest.time)
     ]
     assert data["digests"]["newest"]["number"] == 1
+
+
+def test_in_compliance_mode_not_even_the_governance_bypass_deletes_a_digest(registry: Registry, aws: None) -> None:
+    # GIVEN the digest bucket as prod deploys it (COMPLIANCE)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="mlops-prod-audit-digests", ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket="mlops-prod-audit-digests",
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365}},
+        },
+    )
+    kms = boto3.client("kms", region_name="us-east-1")
+    signer = KmsSigner(kms, kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["Arn"])
+    store = DigestStore(s3, "mlops-prod-audit-digests")
+    append(registry, 1)
+    write_digest(registry.audit, store, signer)
+    (stored,) = store.newest(0)
+    # WHEN the version is deleted with the bypass THEN S3 refuses (moto enforces this; it does not
+    # refuse shortening a COMPLIANCE retention with PutObjectRetention, which AWS does)
+    with pytest.raises(s3.exceptions.ClientError, match="AccessDenied"):
+        s3.delete_object(
+            Bucket="mlops-prod-audit-digests",
+            Key=stored.key,
+            VersionId=stored.versions[0],
+            BypassGovernanceRetention=True,
+        )
+    head = s3.head_object(Bucket="mlops-prod-audit-digests", Key=stored.key, VersionId=stored.versions[0])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
