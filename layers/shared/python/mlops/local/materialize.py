@@ -442,9 +442,7 @@ def _bucket(m: Materializer, ctx: _Ctx, p: dict[str, Any]) -> Created:
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if p.get("ObjectLockConfiguration", {}).get("Rule"):  # default retention of every new object version
         lock = p["ObjectLockConfiguration"]
-        retention = {
-            k: int(v) if k in ("Days", "Years") else v for k, v in lock["Rule"]["DefaultRetention"].items()
-        }
+        retention = {k: int(v) if k in ("Days", "Years") else v for k, v in lock["Rule"]["DefaultRetention"].items()}
         s3.put_object_lock_configuration(
             Bucket=name,
             ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": retention}},
