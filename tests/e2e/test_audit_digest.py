@@ -9,15 +9,13 @@ someone holding a platform role could: edit an event, recompute every later hash
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from mlops.audit import anchor_key
 from mlops.audit_digest import digest_key
+from mlops.cli.main import main
 from mlops.local.testing import LocalCloudProcess
 from mlops.registry import Registry
 from tests.integration.registry.test_audit_digest import rechain
@@ -25,14 +23,28 @@ from tests.unit.registry.helpers import audit_items, raw_put
 
 pytestmark = pytest.mark.xdist_group("local-cloud")
 
-MLOPS = str(Path(sys.executable).parent / "mlops")
 CHAIN = "digest-e2e"
 
 
-def mlops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MLOPS, *args], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=300
-    )
+class Run:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def mlops(local_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """``mlops ARGS`` in this process (the real entry point; ``local_env`` points it at the local cloud)."""
+
+    def run(*args: str) -> Run:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
 
 
 def parameter(cloud: LocalCloudProcess, leaf: str) -> str:
@@ -40,7 +52,7 @@ def parameter(cloud: LocalCloudProcess, leaf: str) -> str:
 
 
 def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
-    local_cloud: LocalCloudProcess, local_env: dict[str, str]
+    local_cloud: LocalCloudProcess, mlops: Callable[..., Run]
 ) -> None:
     registry = Registry.for_dynamodb(
         local_cloud.client("dynamodb"),
@@ -62,7 +74,7 @@ def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
     assert original_anchor is not None
 
     # WHEN an operator writes a digest now (the deployed function runs)
-    written = mlops(local_env, "--json", "audit", "digest")
+    written = mlops("--json", "audit", "digest")
     digest = json.loads(written.stdout)
     # (the cloud is shared: another test's chain could be refused; this one must not be)
     assert written.returncode == (1 if digest["refused"] else 0), written.stderr
@@ -76,8 +88,7 @@ def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
     with pytest.raises(s3.exceptions.ClientError, match="PreconditionFailed"):
         s3.put_object(Bucket=bucket, Key=digest["key"], Body=b"{}", IfNoneMatch="*")
     # AND verify passes, naming the anchored seq
-    intact = mlops(local_env, "audit", "verify", "--model", CHAIN)
-    print(f"$ mlops audit digest --json\n{written.stdout}$ mlops audit verify --model {CHAIN}\n{intact.stdout}")
+    intact = mlops("audit", "verify", "--model", CHAIN)
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert f"{CHAIN}: anchored up to seq 5 by digest #{digest['number']}" in intact.stdout
 
@@ -87,13 +98,12 @@ def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
         # THEN the chain and its anchor agree (the tables alone cannot tell)
         assert registry.audit.verify(CHAIN).ok
         # BUT `mlops audit verify` exits 1 naming the chain, the anchored seq and the digest's time
-        caught = mlops(local_env, "audit", "verify", "--model", CHAIN)
-        print(f"$ mlops audit verify --model {CHAIN}\n{caught.stdout}{caught.stderr}")
+        caught = mlops("audit", "verify", "--model", CHAIN)
         assert caught.returncode == 1, caught.stdout + caught.stderr
         assert f"{CHAIN}: rewritten at seq 5: " in caught.stdout and digest["time"] in caught.stdout
         assert f"audit verify: 1 problem(s) in chain(s) {CHAIN}" in caught.stderr
         # AND the next digest refuses to anchor the rewritten chain
-        refused = mlops(local_env, "--json", "audit", "digest")
+        refused = mlops("--json", "audit", "digest")
         assert refused.returncode == 1
         assert CHAIN in [r["chain"] for r in json.loads(refused.stdout)["refused"]]
     finally:
@@ -102,7 +112,7 @@ def test_a_rechained_edit_passes_the_chain_but_not_the_signed_digest(
             raw_put(registry, registry.audit.table, item)
         raw_put(registry, registry.table, original_anchor)
         # and a digest after the refusal, so the newest digest anchors every chain again
-        redigested = mlops(local_env, "--json", "audit", "digest")
+        redigested = mlops("--json", "audit", "digest")
     assert CHAIN not in [r["chain"] for r in json.loads(redigested.stdout)["refused"]], redigested.stderr
-    restored = mlops(local_env, "audit", "verify", "--model", CHAIN)
+    restored = mlops("audit", "verify", "--model", CHAIN)
     assert restored.returncode == 0, restored.stdout + restored.stderr
