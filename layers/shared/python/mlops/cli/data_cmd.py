@@ -11,7 +11,7 @@ import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app, signed_request
 from mlops.cli.models_cmd import open_registry
-from mlops.cli.runs_cmd import print_run, training_state_machine
+from mlops.cli.runs_cmd import check_succeeded, explain, print_run, training_state_machine
 from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError
 from mlops.runs import describe_run, upload_dataset, wait_run
 
@@ -45,8 +45,15 @@ def command() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--model", "-m", required=True, help="The model the data trains (its spec must be stored).")
 @click.option("--name", default=None, help="Object name under datasets/<model>/ (default: the file's name).")
-@click.option("--wait/--no-wait", default=False, help="Wait for the training run to finish and show it.")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    help="Wait for the training run and show it: exit 1 if the data is invalid or the run failed "
+    "(the failed checks, or the failing step, error and cause, are printed).",
+)
+@click.option(
+    "--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait (then exit 3; the run goes on)."
+)
 @click.option(
     "--actor",
     default=None,
@@ -80,13 +87,17 @@ def upload(
         f"  by      {result.uploader}\n"
         f"  run     {result.run_name}   (mlops runs show {result.run_name})"
     )
-    if wait:
-        sfn = session.client("stepfunctions")
-        run = wait_run(sfn, training_state_machine(app), result.run_name, timeout_s=timeout)
-        run = describe_run(sfn, training_state_machine(app), run.arn)
-        data["run"] = run.to_dict()
-        if not app.as_json:
-            click.echo(text)
-            print_run(run)
-            return
-    emit(app, data, text)
+    if not wait:
+        emit(app, data, text)
+        return
+    if not app.as_json:
+        click.echo(text)  # what was stored, before the wait
+    sfn = session.client("stepfunctions")
+    run = wait_run(sfn, training_state_machine(app), result.run_name, timeout_s=timeout)
+    run = explain(app, describe_run(sfn, training_state_machine(app), run.arn))
+    data["run"] = run.to_dict()
+    if app.as_json:
+        emit(app, data)
+    else:
+        print_run(run)
+    check_succeeded(run)  # exit 1 for invalid data or a failed run (the README's table)

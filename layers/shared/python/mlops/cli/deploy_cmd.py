@@ -8,10 +8,11 @@ import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.cli.models_cmd import actor_option, open_registry, resolve_actor
+from mlops.cli.runs_cmd import check_succeeded
 from mlops.deployment import STRATEGIES, execution_name, start_deployment
 from mlops.errors import CheckFailedError, NotFoundError, TransitionError
 from mlops.registry import Status
-from mlops.runs import describe_run, wait_run
+from mlops.runs import describe_run, render_failure, wait_run
 
 
 def deployment_state_machine(app: AppContext) -> str:
@@ -31,7 +32,12 @@ def deployment_state_machine(app: AppContext) -> str:
     help="Override the spec's deployment strategy for this rollout.",
 )
 @click.option("--wait/--no-wait", default=False, help="Wait for the pipeline to finish (exit 1 unless deployed).")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option(
+    "--timeout",
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait with --wait (then exit 3; the pipeline goes on).",
+)
 @actor_option
 @json_option
 @pass_app
@@ -61,6 +67,8 @@ def command(
     run = describe_run(sfn, deployment_state_machine(app), run.arn)
     data["run"] = run.to_dict()
     outcome = (run.output or {}).get("outcome") if isinstance(run.output, dict) else None
-    emit(app, data, f"{name}: {run.status}, outcome {outcome}")
-    if run.status != "SUCCEEDED" or outcome != "deployed":
+    failure = render_failure(run.failure, model=model) if run.failure is not None else []
+    emit(app, data, "\n".join([f"{name}: {run.status}, outcome {outcome}", *failure]))
+    check_succeeded(run, "deployment")  # exit 1 naming the failing step, its error and cause
+    if outcome != "deployed":
         raise CheckFailedError(f"deployment {name} ended {run.status} with outcome {outcome}")

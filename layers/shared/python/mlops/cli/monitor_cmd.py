@@ -9,10 +9,11 @@ import click
 
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.cli.models_cmd import open_registry
-from mlops.errors import CheckFailedError, MlopsError, NotFoundError
+from mlops.cli.runs_cmd import check_succeeded
+from mlops.errors import CheckFailedError, NotFoundError
 from mlops.monitoring import list_monitor_runs, start_monitor_run
 from mlops.registry import check_model_name
-from mlops.runs import describe_run, wait_run
+from mlops.runs import describe_run, render_run, wait_run
 
 
 def monitor_state_machine(app: AppContext) -> str:
@@ -81,7 +82,7 @@ def command() -> None:
     "--html", "html", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save the HTML report here."
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the check finds drift.")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait (then exit 3; the check goes on).")
 @click.option(
     "--distributed",
     is_flag=True,
@@ -114,10 +115,12 @@ def run(
     finished = wait_run(sfn, arn, started["execution_name"], timeout_s=timeout)
     finished = describe_run(sfn, arn, finished.arn)
     output = finished.output or {}
-    if finished.status != "SUCCEEDED":
-        failed = next((s for s in finished.steps if s.status in ("FAILED", "CAUGHT") and s.cause), None)
-        cause = (failed.cause if failed else finished.cause) or ""
-        raise MlopsError(f"drift check {finished.name} {finished.status}: {finished.error or ''} {cause}"[:2000])
+    if finished.status != "SUCCEEDED":  # a failed check run: exit 1, naming the step, error and cause
+        if app.as_json:
+            emit(app, {**started, "run": finished.to_dict()})
+        else:
+            click.echo("\n".join(render_run(finished)))
+        check_succeeded(finished, "drift check")
     plan = output.get("plan") or {}
     if plan.get("mode") == "disabled":
         emit(app, {**started, "verdict": "disabled", "plan": plan}, f"{model}: monitoring is disabled in its spec")

@@ -10,7 +10,7 @@ import click
 from mlops.cli.common import AppContext, emit, json_option, pass_app
 from mlops.errors import CheckFailedError, NotFoundError
 from mlops.registryview import render_candidates
-from mlops.runs import Run, describe_run, list_runs, wait_run
+from mlops.runs import Run, describe_run, list_runs, render_run, wait_run
 
 
 def training_state_machine(app: AppContext) -> str:
@@ -21,37 +21,61 @@ def training_state_machine(app: AppContext) -> str:
 
 
 def print_run(run: Run) -> None:
-    click.echo(f"run {run.name}  [{run.status}]  model {run.model or '?'}")
-    click.echo(f"  started {run.started}  stopped {run.stopped or '-'}")
-    for step in run.steps:
-        notes = []
-        if step.entries > 1:
-            notes.append(f"{step.entries} runs")
-        if step.attempts > max(step.entries, 1):
-            notes.append(f"{step.attempts - max(step.entries, 1)} retried")
-        line = f"  {step.status:<9} {step.name}" + (f" ({', '.join(notes)})" if notes else "")
-        if step.error:
-            line += f": {step.error}: {step.cause or ''}"[:300]
-        click.echo(line)
-    output = run.output or {}
-    if "outcome" in output:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted((output.get("metrics") or {}).items()))
-        click.echo(
-            f"  outcome: {output['outcome']}: {output.get('model')} version {output.get('version')} "
-            f"{output.get('status')}"
-        )
-        if metrics:
-            click.echo(f"  metrics: {metrics}")
-        for reason in output.get("reasons") or []:
-            click.echo(f"  reason:  {reason}")
-        if output.get("card_uri"):
-            click.echo(
-                f"  card:    {output['card_uri']}  (mlops models card {output.get('model')} {output.get('version')})"
-            )
-    elif run.output:
-        click.echo("  output: " + json.dumps(run.output, default=str)[:800])
-    if run.error:
-        click.echo(f"  failed: {run.error}: {run.cause or ''}")
+    """Each step's real state, the outcome, and for a failed run the step, error and cause."""
+    click.echo("\n".join(render_run(run)))
+
+
+def _s3_location(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def explain(app: AppContext, run: Run) -> Run:
+    """Add to a failed run what its execution does not hold: the failed checks of an invalid
+    dataset (read from its validation report in S3) and the registry's ``RUN#<run>`` item that
+    the failure path wrote. What cannot be read is noted, never raised: the run's own story stands."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops.errors import MlopsError
+
+    failure = run.failure
+    if failure is None:
+        return run
+    if failure.report_uri:
+        bucket, key = _s3_location(failure.report_uri)
+        try:
+            body = app.session().client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            report = json.loads(body)
+            failure.checks = [c for c in report.get("checks") or [] if c.get("status") == "failed"]
+        except (ClientError, BotoCoreError, ValueError) as exc:
+            failure.notes.append(f"the validation report could not be read ({exc})")
+    elif run.model:
+        try:
+            from mlops.cli.models_cmd import open_registry
+            from mlops.registry import model_pk
+
+            registry = open_registry(app)
+            item = registry.store.get(registry.table, {"pk": model_pk(run.model), "sk": f"RUN#{run.name}"})
+            if item is not None:
+                failure.recorded = {k: v for k, v in item.items() if k in ("sk", "step", "error", "status")}
+        except (ClientError, BotoCoreError, MlopsError) as exc:
+            failure.notes.append(f"the registry's record of the failure could not be read ({exc})")
+    return run
+
+
+def check_succeeded(run: Run, what: str = "run") -> None:
+    """Exit 1 (a check failed: the README's table) unless ``run`` SUCCEEDED; the message names the
+    failing step and its error."""
+    if run.status == "SUCCEEDED":
+        return
+    failure = run.failure
+    if failure is not None and failure.error == "DatasetInvalid":
+        why = f": the dataset is invalid ({failure.summary or failure.cause}); report {failure.report_uri}"
+    elif failure is not None:
+        why = f" at {failure.step}: {failure.error}: {(failure.cause or '')[:300]}"
+    else:
+        why = f": {run.error}: {run.cause}" if run.error else ""
+    raise CheckFailedError(f"{what} {run.name} ended {run.status}{why}")
 
 
 def run_candidates(app: AppContext, run: Run) -> dict[str, Any] | None:
@@ -87,7 +111,7 @@ def list_cmd(app: AppContext, model: str | None, limit: int) -> None:
 def show(app: AppContext, run: str) -> None:
     """RUN's steps: status, attempts, failure reasons, output, and every search candidate's score
     best first (RUN is a name or an execution ARN)."""
-    found = describe_run(app.session().client("stepfunctions"), training_state_machine(app), run)
+    found = explain(app, describe_run(app.session().client("stepfunctions"), training_state_machine(app), run))
     candidates = run_candidates(app, found)
     if app.as_json:
         emit(app, {**found.to_dict(), "candidates": candidates})
@@ -99,17 +123,17 @@ def show(app: AppContext, run: str) -> None:
 
 @command.command("wait")
 @click.argument("run")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds before giving up (exit 1).")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds before giving up (exit 3; the run goes on).")
 @json_option
 @pass_app
 def wait(app: AppContext, run: str, timeout: float) -> None:
-    """Wait for RUN to finish; exit 0 if it SUCCEEDED, 1 otherwise."""
+    """Wait for RUN to finish; exit 0 if it SUCCEEDED, 1 if it failed (the failing step, error and
+    cause are printed), 3 if it had not finished after --timeout seconds."""
     sfn = app.session().client("stepfunctions")
     found = wait_run(sfn, training_state_machine(app), run, timeout_s=timeout)
-    found = describe_run(sfn, training_state_machine(app), found.arn)
+    found = explain(app, describe_run(sfn, training_state_machine(app), found.arn))
     if app.as_json:
         emit(app, found.to_dict())
     else:
         print_run(found)
-    if found.status != "SUCCEEDED":
-        raise CheckFailedError(f"run {found.name} ended {found.status}")
+    check_succeeded(found)
