@@ -172,6 +172,8 @@ class AuditDigester(Construct):
             timeout=Duration.minutes(5),
         )
         self.function: lambda_.Function = made.function
+        # The ``service`` dimension of its AuditChainsRefused / AuditDigestFailed metrics (the alarm's).
+        self.service_name = made.service_name
         role = made.role.node.default_child
         assert isinstance(role, iam.CfnRole)
         role.role_name = digest_role_name(config)  # the key and bucket policies name it

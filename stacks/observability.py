@@ -6,14 +6,16 @@ per-model series with ``SEARCH`` expressions, which find new models without a re
 
 Alarms (each notifies the platform topic on ALARM and on OK; missing data is not breaching):
 
-==========================  ===================================================================
-``<env>-inference-5xx``     API 5xx answers, Sum over 5 minutes >= ``alarm_server_errors``
-``<env>-inference-errors``  the inference function's ``InternalErrors`` (Sum >= 1 in 5 minutes)
-``<env>-inference-latency`` API latency p99 > ``alarm_latency_p99_ms`` in 3 consecutive minutes
-``<env>-artifact-refused``  a model artifact failed its sha256 check (``ArtifactRefused`` >= 1)
-``<env>-<pipeline>-failed`` a training, deployment or monitoring execution failed or timed out
-``<env>-drift``             a monitor run found drift (``ModelsDrifted`` Maximum >= 1)
-==========================  ===================================================================
+============================  ===================================================================
+``<env>-inference-5xx``       API 5xx answers, Sum over 5 minutes >= ``alarm_server_errors``
+``<env>-inference-errors``    the inference function's ``InternalErrors`` (Sum >= 1 in 5 minutes)
+``<env>-inference-latency``   API latency p99 > ``alarm_latency_p99_ms`` in 3 consecutive minutes
+``<env>-artifact-refused``    a model artifact failed its sha256 check (``ArtifactRefused`` >= 1)
+``<env>-<pipeline>-failed``   a training, deployment or monitoring execution failed or timed out
+``<env>-drift``               a monitor run found drift (``ModelsDrifted`` Maximum >= 1)
+``<env>-audit-chain-broken``  the audit digest refused a chain that no longer extends its last
+                              digested head (``AuditChainsRefused`` Maximum >= 1 in one digest period)
+============================  ===================================================================
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlops.audit_digest import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC
 from stacks.config import EnvironmentConfig
 
 NAMESPACE = "MLOps"
@@ -49,6 +52,9 @@ class Observability(Construct):
         State machines by label (``training``, ``deployment``, ``monitoring``), one failure alarm each.
     monitor_service
         The monitor function's service name; ``None`` leaves out the drift alarm and widgets.
+    audit_digest_service
+        The audit digest function's service name; ``None`` leaves out the audit-chain-broken alarm
+        and the digest widget.
     topic_key
         The topic's KMS key: CloudWatch gets permission to encrypt alarm notifications with it.
 
@@ -72,6 +78,7 @@ class Observability(Construct):
         inference_service: str,
         pipelines: Mapping[str, sfn.IStateMachine],
         monitor_service: str | None = None,
+        audit_digest_service: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -162,6 +169,29 @@ class Observability(Construct):
                 _search_graph("Drift score per model", monitor_service, "DriftScore", "Maximum"),
                 _search_graph("Champion version per model", monitor_service, "ChampionVersion", "Maximum"),
             ]
+        audit_widgets: list[cloudwatch.IWidget] = []
+        if audit_digest_service is not None:
+            # One digest run per period, each publishing both values (0 when all is well), so the
+            # alarm stays in ALARM while the chain stays broken (every run refuses it again).
+            digest_period = Duration.minutes(config.audit_digest_minutes)
+            dims = {"service": audit_digest_service}
+            chains_refused = _metric(NAMESPACE, CHAINS_REFUSED_METRIC, dims, "Maximum", digest_period)
+            digest_failed = _metric(NAMESPACE, DIGEST_FAILED_METRIC, dims, "Maximum", digest_period)
+            self._alarm(
+                "audit-chain-broken",
+                chains_refused,
+                1,
+                "The audit digest function found a chain that no longer extends its last signed digest "
+                "(an event was edited or deleted after it was digested) and refused to advance it. Run "
+                "`mlops audit verify` to name the chain and seq; see docs/operations.md.",
+            )
+            audit_widgets = [
+                cloudwatch.GraphWidget(
+                    title="Audit digests (chains refused, failed runs)",
+                    left=[chains_refused, digest_failed],
+                    width=24,
+                )
+            ]
 
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -186,6 +216,8 @@ class Observability(Construct):
         )
         if drift_search:
             self.dashboard.add_widgets(*drift_search)
+        if audit_widgets:
+            self.dashboard.add_widgets(*audit_widgets)
         runs = [
             metric
             for machine in pipelines.values()

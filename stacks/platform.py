@@ -114,6 +114,7 @@ class PlatformStack(Stack):
             inference_service=service_name(config, "inference"),
             pipelines=pipelines,
             monitor_service=self.monitoring.service_name,
+            audit_digest_service=self.audit_digests.service_name,
         )
 
         Discovery(

@@ -1,20 +1,35 @@
-"""Scheduled (and ``mlops audit digest``): write one signed digest of every audit chain's head."""
+"""Scheduled (and ``mlops audit digest``): write one signed digest of every audit chain's head.
+
+Every run publishes ``AuditChainsRefused`` (how many chains no longer extend their last digested
+head) and ``AuditDigestFailed`` (1 when no digest was written) in the MLOps namespace on this
+function's ``service`` dimension; the alarm ``mlops-<env>-audit-chain-broken`` pages on the first.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.audit_digest import write_digest_from_env
+from mlops.audit_digest import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC, write_digest_from_env
 
 logger = Logger()
+metrics = Metrics()  # namespace POWERTOOLS_METRICS_NAMESPACE, dimension service=POWERTOOLS_SERVICE_NAME
 
 
+@metrics.log_metrics  # flushes on failure too: a failed run still publishes AuditDigestFailed
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = write_digest_from_env()
+    try:
+        summary = write_digest_from_env()
+    except Exception:
+        metrics.add_metric(name=DIGEST_FAILED_METRIC, unit=MetricUnit.Count, value=1)
+        logger.exception("audit digest not written")
+        raise
+    metrics.add_metric(name=DIGEST_FAILED_METRIC, unit=MetricUnit.Count, value=0)
+    metrics.add_metric(name=CHAINS_REFUSED_METRIC, unit=MetricUnit.Count, value=len(summary["refused"]))
     if summary["refused"]:
         # `mlops audit verify` reports these too; the digest keeps each refused chain's last verified head.
         logger.error("audit chains not advanced", extra={"refused": summary["refused"], "digest": summary["number"]})

@@ -96,7 +96,12 @@ def test_pipeline_failure_alarms_count_failed_and_timed_out(synthesized: Synthes
 
 def test_cloudwatch_may_encrypt_notifications_with_the_topic_key(synthesized: Synthesized) -> None:
     template = synthesized.template_json("dev", "stateful")
-    [key] = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    # (the data key; the other key in the stack is the audit signing key, which never meets SNS)
+    [key] = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::KMS::Key" and r["Properties"].get("KeyUsage", "ENCRYPT_DECRYPT") == "ENCRYPT_DECRYPT"
+    ]
     statements = key["Properties"]["KeyPolicy"]["Statement"]
     # THEN the key policy lets the CloudWatch service use the key (and nothing broader)
     [statement] = [s for s in statements if s.get("Sid") == "CloudWatchAlarmNotifications"]
@@ -113,3 +118,40 @@ def test_dashboard_draws_every_model_with_search_and_lists_alarms(synthesized: S
     assert "SEARCH(" in body and "mlops-dev-inference" in body
     for title in ("API latency p50 / p99 (ms)", "Pipeline failures", "Alarms", "Errors"):
         assert title in body, title
+
+
+def test_a_refused_audit_chain_pages_through_the_topic(synthesized: Synthesized) -> None:
+    # GIVEN dev and prod
+    for env in ("dev", "prod"):
+        template = synthesized.template_json(env, "platform")
+        alarm = _alarms(template)[f"mlops-{env}-audit-chain-broken"]
+        # THEN the alarm watches the digest function's AuditChainsRefused on its own service dimension
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+            "MLOps",
+            "AuditChainsRefused",
+            "Maximum",
+        )
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": f"mlops-{env}-audit-digest"}]
+        # AND fires at one refused chain, in one period as long as the digest schedule's
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        minutes = synthesized.stages[env].config.audit_digest_minutes
+        assert alarm["Period"] == 60 * minutes and alarm["EvaluationPeriods"] == 1
+        # AND pages the platform topic (and says OK again), missing data not breaching
+        topic = _topic_ref(template)
+        assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
+        assert alarm["TreatMissingData"] == "notBreaching"
+        # AND the metric's service is the one the digest function runs as
+        services = {
+            r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::Lambda::Function" and "Environment" in r["Properties"]
+        }
+        assert f"mlops-{env}-audit-digest" in services
+    # AND the dev dashboard draws refused chains and failed digest runs
+    [dashboard] = [
+        r["Properties"]
+        for r in synthesized.template_json("dev", "platform")["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Dashboard"
+    ]
+    body = json.dumps(dashboard["DashboardBody"])
+    assert "AuditChainsRefused" in body and "AuditDigestFailed" in body
