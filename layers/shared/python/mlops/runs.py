@@ -321,6 +321,7 @@ def parse_history(events: list[dict[str, Any]]) -> tuple[list[Step], list[_Visit
     """
     visit_of: dict[int, _Visit] = {}
     iteration_of: dict[int, int | None] = {}
+    kind_of: dict[int, str] = {}
     visits: list[_Visit] = []
     last: _Visit | None = None
     for event in events:
@@ -328,6 +329,7 @@ def parse_history(events: list[dict[str, Any]]) -> tuple[list[Step], list[_Visit
         eid = int(event.get("id") or 0)
         prev = int(event.get("previousEventId") or 0)
         details = _details(event)
+        kind_of[eid] = kind
         here = visit_of.get(prev, last)
         iteration = iteration_of.get(prev)
         if kind.endswith("StateEntered"):
@@ -335,7 +337,8 @@ def parse_history(events: list[dict[str, Any]]) -> tuple[list[Step], list[_Visit
             # a state entered from inside an open Map/Parallel runs in it; after a state exits, beside it
             parent = None
             if here is not None:
-                parent = here if here.kind in _CONTAINERS and here.ended is None else here.parent
+                opens = kind_of.get(prev) in ("MapIterationStarted", "ParallelStateStarted")
+                parent = here if here.kind in _CONTAINERS and (opens or here.ended is None) else here.parent
             visit = _Visit(
                 name=str(details.get("name")),
                 kind=state_kind,

@@ -70,7 +70,8 @@ def check_succeeded(run: Run, what: str = "run") -> None:
         return
     failure = run.failure
     if failure is not None and failure.error == "DatasetInvalid":
-        why = f": the dataset is invalid ({failure.summary or failure.cause}); report {failure.report_uri}"
+        summary = str(failure.summary or failure.cause or "").removeprefix("invalid: ")
+        why = f": the dataset is invalid ({summary}); report {failure.report_uri}"
     elif failure is not None:
         why = f" at {failure.step}: {failure.error}: {(failure.cause or '')[:300]}"
     else:
