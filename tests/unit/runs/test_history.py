@@ -210,3 +210,15 @@ def test_a_succeeded_run_has_no_failure_and_a_wait_that_gives_up_exits_3() -> No
     run = run_of(events, status="SUCCEEDED")
     assert run.failure is None and [s.status for s in run.steps] == ["SUCCEEDED"]
     assert issubclass(WaitTimeoutError, MlopsError) and WaitTimeoutError.exit_code == 3
+
+
+def test_a_run_timed_out_mid_step_names_that_step() -> None:
+    events = [
+        _event(1, 0, "ExecutionStarted"),
+        _event(2, 1, "TaskStateEntered", name="Validate", input="{}"),
+        _event(3, 2, "TaskScheduled"),
+        _event(4, 3, "ExecutionTimedOut"),
+    ]
+    run = run_of(events, status="TIMED_OUT")
+    assert [(s.name, s.status) for s in run.steps] == [("Validate", "ABORTED")]
+    assert run.failure is not None and (run.failure.step, run.failure.error) == ("Validate", "TIMED_OUT")

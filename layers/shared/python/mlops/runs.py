@@ -497,8 +497,14 @@ def explain_failure(run: Run, visits: list[_Visit]) -> Failure | None:
             iterations=container.iterations if container is not None else None,
             attempts=first.attempts,
         )
+    # no state failed: a Fail state ended it, or the execution timed out or was stopped mid-step
     ended = next((v for v in reversed(visits) if v.kind == "Fail"), None)
-    return Failure(step=ended.name if ended else "-", error=run.error, cause=cause_message(run.cause))
+    ended = ended or next((v for v in reversed(visits) if v.status in ("ABORTED", "RUNNING")), None)
+    return Failure(
+        step=ended.name if ended else "-",
+        error=run.error or (run.status if run.status != "FAILED" else None),
+        cause=cause_message(run.cause),
+    )
 
 
 def _within(visit: _Visit, name: str) -> bool:
