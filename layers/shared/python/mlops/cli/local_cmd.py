@@ -197,14 +197,86 @@ def status(app: AppContext, endpoint: str | None) -> None:
     emit(app, result, text)
 
 
+def _free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# Where a kept demo cloud says how to reach it (relative to the directory `make demo` runs in).
+KEPT_DIR = Path(".build") / "local"
+
+
+def _write_kept(cloud: Any, directory: Path) -> Path:
+    """``env.sh`` (PATH, endpoint, keys, named profiles) and ``cloud.json`` (pid) for other shells."""
+    from mlops.local.cloud import CREDENTIALS, write_profiles
+
+    directory.mkdir(parents=True, exist_ok=True)
+    profiles = write_profiles(directory / "aws", endpoint_url=cloud.endpoint_url, region=cloud.region)
+    env = {
+        "AWS_ENDPOINT_URL": cloud.endpoint_url,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS[0],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1],
+        "AWS_DEFAULT_REGION": cloud.region,
+        **profiles,
+    }
+    script = directory / "env.sh"
+    script.write_text(
+        "# Written by `mlops local demo --keep`: `source` it to use the kept local cloud from another shell.\n"
+        f'export PATH="{Path(sys.executable).parent}:$PATH"\n' + "".join(f"export {k}={v}\n" for k, v in env.items())
+    )
+    (directory / "cloud.json").write_text(
+        json.dumps({"pid": os.getpid(), "endpoint_url": cloud.endpoint_url, "api_url": cloud.api_url, "env": env})
+    )
+    return script
+
+
+def _kept_help(cloud: Any, script: Path, model: str) -> str:
+    local = "" if cloud.endpoint_url == LOCAL_ENDPOINT else f" (or: export AWS_ENDPOINT_URL={cloud.endpoint_url})"
+    return "\n".join(
+        [
+            "",
+            f"The local cloud keeps running with the demo's state at {cloud.endpoint_url} (API {cloud.api_url}).",
+            "In another shell, from this directory:",
+            f"  source {script}    # puts `mlops` on PATH and points it at this cloud{local}",
+            f"  mlops runs list --model {model}",
+            f"  mlops models show {model}",
+            f"  mlops audit verify --model {model}",
+            f"  mlops --profile scientist data upload FILE.csv --model {model} --wait"
+            "   # profiles: scientist, approver, operator",
+            'The README\'s "First hour" section walks through the rest.',
+            "Stop it with Ctrl-C here, or `mlops local down` from another shell.",
+        ]
+    )
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (Ctrl-C here, or `mlops local down`)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 @command.command("demo")
 @_assembly
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="AWS endpoint port (0 picks a free one).",
+    default=None,
+    help="AWS endpoint port (default: a free one; with --keep 4566 when it is free).",
 )
 @_real_time
 @click.option(
@@ -215,23 +287,84 @@ def status(app: AppContext, endpoint: str | None) -> None:
     show_default=True,
     help="Give up waiting for the pipeline after this many seconds.",
 )
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Leave the local cloud running with the demo's state until Ctrl-C (or `mlops local down`).",
+)
 @json_option
 @pass_app
-def demo(app: AppContext, assembly: Path, port: int, real_time: bool, timeout_s: int) -> None:
-    """Start the local cloud, run the scenario with the example spec and print what happened."""
-    from mlops.local.cloud import LocalCloud
-    from mlops.local.scenario import ScenarioError, run_scenario
+def demo(app: AppContext, assembly: Path, port: int | None, real_time: bool, timeout_s: int, keep: bool) -> None:
+    """Start the local cloud, run the scenario with the example spec and print what happened.
 
+    Progress (what is being waited for, for how long) goes to standard error; each step's result
+    and the closing summary to standard output.
+    """
+    from mlops.cli.progress import Progress
+    from mlops.local.cloud import LocalCloud
+    from mlops.local.scenario import MODEL, ScenarioError, run_scenario, settle
+
+    if port is None:
+        port = 4566 if keep and _free("127.0.0.1", 4566) and _free("127.0.0.1", 4567) else 0
+    progress = Progress(enabled=not app.as_json)
     options = _options(assembly, port, None, real_time, 0.01, False, False, None)
     options.stack_prefix = _stack_prefix(assembly, app.environment)
-    with LocalCloud(options) as cloud:
+    cloud = LocalCloud(options)
+    try:
+        with progress.phase("starting the local cloud (the synthesized stacks on moto)", done=False):
+            cloud.start()
         if not app.as_json:
             click.echo(
                 f"local cloud up in {cloud.startup_seconds:.1f} s at {cloud.endpoint_url} "
                 f"(API {cloud.api_url}); stacks: {', '.join(cloud.stack_names)}"
             )
         try:
-            report = run_scenario(cloud, timeout_s=timeout_s, echo=None if app.as_json else click.echo)
+            report = run_scenario(
+                cloud, timeout_s=timeout_s, echo=None if app.as_json else click.echo, progress=progress
+            )
         except ScenarioError as exc:
             raise MlopsError(f"demo failed: {exc}") from exc
-    emit(app, report, report.get("summary", ""))
+        emit(app, report, report.get("footer", report.get("summary", "")))
+        if keep:
+            settle(cloud, timeout_s=timeout_s, echo=None if app.as_json else click.echo, progress=progress)
+            script = _write_kept(cloud, KEPT_DIR.resolve())
+            if not app.as_json:
+                click.echo(_kept_help(cloud, KEPT_DIR / script.name, MODEL))
+            sys.stdout.flush()
+            _wait_for_signal()
+            click.echo("stopping the local cloud", err=True)
+    finally:
+        cloud.stop()
+        if keep:
+            for name in ("cloud.json", "env.sh"):
+                (KEPT_DIR / name).unlink(missing_ok=True)
+
+
+@command.command("down")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+@pass_app
+def down(app: AppContext, timeout_s: float) -> None:
+    """Stop the local cloud that `mlops local demo --keep` (or `make demo KEEP=1`) left running here."""
+    import signal
+    import time
+
+    state = KEPT_DIR / "cloud.json"
+    if not state.is_file():
+        raise MlopsError(f"no kept local cloud here ({state} is missing); `mlops local demo --keep` writes it")
+    found = json.loads(state.read_text())
+    pid = int(found["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        state.unlink(missing_ok=True)
+        click.echo(f"the kept local cloud (pid {pid}) had already stopped")
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            click.echo(f"stopped the local cloud at {found['endpoint_url']} (pid {pid})")
+            return
+        time.sleep(0.2)
+    raise MlopsError(f"the local cloud (pid {pid}) did not stop within {timeout_s:.0f} s")

@@ -44,10 +44,16 @@ class ScenarioContext:
     echo: Callable[[str], None] | None = None
     model: str = MODEL
     facts: dict[str, Any] = field(default_factory=dict)  # what steps learned, for later steps
+    phase: Any = None  # the running step's progress line (mlops.cli.progress.Phase), if shown
 
     def say(self, text: str) -> None:
         if self.echo:
             self.echo(text)
+
+    def status(self, text: str) -> None:
+        """What the running step is waiting for now (its progress line)."""
+        if self.phase is not None:
+            self.phase.update(text)
 
     def client(self, service: str) -> Any:
         return self.cloud.client(service)
@@ -194,18 +200,57 @@ def upload_dataset(ctx: ScenarioContext) -> str:
     )
 
 
+def _current_steps(run: Any) -> str:
+    """The steps a run is in now (``TrainCandidate x4``), else the last one it entered."""
+    running: dict[str, int] = {}
+    for s in run.steps:
+        if s.status == "RUNNING":
+            running[s.name] = running.get(s.name, 0) + 1
+    if running:
+        return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in running.items())
+    return run.steps[-1].name if run.steps else "starting"
+
+
+def wait_for_run(ctx: ScenarioContext, run_name: str, *, poll_s: float = 0.3) -> dict[str, Any]:
+    """Wait for a training run to finish, showing its current step; its ``runs show --json``.
+
+    Raises
+    ------
+    ScenarioError
+        The run did not finish within ``ctx.timeout_s``.
+    """
+    from mlops.errors import NotFoundError
+    from mlops.runs import describe_run
+
+    sfn = ctx.client("stepfunctions")
+    arn = ctx.platform().training_state_machine_arn
+    deadline = time.monotonic() + ctx.timeout_s
+    while True:
+        try:
+            run = describe_run(sfn, arn, run_name)
+        except NotFoundError:
+            run = None
+        if run is not None and run.finished:
+            break
+        if time.monotonic() > deadline:
+            state = run.status if run is not None else "not started"
+            raise ScenarioError(f"run {run_name} still {state} after {ctx.timeout_s:.0f} s")
+        ctx.status(f"run {run_name[:18]}...: {_current_steps(run) if run is not None else 'starting'}")
+        time.sleep(poll_s)
+    shown: dict[str, Any] = ctx.cli("runs", "show", run_name)
+    return shown
+
+
 @step("pipeline")
 def wait_for_pipeline(ctx: ScenarioContext) -> str:
     upload = ctx.facts["upload"]
     started = time.time()
-    try:
-        run = ctx.cli("runs", "wait", upload["run_name"], "--timeout", str(int(ctx.timeout_s)))
-    except ScenarioError:
-        run = ctx.cli("runs", "show", upload["run_name"])
+    run = wait_for_run(ctx, upload["run_name"])
+    if run["status"] != "SUCCEEDED":
         raise ScenarioError(
             f"training run {run['name']} ended {run['status']}: {run.get('error')}: "
             f"{str(run.get('cause'))[:600]}{_failed_steps(run)} (steps: {_steps_line(run)})"
-        ) from None
+        )
     output = run.get("output") or {}
     ctx.facts.update(run=run, version=output.get("version"))
     metrics = output.get("metrics") or {}
@@ -221,9 +266,7 @@ def wait_for_pipeline(ctx: ScenarioContext) -> str:
 def upload_bad_dataset(ctx: ScenarioContext) -> str:
     path = _example_file(ctx, f"{ctx.model}-bad.csv", rows=2000, seed=7, corrupt=True)
     result = ctx.cli("data", "upload", str(path), "--model", ctx.model, identity="scientist")
-    with contextlib.suppress(ScenarioError):  # expected: the run ends FAILED with DatasetInvalid
-        ctx.cli("runs", "wait", result["run_name"], "--timeout", str(int(ctx.timeout_s)))
-    run = ctx.cli("runs", "show", result["run_name"])
+    run = wait_for_run(ctx, result["run_name"])  # expected: the run ends FAILED with DatasetInvalid
     if run["error"] != "DatasetInvalid":
         raise ScenarioError(
             f"a corrupted dataset should end DatasetInvalid, got {run['status']} {run['error']}"
@@ -409,8 +452,18 @@ def _load_extensions() -> None:
                 raise
 
 
-def run_scenario(cloud: Any, *, timeout_s: float = 600, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run every registered step in order; return ``{"steps": [...], "summary": text}``.
+def run_scenario(
+    cloud: Any,
+    *,
+    timeout_s: float = 600,
+    echo: Callable[[str], None] | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Run every registered step in order; return ``{"steps": [...], "summary": text, "footer": text}``.
+
+    ``echo`` gets each step's line when it ends; ``progress`` (a :class:`mlops.cli.progress.Progress`)
+    shows the running step and what it waits for. ``summary`` has every step's line, ``footer`` only
+    the totals (what follows the lines already echoed).
 
     Raises
     ------
@@ -424,19 +477,56 @@ def run_scenario(cloud: Any, *, timeout_s: float = 600, echo: Callable[[str], No
     for s in STEPS:
         t0 = time.time()
         try:
-            line = s.run(ctx)
+            if progress is not None:
+                with progress.phase(f"step {s.name}", done=False) as ctx.phase:
+                    line = s.run(ctx)
+            else:
+                line = s.run(ctx)
         except ScenarioError as exc:
             raise ScenarioError(f"step {s.name}: {exc}") from exc
-        results.append({"step": s.name, "result": line, "seconds": round(time.time() - t0, 2)})
-        ctx.say(f"  [{s.name}] {line}")
+        finally:
+            ctx.phase = None
+        seconds = round(time.time() - t0, 2)
+        results.append({"step": s.name, "result": line, "seconds": seconds})
+        ctx.say(f"  {s.name:<10} {line}  ({seconds:.1f} s)")
     invocations = cloud.runtime.invocations if cloud.runtime else []
     errors = sum(1 for i in invocations if not i["ok"])
-    summary = "\n".join(
-        [
-            f"demo finished in {time.time() - started:.1f} s ({len(results)} steps)",
-            *(f"  {r['step']:<10} {r['result']}" for r in results),
-            f"  functions: {len(invocations)} invocations ({errors} errors); event deliveries: "
-            f"{len(cloud.dispatcher.deliveries)}",
-        ]
-    )
-    return {"steps": results, "summary": summary, "startup_seconds": round(cloud.startup_seconds, 2)}
+    footer = [
+        f"demo finished in {time.time() - started:.1f} s ({len(results)} steps)",
+        f"  functions: {len(invocations)} invocations ({errors} errors); event deliveries: "
+        f"{len(cloud.dispatcher.deliveries)}",
+    ]
+    summary = "\n".join([footer[0], *(f"  {r['step']:<10} {r['result']}" for r in results), footer[1]])
+    return {
+        "steps": results,
+        "summary": summary,
+        "footer": "\n".join(footer),
+        "startup_seconds": round(cloud.startup_seconds, 2),
+    }
+
+
+def settle(
+    cloud: Any, *, timeout_s: float = 600, echo: Callable[[str], None] | None = None, progress: Any = None
+) -> list[dict[str, Any]]:
+    """Wait for the training runs still going (the retraining the drift check started); their outcomes.
+
+    A kept cloud (``mlops local demo --keep``) is handed over once nothing runs in the background,
+    so the next version number a person's own upload gets does not depend on a race.
+    """
+    ctx = ScenarioContext(cloud=cloud, timeout_s=timeout_s, echo=echo)
+    arn = ctx.platform().training_state_machine_arn
+    running = ctx.client("stepfunctions").list_executions(stateMachineArn=arn, statusFilter="RUNNING")
+    settled = []
+    for execution in running.get("executions", []):
+        name = execution["name"]
+        if progress is not None:
+            with progress.phase("a run still going", done=False) as ctx.phase:
+                run = wait_for_run(ctx, name)
+        else:
+            run = wait_for_run(ctx, name)
+        output = run.get("output") or {}
+        outcome = output.get("outcome") or run.get("error")
+        version = f": version {output['version']} {output.get('status')}" if output.get("version") else ""
+        ctx.say(f"  {'settled':<10} run {name} {run['status']} ({outcome}){version}")
+        settled.append(run)
+    return settled
