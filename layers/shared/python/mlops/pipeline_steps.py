@@ -788,8 +788,10 @@ def record_failure(
     event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
     """A failed run: one RUN item in the registry and one audit event, written together."""
+    import contextlib
+
     from mlops.registry import model_pk
-    from mlops.tables import Put
+    from mlops.tables import Condition, ConditionFailedError, Put
 
     services = services or Services.from_env()
     upload = event.get("upload") or {}
@@ -811,13 +813,15 @@ def record_failure(
         "status": "FAILED",
         **{k: v for k, v in record.items() if v is not None},
     }
-    services.registry.audit.append(
-        model,
-        actor=PIPELINE_ACTOR,
-        action="pipeline.failed",
-        subject=f"run/{event.get('execution_name')}",
-        after=record,
-        request_id=request_id,
-        with_ops=[Put(services.registry.table, run)],
-    )
+    # one RUN item per execution: a retried RecordFailure (its answer lost) writes nothing twice
+    with contextlib.suppress(ConditionFailedError):
+        services.registry.audit.append(
+            model,
+            actor=PIPELINE_ACTOR,
+            action="pipeline.failed",
+            subject=f"run/{event.get('execution_name')}",
+            after=record,
+            request_id=request_id,
+            with_ops=[Put(services.registry.table, run, Condition(item_exists=False))],
+        )
     return {"recorded": True, **record}
