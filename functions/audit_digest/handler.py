@@ -29,6 +29,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.exception("audit digest not written")
         raise
     metrics.add_metric(name=DIGEST_FAILED_METRIC, unit=MetricUnit.Count, value=0)
+    if summary.get("skipped"):  # overlapping runs kept winning the race: theirs anchor the heads
+        logger.warning("audit digest not written: other runs wrote first", extra=summary)
+        return summary
     metrics.add_metric(name=CHAINS_REFUSED_METRIC, unit=MetricUnit.Count, value=len(summary["refused"]))
     if summary["refused"]:
         # `mlops audit verify` reports these too; the digest keeps each refused chain's last verified head.

@@ -25,6 +25,7 @@ from mlops.audit_digest import (
     digest_key,
     seal,
     write_digest,
+    write_digest_racing,
 )
 from mlops.errors import CheckFailedError, ConflictError
 from mlops.registry import Registry
@@ -372,3 +373,36 @@ def test_in_compliance_mode_not_even_the_governance_bypass_deletes_a_digest(regi
         )
     head = s3.head_object(Bucket="mlops-prod-audit-digests", Key=stored.key, VersionId=stored.versions[0])
     assert head["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_a_run_that_loses_the_race_chains_to_the_winner_instead_of_failing(registry: Registry, anchor) -> None:
+    # GIVEN a digest run that reads the newest digest, then another run stores the same number first
+    store, signer = anchor
+    append(registry, 2)
+    write_digest(registry.audit, store, signer)
+
+    class Overlapped(DigestStore):
+        raced = False
+
+        def put(self, key: str, data: bytes) -> str:
+            if not self.raced:  # the other run wins this number between our read and our write
+                self.raced = True
+                write_digest(registry.audit, store, signer)
+            return super().put(key, data)
+
+    # WHEN the slow run writes
+    summary = write_digest_racing(registry.audit, Overlapped(store.client, store.bucket), signer, bucket=store.bucket)
+    # THEN it lost once, re-read the winner's digest and chained its own on top: #3 after #2, all verify
+    assert summary["number"] == 3 and not summary.get("skipped")
+    assert check(registry, anchor).ok
+
+    # AND a run that loses every race stops without error, writing nothing
+    class AlwaysLate(DigestStore):
+        def put(self, key: str, data: bytes) -> str:
+            write_digest(registry.audit, store, signer)
+            return super().put(key, data)
+
+    before = len(store.newest(0))
+    late = write_digest_racing(registry.audit, AlwaysLate(store.client, store.bucket), signer, bucket=store.bucket)
+    assert late["skipped"] and "written by someone else first" in late["reason"]
+    assert len(store.newest(0)) == before + 3 and check(registry, anchor).ok

@@ -423,8 +423,26 @@ def write_digest_from_env(*, session: Any = None) -> dict[str, Any]:
         session.client("dynamodb"), audit_table=platform.audit_table, registry_table=platform.registry_table
     )
     store = DigestStore(session.client("s3"), platform.audit_digest_bucket)
-    digest = write_digest(trail, store, KmsSigner(session.client("kms"), platform.audit_signing_key_arn))
-    return digest_summary(digest, platform.audit_digest_bucket)
+    signer = KmsSigner(session.client("kms"), platform.audit_signing_key_arn)
+    return write_digest_racing(trail, store, signer, bucket=platform.audit_digest_bucket)
+
+
+def write_digest_racing(
+    trail: AuditTrail, store: DigestStore, signer: Signer, *, bucket: str, attempts: int = 3
+) -> dict[str, Any]:
+    """Write a digest; when another run stored the same number first, chain to theirs and try again.
+
+    Two scheduled runs can overlap (a slow run, a retried invocation, ``mlops audit digest`` beside
+    the schedule). The loser re-reads the newest digest and digests again on top of it; after
+    ``attempts`` lost races it stops without error (``skipped``): the winners' digests anchor the
+    same heads or newer ones, and the next run digests whatever came after.
+    """
+    for _ in range(attempts):
+        try:
+            return digest_summary(write_digest(trail, store, signer), bucket)
+        except ConflictError as exc:
+            lost = str(exc)
+    return {"skipped": True, "reason": lost, "bucket": bucket}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -135,6 +135,9 @@ def digest(app: AppContext) -> None:
     if response.get("FunctionError") or not isinstance(payload, dict):
         message = payload.get("errorMessage") if isinstance(payload, dict) else payload
         raise MlopsError(f"the audit digest function failed: {message}")
+    if payload.get("skipped"):
+        emit(app, payload, f"no digest written: {payload.get('reason')} (the digests written first anchor the heads)")
+        return
     lines = [f"digest #{payload['number']} of {payload['time']}: {payload['chains']} chain(s) anchored"]
     lines += [f"{r['chain']}: refused: {r['reason']}" for r in payload.get("refused", [])]
     emit(app, payload, "\n".join(lines))
