@@ -297,6 +297,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def capture_row(values: Mapping[str, Any], spec: ModelSpec, label: Any) -> list[str]:
+    """One captured record (its ``input``) and its label as the CSV cells of a dataset row, in spec order.
+
+    Each cell reads back as the value the request held, as validation, profiling and training
+    read a dataset (a bool as ``true``/``false``, a category that looks like a number as its text).
+    """
+    return [_cell(values.get(name)) for name in spec.feature_names] + [_cell(label)]
+
+
 def _label_files(s3: Any, bucket: str, model: str, start: datetime, end: datetime) -> list[tuple[str, datetime | None]]:
     """(key, last modified) of the label files uploaded from ``start``'s day to ``end``."""
     from mlops.labels import label_prefixes
@@ -378,9 +387,7 @@ def _labelled_rows(
             continue
         if key not in labels or key in joined:
             continue
-        values = record["input"]
-        row = [_cell(values.get(name)) for name in spec.feature_names] + [_cell(labels[key])]
-        joined[key] = (str(record.get("at") or ""), row)
+        joined[key] = (str(record.get("at") or ""), capture_row(record["input"], spec, labels[key]))
     ordered = sorted(joined.items(), key=lambda item: (item[1][0], item[0]))
     return [row for _, (_, row) in ordered], len(keys), notes
 

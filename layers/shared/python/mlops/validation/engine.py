@@ -443,9 +443,21 @@ class Validator:
             values = series.to_numpy()[keep]
             self._unique(column, values, rows[keep], values)
         reference = column.reference
-        if reference is not None and reference.categorical is not None and not reference.categorical.truncated:
+        if (
+            reference is not None
+            and reference.categorical is not None
+            and not reference.categorical.truncated
+            and not _identifier(column, reference)
+        ):
             known = list(reference.categorical.frequencies)
-            unseen = ~series.isin(known).to_numpy()
+            if kind is FeatureType.BOOL and codes is not None and uniques is not None:
+                # The profile keeps a boolean's canonical text ("true"/"false"), whatever spelling
+                # the file used ("True", "1", "yes"): compare that; non-booleans fail column.type.
+                ok, truth = coerce.booleans(uniques)
+                labels = np.where(truth, "true", "false")
+                unseen = _bad_codes(codes, ~ok | np.isin(labels, known))
+            else:
+                unseen = ~series.isin(known).to_numpy()
             if null is not None:
                 unseen &= ~null
             self.tally(column, "new_categories").add(unseen, rows, _Lazy(series))
@@ -923,6 +935,18 @@ class _CodesView:
     def __getitem__(self, index: int) -> Any:
         code = int(self._codes[int(index)])
         return None if code < 0 else self._uniques[code]
+
+
+def _identifier(column: _Column, reference: ColumnProfile) -> bool:
+    """An identifier's values are new by nature: a ``unique`` column, or free text (``string``) whose
+    reference values were almost all distinct (as drift leaves identifier-like columns unmonitored)."""
+    if column.seen is not None:
+        return True
+    stats = reference.categorical
+    if column.type is not FeatureType.STRING or stats is None:
+        return False
+    counted = sum(stats.frequencies.values()) + stats.other_count
+    return counted >= 50 and stats.distinct > 0.5 * counted
 
 
 def _bad_codes(codes: np.ndarray, ok: np.ndarray) -> np.ndarray:
