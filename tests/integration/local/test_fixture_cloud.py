@@ -164,6 +164,23 @@ def test_schedule_rule_fires_on_demand_by_logical_id(cloud: LocalCloudProcess) -
     assert attempt["error"] is None and json.loads(attempt["payload"])["echo"] == {"scheduled": True}
 
 
+def test_a_schedule_rule_gets_no_bus_events(cloud: LocalCloudProcess) -> None:
+    # GIVEN a schedule rule (no event pattern) on the default bus
+    rules = {physical(cloud, "NightlyRule"), "NightlyRule"}
+
+    def scheduled() -> int:
+        return sum(1 for d in cloud.status()["deliveries"] if d["rule"] in rules)
+
+    before = scheduled()
+    # WHEN events are put on the bus
+    events = cloud.client("events")
+    for i in range(3):
+        events.put_events(Entries=[{"Source": "test", "DetailType": f"bus-event-{i}", "Detail": "{}"}])
+    time.sleep(1.5)
+    # THEN none is delivered to the schedule rule's target, as on AWS (moto's empty pattern matches all)
+    assert scheduled() == before
+
+
 def _request(
     url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
 ) -> tuple[int, dict[str, Any]]:
