@@ -9,12 +9,12 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.approval import SelfApprovalError
+from mlops.apierrors import answer_errors_as_json
 from mlops.deployment import approve_from_api
-from mlops.errors import ConflictError, InputError, MlopsError, NotFoundError
+from mlops.errors import InputError
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -61,33 +61,7 @@ def reject(model: str, version: str) -> dict[str, Any]:
     return _decide(model, version, "reject")
 
 
-def _error(status: int, exc: Exception) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": str(exc)})
-
-
-@app.exception_handler(SelfApprovalError)
-def _forbidden(exc: SelfApprovalError) -> Response:
-    return _error(403, exc)
-
-
-@app.exception_handler(NotFoundError)
-def _not_found(exc: NotFoundError) -> Response:
-    return _error(404, exc)
-
-
-@app.exception_handler(ConflictError)
-def _conflict(exc: ConflictError) -> Response:
-    return _error(409, exc)
-
-
-@app.exception_handler(InputError)
-def _bad_request(exc: InputError) -> Response:
-    return _error(400, exc)
-
-
-@app.exception_handler(MlopsError)
-def _refused(exc: MlopsError) -> Response:
-    return _error(409, exc)
+answer_errors_as_json(app)
 
 
 @logger.inject_lambda_context

@@ -14,8 +14,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops.apierrors import answer_errors_as_json
 from mlops.datasets import authorize_upload
-from mlops.errors import ConflictError, InputError, MlopsError, NotFoundError
+from mlops.errors import InputError
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -90,28 +91,7 @@ def create_upload(model: str) -> Response:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=granted)
 
 
-def _error(status: int, exc: Exception) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": str(exc)})
-
-
-@app.exception_handler(NotFoundError)
-def _not_found(exc: NotFoundError) -> Response:
-    return _error(404, exc)
-
-
-@app.exception_handler(ConflictError)
-def _conflict(exc: ConflictError) -> Response:
-    return _error(409, exc)
-
-
-@app.exception_handler(InputError)
-def _bad_request(exc: InputError) -> Response:
-    return _error(400, exc)
-
-
-@app.exception_handler(MlopsError)
-def _refused(exc: MlopsError) -> Response:
-    return _error(409, exc)
+answer_errors_as_json(app)
 
 
 @logger.inject_lambda_context

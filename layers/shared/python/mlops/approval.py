@@ -47,6 +47,8 @@ Decision = Literal["approve", "reject"]
 class SelfApprovalError(CheckFailedError):
     """The four-eyes rule: whoever uploaded the training data may not approve the candidate."""
 
+    http_status = 403
+
 
 class UnverifiedUploaderError(SelfApprovalError):
     """The four-eyes rule cannot be checked: nobody verified who uploaded the training data."""

@@ -1,7 +1,8 @@
-"""Errors the platform raises on purpose. Each carries the CLI exit code it maps to.
+"""Errors the platform raises on purpose. Each carries the CLI exit code and the HTTP status it maps to.
 
 Exit codes (the CLI contract): 0 success, 1 a check failed, 2 bad usage or unreadable input,
-3 a cloud or resource error.
+3 a cloud or resource error. HTTP statuses (the control APIs: uploads, approvals): 400 bad input,
+403 refused by a rule about who may act, 404 not found, 409 any other deliberate refusal.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ class MlopsError(Exception):
     """Base of every deliberate error; its message is meant for a person."""
 
     exit_code = 3
+    http_status = 409
 
 
 class InputError(MlopsError):
     """Input that cannot be read or understood: a missing file, bad JSON, a malformed spec."""
 
     exit_code = 2
+    http_status = 400
 
 
 class SpecError(InputError):
@@ -33,6 +36,7 @@ class NotFoundError(MlopsError):
     """A model, version, spec revision or deployed resource that does not exist."""
 
     exit_code = 3
+    http_status = 404
 
 
 class ConflictError(MlopsError):

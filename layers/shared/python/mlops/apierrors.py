@@ -1,0 +1,23 @@
+"""One way the control APIs (uploads, approvals) answer a deliberate error: JSON with its status.
+
+Each :class:`~mlops.errors.MlopsError` names its HTTP status (``http_status``); anything else is a
+fault of the platform and is left to the resolver (500, logged with the request id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from mlops.errors import MlopsError
+
+
+def error_response(exc: MlopsError) -> Response:
+    """``{"error": message}`` with the error's HTTP status."""
+    return Response(status_code=exc.http_status, content_type=content_types.APPLICATION_JSON, body={"error": str(exc)})
+
+
+def answer_errors_as_json(app: Any) -> None:
+    """Register :func:`error_response` on a Powertools resolver for every deliberate error."""
+    app.exception_handler(MlopsError)(error_response)

@@ -1,0 +1,52 @@
+"""The control APIs answer each deliberate error with its own status and a JSON body naming it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from mlops.apierrors import answer_errors_as_json
+from mlops.approval import SelfApprovalError, UnverifiedUploaderError
+from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError, NotFoundError, SpecError
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InputError, 400),
+        (SpecError, 400),
+        (SelfApprovalError, 403),
+        (UnverifiedUploaderError, 403),
+        (NotFoundError, 404),
+        (ConflictError, 409),
+        (CheckFailedError, 409),
+        (MlopsError, 409),
+    ],
+)
+def test_each_deliberate_error_has_its_status(error: type[MlopsError], status: int) -> None:
+    app = APIGatewayRestResolver()
+    answer_errors_as_json(app)
+
+    @app.post("/x")
+    def fail() -> None:
+        raise error(f"{error.__name__} said why")
+
+    event = {"path": "/x", "httpMethod": "POST", "requestContext": {"requestId": "r"}, "headers": {}, "body": None}
+    response = app.resolve(event, None)
+    assert response["statusCode"] == status
+    assert json.loads(response["body"]) == {"error": f"{error.__name__} said why"}
+
+
+def test_an_unexpected_error_is_not_answered_as_a_deliberate_one() -> None:
+    app = APIGatewayRestResolver()
+    answer_errors_as_json(app)
+
+    @app.post("/x")
+    def fail() -> None:
+        raise KeyError("bug")
+
+    event = {"path": "/x", "httpMethod": "POST", "requestContext": {"requestId": "r"}, "headers": {}, "body": None}
+    with pytest.raises(KeyError):
+        app.resolve(event, None)
