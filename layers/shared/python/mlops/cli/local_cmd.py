@@ -326,7 +326,13 @@ def demo(app: AppContext, assembly: Path, port: int | None, real_time: bool, tim
             raise MlopsError(f"demo failed: {exc}") from exc
         emit(app, report, report.get("footer", report.get("summary", "")))
         if keep:
-            settle(cloud, timeout_s=timeout_s, echo=None if app.as_json else click.echo, progress=progress)
+            settle(
+                cloud,
+                runs=report.get("started_runs"),
+                timeout_s=timeout_s,
+                echo=None if app.as_json else click.echo,
+                progress=progress,
+            )
             script = _write_kept(cloud, KEPT_DIR.resolve())
             if not app.as_json:
                 click.echo(_kept_help(cloud, KEPT_DIR / script.name, MODEL))

@@ -129,12 +129,45 @@ def step(name: str, after: str | None = None) -> Callable[[Callable[[ScenarioCon
 
 
 # -- the steps that exist so far ----------------------------------------------------------------------
+# The demo trains a smaller search than the example spec's 2x2 grid: the learning rates at the
+# depth that wins the full grid, 2 candidates trained in parallel (one per core of a small
+# machine) instead of 4. Everything else is the example spec as written.
+DEMO_SEARCH_SPACE: dict[str, dict[str, list[Any]]] = {"churn": {"learning_rate": [0.05, 0.1], "max_depth": [3]}}
+
+
+def _demo_spec(ctx: ScenarioContext, path: Path) -> tuple[Path, str]:
+    """The spec file the demo stores (the example's, or a copy with the demo's search) and a note."""
+    space = DEMO_SEARCH_SPACE.get(ctx.model)
+    if space is None:
+        return path, ""
+    import yaml
+
+    document = yaml.safe_load(path.read_text())
+    search = (document.get("training") or {}).get("search")
+    if not search:
+        return path, ""
+    search.update(space=space, max_candidates=_grid_size(space))
+    folder = Path(ctx.facts.setdefault("workdir", tempfile.mkdtemp(prefix="mlops-demo-")))
+    copy = folder / path.name
+    copy.write_text(yaml.safe_dump(document, sort_keys=False))
+    shown = " x ".join(f"{name} {values}" for name, values in space.items())
+    return copy, f", its search cut to {search['max_candidates']} candidates for the demo ({shown})"
+
+
+def _grid_size(space: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in space.values():
+        size *= len(values)
+    return size
+
+
 @step("spec")
 def put_spec(ctx: ScenarioContext) -> str:
     path = EXAMPLES / "specs" / f"{ctx.model}.yaml"
-    result = ctx.cli("spec", "put", str(path))
+    stored, note = _demo_spec(ctx, path)
+    result = ctx.cli("spec", "put", str(stored))
     revision = result.get("revision") if isinstance(result, dict) else None
-    return f"spec {ctx.model} stored (revision {revision}) from {path.relative_to(ROOT)}"
+    return f"spec {ctx.model} stored (revision {revision}) from {path.relative_to(ROOT)}{note}"
 
 
 def _generate(model: str, rows: int, seed: int, *, drift: bool = False) -> Any:
@@ -411,6 +444,8 @@ def monitor_shifted_traffic(ctx: ScenarioContext) -> str:
     alarm = _wait_for_alarm(ctx, f"mlops-{ctx.cloud_environment()}-drift", "ALARM", timeout_s=60)
     retrain = result.get("retrain") or {}
     data = retrain.get("data") or {}
+    if retrain.get("action") == "started" and retrain.get("execution_name"):
+        ctx.facts.setdefault("started_runs", []).append(str(retrain["execution_name"]))
     if retrain.get("action") == "started" and data.get("source") == "captures+labels":
         retrained = (
             f"retraining started ({retrain.get('execution_name')}) on a new dataset version: the champion's "
@@ -502,13 +537,20 @@ def run_scenario(
         "summary": summary,
         "footer": "\n".join(footer),
         "startup_seconds": round(cloud.startup_seconds, 2),
+        "started_runs": list(ctx.facts.get("started_runs", [])),  # what goes on after the demo (settle)
     }
 
 
 def settle(
-    cloud: Any, *, timeout_s: float = 600, echo: Callable[[str], None] | None = None, progress: Any = None
+    cloud: Any,
+    *,
+    runs: list[str] | None = None,
+    timeout_s: float = 600,
+    echo: Callable[[str], None] | None = None,
+    progress: Any = None,
 ) -> list[dict[str, Any]]:
-    """Wait for the training runs still going (the retraining the drift check started); their outcomes.
+    """Wait for the training runs still going, and for ``runs`` (the retraining the drift check
+    started, even if it has ended already); their outcomes, one ``settled`` line each.
 
     A kept cloud (``mlops local demo --keep``) is handed over once nothing runs in the background,
     so the next version number a person's own upload gets does not depend on a race.
@@ -516,9 +558,9 @@ def settle(
     ctx = ScenarioContext(cloud=cloud, timeout_s=timeout_s, echo=echo)
     arn = ctx.platform().training_state_machine_arn
     running = ctx.client("stepfunctions").list_executions(stateMachineArn=arn, statusFilter="RUNNING")
+    names = [*(runs or []), *(e["name"] for e in running.get("executions", []))]
     settled = []
-    for execution in running.get("executions", []):
-        name = execution["name"]
+    for name in dict.fromkeys(names):
         if progress is not None:
             with progress.phase("a run still going", done=False) as ctx.phase:
                 run = wait_for_run(ctx, name)
