@@ -152,10 +152,10 @@ def _install() -> None:
         event = copy.deepcopy(original_event)
         event["time"] = _iso(event.get("time"))
         event.pop("ingestion-time", None)
-        # A schedule rule (no event pattern) gets only its schedule's events (the dispatcher's
+        # A schedule rule gets only its schedule's events (the dispatcher's
         # scheduler and `fire`), never the bus's: moto's empty pattern matches every event, which
         # ran the audit digest function on each S3 upload and execution status change.
-        if not self.event_pattern._pattern or not self.event_pattern.matches_event(event):
+        if self.scheduled_expression or not self.event_pattern.matches_event(event):
             return None
         cloud.dispatcher.on_match(self.name, self.arn, self.state, list(self.targets), event)
         return None
