@@ -212,7 +212,7 @@ def test_the_readme_walkthrough_runs_against_the_kept_cloud(kept: KeptDemo) -> N
 def test_local_down_stops_the_kept_cloud(kept: KeptDemo) -> None:
     # runs last in this module: the walkthrough above needs the cloud
     result = subprocess.run(
-        [str(BIN / "mlops"), "local", "down"], cwd=kept.workdir, capture_output=True, text=True, timeout=120
+        [str(BIN / "mlops"), "local", "down"], cwd=kept.workdir, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"stopped the local cloud at {kept.env['AWS_ENDPOINT_URL']}")

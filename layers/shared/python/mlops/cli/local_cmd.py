@@ -347,7 +347,14 @@ def demo(app: AppContext, assembly: Path, port: int | None, real_time: bool, tim
 
 
 @command.command("down")
-@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for it to stop (it stops every function environment first: long on a busy machine).",
+)
 @pass_app
 def down(app: AppContext, timeout_s: float) -> None:
     """Stop the local cloud that `mlops local demo --keep` (or `make demo KEEP=1`) left running here."""
