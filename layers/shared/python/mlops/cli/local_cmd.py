@@ -374,9 +374,14 @@ def down(app: AppContext, timeout_s: float) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        # The demo removes cloud.json as the last thing it does (after stopping the cloud); a
+        # process that ended stays visible to kill(0) until its parent reaps it (a zombie).
         try:
             os.kill(pid, 0)
+            gone = not state.exists()
         except ProcessLookupError:
+            gone = True
+        if gone:
             click.echo(f"stopped the local cloud at {found['endpoint_url']} (pid {pid})")
             return
         time.sleep(0.2)
