@@ -14,9 +14,10 @@ kind                   what happens (``target`` / ``match`` select where)
 ``function.timeout``   the invocation outlives the function's timeout: the environment hangs
                        (``phase`` before or after the handler) and is killed; the caller gets Lambda's
                        ``Sandbox.Timedout`` payload. Time is compressed: the kill comes at once
-``function.restart``   ``delay_s`` seconds into a matching invocation, every execution environment of
-                       every function is killed (busy ones mid-invocation, which end with
-                       ``Runtime.ExitError``); later invocations start cold
+``function.restart``   the matching invocation's handler runs and its environment holds the answer;
+                       ``delay_s`` seconds in, every execution environment of every function is killed
+                       (busy ones mid-invocation, which end with ``Runtime.ExitError``, the matching one
+                       always among them); later invocations start cold
 ``dynamodb.throttle``  DynamoDB requests on a table whose name contains ``target`` are refused with
                        ``error_type`` (``ProvisionedThroughputExceededException`` or
                        ``ThrottlingException``), HTTP 400, before moto sees them

@@ -106,6 +106,8 @@ def _directive(fault: dict[str, Any] | None) -> dict[str, Any] | None:
         return {"hang": fault["phase"]}
     if fault["kind"] == "function.error":  # phase "after": the handler runs, then the answer is lost
         return {"error": {"errorType": fault["error_type"], "errorMessage": fault["message"], "stackTrace": []}}
+    if fault["kind"] == "function.restart":  # the handler runs, then holds its answer until the restart ends it
+        return {"hold": True}
     return None
 
 
@@ -163,7 +165,9 @@ class _Worker:
         remaining = max(0.0, timeout - (time.monotonic() - started))
         directive = _directive(fault)
         self.conn.send(("invoke", payload.decode() if payload else "", request_id, remaining, invoked_arn, directive))
-        if fault is not None and fault["kind"] == "function.restart":  # the invocation is under way: restart now
+        if fault is not None and fault["kind"] == "function.restart":
+            # The environment holds its answer (see mlops.local.worker), so the invocation is still
+            # under way when the restart comes, however fast the handler or slow the machine.
             threading.Timer(fault["delay_s"], self.restart_all).start()
         if not self.conn.poll(remaining + 0.05):
             self.kill()

@@ -204,6 +204,10 @@ def main(conn: Any, config: dict[str, Any]) -> None:
         cold = False
         if fault and fault.get("hang") == "after":
             _hang(conn)
+        if fault and fault.get("hold"):
+            # An injected restart: the handler's work is done, the environment dies before answering.
+            while True:
+                time.sleep(60)
         if fault and fault.get("error"):
             # The handler ran (its writes are made); the answer is lost, as when the environment fails on return.
             print(f"[ERROR] injected {fault['error']['errorType']} after the handler returned", flush=True)
