@@ -34,6 +34,9 @@ from generate import generate  # noqa: E402  (examples/ is scripts, not a packag
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 JSON = "application/json"
+# One worker runs the module in file order: its fixtures train one model, and its tests build on
+# each other's state (the fuzzing relies on the champion the earlier tests leave serving).
+pytestmark = pytest.mark.xdist_group("inference")
 
 # Until stacks/platform.py creates the InferenceEndpoint itself, synthesize the app with it wired in
 # the same place (inside PlatformStack, after the API). Once wired, this is a no-op.
