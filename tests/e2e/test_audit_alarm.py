@@ -23,7 +23,7 @@ from tests.e2e.test_audit_digest import Run, parameter
 from tests.integration.registry.test_audit_digest import rechain
 from tests.unit.registry.helpers import audit_items, raw_put
 
-pytestmark = pytest.mark.xdist_group("audit-digest")
+pytestmark = pytest.mark.xdist_group("local-cloud")
 
 CHAIN = "digest-alarm-e2e"
 ALARM = "mlops-dev-audit-chain-broken"

@@ -21,7 +21,7 @@ from mlops.registry import Registry
 from tests.integration.registry.test_audit_digest import rechain
 from tests.unit.registry.helpers import audit_items, raw_put
 
-pytestmark = pytest.mark.xdist_group("audit-digest")
+pytestmark = pytest.mark.xdist_group("local-cloud")
 
 CHAIN = "digest-e2e"
 

@@ -60,7 +60,7 @@ def put_small_spec(env: dict[str, str], tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("concurrency")
+@pytest.mark.xdist_group("local-cloud")
 def test_twenty_concurrent_uploads_all_train_and_register(
     local_env: dict[str, str], local_cloud: LocalCloudProcess, tmp_path: Path
 ) -> None:

@@ -28,7 +28,7 @@ MLOPS = str(Path(sys.executable).parent / "mlops")
 MODEL = "leakage"
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 
-pytestmark = pytest.mark.xdist_group("leakage")
+pytestmark = pytest.mark.xdist_group("local-cloud")
 
 
 def diabetes() -> pd.DataFrame:

@@ -17,7 +17,7 @@ from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.xdist_group("observability")
+pytestmark = pytest.mark.xdist_group("local-cloud")
 
 
 def parameter(cloud: LocalCloudProcess, leaf: str) -> str:

@@ -193,7 +193,7 @@ def test_training_failure_ends_failed_and_is_recorded(local_env: dict[str, str],
     assert mlops(local_env, "models", "show", "oneclass", "--version", "1").returncode != 0
 
 
-pytestmark = pytest.mark.xdist_group("training-pipeline")
+pytestmark = pytest.mark.xdist_group("local-cloud")
 
 
 @pytest.mark.parametrize("step", ["Validate", "Train", "Evaluate", "Gate", "Register"])

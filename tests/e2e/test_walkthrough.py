@@ -26,7 +26,7 @@ from mlops.local.testing import synthesize_once
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.xdist_group("walkthrough")
+pytestmark = pytest.mark.xdist_group("local-cloud")
 
 
 @dataclass
