@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.cli.main import main
 from mlops.registry import Registry
 from mlops.serving import capture_key
 from mlops.spec import load_spec
 from mlops.specstore import SpecStore
+from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, deployed, dynamodb
 
 __all__ = ["aws", "deployed", "dynamodb"]  # moto fixtures, tables as the stacks declare them
@@ -23,27 +22,12 @@ __all__ = ["aws", "deployed", "dynamodb"]  # moto fixtures, tables as the stacks
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-
 @pytest.fixture
 def mlops(deployed: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
     registry = Registry.for_dynamodb(deployed, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE)
     SpecStore(registry).put(load_spec(ROOT / "examples" / "specs" / "churn.yaml"), actor="alice")
 
-    def run(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["mlops", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return console(monkeypatch, capsys)
 
 
 def test_labels_upload_checks_stores_and_matches_captures(mlops: Any, tmp_path: Path) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlops.cli.main import main
 from mlops.registry import Registry
+from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, REGISTRY_TABLE
 from tests.unit.registry.helpers import audit_items, raw_delete, raw_put
 
@@ -19,29 +17,11 @@ CHURN = str(ROOT / "examples" / "specs" / "churn.yaml")
 HOUSES = str(ROOT / "examples" / "specs" / "house-prices.yaml")
 
 
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
 @pytest.fixture
 def mlops(deployed: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """Run ``mlops ARGS`` through the console entry point; return exit code and output."""
 
-    def run(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["mlops", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return console(monkeypatch, capsys)
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ compares it with v1).
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from mlops.cli.main import main
 from mlops.local.patches import serialize_dynamodb
 from mlops.monitoring import schedule_group_name
 from mlops.pipeline import upload_from_event
@@ -39,18 +36,11 @@ from mlops.registryview import run_candidates
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
 from tests.conformance.datasets import DEFAULT
+from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, create_tables
 
 MODEL = "islp-default"
 GRID = [0.0001, 0.01, 1.0]
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 def run_pipeline(services: Services, key: str, body: bytes, run: str) -> dict[str, Any]:
@@ -114,17 +104,7 @@ def world() -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def mlops(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    def run(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["mlops", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return console(monkeypatch, capsys)
 
 
 def test_models_show_prints_each_versions_estimator_and_parameters(mlops, world: dict[str, Any]) -> None:
