@@ -13,6 +13,8 @@ local_env
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,11 @@ def local_cloud() -> Iterator[LocalCloudProcess]:
     cloud.start()
     try:
         yield cloud
+        # MLOPS_INVOCATIONS=FILE: where the suite's Lambda time went (one JSON line per invocation)
+        if os.environ.get("MLOPS_INVOCATIONS"):
+            with open(os.environ["MLOPS_INVOCATIONS"], "a") as out:
+                for invocation in cloud.status().get("invocations", []):
+                    out.write(json.dumps(invocation) + "\n")
     finally:
         cloud.stop()
 

@@ -285,10 +285,17 @@ def test_canary_promotion_rollback_manual_rollback_and_old_version(
 
     # WHEN a second version bakes as a canary and no alarm fires THEN it is promoted
     second = register_like(registry, "dep-canary", trained["version"])
+    # (the local cloud compresses the ten-minute bake to two seconds; the check after it is held
+    # until the rollout has been looked at, however slow the machine)
+    cloud.add_faults(
+        {"kind": "function.hold", "target": "DeploymentSteps", "match": ['"check"', "dep-canary"], "delay_s": 120}
+    )
     arn = execution(cloud, ok(env, "deploy", "dep-canary", str(second)))
     wait_for(lambda: registry.get_model("dep-canary").challenger == second, what="the canary")
     rollout = ok(env, "rollouts", "dep-canary")["rollout"]
     assert (rollout["mode"], rollout["challenger"], rollout["share"]) == ("canary", second, 0.25)
+    assert registry.get_model("dep-canary").champion == first
+    cloud.clear_faults()
     ended = finished(cloud, arn)
     assert ended["output_json"]["outcome"] == "deployed", ended
     summary = registry.get_model("dep-canary")
@@ -298,10 +305,14 @@ def test_canary_promotion_rollback_manual_rollback_and_old_version(
 
     # WHEN a third version's error alarm fires during its bake THEN it is rolled back automatically
     third = register_like(registry, "dep-canary", trained["version"])
+    cloud.add_faults(
+        {"kind": "function.hold", "target": "DeploymentSteps", "match": ['"check"', "dep-canary"], "delay_s": 120}
+    )
     arn = execution(cloud, ok(env, "deploy", "dep-canary", str(third)))
     names = wait_for(lambda: _canary_alarm_names(cloud, "dep-canary", third), what="the canary's alarms")
     errors = next(n for n in names if n.endswith("-errors"))
     cloud.client("cloudwatch").set_alarm_state(AlarmName=errors, StateValue="ALARM", StateReason="e2e: 5xx burst")
+    cloud.clear_faults()
     ended = finished(cloud, arn)
     assert ended["output_json"]["outcome"] == "rolled_back", ended
     assert errors in ended["output_json"]["reason"]

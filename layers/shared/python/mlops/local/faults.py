@@ -18,6 +18,9 @@ kind                   what happens (``target`` / ``match`` select where)
                        ``delay_s`` seconds in, every execution environment of every function is killed
                        (busy ones mid-invocation, which end with ``Runtime.ExitError``, the matching one
                        always among them); later invocations start cold
+``function.hold``      the matching invocation waits, before its handler runs, until the plan is cleared
+                       (``clear_faults``) or ``delay_s`` seconds pass, as when a step is slow to start:
+                       a test holds a pipeline at a step to look at what it left behind
 ``dynamodb.throttle``  DynamoDB requests on a table whose name contains ``target`` are refused with
                        ``error_type`` (``ProvisionedThroughputExceededException`` or
                        ``ThrottlingException``), HTTP 400, before moto sees them
@@ -64,7 +67,7 @@ from urllib.parse import parse_qs, unquote
 
 from mlops.errors import InputError
 
-FUNCTION_KINDS = ("function.error", "function.timeout", "function.restart")
+FUNCTION_KINDS = ("function.error", "function.timeout", "function.restart", "function.hold")
 HTTP_KINDS = ("dynamodb.throttle", "s3.reset", "sns.error")
 KINDS = FUNCTION_KINDS + HTTP_KINDS
 _DEFAULT_ERRORS = {
@@ -129,6 +132,8 @@ class FaultPlan:
         self._lock = threading.Lock()
         self.faults: list[Fault] = []
         self.applied: list[dict[str, Any]] = []
+        self._cleared = threading.Condition(self._lock)
+        self._clears = 0
 
     # -- changing the plan ----------------------------------------------------------------------
     def add(self, fault: Fault | dict[str, Any]) -> Fault:
@@ -140,6 +145,14 @@ class FaultPlan:
     def clear(self) -> None:
         with self._lock:
             self.faults.clear()
+            self._clears += 1
+            self._cleared.notify_all()
+
+    def hold(self, seconds: float) -> bool:
+        """Wait until the plan is cleared or ``seconds`` pass (a ``function.hold``); True if cleared."""
+        with self._lock:
+            clears = self._clears
+            return self._cleared.wait_for(lambda: self._clears != clears, timeout=seconds)
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:

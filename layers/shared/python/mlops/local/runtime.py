@@ -373,6 +373,9 @@ class LambdaRuntime:
             )
             return InvokeResult(json.dumps({**injected, "requestId": request_id}).encode(), "Unhandled", request_id)
         fault = self.plan.take_function(spec.name, data)
+        if fault is not None and fault["kind"] == "function.hold":
+            self.plan.hold(fault["delay_s"])  # then the handler runs as usual
+            fault = None
         if fault is not None and fault["kind"] == "function.error" and fault["phase"] == "before":
             error = {"errorType": fault["error_type"], "errorMessage": fault["message"], "stackTrace": []}
             self.invocations.append(
