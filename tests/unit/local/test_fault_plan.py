@@ -40,5 +40,5 @@ def test_a_hold_ends_by_itself_after_its_delay() -> None:
 
 
 def test_an_unknown_kind_is_refused_naming_the_kinds() -> None:
-    with pytest.raises(InputError, match="function.hold"):
+    with pytest.raises(InputError, match=r"function\.hold"):
         FaultPlan().add({"kind": "function.pause"})

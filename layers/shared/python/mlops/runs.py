@@ -554,8 +554,13 @@ class WaitTimeoutError(MlopsError):
 
 
 def wait_run(sfn: Any, state_machine_arn: str, name_or_arn: str, *, timeout_s: float = 900, poll_s: float = 1.0) -> Run:
-    """Wait until the run exists and finishes; :class:`WaitTimeoutError` (exit 3) when it has not by ``timeout_s``."""
+    """Wait until the run exists and finishes; :class:`WaitTimeoutError` (exit 3) when it has not by ``timeout_s``.
+
+    Polls after 0.25 s, then half as long again each time, up to every ``poll_s`` seconds: a
+    short run is seen to end at once, a long one costs one or two requests a second.
+    """
     deadline = time.monotonic() + timeout_s
+    pause = min(0.25, poll_s)
     while True:
         try:
             run = describe_run(sfn, state_machine_arn, name_or_arn)
@@ -568,7 +573,8 @@ def wait_run(sfn: Any, state_machine_arn: str, name_or_arn: str, *, timeout_s: f
             raise WaitTimeoutError(
                 f"run {name_or_arn} still {state} after {timeout_s:.0f} s (the wait gave up; the run goes on)"
             )
-        time.sleep(poll_s)
+        time.sleep(pause)
+        pause = min(pause * 1.5, poll_s)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,28 +17,45 @@ from mlops import __version__
 from mlops.cli.common import CONTEXT_SETTINGS, AppContext
 from mlops.errors import MlopsError
 
-# Subcommand modules; each defines a click command or group named ``command``.
-COMMAND_MODULES = (
-    "mlops.cli.spec_cmd",
-    "mlops.cli.models_cmd",
-    "mlops.cli.audit_cmd",
-    "mlops.cli.validate_cmd",
-    "mlops.cli.drift_cmd",
-    "mlops.cli.data_cmd",
-    "mlops.cli.runs_cmd",
-    "mlops.cli.local_cmd",
-    "mlops.cli.approve_cmd",
-    "mlops.cli.reject_cmd",
-    "mlops.cli.deploy_cmd",
-    "mlops.cli.rollback_cmd",
-    "mlops.cli.rollouts_cmd",
-    "mlops.cli.predict_cmd",
-    "mlops.cli.monitor_cmd",
-    "mlops.cli.labels_cmd",
-)
+# Each command's module (it defines a click command or group named ``command``). A module is
+# imported only when its command runs (or for ``--help``), so a command pays for its own imports
+# alone: the click documentation's "lazily loading subcommands".
+COMMANDS = {
+    "spec": "mlops.cli.spec_cmd",
+    "models": "mlops.cli.models_cmd",
+    "audit": "mlops.cli.audit_cmd",
+    "validate": "mlops.cli.validate_cmd",
+    "drift": "mlops.cli.drift_cmd",
+    "data": "mlops.cli.data_cmd",
+    "runs": "mlops.cli.runs_cmd",
+    "local": "mlops.cli.local_cmd",
+    "approve": "mlops.cli.approve_cmd",
+    "reject": "mlops.cli.reject_cmd",
+    "deploy": "mlops.cli.deploy_cmd",
+    "rollback": "mlops.cli.rollback_cmd",
+    "rollouts": "mlops.cli.rollouts_cmd",
+    "predict": "mlops.cli.predict_cmd",
+    "monitor": "mlops.cli.monitor_cmd",
+    "labels": "mlops.cli.labels_cmd",
+}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported from :data:`COMMANDS` when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            command = importlib.import_module(COMMANDS[cmd_name]).command
+            if command.name != cmd_name:
+                raise RuntimeError(f"{COMMANDS[cmd_name]} defines command {command.name!r}, not {cmd_name!r}")
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="mlops")
 @click.option(
     "--env",
@@ -64,20 +81,6 @@ COMMAND_MODULES = (
 def cli(ctx: click.Context, environment: str, local: bool, profile: str | None, as_json: bool) -> None:
     """Serverless MLOps platform: specs, data, pipelines, registry, approvals, predictions, drift."""
     ctx.obj = AppContext(environment=environment, local=local, as_json=as_json, profile=profile)
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # not written yet; every other import error is a real bug
-                continue
-            raise
-        cli.add_command(module.command)
-
-
-_register()
 
 
 def main(args: list[str] | None = None) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import string
 import sysconfig
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,16 +322,34 @@ def _dependency_order(stack: str, resources: dict[str, dict[str, Any]]) -> list[
     return ordered
 
 
+def _files_in_order(directory: Path) -> Iterator[Path]:
+    """The files under ``directory`` in sorted path order, found as they are needed (not all at once)."""
+    with os.scandir(directory) as found:
+        entries = sorted(found, key=lambda e: e.name)
+    for entry in entries:
+        if entry.name == "__pycache__":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _files_in_order(Path(entry.path))
+        elif entry.is_file():
+            yield Path(entry.path)
+
+
 def _zip_dir(directory: Path, limit: int = 20 * 1024 * 1024) -> bytes:
+    """The directory as a zip (stored, not compressed) for moto's function and layer records.
+
+    The local runtime runs code from the directory itself; the zip only gives the resource its
+    code size and hash, so a big tree (a dependency layer) is cut off at ``limit`` bytes without
+    walking the rest of it.
+    """
     buffer = io.BytesIO()
     total = 0
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(directory.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                total += path.stat().st_size
-                if total > limit:  # big trees (layers) stay on disk; the zip only marks the resource
-                    break
-                archive.write(path, path.relative_to(directory).as_posix())
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for path in _files_in_order(directory):
+            total += path.stat().st_size
+            if total > limit:
+                break
+            archive.write(path, path.relative_to(directory).as_posix())
     return buffer.getvalue()
 
 
