@@ -148,6 +148,16 @@ def test_archive_stops_serving_schedule_and_uploads_and_unarchive_restores_them(
     assert scheduler.get_schedule(Name=MODEL, GroupName=GROUP)["State"] == "DISABLED"
     upload = mlops(env, "data", "upload", str(world["tmp"] / "train.csv"), "--model", MODEL)
     assert upload.returncode == 3 and f"model '{MODEL}' is archived (replaced by churn)" in upload.stderr
+    # (the upload API itself refuses too, signed by the scientist: no grant, no presigned PUT)
+    request = {"name": "late.csv", "sha256": "0" * 64, "size": 10}
+    status, answer = world["cloud"].api("POST", f"models/{MODEL}/uploads", request, identity="scientist")
+    assert status == 409 and f"model '{MODEL}' is archived" in answer["error"], (status, answer)
+    # AND nothing is deployed or rolled back while archived (exit 3, saying how to restore it)
+    for refused in (
+        mlops(env, "deploy", MODEL, str(world["version"]), "--strategy", "all_at_once"),
+        mlops(env, "rollback", MODEL, "--to", str(world["version"]), "--actor", "ops@example.com"),
+    ):
+        assert refused.returncode == 3 and "mlops models unarchive" in refused.stderr, refused.stderr
     assert registry.get_model(MODEL).latest_version == world["version"]
     # WHEN unarchived THEN the next prediction is served by the same champion, listed and scheduled again
     restored = mlops(env, "models", "unarchive", MODEL, "--actor", "erin")

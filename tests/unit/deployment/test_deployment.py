@@ -177,6 +177,30 @@ def test_rollback_restores_an_archived_version_and_needs_a_champion(registry: Re
     assert registry.get_version("churn", v1).status == Status.APPROVED
 
 
+def test_an_archived_model_plans_deploys_and_rolls_back_nothing(registry: Registry) -> None:
+    # GIVEN a model with a champion, an earlier champion and a pending candidate, then archived
+    v1, v2 = approved(registry), approved(registry)
+    deploy_version(registry, "churn", v1, "all_at_once", actor=OPS)
+    deploy_version(registry, "churn", v2, "all_at_once", actor=OPS)
+    pending = candidate(registry, auc=0.95)
+    registry.archive_model("churn", actor=OPS, reason="replaced")
+    before = registry.get_model("churn")
+    # WHEN the pipeline plans or deploys, or someone rolls back THEN each is refused saying how to restore it
+    for attempt in (
+        lambda: plan_rollout(registry, "churn", pending, environment="dev", execution="e-1"),
+        lambda: deploy_version(registry, "churn", v1, "all_at_once", actor=OPS, execution="e-2"),
+        lambda: rollback(registry, "churn", actor=OPS),
+    ):
+        with pytest.raises(TransitionError, match=r"is archived \(replaced\).*mlops models unarchive churn"):
+            attempt()
+    # AND nothing moved
+    after = registry.get_model("churn")
+    assert (after.champion, after.challenger) == (before.champion, before.challenger) == (v2, None)
+    # WHEN unarchived THEN rollback works again
+    registry.unarchive_model("churn", actor=OPS)
+    assert rollback(registry, "churn", actor=OPS)["champion"] == v1
+
+
 def test_plan_says_what_the_pipeline_does(registry: Registry) -> None:
     # GIVEN a champion and a pending candidate
     champion = approved(registry, auc=0.8)

@@ -24,7 +24,7 @@ from mlops.datasets import (
     same_principal,
     verified_uploader,
 )
-from mlops.errors import ConflictError, InputError, NotFoundError
+from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
 from mlops.registry import Registry
 
 from .conftest import FakeStepFunctions, store_spec
@@ -149,6 +149,11 @@ def test_a_model_without_a_spec_or_a_bad_request_is_refused_before_any_grant(s3:
         request: dict[str, Any] = {"name": "a.csv", "sha256": SHA, "size": 3, **fields}
         with pytest.raises(InputError, match=f"^{field}"):
             authorize_upload(registry, s3, "data", "churn", caller=SCIENTIST, **request)
+    # AND an archived model takes no data (409) until it is unarchived
+    registry.archive_model("churn", actor="arn:aws:iam::123456789012:user/ops", reason="replaced")
+    with pytest.raises(TransitionError, match=r"model 'churn' is archived \(replaced\)") as refused:
+        authorize_upload(registry, s3, "data", "churn", name="a.csv", sha256=SHA, size=3, caller=SCIENTIST)
+    assert refused.value.http_status == 409
     assert all(e.action != "dataset.upload_authorized" for e in registry.audit.list_events("churn", limit=100)[0])
 
 

@@ -530,6 +530,8 @@ def authorize_upload(
         A bad model name, object name, sha256 or size (the message names the field).
     NotFoundError
         The model has no spec: its data could never be validated.
+    TransitionError
+        The model is archived (409): it takes no new data until ``mlops models unarchive``.
     ConflictError
         Another principal holds a live grant for the same content at the same key.
     """
@@ -546,6 +548,7 @@ def authorize_upload(
             f"model {model!r} has no spec, so its data cannot be validated: store the spec first "
             f"(`mlops spec put {model}.yaml`); nothing was uploaded"
         ) from None
+    registry.ensure_active(model)  # 409: an archived model takes no new data (the message says how to restore it)
     now = _parse_time(registry.clock())
     for other in grants_for(registry, model, key, sha256):
         if not same_principal(other.caller, caller) and _parse_time(other.expires_at) > now:

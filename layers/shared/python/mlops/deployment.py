@@ -300,10 +300,11 @@ def plan_rollout(
     Raises
     ------
     TransitionError
-        The version is REJECTED: it can never serve.
+        The version is REJECTED: it can never serve; or the model is archived.
     """
     from mlops.approval import uploader_of
 
+    registry.ensure_active(model)  # an archived model deploys nothing until it is unarchived
     candidate = registry.get_version(model, version)
     if candidate.status == Status.REJECTED:
         reason = next((c.get("reason") for c in reversed(candidate.status_history) if c.get("reason")), None)
@@ -467,6 +468,7 @@ def deploy_version(
     done = _own_entry(target.deployments, execution, finished=False)
     if done is not None:  # a retried step (its answer was lost): the same answer, nothing moved twice
         return _deployed(registry, model, version, strategy, done)
+    registry.ensure_active(model)  # archived while it waited for approval: nothing moves
     if target.status == Status.ARCHIVED:
         registry.approve(model, version, actor=actor, reason="restored for deployment", request_id=request_id)
     elif target.status != Status.APPROVED:
@@ -668,7 +670,7 @@ def rollback(
     TransitionError
         ``to`` is REJECTED or still PENDING_APPROVAL.
     """
-    summary = registry.get_model(model)
+    summary = registry.ensure_active(model) or registry.get_model(model)
     current = summary.champion
     if current is None:
         raise NotFoundError(f"model {model!r} has no champion; there is nothing to roll back")

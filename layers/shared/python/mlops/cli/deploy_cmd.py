@@ -50,7 +50,9 @@ def command(
     an APPROVED one (an old version, or a re-run) is deployed straight away by the spec's
     strategy or --strategy.
     """
-    found = open_registry(app).get_version(model, version)
+    registry = open_registry(app)
+    registry.ensure_active(model)  # exit 3: an archived model deploys nothing (says how to unarchive)
+    found = registry.get_version(model, version)
     if found.status == Status.REJECTED:
         raise TransitionError(f"model {model!r} version {version} is REJECTED; it can never serve")
     requester = resolve_actor(app, actor)
