@@ -78,9 +78,16 @@ def test_twenty_concurrent_uploads_all_train_and_register(
     lock = threading.Lock()
 
     def authorize(request: dict[str, Any]) -> dict[str, Any]:
-        # the signed call `mlops data upload` makes to the upload API, as the scientist
-        status, answer = local_cloud.api("POST", f"models/{MODEL}/uploads", request, identity="scientist")
-        assert status == 201, answer
+        # the signed call `mlops data upload` makes to the upload API, as the scientist; like the
+        # CLI (mlops.cli.common.signed_request) it tries twice more after a 502, 503 or 504
+        for attempt in range(3):
+            status, answer = local_cloud.api("POST", f"models/{MODEL}/uploads", request, identity="scientist")
+            if status not in (502, 503, 504) or attempt == 2:
+                break
+            time.sleep(0.5 * 2**attempt)
+        if status != 201:  # say why: the gateway's record of the failed invocation
+            failed = [r for r in local_cloud.status().get("requests", []) if r.get("status") == status]
+            raise AssertionError(f"{status}: {answer}; {failed[-1:]}")
         return dict(answer)
 
     def client(i: int) -> None:

@@ -84,13 +84,51 @@ def signed_request(
     errors: Mapping[int, type[MlopsError]],
     why_credentials: str,
     timeout: float = 60,
+    retry_unavailable: bool = False,
 ) -> dict[str, Any]:
     """Call the platform API at ``path`` with the caller's credentials (SigV4, ``execute-api``).
 
     A refusal raises ``errors[status]`` (else :class:`MlopsError`) with the API's message and, for
     invalid records, up to ten ``record N, field F: ...`` lines; ``why_credentials`` says why the
-    call needs credentials when there are none.
+    call needs credentials when there are none. ``retry_unavailable`` (for calls that are safe to
+    repeat) tries twice more after a 429, 502, 503 or 504, as the SDK's standard retry mode does
+    for AWS's own APIs, 0.5 s and then 1 s (or the answer's ``Retry-After``) later.
     """
+    import time
+
+    for attempt in range(3 if retry_unavailable else 1):
+        try:
+            return _signed_request_once(
+                app, method, path, body, errors=errors, why_credentials=why_credentials, timeout=timeout
+            )
+        except _Unavailable as exc:
+            if attempt == (2 if retry_unavailable else 0):
+                raise errors.get(exc.status, MlopsError)(exc.message) from None
+            time.sleep(exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Unavailable(Exception):
+    """A 429 or 5xx the gateway gave (the call may be repeated)."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+_UNAVAILABLE = (429, 502, 503, 504)
+
+
+def _signed_request_once(
+    app: AppContext,
+    method: str,
+    path: str,
+    body: bytes | None,
+    *,
+    errors: Mapping[int, type[MlopsError]],
+    why_credentials: str,
+    timeout: float,
+) -> dict[str, Any]:
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
@@ -118,6 +156,11 @@ def signed_request(
             message, details = text, []
         lines = [f"{message} (HTTP {exc.code})"]
         lines += [f"  record {d.get('record')}, field {d.get('field')}: {d.get('message')}" for d in details[1:10]]
+        if exc.code in _UNAVAILABLE:
+            wait = exc.headers.get("Retry-After") if exc.headers else None
+            raise _Unavailable(
+                exc.code, "\n".join(lines), min(float(wait), 5.0) if wait and wait.isdigit() else None
+            ) from None
         raise errors.get(exc.code, MlopsError)("\n".join(lines)) from None
     except urllib.error.URLError as exc:
         raise MlopsError(f"cannot reach the platform API at {base}: {exc.reason}") from None

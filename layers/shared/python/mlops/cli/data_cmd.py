@@ -33,6 +33,7 @@ def _authorize(app: AppContext, model: str, request: dict[str, Any]) -> dict[str
         json.dumps(request).encode(),
         errors=_UPLOAD_ERRORS,
         why_credentials="the upload API records who uploads a dataset from the credentials that sign the request",
+        retry_unavailable=True,  # a repeated request only records the same caller's grant again
     )
 
 
