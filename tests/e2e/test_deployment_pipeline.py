@@ -21,6 +21,8 @@ import yaml
 from mlops.local.testing import LocalCloudProcess, signed_as
 from mlops.registry import Registry, Status
 
+from .churn import churn_spec
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 from generate import generate  # noqa: E402  (examples/ is scripts, not a package)
@@ -67,8 +69,7 @@ def ok(env: dict[str, str], *args: str) -> Any:
 
 
 def put_spec(env: dict[str, str], tmp: Path, name: str, **changes: Any) -> None:
-    spec = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
-    spec.update(name=name, **changes)
+    spec = churn_spec(name, **changes)
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     ok(env, "spec", "put", str(path), "--actor", "alice")

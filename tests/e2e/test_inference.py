@@ -28,6 +28,8 @@ from mlops.registry import Registry, Status
 from mlops.spec import parse_spec
 from mlops.specstore import SpecStore
 
+from .churn import churn_spec
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 from generate import generate  # noqa: E402  (examples/ is scripts, not a package)
@@ -67,9 +69,7 @@ def mlops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def spec_document(name: str) -> dict[str, Any]:
-    document = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
-    document.update(name=name, deployment={"strategy": "all_at_once"})
-    return dict(document)
+    return churn_spec(name, deployment={"strategy": "all_at_once"})
 
 
 @pytest.fixture(scope="module")
@@ -249,11 +249,14 @@ def test_canary_answers_its_share(cloud: LocalCloudProcess, registry: Registry, 
     # GIVEN a model with champion v1 and v2 deployed as a 30% canary, before any request reached it
     sibling(registry, served, "inf-canary", 2)
     deploy_version(registry, "inf-canary", 2, "canary", actor="carol", canary_percent=30)
-    # WHEN 2000 one-record requests arrive over HTTP
-    answered = [predict(cloud, "inf-canary", {"record": served["records"][0]})[1]["version"] for _ in range(2000)]
-    # THEN v2 answered 30% +- 5 points
+    # WHEN 500 one-record requests arrive over HTTP
+    answered = [predict(cloud, "inf-canary", {"record": served["records"][0]})[1]["version"] for _ in range(500)]
+    # THEN v2 answered 30% +- 9 points and v1 the rest. The share is drawn at random per request:
+    # with 500 requests its sd is 2.05 points, so 9 points is 4.4 sd (a false failure about once in
+    # 100,000 runs); the share itself is checked to +-4 points with a seeded generator in
+    # tests/unit/serving/test_service.py.
     share = answered.count(2) / len(answered)
-    assert 0.25 <= share <= 0.35, share
+    assert 0.21 <= share <= 0.39 and answered.count(1) == len(answered) - answered.count(2), share
 
 
 def test_shadow_never_changes_the_answer(cloud: LocalCloudProcess, registry: Registry, served: dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ from mlops.local.testing import LocalCloudProcess, signed_as
 from mlops.monitoring import list_monitor_runs
 from mlops.registry import Registry
 
+from .churn import churn_spec
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 from generate import generate  # noqa: E402  (examples/ is scripts, not a package)
@@ -67,12 +69,7 @@ def monitored(local_cloud: LocalCloudProcess, tmp_path_factory: pytest.TempPathF
     cloud = local_cloud
     env = cloud.environ()
     tmp = tmp_path_factory.mktemp("monitoring")
-    spec = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
-    spec.update(
-        name=MODEL,
-        approval={"required": False},
-        deployment={"strategy": "all_at_once"},
-    )
+    spec = churn_spec(MODEL, approval={"required": False}, deployment={"strategy": "all_at_once"})
     spec["monitoring"].update(schedule="rate(1 hour)", min_rows=50, retrain_on_drift=True, cooldown_hours=24)
     (tmp / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert mlops(env, "spec", "put", str(tmp / "spec.yaml"), "--actor", "alice").returncode == 0

@@ -16,6 +16,8 @@ import yaml
 
 from mlops.local.testing import LocalCloudProcess, signed_as
 
+from .churn import churn_spec
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 from generate import generate  # noqa: E402  (examples/ is scripts, not a package)
@@ -29,11 +31,10 @@ def mlops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def put_spec(env: dict[str, str], tmp_path: Path, name: str, **changes: Any) -> None:
-    spec = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
-    spec["name"] = name
-    for key, value in changes.items():
-        spec[key] = value
+def put_spec(env: dict[str, str], tmp_path: Path, name: str, *, search: bool = False, **changes: Any) -> None:
+    """The example churn spec as ``name``; unless ``search``, one quickly trained candidate (the
+    grid search is the subject of the happy path and the one-class run only)."""
+    spec = churn_spec(name, search=search, **changes)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     result = mlops(env, "spec", "put", str(path), "--actor", "alice")
@@ -60,7 +61,7 @@ def test_upload_becomes_a_registered_candidate(
     local_env: dict[str, str], tmp_path: Path, aws: Callable[[str], Any]
 ) -> None:
     # GIVEN a stored spec
-    put_spec(local_env, tmp_path, "happy")
+    put_spec(local_env, tmp_path, "happy", search=True)
     # WHEN a dataset is uploaded through the CLI
     uploaded = upload(local_env, tmp_path, "happy")
     run = uploaded["run"]
@@ -172,7 +173,7 @@ def test_training_failure_ends_failed_and_is_recorded(local_env: dict[str, str],
     # class-balance or fairness checks that would have caught it first
     spec = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
     target = {k: v for k, v in spec["target"].items() if k != "min_class_fraction"}
-    put_spec(local_env, tmp_path, "oneclass", target=target, fairness={"protected_attributes": []})
+    put_spec(local_env, tmp_path, "oneclass", search=True, target=target, fairness={"protected_attributes": []})
     frame = generate("churn", 400, 9)
     frame["churned"] = 0
     path = tmp_path / "x.csv"
