@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.apierrors import answer_errors_as_json
+from mlops.apierrors import answer_errors_as_json, body_text
 from mlops.deployment import approve_from_api
 from mlops.errors import InputError
 
@@ -28,7 +28,7 @@ def _decide(model: str, version: str, decision: str) -> dict[str, Any]:
         version,
         decision,
         caller=identity.user_arn or identity.caller,
-        body=_json_object(event.decoded_body) if event.body else None,
+        body=_json_object(text) if (text := body_text(event)) is not None else None,
         request_id=event.request_context.request_id,
     )
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.apierrors import answer_errors_as_json
+from mlops.apierrors import answer_errors_as_json, body_text
 from mlops.datasets import authorize_upload
 from mlops.errors import InputError
 
@@ -75,7 +75,7 @@ def create_upload(model: str) -> Response:
     caller = identity.user_arn or identity.caller
     if not caller:
         raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
-    body = _body(event.decoded_body if event.body else None)
+    body = _body(body_text(event))
     services = _services()
     granted = authorize_upload(
         services["registry"],

@@ -50,3 +50,23 @@ def test_an_unexpected_error_is_not_answered_as_a_deliberate_one() -> None:
     event = {"path": "/x", "httpMethod": "POST", "requestContext": {"requestId": "r"}, "headers": {}, "body": None}
     with pytest.raises(KeyError):
         app.resolve(event, None)
+
+
+def test_a_body_that_is_not_utf8_is_the_callers_error() -> None:
+    import base64
+
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+    from mlops.apierrors import body_text
+    from mlops.errors import InputError
+
+    def event(body: str | None, encoded: bool) -> APIGatewayProxyEvent:
+        return APIGatewayProxyEvent({"body": body, "isBase64Encoded": encoded, "headers": {}})
+
+    assert body_text(event(None, False)) is None and body_text(event("", False)) is None
+    assert body_text(event('{"a": 1}', False)) == '{"a": 1}'
+    assert body_text(event(base64.b64encode('{"é": 1}'.encode()).decode(), True)) == '{"é": 1}'
+    for hostile in (base64.b64encode(b"\xff\xfe").decode(), "not base64!"):
+        with pytest.raises(InputError, match="not UTF-8 text") as refused:
+            body_text(event(hostile, True))
+        assert refused.value.http_status == 400

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from mlops.errors import MlopsError
+from mlops.errors import InputError, MlopsError
 
 
 def error_response(exc: MlopsError) -> Response:
@@ -21,3 +21,14 @@ def error_response(exc: MlopsError) -> Response:
 def answer_errors_as_json(app: Any) -> None:
     """Register :func:`error_response` on a Powertools resolver for every deliberate error."""
     app.exception_handler(MlopsError)(error_response)
+
+
+def body_text(event: Any) -> str | None:
+    """The request body as text (None when there is none); a body that is not UTF-8 is the
+    caller's error (400), never a decoding failure of the handler (502)."""
+    if not event.body:
+        return None
+    try:
+        return str(event.decoded_body)
+    except (UnicodeDecodeError, ValueError):  # ValueError: base64 that is not base64 (binascii.Error)
+        raise InputError("request body is not UTF-8 text: send a JSON object") from None
