@@ -78,7 +78,9 @@ class EnvironmentConfig(BaseModel):
     api_rate_limit: float = Field(default=100, gt=0)
     api_burst_limit: int = Field(default=200, gt=0)
     max_batch_size: int = Field(default=1000, ge=1, le=10000)
-    max_request_bytes: int = Field(default=6 * 1024 * 1024 - 1024, ge=1024, le=6 * 1024 * 1024)
+    # A request body's bytes; at most 5.5 MiB, so the proxy event around it stays within Lambda's
+    # 6 MB synchronous payload limit.
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=5_767_168)
     capture_retention_days: int = Field(default=30, ge=1)
     noncurrent_version_days: int = Field(default=90, ge=1)
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"

@@ -54,6 +54,8 @@ class PlatformStack(Stack):
             bucket=storage.bucket,
             tables=tables,
             api=self.api,
+            max_batch_size=config.max_batch_size,
+            max_body_bytes=config.max_request_bytes,
         )
         self.deployment = DeploymentPipeline(
             self,

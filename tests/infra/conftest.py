@@ -41,6 +41,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     environments["keyed"] = {
         **environments["dev"],
         "api_auth": "api_key",
+        # non-default inference limits: they must reach the function and the API's request model
+        "max_batch_size": 250,
+        "max_request_bytes": 1024 * 1024,
         "sagemaker_training_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-train:1",
     }
     context["aws:cdk:enable-asset-metadata"] = True  # as the CDK CLI sets it; the size test reads it

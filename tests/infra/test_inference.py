@@ -14,6 +14,7 @@ from stacks.config import load_environments
 from stacks.inference import InferenceEndpoint
 from stacks.layers import PlatformLayers
 from stacks.stateful import DataStorage, RegistryTables
+from tests.infra.conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +80,20 @@ def test_grants_are_narrow(template: Template) -> None:
     assert "captures/*" in policies
     assert "artifacts/*" in policies
     assert "dynamodb:GetItem" in policies
+
+
+@pytest.mark.parametrize(("env", "batch", "body"), [("dev", 1000, 5 * 1024 * 1024), ("keyed", 250, 1024 * 1024)])
+def test_the_configured_request_limits_reach_the_function_and_the_api(
+    synthesized: Synthesized, env: str, batch: int, body: int
+) -> None:
+    # GIVEN an environment's max_batch_size and max_request_bytes in cdk.json (keyed sets its own)
+    template = synthesized.template(env, "platform")
+    # THEN the inference function enforces them
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Environment": {"Variables": Match.object_like({"MAX_BATCH_SIZE": str(batch), "MAX_BODY_BYTES": str(body)})}},
+    )
+    # AND API Gateway's request model refuses a longer batch before the function is invoked
+    models = template.find_resources("AWS::ApiGateway::Model")
+    (predict,) = [m for m in models.values() if m["Properties"]["Schema"].get("title") == "PredictRequest"]
+    assert predict["Properties"]["Schema"]["properties"]["records"]["maxItems"] == batch
