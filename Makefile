@@ -25,6 +25,10 @@ help:  ## list the targets
 PROGRESS := PYTHONPATH=layers/shared/python $(PYTHON) -m mlops.cli.progress
 # uv installs the same pinned requirements and constraints as pip, about ten times faster, and keeps
 # its own cache of wheels; pip is the fallback when uv cannot be installed (UV=0 forces pip).
+# --compile-bytecode writes the packages' .pyc files at install, as pip does: uv does not by default,
+# and where PYTHONDONTWRITEBYTECODE is set nothing ever writes them, so every process would compile
+# pandas, scikit-learn and boto3 from source (7.9 s to import them instead of 2.1 s; it made a fresh
+# clone's make test 40% slower). Compiling costs about 45 s once, at install.
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 UV ?= 1
 
@@ -34,7 +38,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-data.txt 
 	@set -e; \
 	if [ "$(UV)" = 1 ] && { test -x $(BIN)/uv || $(PROGRESS) "installing uv $(UV_VERSION) (pip is the fallback)" -- \
 	      $(BIN)/pip install --disable-pip-version-check uv==$(UV_VERSION); }; then \
-	  install="$(BIN)/uv pip install --python $(BIN)/python"; tool=uv; \
+	  install="$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode"; tool=uv; \
 	else \
 	  install="$(BIN)/pip install --disable-pip-version-check"; tool=pip; \
 	fi; \
