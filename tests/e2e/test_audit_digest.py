@@ -15,9 +15,9 @@ import pytest
 
 from mlops.audit import anchor_key
 from mlops.audit_digest import digest_key
-from mlops.cli.main import main
 from mlops.local.testing import LocalCloudProcess
 from mlops.registry import Registry
+from tests.integration.console import console
 from tests.integration.registry.test_audit_digest import rechain
 from tests.unit.registry.helpers import audit_items, raw_put
 
@@ -32,17 +32,15 @@ class Run:
 
 
 @pytest.fixture
-def mlops(local_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+def mlops(
+    local_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Run]:
     """``mlops ARGS`` in this process (the real entry point; ``local_env`` points it at the local cloud)."""
+    shell = console(monkeypatch, capsys)
 
     def run(*args: str) -> Run:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
+        result = shell(*args)
+        return Run(result.code, result.out, result.err)
 
     return run
 

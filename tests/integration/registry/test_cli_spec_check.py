@@ -8,16 +8,15 @@ names each wrong field by its path.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from mlops.cli.main import main
 from mlops.estimators import estimator_param_names
 from mlops.registry import Registry
+from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, REGISTRY_TABLE
 from tests.unit.registry.helpers import audit_items
 
@@ -27,15 +26,11 @@ CHURN = ROOT / "examples" / "specs" / "churn.yaml"
 
 @pytest.fixture
 def mlops(deployed: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    shell = console(monkeypatch, capsys)
+
     def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["mlops", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+        result = shell(*args)
+        return result.code, result.out, result.err
 
     return run
 
