@@ -96,16 +96,17 @@ def signed_request(
     """
     import time
 
-    for attempt in range(3 if retry_unavailable else 1):
+    attempt, attempts = 0, 3 if retry_unavailable else 1
+    while True:
         try:
             return _signed_request_once(
                 app, method, path, body, errors=errors, why_credentials=why_credentials, timeout=timeout
             )
         except _Unavailable as exc:
-            if attempt == (2 if retry_unavailable else 0):
+            attempt += 1
+            if attempt == attempts:
                 raise errors.get(exc.status, MlopsError)(exc.message) from None
-            time.sleep(exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
+            time.sleep(exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1))
 
 
 class _Unavailable(Exception):
