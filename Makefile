@@ -20,9 +20,9 @@ PYTEST_WORKERS ?= 2
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-# Each slow step shows a progress line with its elapsed time (mlops.cli.progress: standard library
+# Each slow step shows a progress line with its elapsed time (mlops_cli.progress: standard library
 # only, so it runs before .venv exists); its full output goes to .build/logs/<step>.log.
-PROGRESS := PYTHONPATH=layers/shared/python $(PYTHON) -m mlops.cli.progress
+PROGRESS := PYTHONPATH=src $(PYTHON) -m mlops_cli.progress
 # uv installs the same pinned requirements and constraints as pip, about ten times faster, and keeps
 # its own cache of wheels; pip is the fallback when uv cannot be installed (UV=0 forces pip).
 # --compile-bytecode writes the packages' .pyc files at install, as pip does: uv does not by default,

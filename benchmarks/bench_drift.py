@@ -89,7 +89,7 @@ def best_of(func: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 # ------------------------------------------------------------------------------ our engine
 def make_spec() -> Any:
-    from mlops.spec import parse_spec
+    from mlops.spec.model import parse_spec
 
     features = [{"name": n, "type": "float"} for n in NUMERIC] + [{"name": n, "type": "category"} for n in CATEGORICAL]
     return parse_spec(
@@ -208,9 +208,9 @@ def main() -> None:
         worker(args.worker, args.rows[0], args.repeat, args.measure)
         return
 
+    from mlops.data.profile import profile_frame
     from mlops.drift import drift_report
     from mlops.drift.engine import Reference
-    from mlops.profile import profile_frame
 
     spec = make_spec()
     load = os.getloadavg()[0]

@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
 
 from generate import generate  # noqa: E402  (examples/ is scripts, not a package)
 
-from mlops.evaluation import evaluate  # noqa: E402
-from mlops.gate import gate  # noqa: E402
-from mlops.spec import load_spec  # noqa: E402
-from mlops.training import train  # noqa: E402
+from mlops.spec.model import load_spec  # noqa: E402
+from mlops.training.evaluation import evaluate  # noqa: E402
+from mlops.training.fit import train  # noqa: E402
+from mlops.training.gate import gate  # noqa: E402
 
 
 def main() -> None:

@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.artifacts import dump_artifact, sha256_hex
-from mlops.registry import Registry
-from mlops.serving import (
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.serving.service import (
     ONNX_TAG_SHA256,
     ONNX_TAG_URI,
     InferenceService,
@@ -49,9 +49,9 @@ from mlops.serving import (
     records_from_frame,
     request_models,
 )
-from mlops.spec import ModelSpec, load_spec, parse_spec
-from mlops.specstore import SpecStore
-from mlops.training import TrainResult, model_input, train
+from mlops.spec.model import ModelSpec, load_spec, parse_spec
+from mlops.training.artifacts import dump_artifact, sha256_hex
+from mlops.training.fit import TrainResult, model_input, train
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER = ROOT / "functions" / "inference" / "handler.py"
@@ -87,7 +87,7 @@ def register(
     artifacts.objects[uri] = data
     tags: dict[str, str] = {}
     if onnx_available():
-        from mlops.onnx_export import export_onnx
+        from mlops.training.export import export_onnx
 
         onnx = export_onnx(result.pipeline, spec)
         artifacts.objects[uri + ".onnx"] = onnx
@@ -220,12 +220,12 @@ import importlib.util
 spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler)
 imported = time.perf_counter()
-production = handler.service()  # what a cold start builds: settings, platform names, mlops.awsapi clients
+production = handler.service()  # what a cold start builds: settings, platform names, mlops.serving.awsapi clients
 built = time.perf_counter()
 # The stand-ins for DynamoDB and S3 are filled here, from items the parent wrote (no spec is parsed
 # here: that would import pydantic outside the clock); the harness's work, not counted.
-from mlops.registry import Registry
-from mlops.serving import InferenceService, MemoryArtifacts, ServingSettings
+from mlops.registry.versions import Registry
+from mlops.serving.service import InferenceService, MemoryArtifacts, ServingSettings
 state = json.load(open(sys.argv[2]))
 registry = Registry.in_memory()
 for table, items in state["tables"].items():
@@ -266,7 +266,7 @@ model = pickle.loads(open(sys.argv[1], "rb").read())
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 
-# What the inference function no longer pays (mlops.awsapi): importing boto3 and creating its
+# What the inference function no longer pays (mlops.serving.awsapi): importing boto3 and creating its
 # DynamoDB and S3 clients, in a fresh process.
 _BOTO3_CLIENTS = """
 import json, os, time
@@ -294,7 +294,7 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
     files = {"s3://bench/model.pkl": str(workdir / "model.pkl")}
     version: dict[str, Any] = {"artifact_uri": "s3://bench/model.pkl", "artifact_sha256": sha256}
     if onnx_available():
-        from mlops.onnx_export import export_onnx
+        from mlops.training.export import export_onnx
 
         onnx = export_onnx(result.pipeline, spec)
         (workdir / "model.onnx").write_bytes(onnx)
@@ -318,11 +318,11 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
     # credentials and region in the environment, as Lambda sets them.
     sys.path.insert(0, str(ROOT))
     from stacks.function import RUNTIME_ENVIRONMENT
-    from stacks.layers import SHARED_EXCLUDES, SHARED_SOURCE, stage_shared_layer
+    from stacks.layers import SHARED_SOURCE, stage_shared_layer
 
-    layer = stage_shared_layer(SHARED_SOURCE, SHARED_EXCLUDES).path / "python"
+    layer = stage_shared_layer(SHARED_SOURCE).path / "python"
     # This machine's proxy and CA settings are not Lambda's (and would make the function use boto3).
-    from mlops.awsapi import DECLINED_SETTINGS
+    from mlops.serving.awsapi import DECLINED_SETTINGS
 
     unlike_lambda = {*DECLINED_SETTINGS, "AWS_CA_BUNDLE", "AWS_ENDPOINT_URL"}
     lambda_env = {
@@ -433,7 +433,7 @@ def http(result: TrainResult, spec: ModelSpec, seconds: float) -> dict[str, Any]
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    from mlops.local.testing import CREDENTIALS, LocalCloudProcess, synthesize_once
+    from mlops_local.testing import CREDENTIALS, LocalCloudProcess, synthesize_once
 
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     with LocalCloudProcess(synthesize_once("dev", ROOT), "--no-schedules") as cloud:

@@ -5,7 +5,7 @@ start compile every module it imports, and never keeps the result. This benchmar
 inference function's layers for this machine's architecture the way synth does (``shared``,
 ``runtime``, ``inference``: with ``unchecked-hash`` bytecode), makes a copy of each without any
 ``.pyc``, and times fresh interpreters importing what the function's first request imports
-(the handler, the serving module, its AWS client ``mlops.awsapi``, onnxruntime), with ``-B``
+(the handler, the serving module, its AWS client ``mlops.serving.awsapi``, onnxruntime), with ``-B``
 (nothing written, as on a read-only ``/opt``) and ``-S``: the layers come first on the path, and
 only what Lambda's runtime itself provides would be found after them, in this virtual environment.
 Runs alternate between the two variants; the ratio is source-only over compiled, medians of the
@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stacks.layers import (  # noqa: E402
-    SHARED_EXCLUDES,
     SHARED_SOURCE,
     build_dependency_layer,
     compiles_bytecode,
@@ -41,7 +40,7 @@ from stacks.layers import (  # noqa: E402
 
 ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
-FIRST_REQUEST_IMPORTS = "import handler, mlops.serving, mlops.awsapi, onnxruntime, numpy"
+FIRST_REQUEST_IMPORTS = "import handler, mlops.serving.service, mlops.serving.awsapi, onnxruntime, numpy"
 
 
 def source_only(tree: Path, into: Path) -> Path:
@@ -81,7 +80,7 @@ def main() -> None:
     requirements = ROOT / "layers" / "deps"
     compiled = [
         ROOT / "functions" / "inference",
-        stage_shared_layer(SHARED_SOURCE, SHARED_EXCLUDES).path / "python",
+        stage_shared_layer(SHARED_SOURCE).path / "python",
         build_dependency_layer("runtime", requirements / "runtime" / "requirements.txt", ARCH).path / "python",
         build_dependency_layer("inference", requirements / "inference" / "requirements.txt", ARCH).path / "python",
     ]

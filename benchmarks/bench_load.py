@@ -53,12 +53,12 @@ def serve_champion(cloud: Any, name: str = MODEL, environment: str = "dev") -> d
     pipeline registers (pickle, plus its ONNX export when skl2onnx is installed). A model that is
     already champion is reused.
     """
-    from mlops.local.testing import serve_as_champion
-    from mlops.registry import Registry
-    from mlops.serving import records_from_frame
-    from mlops.spec import load_spec, parse_spec
-    from mlops.specstore import SpecStore
-    from mlops.training import train
+    from mlops.registry.specs import SpecStore
+    from mlops.registry.versions import Registry
+    from mlops.serving.service import records_from_frame
+    from mlops.spec.model import load_spec, parse_spec
+    from mlops.training.fit import train
+    from mlops_local.testing import serve_as_champion
 
     module_spec = importlib.util.spec_from_file_location("example_generate", ROOT / "examples" / "generate.py")
     assert module_spec is not None and module_spec.loader is not None
@@ -456,8 +456,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from mlops.local.cloud import CREDENTIALS, LocalCloudOptions
-    from mlops.local.testing import LocalCloudProcess, synthesize_once
+    from mlops_local.cloud import CREDENTIALS, LocalCloudOptions
+    from mlops_local.testing import LocalCloudProcess, synthesize_once
 
     started = time.perf_counter()
     assembly = args.assembly if args.assembly is not None else synthesize_once(args.env, ROOT)

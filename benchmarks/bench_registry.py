@@ -26,9 +26,9 @@ import boto3
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
-from mlops.local.testing import create_registry_tables
-from mlops.registry import Registry
-from mlops.tables import DynamoStore
+from mlops.registry.tables import DynamoStore
+from mlops.registry.versions import Registry
+from mlops_local.testing import create_registry_tables
 
 REGISTRY, AUDIT = "bench-registry", "bench-audit"
 

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from mlops.artifacts import dump_artifact
-from mlops.evaluation import evaluate
-from mlops.spec import load_spec
-from mlops.training import coerce_frame, estimator_params, load_training_frame, model_input, split, train
+from mlops.spec.model import load_spec
+from mlops.training.artifacts import dump_artifact
+from mlops.training.evaluation import evaluate
+from mlops.training.fit import coerce_frame, estimator_params, load_training_frame, model_input, split, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Benchmark: dataset validation speed and memory (issue 5).
 
 1. In memory, 1M rows x 25 columns (20 numeric, 5 categorical) plus a 0/1 target: the schema +
-   range + null + allowed-values pass of ``mlops.validation.validate_frame`` against plain
+   range + null + allowed-values pass of ``mlops.data.validation.validate_frame`` against plain
    vectorized pandas doing the same checks (target: at most 1.5x) and against pandera on the
    same schema (target: at least 3x faster). Best of ``--repeat`` runs, same process.
 2. The same data as a CSV file: ``validate_file`` (chunked reader + checks) against
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.spec import ModelSpec, parse_spec
-from mlops.validation import validate_file, validate_frame
+from mlops.data.validation import validate_file, validate_frame
+from mlops.spec.model import ModelSpec, parse_spec
 
 PANDERA_PIN = "pandera==0.35.0"
 NUMERIC = [f"n{i:02d}" for i in range(20)]
@@ -134,7 +134,7 @@ def child_peak_rss(path: Path, rows: int) -> tuple[float, float, dict[str, Any]]
     code = (
         "import json, sys\n"
         "from bench_validation import make_spec\n"
-        "from mlops.validation import validate_file\n"
+        "from mlops.data.validation import validate_file\n"
         "r = validate_file(sys.argv[1], make_spec())\n"
         "print(json.dumps({'rows': r.rows, 'valid': r.valid, 'failed': [c.check for c in r.failures],"
         " 'seconds': r.duration_seconds}))\n"

@@ -97,7 +97,7 @@ class FuzzReport:
 
 def _example_tools() -> tuple[Any, Any]:
     """``examples/generate.py``'s generator and the example spec loader (examples/ is scripts)."""
-    from mlops.spec import load_spec
+    from mlops.spec.model import load_spec
 
     module_spec = importlib.util.spec_from_file_location("example_generate", ROOT / "examples" / "generate.py")
     assert module_spec is not None and module_spec.loader is not None
@@ -112,12 +112,12 @@ def serve_models(cloud: Any) -> list[str]:
     The pipeline's own training is covered by the pipeline tests; here only what serves matters,
     and three trainings in process take seconds instead of three pipeline runs.
     """
-    from mlops.local.testing import serve_as_champion
-    from mlops.registry import Registry
-    from mlops.serving import records_from_frame
-    from mlops.spec import parse_spec
-    from mlops.specstore import SpecStore
-    from mlops.training import train
+    from mlops.registry.specs import SpecStore
+    from mlops.registry.versions import Registry
+    from mlops.serving.service import records_from_frame
+    from mlops.spec.model import parse_spec
+    from mlops.training.fit import train
+    from mlops_local.testing import serve_as_champion
 
     generate, load_spec = _example_tools()
     ssm = cloud.client("ssm")
@@ -187,7 +187,7 @@ def fuzz(
     Parameters
     ----------
     cloud
-        A running :class:`mlops.local.testing.LocalCloudProcess`.
+        A running :class:`mlops_local.testing.LocalCloudProcess`.
     cases
         How many cases to send (hypothesis ``max_examples`` over all strategies together).
     seed
@@ -208,7 +208,7 @@ def fuzz(
     from hypothesis import strategies as st
     from schemathesis import GenerationMode
 
-    from mlops.local.cloud import CREDENTIALS
+    from mlops_local.cloud import CREDENTIALS
 
     auth = SigV4(CREDENTIALS[0], CREDENTIALS[1], cloud.region)
     local = threading.local()
@@ -300,7 +300,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from mlops.local.testing import LocalCloudProcess, synthesize_once
+    from mlops_local.testing import LocalCloudProcess, synthesize_once
 
     started = time.perf_counter()
     assembly = synthesize_once("dev", ROOT)

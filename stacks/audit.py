@@ -4,7 +4,7 @@
 an S3 bucket under Object Lock (versioned; default retention in the configured mode and days).
 :class:`AuditDigester` (platform stack) is a function on a schedule that reads the audit and
 registry tables (read only) and writes one signed digest of every chain's head per run
-(:mod:`mlops.audit_digest`). It is the only principal with ``kms:Sign`` on the key and
+(:mod:`mlops.registry.digest`). It is the only principal with ``kms:Sign`` on the key and
 ``s3:PutObject`` on the bucket: besides the grants, the key policy denies ``kms:Sign`` and the
 bucket policy denies ``s3:PutObject`` to every principal but its role, which has a fixed name so
 the stateful stack can name it without referring to the platform stack (which refers to it).
@@ -24,7 +24,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.audit_digest import DIGEST_PREFIX
+from mlops.registry.digest import DIGEST_PREFIX
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers

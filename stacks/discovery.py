@@ -1,7 +1,7 @@
 """Service discovery: the deployment writes what the CLI needs as SSM parameters.
 
-One parameter per resource under ``/mlops/<environment>/``; ``mlops.platform`` reads them back.
-The leaf names are ``mlops.platform.PARAMETERS``, so the writer and the reader cannot disagree.
+One parameter per resource under ``/mlops/<environment>/``; ``mlops.settings`` reads them back.
+The leaf names are ``mlops.settings.PARAMETERS``, so the writer and the reader cannot disagree.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from mlops.platform import PARAMETERS
+from mlops.settings import PARAMETERS
 from stacks.config import EnvironmentConfig
 
 
@@ -22,7 +22,7 @@ class Discovery(Construct):
         super().__init__(scope, construct_id)
         unknown = sorted(set(values) - set(PARAMETERS))
         if unknown:
-            raise ValueError(f"discovery parameters {unknown} are not read by the CLI (mlops.platform.PARAMETERS)")
+            raise ValueError(f"discovery parameters {unknown} are not read by the CLI (mlops.settings.PARAMETERS)")
         self.parameters = {
             leaf: ssm.StringParameter(
                 self,

@@ -17,7 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.platform import service_name as platform_service_name
+from mlops.settings import service_name as platform_service_name
 from stacks.config import EnvironmentConfig, FunctionKind
 from stacks.nag import acknowledge, skip_checkov
 

@@ -161,8 +161,8 @@ def _publish(work: Path, target: Path, asset_hash: str, name: str, *, compiled: 
     return BuiltLayer(name, target, asset_hash)
 
 
-def stage_shared_layer(source: Path, excludes: tuple[str, ...]) -> BuiltLayer:
-    """Copy the shared package (minus ``excludes``) into a cached directory, with bytecode.
+def stage_shared_layer(source: Path) -> BuiltLayer:
+    """Copy the shared package into a cached directory, with bytecode.
 
     The directory is keyed by the hash of every file copied, so the staged code is always the
     source's: an edit gives a new directory (and a new asset) instead of stale bytecode.
@@ -175,7 +175,6 @@ def stage_shared_layer(source: Path, excludes: tuple[str, ...]) -> BuiltLayer:
         and "__pycache__" not in p.parts
         and p.suffix != ".pyc"
         and not any(part.endswith(".egg-info") for part in p.parts)
-        and not any(p.relative_to(python).as_posix().startswith(ex) for ex in excludes)
     )
     compiled = compiles_bytecode()
     digest = hashlib.sha256(f"{BUILDER_REVISION}:{PYTHON_VERSION}:{compiled}".encode())
@@ -211,9 +210,7 @@ def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-SHARED_SOURCE = ROOT / "layers" / "shared"
-# Not shipped to Lambda: the CLI and the local cloud are part of the package, not of the runtime.
-SHARED_EXCLUDES = ("mlops/cli/", "mlops/local/")
+SHARED_SOURCE = ROOT / "layers" / "shared"  # the domain only: the CLI and the local cloud live under src/
 
 
 class PlatformLayers:
@@ -228,7 +225,7 @@ class PlatformLayers:
     def __init__(self, scope: Construct, *, architecture: str) -> None:
         arch = lambda_.Architecture.ARM_64 if architecture == "arm64" else lambda_.Architecture.X86_64
         runtimes = [lambda_.Runtime.PYTHON_3_12]
-        shared = stage_shared_layer(SHARED_SOURCE, SHARED_EXCLUDES)
+        shared = stage_shared_layer(SHARED_SOURCE)
         self.built: dict[str, BuiltLayer] = {"shared": shared}
         self.sources: dict[str, Path] = {"shared": shared.path}
         self.shared = lambda_.LayerVersion(

@@ -11,7 +11,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlops.monitoring import schedule_group_name
+from mlops.monitoring.monitor import schedule_group_name
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, service_name
 from stacks.layers import PlatformLayers
@@ -196,7 +196,7 @@ class MonitoringPipeline(Construct):
     def grant_schedule_sync(self, function: lambda_.Function) -> None:
         """Let ``function`` create, update and delete monitor schedules (it sets champions).
 
-        Adds the ``MONITOR_*`` variables :func:`mlops.monitoring.sync_schedule_from_env` reads,
+        Adds the ``MONITOR_*`` variables :func:`mlops.monitoring.monitor.sync_schedule_from_env` reads,
         the Scheduler actions on this environment's group only, and ``iam:PassRole`` on the
         scheduler role only.
         """

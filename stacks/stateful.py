@@ -221,7 +221,7 @@ class RegistryTables(Construct):
 
 
 def resource_environment(bucket: s3.IBucket, tables: RegistryTables) -> dict[str, str]:
-    """The variables :meth:`mlops.platform.Platform.from_env` reads, for every platform function."""
+    """The variables :meth:`mlops.settings.Platform.from_env` reads, for every platform function."""
     return {
         "DATA_BUCKET": bucket.bucket_name,
         "REGISTRY_TABLE": tables.registry.table_name,

@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops import catalog
 from mlops.errors import MlopsError, NotFoundError
+from mlops.registry import catalog
 
 logger = Logger()
 app = APIGatewayRestResolver()

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text
-from mlops.deployment import approve_from_api
+from mlops.deployment.rollout import approve_from_api
 from mlops.errors import InputError
 
 logger = Logger()

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text
-from mlops.datasets import authorize_upload
+from mlops.data.datasets import authorize_upload
 from mlops.errors import InputError
 
 logger = Logger()
@@ -32,8 +32,8 @@ def _services() -> dict[str, Any]:
         import boto3
         from botocore.config import Config
 
-        from mlops.platform import Platform
-        from mlops.registry import Registry
+        from mlops.registry.versions import Registry
+        from mlops.settings import Platform
 
         platform = Platform.from_env()
         _clients["registry"] = Registry.for_platform(boto3.client("dynamodb"), platform)

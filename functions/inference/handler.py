@@ -1,12 +1,12 @@
 """Inference API: POST /models/{model}/predict, GET /models/{model}, GET /openapi.json.
 
-Thin: parse the API Gateway event, call :class:`mlops.serving.InferenceService`, shape the answer,
+Thin: parse the API Gateway event, call :class:`mlops.serving.service.InferenceService`, shape the answer,
 emit metrics. One service (and its model cache) per execution environment, created on first use.
 
 Cold start is part of the contract (benchmarks/bench_inference.py), so this module imports only what
 the first prediction needs: Powertools' Logger and Metrics (not its event handler, whose import pulls
 in the validation and OpenAPI machinery of every resolver), and not boto3: the registry and the
-artifacts are read with :mod:`mlops.awsapi` (boto3's import and two clients cost ~0.15 s).
+artifacts are read with :mod:`mlops.serving.awsapi` (boto3's import and two clients cost ~0.15 s).
 The three routes are matched on the REST event's resource template.
 """
 
@@ -23,7 +23,7 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-from mlops.serving import InferenceService, RequestError, ServingError
+from mlops.serving.service import InferenceService, RequestError, ServingError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -41,10 +41,10 @@ def service() -> InferenceService:
     """The execution environment's service (clients created once, on first use)."""
     global _service
     if _service is None:
-        from mlops.awsapi import clients_from_env
-        from mlops.platform import Platform
-        from mlops.registry import Registry
-        from mlops.serving import S3Artifacts, S3Capture, ServingSettings
+        from mlops.registry.versions import Registry
+        from mlops.serving.awsapi import clients_from_env
+        from mlops.serving.service import S3Artifacts, S3Capture, ServingSettings
+        from mlops.settings import Platform
 
         platform = Platform.from_env()
         clients: tuple[Any, Any] | None = clients_from_env(os.environ)
@@ -137,7 +137,7 @@ def _predict(event: dict[str, Any], model: str, headers: dict[str, str], request
     started = time.perf_counter()
     result = service().predict(model, _body(event), content_type=headers.get("content-type"), request_id=request_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    # Per model version: the dimensions the canary alarms watch (mlops.deployment.canary_alarms).
+    # Per model version: the dimensions the canary alarms watch (mlops.deployment.rollout.canary_alarms).
     _per_version(
         model,
         result.version,
@@ -160,7 +160,7 @@ def _predict(event: dict[str, Any], model: str, headers: dict[str, str], request
 
 
 def _openapi(event: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    from mlops.serving import serving_openapi
+    from mlops.serving.service import serving_openapi
 
     host = headers.get("host")
     stage = (event.get("requestContext") or {}).get("stage")

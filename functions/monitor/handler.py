@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from mlops.monitoring import MetricPoint, monitor_step
+from mlops.monitoring.monitor import MetricPoint, monitor_step
 
 logger = Logger()
 NAMESPACE = "MLOps"

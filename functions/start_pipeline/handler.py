@@ -9,9 +9,9 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops.data.trigger import start_training, upload_from_event
 from mlops.errors import InputError, TransitionError
-from mlops.pipeline import start_training, upload_from_event
-from mlops.pipeline_steps import Services, record_ignored_upload
+from mlops.training.steps import Services, record_ignored_upload
 
 logger = Logger()
 

@@ -3,7 +3,7 @@
 Fixtures
 --------
 mlops
-    Runs the ``mlops`` command through its real entry point (:func:`mlops.cli.main.main`), in this
+    Runs the ``mlops`` command through its real entry point (:func:`mlops_cli.main.main`), in this
     process: the same argument parsing, output and exit codes as the installed console script,
     without a second of interpreter start-up per call.
 conformance_cloud
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.cli.main import main
-from mlops.local.testing import LocalCloudProcess, synthesize_once
+from mlops_cli.main import main
+from mlops_local.testing import LocalCloudProcess, synthesize_once
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.spec import ModelSpec, load_spec
+from mlops.spec.model import ModelSpec, load_spec
 
 SPECS = Path(__file__).resolve().parent / "specs"
 

@@ -3,7 +3,7 @@
 Fixtures
 --------
 local_cloud
-    A running :class:`mlops.local.testing.LocalCloudProcess` of the freshly synthesized dev stage
+    A running :class:`mlops_local.testing.LocalCloudProcess` of the freshly synthesized dev stage
     (``.endpoint_url``, ``.api_url``, ``.client(service)``, ``.fire(rule)``, ``.status()``).
 aws
     ``aws("s3")`` returns a boto3 client pointed at the local cloud.
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from mlops.local.testing import LocalCloudProcess, synthesize_once
+from mlops_local.testing import LocalCloudProcess, synthesize_once
 
 ROOT = Path(__file__).resolve().parents[2]
 

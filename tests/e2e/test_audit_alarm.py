@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mlops.audit import anchor_key
-from mlops.local.metrics import EVALUATOR_REASON
-from mlops.local.testing import LocalCloudProcess
-from mlops.registry import Registry
+from mlops.registry.audit import anchor_key
+from mlops.registry.versions import Registry
+from mlops_local.metrics import EVALUATOR_REASON
+from mlops_local.testing import LocalCloudProcess
 from tests.e2e import test_audit_digest as digest_e2e
 from tests.e2e.test_audit_digest import Run, parameter
 from tests.integration.registry.test_audit_digest import rechain

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import pytest
 
-from mlops.audit import anchor_key
-from mlops.audit_digest import digest_key
-from mlops.local.testing import LocalCloudProcess
-from mlops.registry import Registry
+from mlops.registry.audit import anchor_key
+from mlops.registry.digest import digest_key
+from mlops.registry.versions import Registry
+from mlops_local.testing import LocalCloudProcess
 from tests.integration.console import console
 from tests.integration.registry.test_audit_digest import rechain
 from tests.unit.registry.helpers import audit_items, raw_put

@@ -21,11 +21,11 @@ import boto3
 import pytest
 import yaml
 
-from mlops.datasets import DatasetCatalog
-from mlops.local.testing import LocalCloudProcess
-from mlops.platform import discover
-from mlops.registry import Registry
-from mlops.runs import Upload, describe_run, upload_dataset, wait_run
+from mlops.data.datasets import DatasetCatalog
+from mlops.registry.versions import Registry
+from mlops.settings import discover
+from mlops.training.runs import Upload, describe_run, upload_dataset, wait_run
+from mlops_local.testing import LocalCloudProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -79,7 +79,7 @@ def test_twenty_concurrent_uploads_all_train_and_register(
 
     def authorize(request: dict[str, Any]) -> dict[str, Any]:
         # the signed call `mlops data upload` makes to the upload API, as the scientist; like the
-        # CLI (mlops.cli.common.signed_request) it tries twice more after a 502, 503 or 504
+        # CLI (mlops_cli.common.signed_request) it tries twice more after a 502, 503 or 504
         for attempt in range(3):
             status, answer = local_cloud.api("POST", f"models/{MODEL}/uploads", request, identity="scientist")
             if status not in (502, 503, 504) or attempt == 2:

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops.local.testing import LocalCloudProcess
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.registry.specs import SpecStore
+from mlops.spec.model import parse_spec
+from mlops_local.testing import LocalCloudProcess
 
 from .churn import churn_spec
 
@@ -64,7 +64,7 @@ raw_bodies = st.one_of(upload_bodies.map(str.encode), st.binary(max_size=300))
 
 @pytest.fixture(scope="module")
 def cloud(local_cloud: LocalCloudProcess) -> LocalCloudProcess:
-    from mlops.registry import Registry
+    from mlops.registry.versions import Registry
 
     ssm = local_cloud.client("ssm")
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess, signed_as
-from mlops.registry import Registry, Status
+from mlops.registry.versions import Registry, Status
+from mlops_local.testing import LocalCloudProcess, signed_as
 
 from .churn import churn_spec
 

@@ -1,7 +1,7 @@
 """Failure drills on the local cloud: faults injected where AWS fails, never in our code.
 
 One module-scoped cloud of their own; every run uploads a tiny dataset for its own model through
-the upload API, with faults planned for that model only (mlops.local.faults). Ten training runs
+the upload API, with faults planned for that model only (mlops_local.faults). Ten training runs
 at once:
 
 - ``dr-transient``: ONE run in which every task fails once after its handler ran (so the retry
@@ -42,15 +42,15 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.cli.audit_cmd import _all_chains
-from mlops.datasets import DatasetCatalog
-from mlops.deployment import start_deployment
-from mlops.local.testing import LocalCloudProcess, synthesize_once
-from mlops.platform import Platform, discover
-from mlops.registry import Registry, Status
-from mlops.runs import Run, upload_dataset, wait_run
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.data.datasets import DatasetCatalog
+from mlops.deployment.rollout import start_deployment
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry, Status
+from mlops.settings import Platform, discover
+from mlops.spec.model import parse_spec
+from mlops.training.runs import Run, upload_dataset, wait_run
+from mlops_cli.audit_cmd import _all_chains
+from mlops_local.testing import LocalCloudProcess, synthesize_once
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))

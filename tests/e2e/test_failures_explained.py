@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess
+from mlops_local.testing import LocalCloudProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 MLOPS = str(Path(sys.executable).parent / "mlops")

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from mlops.approval import get_request
-from mlops.datasets import DatasetCatalog
-from mlops.local.testing import LocalCloudProcess
-from mlops.pipeline import execution_name
-from mlops.registry import Registry, Status
+from mlops.data.datasets import DatasetCatalog
+from mlops.data.trigger import execution_name
+from mlops.deployment.approval import get_request
+from mlops.registry.versions import Registry, Status
+from mlops_local.testing import LocalCloudProcess
 from tests.e2e.test_deployment_pipeline import (
     assert_consistent,
     generate,

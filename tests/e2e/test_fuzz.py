@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from mlops.local.testing import LocalCloudProcess
+from mlops_local.testing import LocalCloudProcess
 
 pytestmark = pytest.mark.xdist_group("fuzz")
 
@@ -54,7 +54,7 @@ def test_the_runner_signs_what_it_sends(local_cloud: LocalCloudProcess) -> None:
     # GIVEN the runner's SigV4 auth  WHEN a request goes out with it, and one without it
     import requests
 
-    from mlops.local.cloud import CREDENTIALS
+    from mlops_local.cloud import CREDENTIALS
 
     url = local_cloud.api_url.rstrip("/") + "/openapi.json"
     signed = requests.get(url, auth=runner().SigV4(*CREDENTIALS, local_cloud.region), timeout=60)

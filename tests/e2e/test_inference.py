@@ -22,11 +22,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from mlops.deployment import deploy_version
-from mlops.local.testing import CREDENTIALS, LocalCloudProcess, signed_as
-from mlops.registry import Registry, Status
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.deployment.rollout import deploy_version
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry, Status
+from mlops.spec.model import parse_spec
+from mlops_local.testing import CREDENTIALS, LocalCloudProcess, signed_as
 
 from .churn import churn_spec
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess, signed_as
+from mlops_local.testing import LocalCloudProcess, signed_as
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 MODEL = "leakage"

@@ -16,8 +16,8 @@ from types import ModuleType
 
 import pytest
 
-from mlops.local.cloud import CREDENTIALS, LocalCloudOptions
-from mlops.local.testing import LocalCloudProcess
+from mlops_local.cloud import CREDENTIALS, LocalCloudOptions
+from mlops_local.testing import LocalCloudProcess
 
 pytestmark = pytest.mark.xdist_group("load")
 

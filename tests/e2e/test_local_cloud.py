@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from mlops.local.testing import LocalCloudProcess
+from mlops_local.testing import LocalCloudProcess
 
 
 def created(local_cloud: LocalCloudProcess, type_: str) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
+from mlops_local.testing import LocalCloudProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess, signed_as
-from mlops.monitoring import list_monitor_runs
-from mlops.registry import Registry
+from mlops.monitoring.monitor import list_monitor_runs
+from mlops.registry.versions import Registry
+from mlops_local.testing import LocalCloudProcess, signed_as
 
 from .churn import churn_spec
 

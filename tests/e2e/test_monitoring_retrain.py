@@ -24,10 +24,10 @@ import pytest
 import yaml
 from sklearn.datasets import load_breast_cancer
 
-from mlops.datasets import DatasetCatalog
-from mlops.local.testing import LocalCloudProcess, signed_as
-from mlops.monitoring import list_monitor_runs
-from mlops.registry import Registry
+from mlops.data.datasets import DatasetCatalog
+from mlops.monitoring.monitor import list_monitor_runs
+from mlops.registry.versions import Registry
+from mlops_local.testing import LocalCloudProcess, signed_as
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 MODEL = "cells"

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.local.metrics import EVALUATOR_REASON
-from mlops.local.testing import LocalCloudProcess
-from mlops.registry import Registry
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.spec.model import parse_spec
+from mlops_local.metrics import EVALUATOR_REASON
+from mlops_local.testing import LocalCloudProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.xdist_group("local-cloud")

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from mlops.errors import NotFoundError
-from mlops.local.testing import LocalCloudProcess
-from mlops.registry import Registry, Status
+from mlops.registry.versions import Registry, Status
+from mlops_local.testing import LocalCloudProcess
 from tests.conformance.conftest import Result, run_mlops
 from tests.conformance.datasets import DEFAULT
 

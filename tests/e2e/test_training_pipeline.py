@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.local.testing import LocalCloudProcess, signed_as
+from mlops_local.testing import LocalCloudProcess, signed_as
 
 from .churn import churn_spec
 

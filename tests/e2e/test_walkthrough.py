@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from mlops.local.testing import synthesize_once
+from mlops_local.testing import synthesize_once
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlops.cli.main import main
+from mlops_cli.main import main
 
 
 class Result:

@@ -11,16 +11,16 @@ import pytest
 from moto import mock_aws
 
 from mlops.errors import TransitionError
-from mlops.monitoring import (
+from mlops.monitoring.monitor import (
     MonitorServices,
     ScheduleTarget,
     plan_run,
     set_schedule_state,
     sync_champion_schedule,
 )
-from mlops.registry import Registry
-from mlops.spec import load_spec
-from mlops.specstore import SpecStore
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.spec.model import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "mlops-dev-monitoring"

@@ -1,4 +1,4 @@
-"""mlops.awsapi over real HTTP against moto's server: the same answers as boto3, both ways round."""
+"""mlops.serving.awsapi over real HTTP against moto's server: the same answers as boto3, both ways round."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from mlops.awsapi import S3, AwsError, DynamoDB, clients_from_env
 from mlops.errors import NotFoundError
-from mlops.local.testing import create_registry_tables
-from mlops.registry import Registry
-from mlops.serving import S3Artifacts
-from mlops.tables import Condition, ConditionFailedError, DynamoStore, Put, TableSchema
+from mlops.registry.tables import Condition, ConditionFailedError, DynamoStore, Put, TableSchema
+from mlops.registry.versions import Registry
+from mlops.serving.awsapi import S3, AwsError, DynamoDB, clients_from_env
+from mlops.serving.service import S3Artifacts
+from mlops_local.testing import create_registry_tables
 
 REGION = "us-east-1"
 REGISTRY_TABLE = "awsapi-registry"

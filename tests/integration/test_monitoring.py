@@ -12,9 +12,10 @@ import boto3
 import pandas as pd
 import pytest
 
-from mlops.datasets import DatasetCatalog, DatasetVersion
-from mlops.labels import label_key
-from mlops.monitoring import (
+from mlops.data.datasets import DatasetCatalog, DatasetVersion
+from mlops.data.labels import label_key
+from mlops.data.profile import profile_frame
+from mlops.monitoring.monitor import (
     MonitorServices,
     MonitorSettings,
     ScheduleTarget,
@@ -24,11 +25,10 @@ from mlops.monitoring import (
     sync_champion_schedule,
     sync_schedule,
 )
-from mlops.profile import profile_frame
-from mlops.registry import Registry
-from mlops.serving import capture_key
-from mlops.spec import ModelSpec, load_spec, parse_spec
-from mlops.specstore import SpecStore
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.serving.service import capture_key
+from mlops.spec.model import ModelSpec, load_spec, parse_spec
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]  # moto fixtures, tables as the stacks declare them
@@ -358,7 +358,7 @@ def test_distributed_path_agrees_with_the_inline_path(world: dict[str, Any], spe
         }
     )
     world["registry"].store.write(
-        __import__("mlops.tables", fromlist=["Update"]).Update(
+        __import__("mlops.registry.tables", fromlist=["Update"]).Update(
             world["registry"].table, {"pk": "MODEL#churn", "sk": "MONITOR"}, remove=("last_window_end",)
         )
     )

@@ -10,10 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.registry import Registry
-from mlops.serving import capture_key
-from mlops.spec import load_spec
-from mlops.specstore import SpecStore
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.serving.service import capture_key
+from mlops.spec.model import load_spec
 from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, deployed, dynamodb
 

@@ -19,16 +19,16 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import log_loss, roc_auc_score
 
+from mlops.data.labels import label_key
+from mlops.data.profile import profile_frame
 from mlops.drift import holdout_document
-from mlops.evaluation import evaluate
-from mlops.labels import label_key
-from mlops.monitoring import MonitorServices, MonitorSettings, monitor_step
-from mlops.profile import profile_frame
-from mlops.registry import Registry
-from mlops.serving import PredictResult, SklearnPredictor, capture_key, capture_lines, records_from_frame
-from mlops.spec import ModelSpec, parse_spec
-from mlops.specstore import SpecStore
-from mlops.training import coerce_frame, split_for_training, train
+from mlops.monitoring.monitor import MonitorServices, MonitorSettings, monitor_step
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.serving.service import PredictResult, SklearnPredictor, capture_key, capture_lines, records_from_frame
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.evaluation import evaluate
+from mlops.training.fit import coerce_frame, split_for_training, train
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]  # moto fixtures, tables as the stacks declare them

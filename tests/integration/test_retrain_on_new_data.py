@@ -23,17 +23,17 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from mlops.datasets import DatasetCatalog
-from mlops.labels import label_key
-from mlops.monitoring import MonitorServices, MonitorSettings, list_monitor_runs, monitor_step
-from mlops.pipeline import execution_name, start_training, upload_from_event
-from mlops.pipeline_steps import Services, validate_upload
-from mlops.platform import Platform
-from mlops.profile import profile_frame
-from mlops.registry import Registry
-from mlops.serving import capture_key
-from mlops.spec import ModelSpec, parse_spec
-from mlops.specstore import SpecStore
+from mlops.data.datasets import DatasetCatalog
+from mlops.data.labels import label_key
+from mlops.data.profile import profile_frame
+from mlops.data.trigger import execution_name, start_training, upload_from_event
+from mlops.monitoring.monitor import MonitorServices, MonitorSettings, list_monitor_runs, monitor_step
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.serving.service import capture_key
+from mlops.settings import Platform
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.steps import Services, validate_upload
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]

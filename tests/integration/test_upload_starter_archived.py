@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.audit import PLATFORM_CHAIN
-from mlops.registry import Registry
+from mlops.registry.audit import PLATFORM_CHAIN
+from mlops.registry.versions import Registry
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]

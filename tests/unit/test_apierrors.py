@@ -8,7 +8,7 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from mlops.apierrors import answer_errors_as_json
-from mlops.approval import SelfApprovalError, UnverifiedUploaderError
+from mlops.deployment.approval import SelfApprovalError, UnverifiedUploaderError
 from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError, NotFoundError, SpecError
 
 

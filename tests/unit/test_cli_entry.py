@@ -36,14 +36,14 @@ def test_every_command_loads_lazily_under_its_own_name() -> None:
     # A command's module is imported only when the command runs; each one must still load and
     # define the command its name in COMMANDS promises.
     code = (
-        "import sys, click; from mlops.cli.main import COMMANDS, cli;"
+        "import sys, click; from mlops_cli.main import COMMANDS, cli;"
         "assert not any(m in sys.modules for m in COMMANDS.values()), 'imported before use';"
         "ctx = click.Context(cli);"
         "print(sorted(n for n in COMMANDS if cli.get_command(ctx, n).name == n))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    from mlops.cli.main import COMMANDS
+    from mlops_cli.main import COMMANDS
 
     assert result.stdout.strip() == str(sorted(COMMANDS))
     listed = subprocess.run([MLOPS, "--help"], capture_output=True, text=True, check=False).stdout

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from stacks.layers import (
     CACHE,
-    SHARED_EXCLUDES,
     SHARED_SOURCE,
     build_dependency_layer,
     compiles_bytecode,
@@ -82,23 +81,21 @@ def _unchecked_hash(pyc: Path) -> bool:
 
 
 def test_shared_layer_is_staged_by_content_with_bytecode(tmp_path: Path) -> None:
-    # GIVEN a package with a module, a CLI part that is not shipped, and a stale pyc
+    # GIVEN a package with a module and a stale pyc
     source = tmp_path / "shared"
-    (source / "python" / "mlops" / "cli").mkdir(parents=True)
-    (source / "python" / "mlops" / "__pycache__").mkdir()
+    (source / "python" / "mlops" / "__pycache__").mkdir(parents=True)
     (source / "python" / "mlops" / "__init__.py").write_text("VALUE = 1\n")
-    (source / "python" / "mlops" / "cli" / "main.py").write_text("print('cli')\n")
     (source / "python" / "mlops" / "__pycache__" / "old.cpython-312.pyc").write_bytes(b"stale")
     # WHEN it is staged twice, then after an edit
-    first = stage_shared_layer(source, SHARED_EXCLUDES)
-    again = stage_shared_layer(source, SHARED_EXCLUDES)
+    first = stage_shared_layer(source)
+    again = stage_shared_layer(source)
     (source / "python" / "mlops" / "__init__.py").write_text("VALUE = 2\n")
-    edited = stage_shared_layer(source, SHARED_EXCLUDES)
+    edited = stage_shared_layer(source)
     # THEN the same content is one directory, an edit is another (never stale bytecode)
     assert again.path == first.path and edited.path != first.path and edited.asset_hash != first.asset_hash
     staged = first.path / "python" / "mlops"
     assert (staged / "__init__.py").read_text() == "VALUE = 1\n"
-    assert not (staged / "cli").exists() and not (staged / "__pycache__" / "old.cpython-312.pyc").exists()
+    assert not (staged / "__pycache__" / "old.cpython-312.pyc").exists()
     compiled = list(staged.rglob("*.pyc"))
     assert [p.name for p in compiled] == (["__init__.cpython-312.pyc"] if compiles_bytecode() else [])
     assert all(_unchecked_hash(p) for p in compiled)
@@ -106,8 +103,16 @@ def test_shared_layer_is_staged_by_content_with_bytecode(tmp_path: Path) -> None
 
 def test_shared_layer_is_the_source_the_tests_import() -> None:
     import mlops
+    import mlops_cli
+    import mlops_local
 
     assert Path(mlops.__file__).resolve().parent == (SHARED_SOURCE / "python" / "mlops").resolve()
+    # Only what ships to Lambda lives in the layer's source tree: the CLI and the local cloud are
+    # their own packages beside it.
+    shipped = {p.name for p in (SHARED_SOURCE / "python").iterdir() if not p.name.endswith(".egg-info")}
+    assert shipped <= {"mlops", "__pycache__"}, shipped
+    for package in (mlops_cli, mlops_local):
+        assert (SHARED_SOURCE / "python") not in Path(package.__file__).resolve().parents
 
 
 def test_sagemaker_training_image_copies_files_that_exist() -> None:
@@ -119,5 +124,5 @@ def test_sagemaker_training_image_copies_files_that_exist() -> None:
     for source in sources:
         assert (ROOT / source).exists(), source
     asl = (ROOT / "statemachines" / "training.asl.json").read_text()
-    assert '"python", "-m", "mlops.sagemaker"' in dockerfile
-    assert '"ContainerEntrypoint": [\n' in asl or '"mlops.sagemaker"' in asl
+    assert '"python", "-m", "mlops.training.sagemaker"' in dockerfile
+    assert '"ContainerEntrypoint": [\n' in asl or '"mlops.training.sagemaker"' in asl

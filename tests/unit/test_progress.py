@@ -1,4 +1,4 @@
-"""Progress lines (mlops.cli.progress): every wait says what it is doing and for how long."""
+"""Progress lines (mlops_cli.progress): every wait says what it is doing and for how long."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.cli.progress import Progress, run_command
+from mlops_cli.progress import Progress, run_command
 
 
 class _Terminal(io.StringIO):

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mlops.cli.common import AppContext, signed_request
 from mlops.errors import ConflictError, MlopsError
-from mlops.platform import Platform
+from mlops.settings import Platform
+from mlops_cli.common import AppContext, signed_request
 
 
 class Answers:

@@ -18,10 +18,10 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
-from mlops.local.patches import serialize_dynamodb
-from mlops.local.testing import create_registry_tables
-from mlops.registry import Registry
-from mlops.tables import Condition, ConditionFailedError, Put
+from mlops.registry.tables import Condition, ConditionFailedError, Put
+from mlops.registry.versions import Registry
+from mlops_local.patches import serialize_dynamodb
+from mlops_local.testing import create_registry_tables
 
 REGISTRY, AUDIT = "mlops-dev-registry", "mlops-dev-audit"
 PAUSE_S = 2.0

@@ -15,7 +15,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from mlops.local.testing import LocalCloudProcess
+from mlops_local.testing import LocalCloudProcess
 
 FIXTURE = Path(__file__).resolve().parents[2] / "unit" / "local" / "fixtures" / "assembly"
 

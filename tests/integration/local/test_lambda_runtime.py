@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.local.runtime import FunctionSpec, LambdaRuntime
+from mlops_local.runtime import FunctionSpec, LambdaRuntime
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 INIT_LIMIT_S = 0.3

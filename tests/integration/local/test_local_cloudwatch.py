@@ -12,9 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlops.local.events import EventDispatcher
-from mlops.local.metrics import AlarmEvaluator, emf_documents, emf_metric_data, put_emf
-from mlops.local.runtime import FunctionSpec, LambdaRuntime
+from mlops_local.events import EventDispatcher
+from mlops_local.metrics import AlarmEvaluator, emf_documents, emf_metric_data, put_emf
+from mlops_local.runtime import FunctionSpec, LambdaRuntime
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -8,10 +8,10 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.pipeline import upload_from_event
-from mlops.pipeline_steps import Services
-from mlops.platform import Platform
-from mlops.registry import Registry
+from mlops.data.trigger import upload_from_event
+from mlops.registry.versions import Registry
+from mlops.settings import Platform
+from mlops.training.steps import Services
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb", "put_upload", "services"]

@@ -15,9 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops.data.trigger import upload_from_event
 from mlops.errors import CheckFailedError, InputError, NotFoundError
-from mlops.pipeline import upload_from_event
-from mlops.pipeline_steps import (
+from mlops.registry.specs import SpecStore
+from mlops.spec.model import parse_spec
+from mlops.storage import read_uri
+from mlops.training.fit import load_fingerprints, load_training_frame, row_fingerprints
+from mlops.training.steps import (
     Services,
     evaluate_candidates,
     gate_candidate,
@@ -26,10 +30,6 @@ from mlops.pipeline_steps import (
     train_candidate,
     validate_upload,
 )
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
-from mlops.storage import read_uri
-from mlops.training import load_fingerprints, load_training_frame, row_fingerprints
 from tests.integration.registry.conftest import DATA_BUCKET
 
 NUMBERS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
@@ -251,8 +251,8 @@ def test_a_sagemaker_job_trains_against_the_same_fixed_holdout(
 ) -> None:
     import tarfile
 
-    from mlops.pipeline_steps import collect_candidate
-    from mlops.sagemaker import run_training_job
+    from mlops.training.sagemaker import run_training_job
+    from mlops.training.steps import collect_candidate
 
     # GIVEN a SageMaker-backed spec with a fixed holdout file
     monkeypatch.setenv("SAGEMAKER_TRAINING_IMAGE", "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-train:1")

@@ -14,12 +14,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mlops.evaluation import evaluate
-from mlops.gate import gate
-from mlops.pipeline_steps import Services, gate_candidate, validate_upload
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
-from mlops.training import train
+from mlops.registry.specs import SpecStore
+from mlops.spec.model import parse_spec
+from mlops.training.evaluation import evaluate
+from mlops.training.fit import train
+from mlops.training.gate import gate
+from mlops.training.steps import Services, gate_candidate, validate_upload
 from tests.integration.pipeline.conftest import put_upload
 from tests.integration.registry.conftest import DATA_BUCKET
 
@@ -163,7 +163,7 @@ def test_model_card_says_what_the_gate_could_and_could_not_tell(
     services: Services, wage_evaluation: dict[str, Any]
 ) -> None:
     # GIVEN the Wage candidate gated in report mode on both attributes
-    from mlops.modelcard import render_model_card
+    from mlops.registry.modelcard import render_model_card
 
     spec = parse_spec({**WAGE, "fairness": {"protected_attributes": ["education", "maritl"], "mode": "report"}})
     verdict = gate({}, spec, fairness=wage_evaluation["fairness"])

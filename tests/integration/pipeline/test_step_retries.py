@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.pipeline import upload_from_event
-from mlops.pipeline_steps import (
+from mlops.data.trigger import upload_from_event
+from mlops.registry.specs import SpecStore
+from mlops.spec.model import parse_spec
+from mlops.training.steps import (
     Services,
     evaluate_candidates,
     gate_candidate,
@@ -16,8 +18,6 @@ from mlops.pipeline_steps import (
     train_candidate,
     validate_upload,
 )
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
 from tests.integration.pipeline.test_holdout_steps import DIABETES, csv_bytes, spec_document
 from tests.integration.registry.conftest import DATA_BUCKET
 

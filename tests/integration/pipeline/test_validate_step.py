@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from mlops.pipeline_steps import Services, record_ignored_upload, report_key, validate_upload
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.registry.specs import SpecStore
+from mlops.spec.model import parse_spec
+from mlops.training.steps import Services, record_ignored_upload, report_key, validate_upload
 from tests.integration.pipeline.conftest import put_upload
 from tests.integration.registry.conftest import DATA_BUCKET
 
@@ -74,7 +74,7 @@ def test_champion_profile_adds_reference_checks(services: Services) -> None:
     # GIVEN a champion whose registered profile comes from its training data
     import pandas as pd
 
-    from mlops.profile import profile_frame
+    from mlops.data.profile import profile_frame
 
     spec = parse_spec(SPEC)
     SpecStore(services.registry).put(spec, actor="alice")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from mlops.datasets import DatasetCatalog, authorize_upload
-from mlops.pipeline_steps import Services, validate_upload
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.data.datasets import DatasetCatalog, authorize_upload
+from mlops.registry.specs import SpecStore
+from mlops.spec.model import parse_spec
+from mlops.training.steps import Services, validate_upload
 from tests.integration.pipeline.conftest import put_upload
 from tests.integration.pipeline.test_validate_step import GOOD, SPEC
 from tests.integration.registry.conftest import DATA_BUCKET

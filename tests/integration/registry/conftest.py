@@ -9,9 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlops.local.patches import serialize_dynamodb
-from mlops.local.testing import create_registry_tables
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
+from mlops_local.patches import serialize_dynamodb
+from mlops_local.testing import create_registry_tables
 
 REGISTRY_TABLE = "mlops-dev-registry"
 AUDIT_TABLE = "mlops-dev-audit"
@@ -22,7 +22,7 @@ DATA_BUCKET = "mlops-dev-data"
 def aws() -> Iterator[None]:
     """moto, with every DynamoDB request applied atomically.
 
-    The same lock the local cloud installs (:func:`mlops.local.patches.serialize_dynamodb`):
+    The same lock the local cloud installs (:func:`mlops_local.patches.serialize_dynamodb`):
     real DynamoDB applies each request atomically, moto does not. Our code still interleaves
     freely between requests, which is what the concurrency tests exercise.
     """

@@ -14,8 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.audit import AuditEvent, anchor_key
-from mlops.audit_digest import (
+from mlops.errors import CheckFailedError, ConflictError
+from mlops.registry.audit import AuditEvent, anchor_key
+from mlops.registry.digest import (
     GENESIS,
     AnchorReport,
     Digest,
@@ -27,8 +28,7 @@ from mlops.audit_digest import (
     write_digest,
     write_digest_racing,
 )
-from mlops.errors import CheckFailedError, ConflictError
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
 from tests.unit.registry.helpers import audit_items, raw_delete, raw_put
 
 BUCKET = "mlops-dev-audit-digests"
@@ -301,7 +301,7 @@ def test_no_digest_yet_is_not_a_failure(registry: Registry, anchor) -> None:
 
 # -- the command line ---------------------------------------------------------------------------
 def run_mlops(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from mlops.cli.main import main
+    from mlops_cli.main import main
 
     try:
         main(list(args))

@@ -1,6 +1,6 @@
 """Every write to the audit table is a conditional Put (``attribute_not_exists``): checked on the wire.
 
-The audit trail's only writer is :meth:`mlops.audit.AuditTrail.append`. These tests watch every
+The audit trail's only writer is :meth:`mlops.registry.audit.AuditTrail.append`. These tests watch every
 DynamoDB request a registry lifecycle sends to moto, and race a rival writer into the gap between
 reading a chain's head and writing the next event: the loser gets a conflict, never an overwrite.
 """
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from mlops.audit import AuditTrail
 from mlops.errors import ConflictError
-from mlops.registry import Registry
-from mlops.spec import load_spec
-from mlops.specstore import SpecStore
-from mlops.tables import Condition, DynamoStore, Operation, Put
+from mlops.registry.audit import AuditTrail
+from mlops.registry.specs import SpecStore
+from mlops.registry.tables import Condition, DynamoStore, Operation, Put
+from mlops.registry.versions import Registry
+from mlops.spec.model import load_spec
 from tests.integration.registry.conftest import AUDIT_TABLE, REGISTRY_TABLE
 from tests.unit.registry.helpers import audit_items
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
 from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, REGISTRY_TABLE
 from tests.unit.registry.helpers import audit_items, raw_delete, raw_put

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.estimators import estimator_param_names
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
+from mlops.spec.estimators import estimator_param_names
 from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, REGISTRY_TABLE
 from tests.unit.registry.helpers import audit_items

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlops.errors import ConflictError
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
 
 
 def run_together(n: int, work: Callable[[int], Any]) -> tuple[list[Any], list[BaseException]]:

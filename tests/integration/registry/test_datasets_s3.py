@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.datasets import DatasetCatalog, describe_s3_object
+from mlops.data.datasets import DatasetCatalog, describe_s3_object
 from mlops.errors import InputError, NotFoundError
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
 from tests.integration.registry.conftest import DATA_BUCKET
 
 BODY = b"tenure,churned\n1,0\n2,1\n3,0\n"

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from mlops.audit import encode_token
 from mlops.errors import InputError
-from mlops.registry import MODELS_INDEX_PK, Registry
+from mlops.registry.audit import encode_token
+from mlops.registry.versions import MODELS_INDEX_PK, Registry
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
 
 CATALOG = Path(__file__).resolve().parents[3] / "functions" / "api" / "handler.py"

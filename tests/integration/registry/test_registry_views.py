@@ -18,10 +18,14 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from mlops.local.patches import serialize_dynamodb
-from mlops.monitoring import schedule_group_name
-from mlops.pipeline import upload_from_event
-from mlops.pipeline_steps import (
+from mlops.data.trigger import upload_from_event
+from mlops.monitoring.monitor import schedule_group_name
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.registry.view import run_candidates
+from mlops.settings import Platform
+from mlops.spec.model import parse_spec
+from mlops.training.steps import (
     Services,
     evaluate_candidates,
     gate_candidate,
@@ -30,11 +34,7 @@ from mlops.pipeline_steps import (
     train_candidate,
     validate_upload,
 )
-from mlops.platform import Platform
-from mlops.registry import Registry
-from mlops.registryview import run_candidates
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops_local.patches import serialize_dynamodb
 from tests.conformance.datasets import DEFAULT
 from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, create_tables
@@ -139,7 +139,7 @@ def test_runs_candidates_lists_every_candidate_best_first_marking_the_chosen(wor
     [chosen] = [c for c in candidates if c["chosen"]]
     assert chosen["rank"] == 1 and chosen["params"]["C"] == world["registry"].get_version(MODEL, 1).params["C"]
     # and the text `runs show` prints names the varying parameter only, marking the chosen line
-    from mlops.registryview import render_candidates
+    from mlops.registry.view import render_candidates
 
     lines = render_candidates(found)
     assert lines[0] == "  candidates: 3 trained, ranked by roc_auc (higher is better)"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.datasets import DatasetCatalog, DatasetVersion
-from mlops.registry import Registry
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.data.datasets import DatasetCatalog, DatasetVersion
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.spec.model import parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 UPLOADER = "arn:aws:iam::123456789012:user/bob"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlops.approval import (
+from mlops.deployment.approval import (
     SelfApprovalError,
     approval_commands,
     console_url,
@@ -18,7 +18,7 @@ from mlops.approval import (
     timeout_seconds,
 )
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
-from mlops.registry import Registry, Status
+from mlops.registry.versions import Registry, Status
 
 from .conftest import UPLOADER, FakeStepFunctions, candidate
 

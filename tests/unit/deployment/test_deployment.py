@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.approval import decide, request_approval
-from mlops.deployment import (
+from mlops.deployment.approval import decide, request_approval
+from mlops.deployment.rollout import (
     DeploymentServices,
     canary_alarms,
     check_canary,
@@ -19,9 +19,9 @@ from mlops.deployment import (
     rollback,
 )
 from mlops.errors import ConflictError, NotFoundError, TransitionError
-from mlops.platform import Platform
-from mlops.registry import Registry, Status
-from mlops.tables import Update
+from mlops.registry.tables import Update
+from mlops.registry.versions import Registry, Status
+from mlops.settings import Platform
 
 from .conftest import FakeCloudWatch, FakeStepFunctions, candidate, store_spec
 
@@ -275,7 +275,7 @@ def test_the_steps_run_a_whole_canary(registry: Registry, cloudwatch: FakeCloudW
 
 
 def test_handoff_starts_one_execution_per_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlops.deployment import handoff_step
+    from mlops.deployment.rollout import handoff_step
 
     class AlreadyExistsError(Exception):
         def __init__(self) -> None:

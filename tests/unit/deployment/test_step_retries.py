@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from mlops.deployment import DeploymentServices, deploy_version, deployment_step, get_rollout
-from mlops.platform import Platform
-from mlops.registry import Registry, Status
+from mlops.deployment.rollout import DeploymentServices, deploy_version, deployment_step, get_rollout
+from mlops.registry.versions import Registry, Status
+from mlops.settings import Platform
 
 from .conftest import FakeCloudWatch, candidate, store_spec
 
@@ -81,7 +81,7 @@ def test_deploy_retried_after_the_aliases_moved_keeps_the_previous_champion(
     registry.approve("churn", version, actor="carol")
     execution = "arn:x:churn-v2"
     registry.set_alias("churn", "champion", version, actor="pipeline:deployment:churn-v2")
-    from mlops.deployment import _serve_champion_alone
+    from mlops.deployment.rollout import _serve_champion_alone
 
     _serve_champion_alone(
         registry,

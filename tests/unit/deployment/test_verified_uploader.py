@@ -14,8 +14,7 @@ from botocore.config import Config
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops.approval import SelfApprovalError, UnverifiedUploaderError, decide, request_approval
-from mlops.datasets import (
+from mlops.data.datasets import (
     UNVERIFIED,
     DatasetCatalog,
     DatasetVersion,
@@ -24,8 +23,9 @@ from mlops.datasets import (
     same_principal,
     verified_uploader,
 )
+from mlops.deployment.approval import SelfApprovalError, UnverifiedUploaderError, decide, request_approval
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
 
 from .conftest import FakeStepFunctions, store_spec
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.spec import ModelSpec, parse_spec
+from mlops.spec.model import ModelSpec, parse_spec
 
 NUMERIC = ["normal", "lognormal", "counts", "shifted", "scaled", "tailed"]
 CATEGORICAL = ["color", "swapped", "newcat"]

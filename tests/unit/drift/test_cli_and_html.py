@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops.cli.main import main
+from mlops.data.profile import profile_frame
 from mlops.drift import drift_report, render_html
-from mlops.profile import profile_frame
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
+from mlops_cli.main import main
 
 from .conftest import DRIFTED, make_frame
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from scipy import stats as sst
 
+from mlops.data.profile import profile_frame
 from mlops.drift import drift_report, render_html
 from mlops.drift.engine import datetime_seconds
 from mlops.errors import SpecError
-from mlops.profile import profile_frame
-from mlops.spec import ModelSpec, parse_spec
+from mlops.spec.model import ModelSpec, parse_spec
 
 START = np.datetime64("2024-01-01T00:00:00", "s")
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops.data.profile import profile_frame
 from mlops.drift import drift_report
-from mlops.profile import profile_frame
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
 
 from .conftest import CLEAN, DRIFTED, make_frame
 

@@ -9,7 +9,7 @@ from scipy import stats as sst
 from scipy.spatial.distance import jensenshannon
 
 from mlops.drift import drift_report, stats
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
 
 from .conftest import make_frame
 
@@ -112,7 +112,7 @@ def test_report_numbers_are_scipy_numbers_for_a_data_reference(spec: ModelSpec) 
 
 def test_profile_reference_is_exact_when_its_sample_holds_the_column(spec: ModelSpec) -> None:
     # GIVEN a training set small enough for the profile to keep every value
-    from mlops.profile import profile_frame
+    from mlops.data.profile import profile_frame
 
     ref, cur = make_frame(3_000, seed=9), make_frame(800, seed=10, drift=True)
     from_data = {f.name: f for f in drift_report(ref, cur, spec).features}

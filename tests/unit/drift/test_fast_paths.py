@@ -10,7 +10,7 @@ from scipy import stats as sst
 
 from mlops.drift import stats
 from mlops.drift.engine import categorical_side
-from mlops.spec import FeatureType
+from mlops.spec.model import FeatureType
 
 
 def _samples(kind: str, n1: int, n2: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mlops.drift import drift_report, performance_drift, prediction_drift
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
 
 from .conftest import make_frame, make_spec
 

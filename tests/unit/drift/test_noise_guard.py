@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from mlops.drift import FeatureDrift, drift_report
-from mlops.spec import load_spec
+from mlops.spec.model import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "examples"))

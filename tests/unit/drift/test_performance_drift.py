@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mlops.drift import Holdout, performance_drift
 from mlops.drift.report import PerformanceDrift
-from mlops.spec import ModelSpec, parse_spec
+from mlops.spec.model import ModelSpec, parse_spec
 
 
 def binary_spec(**performance: Any) -> ModelSpec:

@@ -17,9 +17,9 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from mlops.drift import Holdout, holdout_document, performance_drift
-from mlops.evaluation import evaluate
-from mlops.spec import ModelSpec, parse_spec
-from mlops.training import coerce_frame, model_input, train
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.evaluation import evaluate
+from mlops.training.fit import coerce_frame, model_input, train
 
 SEEDS = 30
 

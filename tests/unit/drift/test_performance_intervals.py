@@ -22,7 +22,7 @@ from mlops.drift.performance import (
     ovr_macro_auc_variance,
     wilson,
 )
-from mlops.spec import parse_spec
+from mlops.spec.model import parse_spec
 
 Z95 = NormalDist().inv_cdf(0.975)
 

@@ -16,7 +16,7 @@ import pytest
 import scipy.stats as sst
 
 from mlops.drift import drift_report, stats
-from mlops.spec import load_spec
+from mlops.spec.model import load_spec
 from tests.conformance.datasets import SPECS
 
 

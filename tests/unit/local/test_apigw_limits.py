@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops.local.apigw import MAX_PAYLOAD_BYTES, Api, ApiGatewayServer, Route
+from mlops_local.apigw import MAX_PAYLOAD_BYTES, Api, ApiGatewayServer, Route
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops.local.scenario import EXAMPLES, ScenarioContext, _demo_spec
-from mlops.search import candidates
-from mlops.spec import load_spec
+from mlops.spec.model import load_spec
+from mlops.training.search import candidates
+from mlops_local.scenario import EXAMPLES, ScenarioContext, _demo_spec
 
 
 def test_the_demo_trains_two_candidates_of_the_example_grid(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from mlops.local.apigw import Route, SignatureError, verify_sigv4
-from mlops.local.events import Schedule, ScheduleError, json_path, transform_input
+from mlops_local.apigw import Route, SignatureError, verify_sigv4
+from mlops_local.events import Schedule, ScheduleError, json_path, transform_input
 
 EVENT = {
     "id": "e1",

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mlops.errors import InputError
-from mlops.local.faults import FaultPlan
+from mlops_local.faults import FaultPlan
 
 
 def test_a_hold_fault_matches_once_and_waits_until_the_plan_is_cleared() -> None:

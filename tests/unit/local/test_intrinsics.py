@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mlops.local.intrinsics import Resolver, TemplateError, references
+from mlops_local.intrinsics import Resolver, TemplateError, references
 
 
 def resolver(template: dict[str, Any] | None = None, **kwargs: Any) -> Resolver:

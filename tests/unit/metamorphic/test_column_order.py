@@ -25,15 +25,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops.datasets import scan_csv
+from mlops.data.datasets import scan_csv
+from mlops.data.labels import parse_labels
+from mlops.data.profile import ReferenceProfile, profile_stream
+from mlops.data.validation import ValidationReport, validate_frame, validate_stream
 from mlops.drift import Reference, drift_report, read_window
 from mlops.errors import InputError
-from mlops.labels import parse_labels
-from mlops.monitoring import records_frame
-from mlops.profile import ReferenceProfile, profile_stream
-from mlops.spec import ModelSpec, parse_spec
-from mlops.training import load_training_frame
-from mlops.validation import ValidationReport, validate_frame, validate_stream
+from mlops.monitoring.monitor import records_frame
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.fit import load_training_frame
 from tests.unit.metamorphic import views
 from tests.unit.metamorphic.tables import (
     Dataset,

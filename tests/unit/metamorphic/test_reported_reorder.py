@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.cli.main import main
+from mlops_cli.main import main
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SPEC = str(EXAMPLES / "specs" / "churn.yaml")

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from mlops.data.profile import profile_stream
+from mlops.data.validation import ValidationReport, validate_stream
 from mlops.drift import Reference, drift_report, read_window
-from mlops.profile import profile_stream
-from mlops.validation import ValidationReport, validate_stream
 from tests.unit.metamorphic import views
 from tests.unit.metamorphic.tables import Dataset, Table, breast_cancer, churn_with_errors, diabetes, drift_sides, wine
 

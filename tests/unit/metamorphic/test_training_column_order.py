@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from mlops.artifacts import dump_artifact
-from mlops.evaluation import evaluate
-from mlops.spec import ModelSpec, parse_spec
-from mlops.training import HoldoutFile, TrainResult, load_training_frame, model_input, train
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.artifacts import dump_artifact
+from mlops.training.evaluation import evaluate
+from mlops.training.fit import HoldoutFile, TrainResult, load_training_frame, model_input, train
 from tests.unit.metamorphic.tables import Dataset, Table, breast_cancer, churn, diabetes, wine
 
 # (dataset, training.split, changes to training.params)

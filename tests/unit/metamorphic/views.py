@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from mlops.data.profile import ReferenceProfile
+from mlops.data.validation import ValidationReport
 from mlops.drift import DriftReport
-from mlops.profile import ReferenceProfile
-from mlops.validation import ValidationReport
 
 
 def checks(report: ValidationReport) -> list[tuple[Any, ...]]:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mlops.spec import ModelSpec, load_spec
+from mlops.spec.model import ModelSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "examples"))

@@ -1,7 +1,7 @@
 """A captured request round-trips into a retraining dataset: records -> capture -> dataset row.
 
 The retraining dataset a drift check builds is the champion's rows, verbatim, then one row per
-labelled captured request (:func:`mlops.retraining.capture_row`). Metamorphic property: held-back
+labelled captured request (:func:`mlops.monitoring.retraining.capture_row`). Metamorphic property: held-back
 rows of a real data set sent as prediction requests, captured the way the inference function writes
 captures and turned back into rows, read as the same typed values as the file's own lines, and the
 whole dataset passes the pipeline's validation against the reference profile of the champion's rows
@@ -25,13 +25,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops.monitoring import parse_capture
-from mlops.profile import ReferenceProfile, profile_stream
-from mlops.retraining import capture_row
-from mlops.serving import PredictResult, capture_lines, parse_request, request_models
-from mlops.spec import FeatureType, ModelSpec, load_spec
-from mlops.training import load_training_frame
-from mlops.validation.api import validate_stream
+from mlops.data.profile import ReferenceProfile, profile_stream
+from mlops.data.validation.api import validate_stream
+from mlops.monitoring.monitor import parse_capture
+from mlops.monitoring.retraining import capture_row
+from mlops.serving.service import PredictResult, capture_lines, parse_request, request_models
+from mlops.spec.model import FeatureType, ModelSpec, load_spec
+from mlops.training.fit import load_training_frame
 from tests.conformance.datasets import BIKESHARE, DEFAULT
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from mlops.datasets import DatasetCatalog, DatasetVersion
-from mlops.monitoring import MonitorServices, MonitorSettings, get_monitor_state, maybe_retrain
-from mlops.registry import Registry
+from mlops.data.datasets import DatasetCatalog, DatasetVersion
+from mlops.monitoring.monitor import MonitorServices, MonitorSettings, get_monitor_state, maybe_retrain
+from mlops.registry.versions import Registry
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 TRAINING = "arn:aws:states:us-east-1:123456789012:stateMachine:training"

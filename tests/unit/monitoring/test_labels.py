@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from mlops.data.labels import file_format, label_key, label_prefixes, parse_labels
 from mlops.errors import InputError
-from mlops.labels import file_format, label_key, label_prefixes, parse_labels
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
 
 
 def test_csv_labels_with_optional_index(spec: ModelSpec) -> None:

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops.datasets import DatasetCatalog, DatasetVersion
-from mlops.monitoring import MonitorServices, MonitorSettings, maybe_retrain
-from mlops.pipeline import execution_name
-from mlops.registry import Registry
-from mlops.retraining import ChampionData, _base_rows
+from mlops.data.datasets import DatasetCatalog, DatasetVersion
+from mlops.data.trigger import execution_name
+from mlops.monitoring.monitor import MonitorServices, MonitorSettings, maybe_retrain
+from mlops.monitoring.retraining import ChampionData, _base_rows
+from mlops.registry.versions import Registry
 from tests.unit.monitoring.test_cooldown import TRAINING, FakeStepFunctions
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -230,7 +230,7 @@ def _result(retrain: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_monitor_run_prints_why_a_retrain_was_skipped(registry: Registry) -> None:
-    from mlops.cli.monitor_cmd import _text
+    from mlops_cli.monitor_cmd import _text
 
     # GIVEN a drifted run whose retrain was skipped for want of new data
     retrain = _retrain(registry, FakeStepFunctions())
@@ -239,7 +239,7 @@ def test_monitor_run_prints_why_a_retrain_was_skipped(registry: Registry) -> Non
 
 
 def test_monitor_run_prints_what_a_retrain_trains_on() -> None:
-    from mlops.cli.monitor_cmd import _text
+    from mlops_cli.monitor_cmd import _text
 
     built = {
         "action": "started",
@@ -282,8 +282,8 @@ class _Bucket:
 
 
 def _claimed(registry: Registry, key: str, sha256: str) -> None:
-    from mlops.monitoring import monitor_key
-    from mlops.tables import Update
+    from mlops.monitoring.monitor import monitor_key
+    from mlops.registry.tables import Update
 
     lineage = {"source": "captures+labels", "labelled_rows": 2, "label_objects": ["labels/churn/x.csv"]}
     registry.store.write(
@@ -302,7 +302,7 @@ def _claimed(registry: Registry, key: str, sha256: str) -> None:
 def test_a_retried_run_starts_the_dataset_its_claim_wrote(registry: Registry) -> None:
     import hashlib
 
-    from mlops.monitoring import get_monitor_state
+    from mlops.monitoring.monitor import get_monitor_state
 
     # GIVEN a run that claimed a dataset from labelled captures, wrote it, and died before starting it
     bucket, sfn = _Bucket(), FakeStepFunctions()
@@ -329,7 +329,7 @@ def test_a_retried_run_starts_the_dataset_its_claim_wrote(registry: Registry) ->
 
 
 def test_a_retried_run_whose_claim_wrote_nothing_releases_it(registry: Registry) -> None:
-    from mlops.monitoring import get_monitor_state
+    from mlops.monitoring.monitor import get_monitor_state
 
     # GIVEN a run that claimed a dataset from labelled captures and died before writing it
     _claimed(registry, "datasets/churn/captures-x.csv", "0" * 64)

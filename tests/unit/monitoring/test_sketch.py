@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlops.data.profile import profile_frame
 from mlops.drift import drift_report
-from mlops.monitoring import CategoricalSketch, NumericSketch, WindowSketch, records_frame, sketch_records
-from mlops.profile import profile_frame
-from mlops.spec import ModelSpec
+from mlops.monitoring.monitor import CategoricalSketch, NumericSketch, WindowSketch, records_frame, sketch_records
+from mlops.spec.model import ModelSpec
 from tests.unit.monitoring.conftest import as_records, window
 
 # Stated tolerance of the distributed path against reading every record in one function, for

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlops.errors import InputError
-from mlops.monitoring import (
+from mlops.monitoring.monitor import (
     MAX_WINDOW,
     capture_prefixes,
     key_hour,

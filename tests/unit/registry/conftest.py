@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.registry import Registry
+from mlops.registry.versions import Registry
 
 
 @pytest.fixture

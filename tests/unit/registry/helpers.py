@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.registry import Registry
-from mlops.tables import DynamoStore, MemoryStore, deserialize, serialize
+from mlops.registry.tables import DynamoStore, MemoryStore, deserialize, serialize
+from mlops.registry.versions import Registry
 
 
 def all_items(registry: Registry, table: str) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from mlops.audit import GENESIS, AuditEvent, anchor_key, verify_items
 from mlops.errors import CheckFailedError, InputError
-from mlops.registry import Registry
-from mlops.tables import Condition, ConditionFailedError, Put
+from mlops.registry.audit import GENESIS, AuditEvent, anchor_key, verify_items
+from mlops.registry.tables import Condition, ConditionFailedError, Put
+from mlops.registry.versions import Registry
 from tests.unit.registry.helpers import audit_items, raw_delete, raw_put
 
 CHAIN = "churn"

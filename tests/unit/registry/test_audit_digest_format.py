@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops.audit_digest import (
+from mlops.registry.digest import (
     GENESIS,
     ChainHead,
     Digest,

@@ -1,4 +1,4 @@
-"""DynamoDB's typed JSON, written in mlops.tables without boto3, against boto3's own serializer."""
+"""DynamoDB's typed JSON, written in mlops.registry.tables without boto3, against boto3's own serializer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops.errors import InputError
-from mlops.tables import deserialize, from_dynamo, serialize, to_dynamo
+from mlops.registry.tables import deserialize, from_dynamo, serialize, to_dynamo
 
 _BOTO_SERIALIZER = TypeSerializer()
 _BOTO_DESERIALIZER = TypeDeserializer()

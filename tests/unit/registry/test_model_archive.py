@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlops.errors import ConflictError, NotFoundError, TransitionError
-from mlops.registry import Registry, Status
+from mlops.registry.versions import Registry, Status
 
 
 def champion_model(registry: Registry, name: str = "churn") -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
-from mlops.registry import ALIASES, TRANSITIONS, Registry, Status
+from mlops.registry.versions import ALIASES, TRANSITIONS, Registry, Status
 from tests.unit.registry.helpers import audit_items, snapshot
 
 SHA = "a" * 64

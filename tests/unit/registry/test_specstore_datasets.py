@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mlops.datasets import DatasetCatalog, DatasetVersion, describe_file, scan_csv
+from mlops.data.datasets import DatasetCatalog, DatasetVersion, describe_file, scan_csv
+from mlops.data.validation import schema_fingerprint
 from mlops.errors import ConflictError, InputError, NotFoundError
-from mlops.registry import Registry
-from mlops.spec import load_spec
-from mlops.specstore import SpecStore, spec_key
-from mlops.tables import Condition, ConditionFailedError, Put
-from mlops.validation import schema_fingerprint
+from mlops.registry.specs import SpecStore, spec_key
+from mlops.registry.tables import Condition, ConditionFailedError, Put
+from mlops.registry.versions import Registry
+from mlops.spec.model import load_spec
 from tests.unit.registry.helpers import audit_items
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -242,7 +242,7 @@ def test_example_data_is_deterministic_meets_its_spec_and_is_learnable() -> None
     from sklearn.metrics import r2_score, roc_auc_score
     from sklearn.model_selection import train_test_split
 
-    from mlops.validation import validate_frame
+    from mlops.data.validation import validate_frame
 
     for model, seed in (("churn", 7), ("house-prices", 11)):
         # WHEN the same data is generated twice

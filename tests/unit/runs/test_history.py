@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops.errors import MlopsError
-from mlops.runs import Run, Step, WaitTimeoutError, explain_failure, parse_history, render_run
+from mlops.training.runs import Run, Step, WaitTimeoutError, explain_failure, parse_history, render_run
 
 HISTORIES = json.loads((Path(__file__).parent / "histories.json").read_text())
 FIT_CAUSE = (

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from mlops.artifacts import dump_artifact
-from mlops.registry import Registry
-from mlops.serving import InferenceService, MemoryArtifacts, ServingSettings, records_from_frame
-from mlops.spec import ModelSpec
-from mlops.specstore import SpecStore
-from mlops.training import TrainResult, train
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.serving.service import InferenceService, MemoryArtifacts, ServingSettings, records_from_frame
+from mlops.spec.model import ModelSpec
+from mlops.training.artifacts import dump_artifact
+from mlops.training.fit import TrainResult, train
 from tests.unit.training.helpers import example_frame, example_spec, spec_with
 
 MODEL = "churn"

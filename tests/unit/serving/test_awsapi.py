@@ -1,4 +1,4 @@
-"""mlops.awsapi without AWS: its signature against botocore's signer, and its retries, errors and
+"""mlops.serving.awsapi without AWS: its signature against botocore's signer, and its retries, errors and
 connections against a scripted HTTP server on localhost."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from mlops import awsapi
-from mlops.awsapi import S3, AwsError, Credentials, DynamoDB, NoSuchKey, clients_from_env, sign
+from mlops.serving import awsapi
+from mlops.serving.awsapi import S3, AwsError, Credentials, DynamoDB, NoSuchKey, clients_from_env, sign
 
 REGION = "eu-west-1"
 KEYS = [

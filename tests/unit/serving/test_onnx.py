@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.artifacts import sha256_hex
-from mlops.onnx_export import ONNX_TAG_SHA256, ONNX_TAG_URI, check_onnx, export_onnx
-from mlops.serving import ArtifactRefusedError, OnnxPredictor, records_from_frame
-from mlops.spec import ModelSpec
-from mlops.training import TrainResult, model_input, train
+from mlops.serving.service import ArtifactRefusedError, OnnxPredictor, records_from_frame
+from mlops.spec.model import ModelSpec
+from mlops.training.artifacts import sha256_hex
+from mlops.training.export import ONNX_TAG_SHA256, ONNX_TAG_URI, check_onnx, export_onnx
+from mlops.training.fit import TrainResult, model_input, train
 from tests.unit.serving.conftest import MODEL, World
 from tests.unit.training.helpers import example_frame, example_spec, spec_with
 

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer
 
-from mlops.onnx_export import check_onnx, export_onnx
-from mlops.serving import OnnxPredictor, records_from_frame
-from mlops.spec import parse_spec
-from mlops.training import model_input, train
+from mlops.serving.service import OnnxPredictor, records_from_frame
+from mlops.spec.model import parse_spec
+from mlops.training.export import check_onnx, export_onnx
+from mlops.training.fit import model_input, train
 
 
 def test_columns_with_spaces_and_clashing_identifiers_serve_like_scikit_learn() -> None:

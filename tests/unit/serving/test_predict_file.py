@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops.cli.predict_cmd import (
+from mlops.errors import InputError
+from mlops.spec.model import ModelSpec, load_spec
+from mlops_cli.predict_cmd import (
     _ENVELOPE,
     Answer,
     Row,
@@ -29,8 +31,6 @@ from mlops.cli.predict_cmd import (
     plan_batches,
     predict_batch,
 )
-from mlops.errors import InputError
-from mlops.spec import ModelSpec, load_spec
 from tests.conformance.datasets import BIKESHARE, PENGUINS
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlops.serving import (
+from mlops.serving.service import (
     PayloadTooLargeError,
     RequestError,
     ServingError,
@@ -16,7 +16,7 @@ from mlops.serving import (
     parse_request,
     request_models,
 )
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
 from tests.unit.serving.conftest import World
 
 JSON = "application/json"

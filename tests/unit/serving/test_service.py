@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.deployment import deploy_version
-from mlops.serving import (
+from mlops.data.validation import coerce
+from mlops.deployment.rollout import deploy_version
+from mlops.registry.specs import SpecStore
+from mlops.serving.service import (
     ArtifactRefusedError,
     LoadedModel,
     ModelCache,
@@ -24,9 +26,7 @@ from mlops.serving import (
     request_models,
     serving_openapi,
 )
-from mlops.specstore import SpecStore
-from mlops.training import model_input
-from mlops.validation import coerce
+from mlops.training.fit import model_input
 from tests.unit.serving.conftest import MODEL, ListSink, World
 
 JSON = "application/json"
@@ -262,7 +262,7 @@ def test_feature_columns_match_model_input(world: World) -> None:
 
 def test_an_archived_model_is_refused_with_410_and_served_again_once_unarchived(world: World) -> None:
     # GIVEN a champion that has answered (its routing is cached for the alias TTL)
-    from mlops.serving import ModelArchivedError
+    from mlops.serving.service import ModelArchivedError
 
     world.champion(world.register(0))
     service = world.service(alias_ttl_seconds=30)

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from mlops.artifacts import sha256_hex
-from mlops.awsapi import DECLINED_SETTINGS
-from mlops.onnx_export import ONNX_TAG_SHA256, ONNX_TAG_URI, export_onnx
-from mlops.registry import Registry
-from mlops.serving import RequestError, request_models
-from mlops.spec import ModelSpec, load_spec, parse_spec
-from mlops.specstore import SpecRevision, SpecStore
-from mlops.specview import SpecView
+from mlops.registry.specs import SpecRevision, SpecStore
+from mlops.registry.versions import Registry
+from mlops.serving.awsapi import DECLINED_SETTINGS
+from mlops.serving.service import RequestError, request_models
+from mlops.spec.model import ModelSpec, load_spec, parse_spec
+from mlops.spec.view import SpecView
+from mlops.training.artifacts import sha256_hex
+from mlops.training.export import ONNX_TAG_SHA256, ONNX_TAG_URI, export_onnx
 from tests.unit.serving.conftest import MODEL, World
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -107,8 +107,8 @@ import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler)
 production = handler.service()  # the production wiring: settings, platform names, clients
-from mlops.registry import Registry
-from mlops.serving import InferenceService, MemoryArtifacts, ServingSettings
+from mlops.registry.versions import Registry
+from mlops.serving.service import InferenceService, MemoryArtifacts, ServingSettings
 state = json.load(open(sys.argv[2]))
 registry = Registry.in_memory()
 for table, items in state["tables"].items():
@@ -180,8 +180,8 @@ def test_a_cold_start_serves_a_valid_request_without_pydantic_boto3_or_yaml(worl
     assert seen["valid"]["statusCode"] == 200, seen["valid"]
     assert json.loads(seen["valid"]["body"])["model"] == MODEL
     assert seen["after_valid"] == []
-    # AND production talks to AWS through mlops.awsapi, not boto3
-    assert seen["clients"] == ["mlops.awsapi", "S3"]
+    # AND production talks to AWS through mlops.serving.awsapi, not boto3
+    assert seen["clients"] == ["mlops.serving.awsapi", "S3"]
     # AND the refusal still names the field, pydantic having been imported to explain it
     assert seen["refused"]["statusCode"] == 400
     assert "unexpected" in seen["refused"]["body"]

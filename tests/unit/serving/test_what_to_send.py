@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.serving import RequestError, parse_request, request_models
-from mlops.spec import ModelSpec, parse_spec
+from mlops.serving.service import RequestError, parse_request, request_models
+from mlops.spec.model import ModelSpec, parse_spec
 from tests.conformance.datasets import BIKESHARE
 
 JSON = "application/json"

@@ -1,6 +1,6 @@
 """The spec is checked completely when stored: estimator parameter names and search-space keys.
 
-One function (:func:`mlops.estimators.check_estimator_params`) decides, and its message is the
+One function (:func:`mlops.spec.estimators.check_estimator_params`) decides, and its message is the
 same at ``SpecStore.put``, ``mlops spec put``, ``mlops validate --spec`` and when a candidate is
 trained: each problem names its own path, the closest valid name and every valid name.
 """
@@ -20,20 +20,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops.cli.main import main
 from mlops.errors import SpecError
-from mlops.estimators import (
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.spec.estimators import (
     check_estimator_params,
     estimator_class,
     estimator_param_names,
     estimator_problems,
     param_path,
 )
-from mlops.registry import Registry
-from mlops.search import candidates
-from mlops.spec import ESTIMATORS, ModelSpec, parse_spec
-from mlops.specstore import SpecStore
-from mlops.training import estimator_params, train
+from mlops.spec.model import ESTIMATORS, ModelSpec, parse_spec
+from mlops.training.fit import estimator_params, train
+from mlops.training.search import candidates
+from mlops_cli.main import main
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "specs"
 
@@ -162,7 +162,7 @@ def test_spec_store_refuses_the_spec_and_stores_nothing() -> None:
 def test_reading_a_stored_spec_imports_no_scikit_learn() -> None:
     # GIVEN a fresh interpreter
     code = (
-        "import sys, mlops.specstore, mlops.estimators, mlops.specview;"
+        "import sys, mlops.registry.specs, mlops.spec.estimators, mlops.spec.view;"
         "print([m for m in ('sklearn', 'scipy') if m in sys.modules])"
     )
     # WHEN the modules that store and read specs are imported
@@ -210,7 +210,7 @@ def test_cli_refuses_before_contacting_the_platform(
 
 def test_examples_pass_the_check() -> None:
     # GIVEN every example spec shipped with the project
-    from mlops.spec import load_spec
+    from mlops.spec.model import load_spec
 
     for path in sorted(EXAMPLES.glob("*.yaml")):
         # WHEN / THEN its params and search space are all the estimator's

@@ -17,9 +17,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops.cli.main import main
 from mlops.errors import InputError
-from mlops.spec_init import RANGE_MARGIN, infer_spec, model_name, widened_range
+from mlops.spec.infer import RANGE_MARGIN, infer_spec, model_name, widened_range
+from mlops_cli.main import main
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlops.errors import SpecError
-from mlops.spec import load_spec, parse_spec, parse_spec_text
+from mlops.spec.model import load_spec, parse_spec, parse_spec_text
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "specs"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.spec import ModelSpec
-from mlops.training import TrainResult, train
+from mlops.spec.model import ModelSpec
+from mlops.training.fit import TrainResult, train
 from tests.unit.training.helpers import example_frame, example_spec
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops.spec import ModelSpec, load_spec, parse_spec
+from mlops.spec.model import ModelSpec, load_spec, parse_spec
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SEEDS = {"churn": 7, "house-prices": 11}

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops.artifacts import dump_artifact, load_artifact, sha256_hex
 from mlops.errors import CheckFailedError
-from mlops.spec import ESTIMATORS, ModelSpec
-from mlops.training import model_input, train
+from mlops.spec.model import ESTIMATORS, ModelSpec
+from mlops.training.artifacts import dump_artifact, load_artifact, sha256_hex
+from mlops.training.fit import model_input, train
 from tests.unit.training.helpers import example_frame, example_spec, spec_with
 
 PROTO = b"\x80\x05"

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.artifacts import dump_artifact, load_artifact
-from mlops.spec import ESTIMATORS
+from mlops.spec.model import ESTIMATORS
+from mlops.training.artifacts import dump_artifact, load_artifact
 
 FAST: dict[str, dict[str, int]] = {
     "HistGradientBoostingClassifier": {"max_iter": 20},

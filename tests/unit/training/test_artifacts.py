@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from mlops.artifacts import dump_artifact, load_artifact, sha256_hex
 from mlops.errors import CheckFailedError
-from mlops.training import TrainResult, model_input, train
+from mlops.training.artifacts import dump_artifact, load_artifact, sha256_hex
+from mlops.training.fit import TrainResult, model_input, train
 from tests.unit.training.helpers import example_frame, example_spec
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from mlops.errors import InputError
-from mlops.evaluation import MISSING_SLICE, evaluate
-from mlops.spec import ModelSpec, parse_spec
-from mlops.training import TrainResult, train
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.evaluation import MISSING_SLICE, evaluate
+from mlops.training.fit import TrainResult, train
 from tests.unit.training.helpers import example_frame, spec_with
 
 

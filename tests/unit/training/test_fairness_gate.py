@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlops.evaluation import _disparate_impact, _ratio_upper_bound
-from mlops.gate import gate
-from mlops.spec import ModelSpec, parse_spec
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.evaluation import _disparate_impact, _ratio_upper_bound
+from mlops.training.gate import gate
 
 
 def spec(**fairness: Any) -> ModelSpec:

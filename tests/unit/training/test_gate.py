@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from mlops.gate import gate, improvement
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
+from mlops.training.gate import gate, improvement
 from tests.unit.training.helpers import spec_with
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mlops.artifacts import dump_artifact
-from mlops.evaluation import evaluate
-from mlops.gate import gate
-from mlops.modelcard import render_model_card
-from mlops.spec import ModelSpec
-from mlops.training import TrainResult
+from mlops.registry.modelcard import render_model_card
+from mlops.spec.model import ModelSpec
+from mlops.training.artifacts import dump_artifact
+from mlops.training.evaluation import evaluate
+from mlops.training.fit import TrainResult
+from mlops.training.gate import gate
 
 VERSION_ID = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
 SECTIONS = [

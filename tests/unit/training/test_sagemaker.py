@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.artifacts import load_artifact
+from mlops.data.trigger import DatasetUpload
 from mlops.errors import CheckFailedError, ConfigError
-from mlops.pipeline import DatasetUpload
-from mlops.pipeline_steps import Services, plan_training
-from mlops.platform import Platform
-from mlops.registry import Registry
-from mlops.sagemaker import collect_training_job, job_hyperparameters, run_training_job
-from mlops.spec import parse_spec
-from mlops.specstore import SpecStore
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.settings import Platform
+from mlops.spec.model import parse_spec
+from mlops.training.artifacts import load_artifact
+from mlops.training.sagemaker import collect_training_job, job_hyperparameters, run_training_job
+from mlops.training.steps import Services, plan_training
 from tests.unit.training.helpers import example_frame
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlops.errors import CheckFailedError
-from mlops.search import best, candidates, grid_size, search_metric
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
+from mlops.training.search import best, candidates, grid_size, search_metric
 from tests.unit.training.helpers import spec_with
 
 SPACE = {"max_depth": [2, 3, 4, 5], "learning_rate": [0.01, 0.1, 0.3], "l2_regularization": [0.0, 1.0]}
@@ -93,7 +93,7 @@ def _results(scores: list[float | None]) -> list[dict[str, object]]:
 
 
 def test_leaderboard_lists_every_candidate_best_first_marking_the_chosen() -> None:
-    from mlops.search import leaderboard
+    from mlops.training.search import leaderboard
 
     board = leaderboard(_results([0.71, 0.83, None, 0.79]), "roc_auc", False)
     assert [(row["rank"], row["index"], row["score"]) for row in board] == [
@@ -112,7 +112,7 @@ def test_leaderboard_lists_every_candidate_best_first_marking_the_chosen() -> No
 @given(st.permutations(range(6)))
 def test_leaderboard_order_does_not_depend_on_arrival_order(order: list[int]) -> None:
     # GIVEN six candidates with ties, arriving in any order (a Map's branches finish in any order)
-    from mlops.search import leaderboard
+    from mlops.training.search import leaderboard
 
     results = _results([0.8, 0.9, 0.8, None, 0.9, 0.7])
     shuffled = [results[i] for i in order]

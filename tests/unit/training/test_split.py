@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops.errors import CheckFailedError, InputError
-from mlops.spec import ModelSpec, parse_spec
-from mlops.training import (
+from mlops.spec.model import ModelSpec, parse_spec
+from mlops.training.fit import (
     HoldoutFile,
     coerce_frame,
     fingerprint_bytes,

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from mlops.errors import InputError, SpecError
-from mlops.spec import ESTIMATORS, ModelSpec
-from mlops.training import (
+from mlops.spec.model import ESTIMATORS, ModelSpec
+from mlops.training.fit import (
     TrainResult,
     build_pipeline,
     coerce_frame,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.spec import ModelSpec, load_spec, parse_spec
+from mlops.spec.model import ModelSpec, load_spec, parse_spec
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.profile import profile_frame
-from mlops.spec import ModelSpec, parse_spec
-from mlops.validation import (
+from mlops.data.profile import profile_frame
+from mlops.data.validation import (
     SCHEMA_VERSION,
     Status,
     ValidationOptions,
@@ -19,6 +18,7 @@ from mlops.validation import (
     validate_frame,
     validate_stream,
 )
+from mlops.spec.model import ModelSpec, parse_spec
 
 
 def make_frame(rows: int = 500, seed: int = 7) -> pd.DataFrame:

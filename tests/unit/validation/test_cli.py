@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.cli.main import main
-from mlops.profile import profile_file
-from mlops.spec import load_spec
+from mlops.data.profile import profile_file
+from mlops.spec.model import load_spec
+from mlops_cli.main import main
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SPEC = str(DATA / "validation_spec.yaml")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.spec import ModelSpec
-from mlops.validation import Status, validate_file
+from mlops.data.validation import Status, validate_file
+from mlops.spec.model import ModelSpec
 
 BAD = Path(__file__).resolve().parents[2] / "data" / "bad"
 GOOD = BAD.parent / "good.csv"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops.profile import profile_frame
-from mlops.spec import load_spec
-from mlops.validation import validate_frame, validate_stream
+from mlops.data.profile import profile_frame
+from mlops.data.validation import validate_frame, validate_stream
+from mlops.spec.model import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops.data.profile import ProfileBuilder, ReferenceProfile, profile_file, profile_frame, profile_stream
 from mlops.errors import InputError
-from mlops.profile import ProfileBuilder, ReferenceProfile, profile_file, profile_frame, profile_stream
-from mlops.spec import ModelSpec
+from mlops.spec.model import ModelSpec
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.spec import ModelSpec
-from mlops.validation import validate_file, validate_stream
+from mlops.data.validation import validate_file, validate_stream
+from mlops.spec.model import ModelSpec
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -120,7 +120,7 @@ def test_unterminated_quote_in_a_big_file_stops_reading_with_a_finding(corpus_sp
     tail = "".join(f"{i},30,1.0,basic,x@y.com,true,2024-01-01,north,0\n" for i in range(100, 3000))
     data = (good + '99,30,1.0,basic,"oops,true,2024-01-01,north,0\n' + tail).encode()
     # WHEN read with a small record limit
-    from mlops.validation.reader import CsvReader
+    from mlops.data.validation.reader import CsvReader
 
     reader = CsvReader(io.BytesIO(data), "q.csv", ["id"], set(), block_size=1024, max_record_bytes=4096)
     frames = list(reader.chunks())

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops.spec import ModelSpec, parse_spec
-from mlops.validation import Status, ValidationReport, validate_frame, validate_stream
+from mlops.data.validation import Status, ValidationReport, validate_frame, validate_stream
+from mlops.spec.model import ModelSpec, parse_spec
 
 
 def shipped(name: str) -> bytes:

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops.data.profile import ColumnProfile, ReferenceProfile
+from mlops.data.validation import coerce
 from mlops.drift import stats
 from mlops.drift.performance import Holdout, performance_drift
 from mlops.drift.report import (
@@ -43,9 +45,7 @@ from mlops.drift.report import (
     SideInfo,
 )
 from mlops.errors import InputError
-from mlops.profile import ColumnProfile, ReferenceProfile
-from mlops.spec import NUMERIC_TYPES, FeatureType, ModelSpec
-from mlops.validation import coerce
+from mlops.spec.model import NUMERIC_TYPES, FeatureType, ModelSpec
 
 OTHER = "(other)"
 PREDICTION = "prediction"
@@ -328,8 +328,8 @@ def read_window(
     InputError
         The data cannot be read, or none of the spec's features is in its header.
     """
-    from mlops.validation.engine import read_as_text
-    from mlops.validation.reader import CsvReader
+    from mlops.data.validation.engine import read_as_text
+    from mlops.data.validation.reader import CsvReader
 
     if isinstance(source, str | Path):
         path = Path(source)
@@ -641,7 +641,7 @@ def drift_report(
     Parameters
     ----------
     reference
-        A :class:`Reference`, a :class:`~mlops.profile.ReferenceProfile`, the training
+        A :class:`Reference`, a :class:`~mlops.data.profile.ReferenceProfile`, the training
         DataFrame, or a path to a saved profile (JSON) or the training data (CSV).
     current
         The window: a DataFrame (raw or typed columns by feature name) or a CSV path.

@@ -44,7 +44,7 @@ import pandas as pd
 
 from mlops.drift.report import MetricChange, PerformanceDrift
 from mlops.errors import InputError
-from mlops.spec import METRICS, ModelSpec
+from mlops.spec.model import METRICS, ModelSpec
 from mlops.values import canonical_label
 
 # Metrics bounded in [0, 1] (and R², at most 1) are compared by absolute change, the others by relative change.
@@ -464,7 +464,7 @@ def holdout_document(
     ``labels``, the ``probabilities`` (classification, columns in ``classes`` order, rounded
     to 6 digits as served) and ``holdout_rows``: a uniform sample of at most ``limit`` rows.
     """
-    from mlops.training import coerce_frame, model_input
+    from mlops.training.fit import coerce_frame, model_input
 
     typed = coerce_frame(holdout, spec)
     typed = typed.loc[typed[spec.target.name].notna()]
@@ -540,7 +540,7 @@ def _rows(
     class_list: Sequence[Any],
 ) -> Rows:
     """Labels and predictions typed as the target, rows with either missing left out."""
-    from mlops.training import coerce_frame
+    from mlops.training.fit import coerce_frame
 
     target = spec.target.name
     y_true = coerce_frame(pd.DataFrame({target: np.asarray(labels, dtype=object)}), spec)[target]
@@ -577,7 +577,7 @@ def _rows(
 
 
 def _target_values(series: pd.Series, spec: ModelSpec) -> np.ndarray:
-    from mlops.training import target_array
+    from mlops.training.fit import target_array
 
     return target_array(series.to_frame(), spec)
 
@@ -626,8 +626,8 @@ def performance_drift(
     >>> drift.status, [(m.name, m.verdict) for m in drift.metrics]  # doctest: +SKIP
     ('ok', [('accuracy', 'ok'), ('precision', 'insufficient_support'), ...])
     """
-    from mlops.evaluation import _Scorer
-    from mlops.training import class_labels
+    from mlops.training.evaluation import _Scorer
+    from mlops.training.fit import class_labels
 
     settings = spec.monitoring.performance
     holdout = holdout or Holdout()

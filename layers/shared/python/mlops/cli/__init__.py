@@ -1,1 +1,0 @@
-"""The ``mlops`` command. Not part of the Lambda layer."""

@@ -1,0 +1,1 @@
+"""Deployment: human approval, then rollouts (direct, canary, shadow) and rollback."""

@@ -1,0 +1,465 @@
+"""The model spec: one YAML or JSON document per model, validated by pydantic.
+
+A model is data, not a stack: everything the pipelines need to know about a model (its features,
+how to train it, which gates a candidate must pass, how it is approved, rolled out and monitored)
+lives in its spec. Unknown keys, wrong types and estimators outside the allow-list are refused
+with a message that names the field path.
+
+Examples
+--------
+>>> spec = parse_spec({
+...     "name": "churn", "task": "classification",
+...     "target": {"name": "churned", "classes": [0, 1]},
+...     "features": [{"name": "tenure", "type": "int", "min": 0}],
+...     "training": {"estimator": "sklearn.linear_model.LogisticRegression"},
+... })
+>>> spec.feature("tenure").type
+<FeatureType.INT: 'int'>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops.errors import SpecError
+
+# Defined without pydantic (the registry and serving need them on a cold start); read from here too.
+from mlops.spec.view import MODEL_NAME as MODEL_NAME
+from mlops.spec.view import NUMERIC_TYPES as NUMERIC_TYPES
+from mlops.spec.view import FeatureType as FeatureType
+
+Scalar = str | int | float | bool
+
+# Import paths a spec may name. Training imports nothing else: a spec is user data, and an
+# arbitrary import path would be arbitrary code execution inside the training function.
+ESTIMATORS: dict[str, Literal["classification", "regression"]] = {
+    "sklearn.linear_model.LogisticRegression": "classification",
+    "sklearn.ensemble.RandomForestClassifier": "classification",
+    "sklearn.ensemble.GradientBoostingClassifier": "classification",
+    "sklearn.ensemble.HistGradientBoostingClassifier": "classification",
+    "sklearn.tree.DecisionTreeClassifier": "classification",
+    "sklearn.linear_model.LinearRegression": "regression",
+    "sklearn.linear_model.Ridge": "regression",
+    "sklearn.ensemble.RandomForestRegressor": "regression",
+    "sklearn.ensemble.GradientBoostingRegressor": "regression",
+    "sklearn.ensemble.HistGradientBoostingRegressor": "regression",
+    "sklearn.tree.DecisionTreeRegressor": "regression",
+}
+
+METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+# Metrics where smaller is better; every other metric is better when larger.
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+DRIFT_METHODS = ("auto", "ks", "wasserstein", "psi", "chi2", "jensen_shannon")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Feature(_Strict):
+    """One input column and the constraints every dataset and request must meet."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    type: FeatureType
+    description: str = ""
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Scalar] | None = Field(default=None, min_length=1)
+    regex: str | None = None
+    unique: bool = False
+    drift_method: Literal["auto", "ks", "wasserstein", "psi", "chi2", "jensen_shannon"] = "auto"
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _constraints_fit_type(self) -> Feature:
+        if (self.min is not None or self.max is not None) and self.type not in NUMERIC_TYPES:
+            raise ValueError(f"min/max apply to float and int features, not {self.type.value}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.allowed is not None and self.type in (FeatureType.FLOAT, FeatureType.DATETIME, FeatureType.BOOL):
+            raise ValueError(f"allowed values apply to category, string and int features, not {self.type.value}")
+        if self.regex is not None and self.type not in (FeatureType.STRING, FeatureType.CATEGORY):
+            raise ValueError(f"regex applies to string and category features, not {self.type.value}")
+        # Drift compares datetime features as numbers (seconds since the epoch): numeric methods apply.
+        compared_as_numbers = (*NUMERIC_TYPES, FeatureType.DATETIME)
+        if self.drift_method in {"ks", "wasserstein"} and self.type not in compared_as_numbers:
+            raise ValueError(
+                f"drift_method {self.drift_method} needs a numeric or datetime feature, not {self.type.value}"
+            )
+        if self.drift_method in {"chi2", "jensen_shannon"} and self.type in compared_as_numbers:
+            raise ValueError(f"drift_method {self.drift_method} needs a categorical feature, not {self.type.value}")
+        return self
+
+
+class Target(_Strict):
+    """The column the model predicts. Classification targets list their classes."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    classes: list[Scalar] | None = Field(default=None, min_length=2)
+    positive_class: Scalar | None = None
+    # Class balance bounds: every class must make up at least this share of the rows.
+    min_class_fraction: float | None = Field(default=None, gt=0, lt=1)
+    min: float | None = None
+    max: float | None = None
+
+
+class RowCount(_Strict):
+    min: int = Field(default=1, ge=0)
+    max: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RowCount:
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Search(_Strict):
+    """Optional hyperparameter search: candidates train in parallel, the best goes on."""
+
+    strategy: Literal["grid", "random"] = "grid"
+    space: dict[str, list[Scalar | None]] = Field(min_length=1)
+    max_candidates: int = Field(default=8, ge=1, le=40)
+    metric: str | None = None
+
+
+class Split(_Strict):
+    """How a dataset version is split into training and holdout rows (docs/training-pipeline.md).
+
+    ``hash`` (the default): a row's side is a stable function of its content (the values of
+    ``key``, or of every feature and the target) and ``training.seed``, so a row never moves from
+    training to holdout between dataset versions: appending rows never puts the champion's
+    training rows in the next holdout. ``time``: the newest ``training.test_size`` share of rows by
+    ``time_column`` (a datetime feature) is held out. ``holdout_dataset``: every row of the
+    dataset trains, and the fixed file ``holdout`` (a key in the data bucket, or a local path for
+    offline runs) is the holdout.
+    """
+
+    method: Literal["hash", "time", "holdout_dataset"] = "hash"
+    key: list[str] | None = Field(default=None, min_length=1)
+    time_column: str | None = None
+    holdout: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _method_fields(self) -> Split:
+        if self.method == "time" and not self.time_column:
+            raise ValueError("method time needs time_column (a datetime feature)")
+        if self.method == "holdout_dataset" and not self.holdout:
+            raise ValueError("method holdout_dataset needs holdout (the holdout file's key in the data bucket)")
+        if self.method != "time" and self.time_column is not None:
+            raise ValueError(f"time_column applies to method time, not {self.method}")
+        if self.method != "holdout_dataset" and self.holdout is not None:
+            raise ValueError(f"holdout applies to method holdout_dataset, not {self.method}")
+        if self.method != "hash" and self.key is not None:
+            raise ValueError(f"key applies to method hash, not {self.method}")
+        return self
+
+
+class Training(_Strict):
+    estimator: str
+    params: dict[str, Scalar | None] = Field(default_factory=dict)
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    split: Split = Field(default_factory=Split)
+    backend: Literal["lambda", "sagemaker"] = "lambda"
+    instance_type: str = "ml.m5.large"
+    search: Search | None = None
+
+    @field_validator("estimator")
+    @classmethod
+    def _allow_listed(cls, value: str) -> str:
+        if value not in ESTIMATORS:
+            allowed = ", ".join(sorted(ESTIMATORS))
+            raise ValueError(f"estimator {value!r} is not in the allow-list ({allowed})")
+        return value
+
+
+class MetricGate(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> MetricGate:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric gate needs min, max or both")
+        return self
+
+
+class Gates(_Strict):
+    metrics: dict[str, MetricGate] = Field(default_factory=dict)
+    must_beat_champion: bool = True
+    # The candidate's primary metric must beat the champion's by at least this much.
+    min_improvement: float = Field(default=0.0, ge=0)
+    primary_metric: str | None = None
+
+
+class Approval(_Strict):
+    required: bool = True
+    timeout_hours: float = Field(default=72, gt=0, le=24 * 365)
+    # Four-eyes rule: whoever uploaded the dataset may not approve the candidate trained on it.
+    four_eyes: bool = True
+
+
+class Deployment(_Strict):
+    strategy: Literal["all_at_once", "canary", "shadow"] = "all_at_once"
+    canary_percent: int = Field(default=10, ge=1, le=99)
+    bake_minutes: int = Field(default=30, ge=0, le=24 * 60)
+
+
+class PerformanceMonitoring(_Strict):
+    """How a labelled window's metrics are judged against the champion's holdout metrics.
+
+    A metric is degraded only when it is worse than its tolerance with ``confidence`` (a one-sided
+    interval that counts the uncertainty of both the window and the holdout), and only when the
+    window has the support to tell: ``min_labelled_rows`` labelled rows, and ``min_support`` rows
+    behind a rate (predicted positives for precision, actual positives for recall).
+    """
+
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    min_labelled_rows: int = Field(default=100, ge=1)
+    min_support: int = Field(default=30, ge=1)
+    # Bounded metrics (accuracy, precision, recall, F1, ROC AUC, R²): an absolute drop.
+    max_metric_drop: float = Field(default=0.05, gt=0)
+    # Error metrics (RMSE, MAE, log loss): a relative increase.
+    max_error_increase: float = Field(default=0.10, gt=0)
+    # Per-metric tolerances, overriding the two above (same units).
+    tolerances: dict[str, float] = Field(default_factory=dict)
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)
+
+    @field_validator("tolerances")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, tolerance in value.items():
+            if not tolerance > 0:
+                raise ValueError(f"{name}: a tolerance must be greater than 0 (got {tolerance})")
+        return value
+
+
+class Monitoring(_Strict):
+    enabled: bool = True
+    schedule: str = "rate(1 day)"
+    # Windows smaller than this are reported as too small, never as drift.
+    min_rows: int = Field(default=30, ge=1)
+    # Above this many rows a feature is judged by effect size (PSI, distances), not p-values.
+    large_window_rows: int = Field(default=5000, ge=1)
+    p_value: float = Field(default=0.05, gt=0, lt=1)
+    psi_threshold: float = Field(default=0.2, gt=0)
+    distance_threshold: float = Field(default=0.1, gt=0)
+    retrain_on_drift: bool = False
+    cooldown_hours: float = Field(default=24, ge=0)
+    performance: PerformanceMonitoring = Field(default_factory=PerformanceMonitoring)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_expression(cls, value: str) -> str:
+        if not re.fullmatch(r"(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))", value):
+            raise ValueError(f"{value!r} is not an EventBridge schedule expression (rate(...) or cron(...))")
+        return value
+
+
+class Fairness(_Strict):
+    protected_attributes: list[str] = Field(default_factory=list)
+    # Disparate impact: the lowest group positive rate over the highest must be at least this.
+    min_disparate_impact: float = Field(default=0.8, gt=0, le=1)
+    # gate: a candidate whose predictions fall below min_disparate_impact is not registered.
+    # report: the figures are computed and shown, nothing is refused. The dataset's own labels are
+    # always reported, never refused: base rates are a fact about the world, not a data defect.
+    mode: Literal["gate", "report"] = "gate"
+    # Groups with fewer rows are listed but take no part in disparate impact.
+    min_group_size: int = Field(default=30, ge=1)
+    # The gate refuses only when the predictions' disparate impact is below the minimum with this
+    # confidence (its upper confidence bound is below it): a ratio of two rates measured on a
+    # holdout moves by tenths from noise alone, and a point estimate would refuse fair models.
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
+class ValidationSettings(_Strict):
+    """Per-model data validation policy (docs/validation.md)."""
+
+    # Rows that repeat an earlier row exactly: a failed check, a warning, or not checked.
+    duplicate_rows: Literal["error", "warning", "off"] = "error"
+
+
+class ModelSpec(_Strict):
+    """A model's whole contract with the platform."""
+
+    name: str
+    description: str = ""
+    owner: str = ""
+    task: Literal["classification", "regression"]
+    target: Target
+    features: list[Feature] = Field(min_length=1)
+    allow_extra_columns: bool = False
+    row_count: RowCount = Field(default_factory=RowCount)
+    training: Training
+    gates: Gates = Field(default_factory=Gates)
+    approval: Approval = Field(default_factory=Approval)
+    deployment: Deployment = Field(default_factory=Deployment)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    fairness: Fairness = Field(default_factory=Fairness)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ValueError(
+                f"{value!r} must start with a lowercase letter and hold only lowercase letters, digits and '-'"
+                " (at most 63 characters)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"features: duplicate feature names {duplicates}")
+        if self.target.name in names:
+            raise ValueError(f"target.name: {self.target.name!r} is also listed as a feature")
+        estimator_task = ESTIMATORS[self.training.estimator]
+        if estimator_task != self.task:
+            raise ValueError(
+                f"training.estimator: {self.training.estimator} is a {estimator_task} estimator but task is {self.task}"
+            )
+        if self.task == "classification":
+            if self.target.classes is None:
+                raise ValueError("target.classes: a classification target must list its classes")
+            if self.target.positive_class is not None and self.target.positive_class not in self.target.classes:
+                raise ValueError(f"target.positive_class: {self.target.positive_class!r} is not one of target.classes")
+        elif self.target.classes is not None or self.target.min_class_fraction is not None:
+            raise ValueError("target.classes: a regression target has no classes")
+        valid_metrics = METRICS[self.task]
+        for metric in [*self.gates.metrics, self.gates.primary_metric]:
+            if metric is not None and metric not in valid_metrics:
+                raise ValueError(f"gates.metrics: {metric!r} is not a {self.task} metric ({', '.join(valid_metrics)})")
+        search = self.training.search
+        if search is not None and search.metric is not None and search.metric not in valid_metrics:
+            raise ValueError(f"training.search.metric: {search.metric!r} is not a {self.task} metric")
+        for attribute in self.fairness.protected_attributes:
+            if attribute not in names:
+                raise ValueError(f"fairness.protected_attributes: {attribute!r} is not a feature")
+        split = self.training.split
+        for column in split.key or []:
+            if column not in names and column != self.target.name:
+                raise ValueError(f"training.split.key: {column!r} is not a feature or the target")
+        if split.time_column is not None:
+            if split.time_column not in names:
+                raise ValueError(f"training.split.time_column: {split.time_column!r} is not a feature")
+            if self.feature(split.time_column).type != FeatureType.DATETIME:
+                raise ValueError(f"training.split.time_column: {split.time_column!r} is not a datetime feature")
+        for metric in self.monitoring.performance.tolerances:
+            if metric not in valid_metrics:
+                raise ValueError(
+                    f"monitoring.performance.tolerances: {metric!r} is not a {self.task} metric"
+                    f" ({', '.join(valid_metrics)})"
+                )
+        return self
+
+    # ----------------------------------------------------------------------------------------
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric candidates are ranked by: the spec's choice, else a sensible default."""
+        if self.gates.primary_metric:
+            return self.gates.primary_metric
+        return "roc_auc" if self.task == "classification" else "rmse"
+
+    @property
+    def positive_class(self) -> Scalar | None:
+        if self.task != "classification" or not self.target.classes:
+            return None
+        return self.target.positive_class if self.target.positive_class is not None else self.target.classes[-1]
+
+    def canonical_json(self) -> str:
+        """A stable serialization: equal specs give equal text, whatever the input order."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
+    """One line per problem, each naming the field path (``features.2.type``)."""
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        # Whole-spec checks name their own field ("gates.metrics: ..."): use it as the path.
+        field_named = re.match(r"^([A-Za-z_][\w.]*): (.*)$", message, re.DOTALL)
+        if not error["loc"] and field_named:
+            path, message = field_named.group(1), field_named.group(2)
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (not part of the spec format)"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        got = error.get("input")
+        detail = f" (got {got!r})" if error["type"] not in ("missing",) and not isinstance(got, dict | list) else ""
+        lines.append(f"{source}: {path}: {message}{detail}")
+    return "\n".join(lines)
+
+
+def parse_spec(document: Any, source: str = "spec") -> ModelSpec:
+    """Validate a parsed document; raise :class:`SpecError` naming every bad field."""
+    if not isinstance(document, dict):
+        raise SpecError(f"{source}: a spec must be a mapping of fields, got {type(document).__name__}")
+    try:
+        return ModelSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, source)) from None
+
+
+def parse_spec_text(text: str, source: str = "spec") -> ModelSpec:
+    """Parse YAML or JSON text (JSON is YAML) into a validated spec."""
+    import yaml  # here, not at the top: the inference function parses specs from JSON and never needs it
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"{source}: not valid YAML or JSON{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(document, source)
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_spec_text(text, str(path))

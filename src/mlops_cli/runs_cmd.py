@@ -1,0 +1,140 @@
+"""``mlops runs list|show|wait``: training pipeline runs, step by step."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from mlops.errors import CheckFailedError, NotFoundError
+from mlops.registry.view import render_candidates
+from mlops.training.runs import Run, describe_run, list_runs, render_run, wait_run
+from mlops_cli.common import AppContext, emit, json_option, pass_app
+
+
+def training_state_machine(app: AppContext) -> str:
+    arn = app.platform().training_state_machine_arn
+    if not arn:
+        raise NotFoundError(f"environment {app.environment!r} has no training pipeline deployed")
+    return arn
+
+
+def print_run(run: Run) -> None:
+    """Each step's real state, the outcome, and for a failed run the step, error and cause."""
+    click.echo("\n".join(render_run(run)))
+
+
+def _s3_location(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def explain(app: AppContext, run: Run) -> Run:
+    """Add to a failed run what its execution does not hold: the failed checks of an invalid
+    dataset (read from its validation report in S3) and the registry's ``RUN#<run>`` item that
+    the failure path wrote. What cannot be read is noted, never raised: the run's own story stands."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops.errors import MlopsError
+
+    failure = run.failure
+    if failure is None:
+        return run
+    if failure.report_uri:
+        bucket, key = _s3_location(failure.report_uri)
+        try:
+            body = app.session().client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            report = json.loads(body)
+            failure.checks = [c for c in report.get("checks") or [] if c.get("status") == "failed"]
+        except (ClientError, BotoCoreError, ValueError) as exc:
+            failure.notes.append(f"the validation report could not be read ({exc})")
+    elif run.model:
+        try:
+            from mlops.registry.versions import model_pk
+            from mlops_cli.models_cmd import open_registry
+
+            registry = open_registry(app)
+            item = registry.store.get(registry.table, {"pk": model_pk(run.model), "sk": f"RUN#{run.name}"})
+            if item is not None:
+                failure.recorded = {k: v for k, v in item.items() if k in ("sk", "step", "error", "status")}
+        except (ClientError, BotoCoreError, MlopsError) as exc:
+            failure.notes.append(f"the registry's record of the failure could not be read ({exc})")
+    return run
+
+
+def check_succeeded(run: Run, what: str = "run") -> None:
+    """Exit 1 (a check failed: the README's table) unless ``run`` SUCCEEDED; the message names the
+    failing step and its error."""
+    if run.status == "SUCCEEDED":
+        return
+    failure = run.failure
+    if failure is not None and failure.error == "DatasetInvalid":
+        summary = str(failure.summary or failure.cause or "").removeprefix("invalid: ")
+        why = f": the dataset is invalid ({summary}); report {failure.report_uri}"
+    elif failure is not None:
+        why = f" at {failure.step}: {failure.error}: {(failure.cause or '')[:300]}"
+    else:
+        why = f": {run.error}: {run.cause}" if run.error else ""
+    raise CheckFailedError(f"{what} {run.name} ended {run.status}{why}")
+
+
+def run_candidates(app: AppContext, run: Run) -> dict[str, Any] | None:
+    """The run's search candidates, best first (None before its Evaluate step wrote them)."""
+    from mlops.registry.view import run_candidates as stored_candidates
+
+    if not run.model:
+        return None
+    return stored_candidates(app.session().client("s3"), app.platform().data_bucket, run.model, run.name)
+
+
+@click.group("runs")
+def command() -> None:
+    """Training pipeline runs (one per uploaded dataset version)."""
+
+
+@command.command("list")
+@click.option("--model", "-m", default=None, help="Only this model's runs.")
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@pass_app
+def list_cmd(app: AppContext, model: str | None, limit: int) -> None:
+    """The newest runs, newest first."""
+    runs = list_runs(app.session().client("stepfunctions"), training_state_machine(app), model=model, limit=limit)
+    lines = [f"{r.status:<10} {r.started or '-':<33} {r.name}" for r in runs] or ["no runs"]
+    emit(app, {"runs": [r.to_dict() for r in runs]}, "\n".join(lines))
+
+
+@command.command("show")
+@click.argument("run")
+@json_option
+@pass_app
+def show(app: AppContext, run: str) -> None:
+    """RUN's steps: status, attempts, failure reasons, output, and every search candidate's score
+    best first (RUN is a name or an execution ARN)."""
+    found = explain(app, describe_run(app.session().client("stepfunctions"), training_state_machine(app), run))
+    candidates = run_candidates(app, found)
+    if app.as_json:
+        emit(app, {**found.to_dict(), "candidates": candidates})
+    else:
+        print_run(found)
+        if candidates is not None:
+            click.echo("\n".join(render_candidates(candidates)))
+
+
+@command.command("wait")
+@click.argument("run")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds before giving up (exit 3; the run goes on).")
+@json_option
+@pass_app
+def wait(app: AppContext, run: str, timeout: float) -> None:
+    """Wait for RUN to finish; exit 0 if it SUCCEEDED, 1 if it failed (the failing step, error and
+    cause are printed), 3 if it had not finished after --timeout seconds."""
+    sfn = app.session().client("stepfunctions")
+    found = wait_run(sfn, training_state_machine(app), run, timeout_s=timeout)
+    found = explain(app, describe_run(sfn, training_state_machine(app), found.arn))
+    if app.as_json:
+        emit(app, found.to_dict())
+    else:
+        print_run(found)
+    check_succeeded(found)

@@ -1,0 +1,229 @@
+"""The few places where moto's behaviour is replaced for the local cloud (process-wide).
+
+- Lambda ``invoke`` runs the deployed handler in a local execution environment
+  (moto would need Docker);
+- EventBridge rules deliver to every target type, asynchronously, with real input transformers;
+- S3's EventBridge notification sends a properly shaped event to the default bus only;
+- Step Functions Retry back-off and Wait states are compressed (unless real time is asked for);
+- DynamoDB requests are applied one at a time per account and region (:func:`serialize_dynamodb`);
+- every AWS API request passes the failure drills' plan first (:mod:`mlops_local.faults`), which
+  may throttle it, fail it or cut its answer short.
+
+Every patch but the last forwards to the active :class:`mlops_local.cloud.LocalCloud`; with none
+active, moto's own behaviour is used. The DynamoDB lock is always on once installed: it is what
+DynamoDB itself guarantees, so in-process moto tests install it too.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+_active: dict[str, Any] = {"cloud": None, "installed": False}
+_REASONS = {
+    "Put": "PutObject",
+    "Post": "PostObject",
+    "Copy": "CopyObject",
+    "CompleteMultipartUpload": "CompleteMultipartUpload",
+    "Delete": "DeleteObject",
+    "DeleteMarkerCreated": "DeleteObject",
+}
+
+
+def activate(cloud: Any) -> None:
+    """Route moto's Lambda, EventBridge and Step Functions timing through ``cloud``."""
+    _install()
+    _active["cloud"] = cloud
+
+
+def deactivate(cloud: Any) -> None:
+    if _active["cloud"] is cloud:
+        _active["cloud"] = None
+
+
+def scaled(seconds: float) -> float:
+    cloud = _active["cloud"]
+    return seconds if cloud is None else cloud.scale_seconds(seconds)
+
+
+_dynamodb_locks: dict[tuple[str, str], threading.RLock] = {}
+_dynamodb_locks_guard = threading.Lock()
+
+
+def dynamodb_lock(account: str, region: str) -> threading.RLock:
+    """The lock every DynamoDB request of ``account`` in ``region`` holds while moto applies it."""
+    with _dynamodb_locks_guard:
+        return _dynamodb_locks.setdefault((account, region), threading.RLock())
+
+
+def serialize_dynamodb() -> None:
+    """Apply each DynamoDB request atomically, as DynamoDB does (process-wide, idempotent).
+
+    DynamoDB applies each request (a conditional put, an ``ADD``, a transaction) atomically.
+    moto's DynamoDB takes no lock: threads of its threaded server interleave inside one request,
+    and a cancelled ``TransactWriteItems`` rolls back by putting back a deep copy of every table it
+    touched, which undoes whatever another request wrote meanwhile (a lost audit event, a lost
+    dataset record, an anchor that no longer matches its chain). Holding one lock per account and
+    region around each whole request restores DynamoDB's guarantee; callers still interleave freely
+    between requests, which is where real races live.
+
+    The seam is ``DynamoHandler.call_action``: a public method of moto's response classes that
+    both moto's server and the in-process ``mock_aws`` call once per request, after the request's
+    account and region are known. The lock is re-entrant (a DynamoDB stream delivering to a Lambda
+    in the same thread would re-enter); the stacks define no stream consumers.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    with _dynamodb_locks_guard:
+        if getattr(DynamoHandler.call_action, "_mlops_serialized", False):
+            return
+        original = DynamoHandler.call_action
+
+        def call_action(self: Any) -> Any:
+            with dynamodb_lock(str(self.current_account), str(self.region)):
+                return original(self)
+
+        call_action._mlops_serialized = True  # type: ignore[attr-defined]
+        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+class _ScaledTime:
+    """Stands in for the ``time`` module inside moto's retrier: only ``sleep`` is compressed."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(scaled(seconds))
+
+
+def _install() -> None:
+    if _active["installed"]:
+        return
+    serialize_dynamodb()
+    from moto.awslambda import models as lambda_models
+    from moto.core.config import default_user_config
+    from moto.events import models as events_models
+    from moto.s3 import notifications
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+    original_invoke = lambda_models.LambdaFunction.invoke
+
+    def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+        cloud = _active["cloud"]
+        if cloud is None:
+            return original_invoke(self, body, request_headers, response_headers)
+        data = body.encode() if isinstance(body, str) else (body or b"")
+        kind = (request_headers.get("X-Amz-Invocation-Type") if request_headers else None) or "RequestResponse"
+        if kind == "DryRun":
+            return b""
+        if kind == "Event":
+            cloud.invoke_async(self.function_arn, data)
+            return b""
+        payload, error = cloud.invoke(self.function_arn, data)
+        if error:
+            response_headers["x-amz-function-error"] = error
+        response_headers["x-amz-executed-version"] = str(getattr(self, "version", "$LATEST"))
+        return payload
+
+    lambda_models.LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+    original_send = events_models.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        cloud = _active["cloud"]
+        if cloud is None:
+            return original_send(self, original_event, transform_input)
+        event = copy.deepcopy(original_event)
+        event["time"] = _iso(event.get("time"))
+        event.pop("ingestion-time", None)
+        # A schedule rule gets only its schedule's events (the dispatcher's
+        # scheduler and `fire`), never the bus's: moto's empty pattern matches every event, which
+        # ran the audit digest function on each S3 upload and execution status change.
+        if self.scheduled_expression or not self.event_pattern.matches_event(event):
+            return None
+        cloud.dispatcher.on_match(self.name, self.arn, self.state, list(self.targets), event)
+        return None
+
+    events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+    original_s3 = notifications._send_event_bridge_message
+
+    def send_s3_event(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        cloud = _active["cloud"]
+        if cloud is None:
+            return original_s3(account_id, bucket, event_name, key)
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": notifications._detail_type(event_name),
+            "source": "aws.s3",
+            "account": account_id,
+            "time": _iso(time.time()),
+            "region": bucket.region_name,
+            "resources": [bucket.arn],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket.name},
+                "object": {
+                    "key": key.name,
+                    "size": key.size,
+                    "etag": key.etag.replace('"', ""),
+                    **({"version-id": key.version_id} if key.version_id and key.version_id != "null" else {}),
+                    "sequencer": f"{int(time.time() * 1e6):018X}",
+                },
+                "request-id": uuid.uuid4().hex[:16].upper(),
+                "requester": account_id,
+                "source-ip-address": "127.0.0.1",
+                "reason": _REASONS.get(event_name.rsplit(":", 1)[-1], event_name.rsplit(":", 1)[-1]),
+            },
+        }
+        bus = events_models.events_backends[account_id][bucket.region_name].event_buses.get("default")
+        if bus is not None:
+            for rule in list(bus.rules.values()):
+                rule.send_to_targets(json.loads(json.dumps(event)))
+        return None
+
+    notifications._send_event_bridge_message = send_s3_event
+
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        deadline = time.time() + scaled(float(wait_seconds))
+        while env.is_running():
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return
+            if env.program_state_event.wait(remaining):  # set: the execution stopped, or a spurious wake-up
+                time.sleep(min(0.05, max(0.0, remaining)))
+
+    wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original_call = DomainDispatcherApplication.__call__
+
+    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        cloud = _active["cloud"]
+        plan = getattr(getattr(cloud, "runtime", None), "plan", None)
+        if plan is None:
+            return original_call(self, environ, start_response)
+        return plan.wsgi(lambda e, s: original_call(self, e, s), environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call  # type: ignore[method-assign]
+    _active["installed"] = True
