@@ -14,11 +14,11 @@ from mlops.deployment.rollout import (
     deployment_history,
     deployment_step,
     finish_canary,
-    get_rollout,
     plan_rollout,
     rollback,
 )
 from mlops.errors import ConflictError, NotFoundError, TransitionError
+from mlops.registry.rollouts import get_rollout
 from mlops.registry.tables import Update
 from mlops.registry.versions import Registry, Status
 from mlops.settings import Platform

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlops.deployment.rollout import DeploymentServices, deploy_version, deployment_step, get_rollout
+from mlops.deployment.rollout import DeploymentServices, deploy_version, deployment_step
+from mlops.registry.rollouts import get_rollout
 from mlops.registry.versions import Registry, Status
 from mlops.settings import Platform
 

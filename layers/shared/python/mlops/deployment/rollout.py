@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 from mlops.deployment.approval import (
@@ -43,9 +43,10 @@ from mlops.deployment.approval import (
     timeout_seconds,
 )
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
+from mlops.registry.rollouts import Rollout, get_rollout, rollout_key
 from mlops.registry.specs import SpecStore
 from mlops.registry.tables import ABSENT, Condition, ConditionFailedError, Put
-from mlops.registry.versions import ModelVersion, Registry, Status, model_pk
+from mlops.registry.versions import ModelVersion, Registry, Status
 from mlops.settings import Platform, service_name
 from mlops.spec.model import ModelSpec
 from mlops.storage import read_uri
@@ -55,45 +56,6 @@ STRATEGIES: tuple[str, ...] = ("all_at_once", "canary", "shadow")
 METRIC_NAMESPACE = "MLOps"
 ERROR_METRIC = "PredictionErrors"
 LATENCY_METRIC = "PredictionLatency"
-
-
-def rollout_key(model: str) -> dict[str, str]:
-    """Key of a model's rollout item in the registry table."""
-    return {"pk": model_pk(model), "sk": "ROLLOUT#current"}
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """How a model serves now (see the module docstring)."""
-
-    model: str
-    mode: str = "single"
-    champion: int | None = None
-    challenger: int | None = None
-    share: float = 0.0
-    execution: str | None = None
-    updated_at: str | None = None
-    updated_by: str | None = None
-    revision: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> Rollout:
-        values: dict[str, Any] = {name: item.get(name) for name in cls.__dataclass_fields__}
-        values["history"] = list(item.get("history") or [])
-        values["share"] = float(item.get("share") or 0.0)
-        values["revision"] = int(item.get("revision") or 0)
-        values["mode"] = str(item.get("mode") or "single")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def get_rollout(registry: Registry, model: str) -> Rollout:
-    """The model's rollout item (a default ``single`` rollout if none was written yet)."""
-    item = registry.store.get(registry.table, rollout_key(model))
-    return Rollout.from_item(item) if item is not None else Rollout(model=model)
 
 
 def _serve_champion_alone(

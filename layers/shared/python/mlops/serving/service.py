@@ -12,7 +12,7 @@ One :class:`InferenceService` per execution environment serves every model of th
   in bytes (:class:`ModelCache`);
 - **aliases** are re-read at most every ``alias_ttl_seconds``; when the champion or challenger
   moves, the next request after the check serves the new version;
-- **rollouts** come from the model's rollout item (:func:`mlops.deployment.rollout.get_rollout`): in
+- **rollouts** come from the model's rollout item (:func:`mlops.registry.rollouts.get_rollout`): in
   ``canary`` mode the challenger answers ``share`` of the requests; in ``shadow`` mode it predicts
   on every request, its answer is captured and never returned. A challenger without a matching
   rollout item is treated as a shadow (it never answers unless a canary was configured);
@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 import numpy as np
 
 from mlops.errors import CheckFailedError, InputError, MlopsError, NotFoundError
+from mlops.registry.rollouts import get_rollout
 from mlops.registry.versions import ModelVersion, Registry
 from mlops.spec.view import FeatureType, FeatureView, SpecView
 
@@ -1221,8 +1222,6 @@ class InferenceService:
             )
         mode, share = "single", 0.0
         if summary.challenger is not None:
-            from mlops.deployment.rollout import get_rollout
-
             rollout = get_rollout(self.registry, model)
             if rollout.mode == "canary" and rollout.challenger == summary.challenger:
                 mode, share = "canary", min(1.0, max(0.0, float(rollout.share)))
