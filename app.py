@@ -7,10 +7,9 @@ import sys
 
 import aws_cdk as cdk
 
-sys.path.insert(0, "layers/shared/python")  # the domain package (constants shared with the stacks)
+sys.path.insert(0, "layers/shared/python")  # mlops.contracts: the names the stacks and the code share
 
-from mlops.errors import ConfigError
-from stacks.config import CONTEXT_KEY, load_environments
+from stacks.config import CONTEXT_KEY, ConfigError, load_environments
 from stacks.stage import MlopsStage
 
 

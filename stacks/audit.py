@@ -24,7 +24,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.registry.digest import DIGEST_PREFIX
+from mlops.contracts.names import DIGEST_PREFIX
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers

@@ -12,7 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlops.errors import ConfigError
+
+class ConfigError(ValueError):
+    """cdk.json's ``mlops`` settings are invalid; ``cdk synth`` prints the message and exits 2."""
+
+    exit_code = 2
+
 
 CONTEXT_KEY = "mlops:environments"
 

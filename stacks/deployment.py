@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlops.deployment.rollout import alarm_prefix
+from mlops.contracts.names import alarm_prefix
 from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from mlops.settings import PARAMETERS
+from mlops.contracts.names import PARAMETERS
 from stacks.config import EnvironmentConfig
 
 

@@ -17,7 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.settings import service_name as platform_service_name
+from mlops.contracts.names import service_name as platform_service_name
 from stacks.config import EnvironmentConfig, FunctionKind
 from stacks.nag import acknowledge, skip_checkov
 
@@ -68,7 +68,11 @@ class MlopsFunction(Construct):
         memory_size: int = 512,
         timeout: Duration | None = None,
         ephemeral_storage_mib: int = 512,
+        handler: str = "handler",
+        service: str | None = None,
     ) -> None:
+        # ``handler``: the function in ``functions/<name>/handler.py`` (one code asset may serve several
+        # functions, one per state); ``service``: its Powertools service when not ``name``.
         super().__init__(scope, construct_id)
         source = FUNCTIONS_DIR / name
         if not (source / "handler.py").is_file():
@@ -82,7 +86,7 @@ class MlopsFunction(Construct):
             )
         reserved = getattr(config.reserved_concurrency, kind)
         # The ``service`` dimension of its metrics: one per environment, so alarms never mix two.
-        self.service_name = service_name(config, name)
+        self.service_name = service_name(config, service or name)
         removal = RemovalPolicy.DESTROY if config.is_dev else RemovalPolicy.RETAIN
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention(config), removal_policy=removal, encryption_key=key
@@ -101,7 +105,7 @@ class MlopsFunction(Construct):
             role=self.role,
             runtime=RUNTIME,
             architecture=ARCHITECTURES[config.lambda_architecture],
-            handler="handler.handler",
+            handler=f"handler.{handler}",
             code=lambda_.Code.from_asset(str(source), exclude=["__pycache__", "*.pyc"]),
             layers=list(layers),
             description=description,

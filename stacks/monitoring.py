@@ -11,7 +11,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlops.monitoring.monitor import schedule_group_name
+from mlops.contracts.names import schedule_group_name
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, service_name
 from stacks.layers import PlatformLayers

@@ -32,7 +32,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlops.registry.digest import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC
+from mlops.contracts.names import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC
 from stacks.config import EnvironmentConfig
 
 NAMESPACE = "MLOps"

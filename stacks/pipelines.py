@@ -18,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlops.settings import training_job_prefix
+from mlops.contracts.names import training_job_prefix
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers

@@ -13,7 +13,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.registry.digest import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC, write_digest_from_env
+from mlops.contracts.names import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC
+from mlops.registry.digest import write_digest_from_env
 
 logger = Logger()
 metrics = Metrics()  # namespace POWERTOOLS_METRICS_NAMESPACE, dimension service=POWERTOOLS_SERVICE_NAME

@@ -215,7 +215,8 @@ def _schedule_line(schedule: dict[str, Any]) -> str:
 
 def _schedule_state(app: AppContext, model: str, *, enabled: bool) -> dict[str, Any]:
     """Pause or resume MODEL's drift-check schedule; a refusal is reported, never fatal."""
-    from mlops.monitoring.monitor import schedule_group_name, set_schedule_state
+    from mlops.contracts.names import schedule_group_name
+    from mlops.monitoring.monitor import set_schedule_state
 
     try:
         scheduler = app.session().client("scheduler")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import ConfigError
-from stacks.config import CONTEXT_KEY, load_environments
+from stacks.config import CONTEXT_KEY, ConfigError, load_environments
 
 ROOT = Path(__file__).resolve().parents[2]
 

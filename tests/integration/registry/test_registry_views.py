@@ -18,8 +18,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
+from mlops.contracts.names import schedule_group_name
 from mlops.data.trigger import upload_from_event
-from mlops.monitoring.monitor import schedule_group_name
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.registry.view import run_candidates

@@ -10,43 +10,13 @@ import os
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from mlops.contracts.names import PARAMETER_PREFIX, PARAMETERS
+from mlops.contracts.names import service_name as service_name  # re-exported: the functions' names
+from mlops.contracts.names import training_job_prefix as training_job_prefix
 from mlops.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:  # boto3 is imported by discover() only: Platform.from_env() runs on cold starts
     import boto3
-
-PARAMETER_PREFIX = "/mlops"
-
-# Parameter leaf name -> Platform attribute. The stacks write exactly these (stacks/discovery.py).
-PARAMETERS = {
-    "data-bucket": "data_bucket",
-    "registry-table": "registry_table",
-    "audit-table": "audit_table",
-    "kms-key-arn": "kms_key_arn",
-    "training-state-machine-arn": "training_state_machine_arn",
-    "deployment-state-machine-arn": "deployment_state_machine_arn",
-    "notifications-topic-arn": "notifications_topic_arn",
-    "api-url": "api_url",
-    "monitor-state-machine-arn": "monitor_state_machine_arn",
-    "audit-digest-bucket": "audit_digest_bucket",
-    "audit-signing-key-arn": "audit_signing_key_arn",
-    "audit-digest-function": "audit_digest_function",
-}
-
-
-def training_job_prefix(environment: str) -> str:
-    """``mlops-<env>-``: every SageMaker training job of an environment is named with it, so the
-    environment's IAM grants cover its own jobs only, never another environment's in the same account."""
-    return f"mlops-{environment}-"
-
-
-def service_name(environment: str, function: str) -> str:
-    """``mlops-<env>-<function>``: a function's Powertools service, the ``service`` dimension of its metrics.
-
-    Metrics carry it (Powertools adds it to every metric), so alarms name it too: CloudWatch matches
-    an alarm's dimensions to a metric's exactly.
-    """
-    return f"mlops-{environment}-{function.replace('_', '-')}"
 
 
 def parameter_path(environment: str) -> str:

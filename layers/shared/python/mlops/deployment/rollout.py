@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+from mlops.contracts.names import alarm_prefix
 from mlops.deployment.approval import (
     PIPELINE_ACTOR,
     approval_commands,
@@ -332,11 +333,6 @@ class Alarms(Protocol):
     def put_metric_alarm(self, **kwargs: Any) -> Any: ...
 
     def describe_alarms(self, **kwargs: Any) -> Any: ...
-
-
-def alarm_prefix(environment: str) -> str:
-    """Every canary alarm of an environment starts with this (the IAM grant is on it)."""
-    return f"mlops-{environment}-canary-"
 
 
 def canary_alarms(environment: str, model: str, version: int) -> dict[str, dict[str, Any]]:

@@ -81,9 +81,6 @@ def _parse_time(text: str) -> datetime:
 
 
 # ----------------------------------------------------------------------------------------- schedules
-def schedule_group_name(environment: str) -> str:
-    """The Scheduler group holding one schedule per monitored model."""
-    return f"mlops-{environment}-monitoring"
 
 
 def schedule_input(model: str) -> dict[str, str]:

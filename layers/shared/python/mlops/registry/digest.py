@@ -44,21 +44,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from mlops.contracts.names import DIGEST_PREFIX
 from mlops.errors import CheckFailedError, ConflictError
 from mlops.registry.audit import GENESIS, AuditEvent, AuditTrail, canonical_json, utc_now
 
-DIGEST_PREFIX = "digests/"
 DIGEST_FORMAT = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 _NUMBER_SPACE = 10**12
 # How many digests `audit verify` walks back by default (a day of digests every 15 minutes).
 DEFAULT_DEPTH = 96
-# The digest function's metrics (namespace MLOps, ``service`` dimension mlops-<env>-audit-digest),
-# one value of each per run; the alarm ``mlops-<env>-audit-chain-broken`` watches the first.
-CHAINS_REFUSED_METRIC = "AuditChainsRefused"
-"""How many chains this run refused to advance (0 when every chain extends its last digested head)."""
-DIGEST_FAILED_METRIC = "AuditDigestFailed"
-"""1 when the run wrote no digest (it raised: for example the newest digest does not verify), else 0."""
 
 
 def digest_key(number: int) -> str:
