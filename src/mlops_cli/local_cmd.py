@@ -302,7 +302,8 @@ def demo(app: AppContext, assembly: Path, port: int | None, real_time: bool, tim
     """
     from mlops_cli.progress import Progress
     from mlops_local.cloud import LocalCloud
-    from mlops_local.scenario import MODEL, ScenarioError, run_scenario, settle
+    from mlops_local.scenario import run_scenario, settle
+    from mlops_local.scenario_context import MODEL, ScenarioError
 
     if port is None:
         port = 4566 if keep and _free("127.0.0.1", 4566) and _free("127.0.0.1", 4567) else 0

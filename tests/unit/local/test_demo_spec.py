@@ -6,7 +6,8 @@ from pathlib import Path
 
 from mlops.spec.model import load_spec
 from mlops.training.search import candidates
-from mlops_local.scenario import EXAMPLES, ScenarioContext, _demo_spec
+from mlops_local.scenario_context import EXAMPLES, ScenarioContext
+from mlops_local.scenario_steps import _demo_spec
 
 
 def test_the_demo_trains_two_candidates_of_the_example_grid(tmp_path: Path) -> None:
