@@ -99,9 +99,13 @@ demo: install  ## set up, synthesize, start the local cloud and run one model's 
 deploy: install  ## deploy ENV (default dev) to the AWS account of your current credentials
 	$(CDK) deploy --all -c mlops:env=$(ENV) --require-approval broadening
 
+# lint-imports checks the layering in pyproject.toml [tool.importlinter]: capabilities import each other
+# only downward along a model's lifecycle; the stacks see only mlops.contracts; the domain never imports
+# the CLI, the local cloud or the CDK.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy
