@@ -21,7 +21,7 @@ from mlops_local.creators import (
     tag_list,
     zip_dir,
 )
-from mlops_local.runtime import FunctionSpec
+from mlops_local.worker_process import FunctionSpec
 
 if TYPE_CHECKING:
     from mlops_local.materialize import Materializer
