@@ -51,11 +51,11 @@ def explain(app: AppContext, run: Run) -> Run:
             failure.notes.append(f"the validation report could not be read ({exc})")
     elif run.model:
         try:
-            from mlops.registry.versions import model_pk
+            from mlops.registry.keys import training_run_key
             from mlops_cli.models_cmd import open_registry
 
             registry = open_registry(app)
-            item = registry.store.get(registry.table, {"pk": model_pk(run.model), "sk": f"RUN#{run.name}"})
+            item = registry.store.get(registry.table, training_run_key(run.model, run.name))
             if item is not None:
                 failure.recorded = {k: v for k, v in item.items() if k in ("sk", "step", "error", "status")}
         except (ClientError, BotoCoreError, MlopsError) as exc:

@@ -146,8 +146,11 @@ def problems(machine: Machine, asl: dict[str, Any]) -> list[str]:
                     output.defs = output.root["properties"]["Payload"].get("$defs", {})
                     for path in _paths(state.get("ResultSelector")):
                         read(path, output, "ResultSelector")
-                    payload = (state.get("Parameters") or state.get("Arguments") or {}).get("Payload", {})
+                    parameters = state.get("Parameters") or state.get("Arguments") or {}
+                    payload = parameters.get("Payload", {})
                     sent = {key.removesuffix(".$") for key in payload} if isinstance(payload, dict) else set()
+                    if parameters.get("Payload.$") == "$":  # the whole state document (a Map item) is sent
+                        sent = scope.fields()[0]
                     declared, required = Schema(step.input).fields()
                     model = step.input.__name__
                     if sent - declared:

@@ -40,8 +40,17 @@ from typing import IO, Any, cast
 from mlops.data.trigger import DATASET_PREFIX, parse_key
 from mlops.errors import ConflictError, InputError, NotFoundError
 from mlops.registry.audit import decode_token, encode_token
+from mlops.registry.keys import (
+    DATASET_SK_PREFIX,
+    dataset_key,
+    model_items,
+    model_partition,
+    sk_prefix,
+    upload_key,
+    upload_prefix,
+)
 from mlops.registry.tables import Condition, ConditionFailedError, Put
-from mlops.registry.versions import Registry, ResultPage, check_actor, check_model_name, model_pk
+from mlops.registry.versions import Registry, ResultPage, check_actor, check_model_name
 
 UPLOADER_METADATA_KEY = "uploaded-by"
 UNVERIFIED = "unverified"
@@ -364,10 +373,6 @@ def describe_s3_object(
     )
 
 
-def dataset_key(model: str, version_id: str) -> dict[str, str]:
-    return {"pk": model_pk(model), "sk": f"DATASET#{version_id}"}
-
-
 # ------------------------------------------------------------------------------- verified uploads
 UPLOAD_URL_SECONDS = 15 * 60  # how long an authorized upload's presigned URL stays valid
 MAX_UPLOAD_BYTES = 5 * 1024**3  # S3's limit for one PUT
@@ -375,11 +380,6 @@ CLOCK_SKEW_SECONDS = 5 * 60  # between the clock that wrote a grant and S3's Las
 _UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def upload_key(model: str, sha256: str, created_at: str, request_id: str) -> dict[str, str]:
-    """Key of one upload grant: who may put content ``sha256`` under ``datasets/<model>/``, and when."""
-    return {"pk": model_pk(model), "sk": f"UPLOAD#{sha256}#{created_at}#{request_id}"}
 
 
 @dataclass(frozen=True)
@@ -448,7 +448,7 @@ def grants_for(registry: Registry, model: str, key: str, sha256: str) -> list[Up
     start = None
     while True:
         page = registry.store.query(
-            registry.table, ("pk", model_pk(model)), sk_prefix=("sk", f"UPLOAD#{sha256}#"), start=start
+            registry.table, model_items(model), sk_prefix=sk_prefix(upload_prefix(sha256)), start=start
         )
         found.extend(g for g in (UploadGrant.from_item(i) for i in page.items) if g.key == key)
         if not page.last_key:
@@ -775,9 +775,9 @@ class DatasetCatalog:
     def list(self, model: str, *, limit: int = 20, next_token: str | None = None) -> ResultPage:
         """Recorded dataset versions of a model (in version-id order, as S3 gives no time order)."""
         check_model_name(model)
-        start = decode_token(next_token, {"pk": model_pk(model)}) if next_token else None
+        start = decode_token(next_token, model_partition(model)) if next_token else None
         page = self.registry.store.query(
-            self.registry.table, ("pk", model_pk(model)), sk_prefix=("sk", "DATASET#"), limit=limit, start=start
+            self.registry.table, model_items(model), sk_prefix=sk_prefix(DATASET_SK_PREFIX), limit=limit, start=start
         )
         token = encode_token(page.last_key) if page.last_key and len(page.items) == limit else None
         return ResultPage([DatasetVersion.from_item(item) for item in page.items], token)

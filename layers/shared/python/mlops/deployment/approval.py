@@ -33,8 +33,9 @@ from typing import Any, Literal, Protocol
 
 from mlops.data.datasets import UNVERIFIED, DatasetCatalog, DatasetVersion, same_principal
 from mlops.errors import CheckFailedError, ConflictError, InputError, NotFoundError
+from mlops.registry.keys import approval_key
 from mlops.registry.tables import Condition, ConditionFailedError, Put, Update
-from mlops.registry.versions import ModelVersion, Registry, Status, check_actor, model_pk
+from mlops.registry.versions import ModelVersion, Registry, Status, check_actor
 
 WAITING = "waiting"
 DECIDED = ("approved", "rejected", "timed_out")
@@ -73,11 +74,6 @@ class TaskCallbacks(Protocol):
     """What :func:`decide` needs of Step Functions (a boto3 ``stepfunctions`` client fits)."""
 
     def send_task_success(self, *, taskToken: str, output: str) -> Any: ...
-
-
-def approval_key(model: str, version: int) -> dict[str, str]:
-    """Key of a candidate's approval item in the registry table."""
-    return {"pk": model_pk(model), "sk": f"APPROVAL#{int(version):010d}"}
 
 
 @dataclass(frozen=True)

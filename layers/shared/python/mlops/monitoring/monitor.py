@@ -44,14 +44,13 @@ from typing import Any
 import numpy as np
 
 from mlops.errors import ConfigError, InputError, NotFoundError
+from mlops.registry.keys import MONITOR_RUN_SK_PREFIX, model_items, monitor_key, monitor_run_key, sk_prefix
 from mlops.registry.tables import ABSENT, Condition, ConditionFailedError, Put, Update
-from mlops.registry.versions import Registry, model_pk
+from mlops.registry.versions import Registry
 from mlops.spec.model import NUMERIC_TYPES, FeatureType, ModelSpec
 from mlops.storage import read_object, read_uri
 
 MONITOR_ACTOR = "pipeline:monitor"
-MONITOR_SK = "MONITOR"
-RUN_SK_PREFIX = "MONITOR#RUN#"
 CAPTURE_PREFIX = "captures"
 REPORT_PREFIX = "reports"
 # A window never reaches further back than this (the monitor was off, or windows were too small).
@@ -811,14 +810,6 @@ class MetricPoint:
     dimensions: dict[str, str] = field(default_factory=dict)
 
 
-def monitor_key(model: str) -> dict[str, str]:
-    return {"pk": model_pk(model), "sk": MONITOR_SK}
-
-
-def run_key(model: str, started_at: str, run_id: str) -> dict[str, str]:
-    return {"pk": model_pk(model), "sk": f"{RUN_SK_PREFIX}{started_at}#{run_id}"}
-
-
 def get_monitor_state(registry: Registry, model: str) -> dict[str, Any]:
     """The per-model monitor item (last window end, last verdict, last retraining); {} if none."""
     return registry.store.get(registry.table, monitor_key(model)) or {}
@@ -827,7 +818,7 @@ def get_monitor_state(registry: Registry, model: str) -> dict[str, Any]:
 def list_monitor_runs(registry: Registry, model: str, *, limit: int = 20) -> list[dict[str, Any]]:
     """The newest monitor run items of a model, newest first."""
     page = registry.store.query(
-        registry.table, ("pk", model_pk(model)), sk_prefix=("sk", RUN_SK_PREFIX), forward=False, limit=limit
+        registry.table, model_items(model), sk_prefix=sk_prefix(MONITOR_RUN_SK_PREFIX), forward=False, limit=limit
     )
     return page.items
 
@@ -1271,7 +1262,7 @@ def _record_run(
     model = str(summary["model"])
     started = str(plan.get("planned_at") or _iso(now))
     run = {
-        **run_key(model, started, str(summary["run_id"])),
+        **monitor_run_key(model, started, str(summary["run_id"])),
         "kind": "monitor_run",
         "status": "SUCCEEDED",
         "finished_at": _iso(now),
@@ -1724,7 +1715,7 @@ def record_monitor_failure(
         "execution": event.get("execution"),
     }
     item = {
-        **run_key(model, _iso(now), run_id),
+        **monitor_run_key(model, _iso(now), run_id),
         "kind": "monitor_run",
         "status": "FAILED",
         "run_id": run_id,

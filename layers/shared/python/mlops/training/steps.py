@@ -790,8 +790,8 @@ def record_failure(
     """A failed run: one RUN item in the registry and one audit event, written together."""
     import contextlib
 
+    from mlops.registry.keys import training_run_key
     from mlops.registry.tables import Condition, ConditionFailedError, Put
-    from mlops.registry.versions import model_pk
 
     services = services or Services.from_env()
     upload = event.get("upload") or {}
@@ -807,8 +807,7 @@ def record_failure(
         "version_id": upload.get("version_id"),
     }
     run = {
-        "pk": model_pk(model),
-        "sk": f"RUN#{event.get('execution_name', request_id)}",
+        **training_run_key(model, str(event.get("execution_name", request_id))),
         "kind": "run",
         "status": "FAILED",
         **{k: v for k, v in record.items() if v is not None},
