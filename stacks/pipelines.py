@@ -118,11 +118,15 @@ class TrainingPipeline(Construct):
             memory: int = 2048,
             minutes: int = 15,
             layer_set: Sequence[lambda_.ILayerVersion] = science,
+            handler: str = "handler",
+            service: str | None = None,
         ) -> lambda_.Function:
             return MlopsFunction(
                 self,
                 construct_id,
                 name=name,
+                handler=handler,
+                service=service,
                 config=config,
                 key=tables.key,
                 kind="pipeline",
@@ -133,17 +137,40 @@ class TrainingPipeline(Construct):
                 timeout=Duration.minutes(minutes),
             ).function
 
-        self.train = step_function(
-            "Train",
+        # One code asset (functions/train), one function per state: each with only its own grants.
+        self.plan = step_function(
+            "PlanTraining",
             "train",
-            "Plans candidates and trains one candidate: the spec's "
-            "allow-listed estimator on a deterministic split; artifact + sha256 to S3",
+            "Plans the candidates (one, or a search space's), the backend and the ranking metric; "
+            "validates a spec's fixed holdout file",
             memory=3008,
+            handler="plan",
+            service="plan_training",
+        )
+        bucket.grant_read(self.plan, f"{HOLDOUT_PREFIX}*")  # a spec's fixed holdout file, validated once
+        bucket.grant_put(self.plan, f"{ARTIFACT_PREFIX}*")  # its report; its copy into a job's input
+        tables.registry.grant_read_data(self.plan)
+        self.train = step_function(
+            "TrainCandidate",
+            "train",
+            "Trains one candidate: the spec's allow-listed estimator on a deterministic split; artifact + sha256 to S3",
+            memory=3008,
+            handler="train",
+            service="train_candidate",
         )
         bucket.grant_read(self.train, f"{DATASET_PREFIX}*")
         bucket.grant_read(self.train, f"{HOLDOUT_PREFIX}*")  # a spec's fixed holdout file
         bucket.grant_put(self.train, f"{ARTIFACT_PREFIX}*")
         tables.registry.grant_read_data(self.train)
+        self.collect = step_function(
+            "CollectCandidate",
+            "train",
+            "Collects a finished SageMaker training job: the candidate record a Lambda-trained one has",
+            handler="collect",
+            service="collect_candidate",
+        )
+        bucket.grant_read(self.collect, f"{ARTIFACT_PREFIX}*")  # the job's model.tar.gz
+        bucket.grant_put(self.collect, f"{ARTIFACT_PREFIX}*")  # the candidate's artifact
         self.evaluate = step_function(
             "Evaluate",
             "evaluate",
@@ -185,17 +212,21 @@ class TrainingPipeline(Construct):
         tables.grant_registry_write(self.record_failure)
         self.sagemaker_role = self._sagemaker_training(config=config, bucket=bucket)
         if config.sagemaker_training_image:
-            self.train.add_environment("SAGEMAKER_TRAINING_IMAGE", config.sagemaker_training_image)
+            self.plan.add_environment("SAGEMAKER_TRAINING_IMAGE", config.sagemaker_training_image)
         steps = {
             "ValidateFunctionArn": self.validate,
-            "TrainFunctionArn": self.train,
+            "PlanTrainingFunctionArn": self.plan,
+            "TrainCandidateFunctionArn": self.train,
+            "CollectCandidateFunctionArn": self.collect,
             "EvaluateFunctionArn": self.evaluate,
             "GateFunctionArn": self.gate,
             "RegisterFunctionArn": self.register,
             "RecordFailureFunctionArn": self.record_failure,
         }
         for function, grants in (
-            (self.train, "read datasets/*, put artifacts/*, read the registry"),
+            (self.plan, "read holdouts/*, put artifacts/*, read the registry"),
+            (self.train, "read datasets/* and holdouts/*, put artifacts/*, read the registry"),
+            (self.collect, "read and put artifacts/*"),
             (self.evaluate, "read datasets/* and artifacts/*, put artifacts/*, read the registry"),
             (self.gate, "read the registry"),
             (self.register, "read and put artifacts/*, registry read/write, audit append"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -14,6 +15,9 @@ from mlops.errors import InputError, TransitionError
 from mlops.training.steps import Services, record_ignored_upload
 
 logger = Logger()
+# clients once per execution environment, made on the first invocation (not at import)
+services = functools.cache(Services.from_env)
+stepfunctions = functools.cache(lambda: boto3.client("stepfunctions"))
 
 
 @logger.inject_lambda_context
@@ -23,17 +27,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InputError as exc:
         # Outside the layout: nothing to train. Audited (the object stays in S3), not retried.
         key = str(event.get("detail", {}).get("object", {}).get("key", "?"))
-        record_ignored_upload(key, str(exc), services=Services.from_env(), request_id=context.aws_request_id)
+        record_ignored_upload(key, str(exc), services=services(), request_id=context.aws_request_id)
         logger.warning("ignored upload", extra={"key": key, "reason": str(exc)})
         return {"started": False, "ignored": True, "reason": str(exc)}
-    services = Services.from_env()
     try:
-        services.registry.ensure_active(upload.model)
+        services().registry.ensure_active(upload.model)
     except TransitionError as exc:
         # An archived model trains nothing until it is unarchived; the object stays, the refusal is audited.
-        record_ignored_upload(upload.key, str(exc), services=services, request_id=context.aws_request_id)
+        record_ignored_upload(upload.key, str(exc), services=services(), request_id=context.aws_request_id)
         logger.warning("ignored upload", extra={"key": upload.key, "reason": str(exc)})
         return {"started": False, "ignored": True, "reason": str(exc)}
-    result = start_training(boto3.client("stepfunctions"), os.environ["TRAINING_STATE_MACHINE_ARN"], upload)
+    result = start_training(stepfunctions(), os.environ["TRAINING_STATE_MACHINE_ARN"], upload)
     logger.info("training pipeline", extra={**result, "model": upload.model, "key": upload.key})
     return result

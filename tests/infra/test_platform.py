@@ -23,7 +23,8 @@ def test_every_function_carries_the_defaults(synthesized: Synthesized) -> None:
         props = function["Properties"]
         assert props["Runtime"] == "python3.12", logical_id
         assert props["Architectures"] == ["arm64"], logical_id
-        assert props["Handler"] == "handler.handler", logical_id
+        # functions/<name>/handler.py, one function of it per state (see test_training_pipeline)
+        assert props["Handler"].startswith("handler."), logical_id
         assert props["TracingConfig"] == {"Mode": "Active"}, logical_id
         assert props["LoggingConfig"]["LogFormat"] == "JSON", logical_id
         assert props["Environment"]["Variables"]["MLOPS_ENVIRONMENT"] == "dev", logical_id
@@ -238,7 +239,7 @@ def test_a_configured_training_image_reaches_the_plan_and_the_role(synthesized: 
     train = next(
         r
         for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::Lambda::Function" and k.startswith("TrainingTrainFunction")
+        if r["Type"] == "AWS::Lambda::Function" and k.startswith("TrainingPlanTrainingFunction")
     )
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-train:1"
     assert train["Properties"]["Environment"]["Variables"]["SAGEMAKER_TRAINING_IMAGE"] == image

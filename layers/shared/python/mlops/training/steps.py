@@ -199,11 +199,6 @@ def record_ignored_upload(key: str, reason: str, *, services: Services, request_
     )
 
 
-def validate_step(event: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
-    """The Validate state: ``{"upload": ...}`` in, the validation result out."""
-    return validate_upload(event["upload"], request_id=request_id)
-
-
 # ------------------------------------------------------------------------------------------- training
 def run_prefix(model: str, execution_name: str) -> str:
     """Where one run's candidates, evaluation and profile go (artifacts/, never datasets/)."""
@@ -772,16 +767,6 @@ def collect_candidate(
     key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"
     uri = _put(services, key, artifact, "application/octet-stream", sha256=record["artifact_sha256"])
     return {**record, "index": candidate["index"], "artifact_uri": uri}
-
-
-def train_step(event: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
-    """The Train function's modes: ``plan`` the candidates, ``train`` one, ``collect`` a SageMaker job's."""
-    mode = event.get("mode")
-    if mode == "plan":
-        return plan_training(event, request_id=request_id)
-    if mode == "collect":
-        return collect_candidate(event, request_id=request_id)
-    return train_candidate(event, request_id=request_id)
 
 
 def record_failure(
