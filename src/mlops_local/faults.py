@@ -31,7 +31,7 @@ kind                   what happens (``target`` / ``match`` select where)
 =====================  ==================================================================================
 
 ``match`` (optional) is a substring, or a list of substrings, that the invocation payload or the
-request body must all contain (a model's name, ``"mode": "plan"``), so concurrent drills do not
+request body must all contain (a model's name, ``"candidate"``), so concurrent drills do not
 disturb each other. ``count`` is how many times the fault applies (``None``: every time, until
 cleared). Every application is recorded in :attr:`FaultPlan.applied`.
 

@@ -22,15 +22,16 @@ from typing import Any
 from mlops_local.scenario_context import EXTENSION_MODULES, STEPS, ScenarioContext, ScenarioError
 from mlops_local.scenario_steps import wait_for_run
 
-# The functions the demo's steps call, in the order they first run: the training function twice
-# (the plan, then the two candidates at once). One background thread starts their environments one
+# The functions the demo's steps call, in the order they first run: the candidates' training
+# function twice (two candidates at once). One background thread starts their environments one
 # after another while earlier steps run (as provisioned concurrency would), so a step meets a cold
 # start only when it gets there first; on 2 cores it uses the core the waiting steps leave idle.
 WARM_ORDER: tuple[tuple[str, ...], ...] = (
     ("ApiUploads",),
     ("TrainingStarter",),
     ("TrainingValidate",),
-    ("TrainingTrain", "TrainingTrain"),
+    ("TrainingPlanTraining",),
+    ("TrainingTrainCandidate", "TrainingTrainCandidate"),
     ("TrainingEvaluate",),
     ("TrainingGate",),
     ("TrainingRegister",),

@@ -61,15 +61,16 @@ ROWS = 160
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("drills")]
 
 # Function-name fragments of the deployed functions (logical ids survive in the physical names).
-VALIDATE, TRAIN, EVALUATE, GATE, REGISTER = (
+VALIDATE, PLAN, TRAIN, EVALUATE, GATE, REGISTER = (
     "TrainingValidate",
-    "TrainingTrain",
+    "TrainingPlanTraining",
+    "TrainingTrainCandidate",
     "TrainingEvaluate",
     "TrainingGate",
     "TrainingRegister",
 )
 RECORD_FAILURE, HANDOFF, DEPLOYMENT_STEPS = "TrainingRecordFailure", "DeploymentStarter", "DeploymentSteps"
-PLAN, CANDIDATE = '"mode": "plan"', '"candidate"'
+CANDIDATE = '"candidate"'
 
 
 def fails_once_after(model: str, function: str, *match: str) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def transient_faults(p: Platform) -> list[dict[str, Any]]:
     m = "dr-transient"
     return [
         fails_once_after(m, VALIDATE),
-        fails_once_after(m, TRAIN, PLAN),
+        fails_once_after(m, PLAN),
         fails_once_after(m, TRAIN, CANDIDATE),
         fails_once_after(m, EVALUATE),
         fails_once_after(m, GATE),
@@ -189,7 +190,7 @@ DRILLS = [
         "Validate",
         retried={"Validate": 4, "RecordFailure": 2, "NotifyFailure": 4},
     ),
-    Drill("dr-p-plan", lambda p: [always_fails("dr-p-plan", TRAIN, PLAN)], "FAILED", "PipelineFailed", "PlanTraining"),
+    Drill("dr-p-plan", lambda p: [always_fails("dr-p-plan", PLAN)], "FAILED", "PipelineFailed", "PlanTraining"),
     Drill(
         "dr-p-candidate",
         lambda p: [always_fails("dr-p-candidate", TRAIN, CANDIDATE)],

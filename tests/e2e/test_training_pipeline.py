@@ -197,7 +197,7 @@ def test_training_failure_ends_failed_and_is_recorded(local_env: dict[str, str],
 pytestmark = pytest.mark.xdist_group("local-cloud")
 
 
-STEPS = ("Validate", "Train", "Evaluate", "Gate", "Register")
+STEPS = ("Validate", "PlanTraining", "TrainCandidate", "Evaluate", "Gate", "Register")
 
 
 def test_a_transient_failure_of_each_task_is_retried(
