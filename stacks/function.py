@@ -20,18 +20,21 @@ from constructs import Construct
 from mlops.contracts.names import service_name as platform_service_name
 from stacks.config import EnvironmentConfig, FunctionKind
 from stacks.nag import acknowledge, skip_checkov
+from stacks.observability import NAMESPACE as METRICS_NAMESPACE
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
-# Every function's settings, besides its own. PYDANTIC_DISABLE_PLUGINS: pydantic otherwise scans the
-# entry points of every installed distribution (each layer's) when it builds its first model, on
-# the cold start of every function; the platform uses no pydantic plugin.
-# benchmarks/bench_inference.py runs its cold start under the same settings.
+# Every function's settings, besides its own. The POWERTOOLS_* ones configure mlops.observability's
+# logger, tracer and metrics (with POWERTOOLS_SERVICE_NAME, set per function below).
+# PYDANTIC_DISABLE_PLUGINS: pydantic otherwise scans the entry points of every installed
+# distribution (each layer's) when it builds its first model, on the cold start of every function;
+# the platform uses no pydantic plugin. benchmarks/bench_inference.py runs its cold start under the
+# same settings.
 RUNTIME_ENVIRONMENT: dict[str, str] = {
-    "POWERTOOLS_METRICS_NAMESPACE": "MLOps",
+    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }

@@ -47,6 +47,12 @@ PRUNE_DIRS = frozenset({"tests", "__pycache__"})
 PRUNE_SUFFIXES = (".pyi", ".pyc")
 # Test data shipped inside packages under other names (onnx's backend test cases: 15 MiB).
 PRUNE_PATHS = ("onnx/backend/test",)
+# What the Lambda Python runtime already ships (the AWS SDK and its dependencies), pulled into the
+# runtime layer only as aws-xray-sdk's dependency: a layer copy would shadow the runtime's own,
+# pairing its boto3 with another botocore, and add 25 MiB. Removed from that layer after install.
+WITHOUT_RUNTIME_PROVIDED = frozenset({"runtime"})
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six.py")
+RUNTIME_PROVIDED_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "urllib3", "python_dateutil", "six")
 
 
 class LayerBuildError(RuntimeError):
@@ -89,6 +95,20 @@ def compile_tree(tree: Path) -> None:
     )
     if result.returncode != 0:  # a module that does not compile would fail on import too: say which
         raise LayerBuildError(f"compiling {tree} failed:\n{(result.stdout + result.stderr)[-4000:]}")
+
+
+def _prune_runtime_provided(tree: Path, name: str) -> None:
+    if name not in WITHOUT_RUNTIME_PROVIDED:
+        return
+    for module in RUNTIME_PROVIDED:
+        path = tree / module
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.is_file():
+            path.unlink()
+    for distribution in RUNTIME_PROVIDED_DISTRIBUTIONS:
+        for info in tree.glob(f"{distribution}-*.dist-info"):
+            shutil.rmtree(info)
 
 
 def _prune(tree: Path) -> None:
@@ -142,6 +162,7 @@ def build_dependency_layer(name: str, requirements: Path, architecture: str) -> 
         shutil.rmtree(work, ignore_errors=True)
         raise LayerBuildError(f"pip failed building layer {name} from {requirements}:\n{result.stderr[-4000:]}")
     _prune(work / "python")
+    _prune_runtime_provided(work / "python", name)
     return _publish(work, target, asset_hash, name, compiled=compiled)
 
 
@@ -217,7 +238,7 @@ class PlatformLayers:
     """Creates the three layers every function draws from.
 
     - ``shared``: the ``mlops`` domain package from ``layers/shared/python`` (what the tests import);
-    - ``runtime``: Powertools, pydantic, PyYAML;
+    - ``runtime``: Powertools (with the X-Ray SDK its Tracer needs), pydantic, PyYAML;
     - ``science``: numpy, pandas, scipy, scikit-learn, skl2onnx (functions that compute on data);
     - ``inference``: numpy and onnxruntime only (the inference function: no scikit-learn to import).
     """
@@ -244,7 +265,7 @@ class PlatformLayers:
         layers = {}
         for name, description in (
             ("inference", "numpy, onnxruntime (serving without scikit-learn)"),
-            ("runtime", "Powertools, pydantic, PyYAML"),
+            ("runtime", "Powertools, aws-xray-sdk, pydantic, PyYAML"),
             ("science", "numpy, pandas, scipy, scikit-learn, joblib, skl2onnx"),
         ):
             built = build_dependency_layer(name, ROOT / "layers" / "deps" / name / "requirements.txt", architecture)

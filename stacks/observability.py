@@ -35,6 +35,7 @@ from constructs import Construct
 from mlops.contracts.names import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC
 from stacks.config import EnvironmentConfig
 
+# The namespace of every metric the functions publish (POWERTOOLS_METRICS_NAMESPACE, stacks/function.py).
 NAMESPACE = "MLOps"
 FIVE_MINUTES = Duration.minutes(5)
 

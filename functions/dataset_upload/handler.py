@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text
 from mlops.data.datasets import authorize_upload
 from mlops.errors import InputError
+from mlops.observability import api_handler
 
-logger = Logger()
 app = APIGatewayRestResolver()
 
 MAX_BODY_CHARS = 4 * 1024
@@ -94,6 +93,6 @@ def create_upload(model: str) -> Response:
 answer_errors_as_json(app)
 
 
-@logger.inject_lambda_context
+@api_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -155,3 +155,27 @@ def test_a_refused_audit_chain_pages_through_the_topic(synthesized: Synthesized)
     ]
     body = json.dumps(dashboard["DashboardBody"])
     assert "AuditChainsRefused" in body and "AuditDigestFailed" in body
+
+
+POWERTOOLS_ENVIRONMENT = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL")
+
+
+def test_every_function_is_traced_and_configured_for_powertools(synthesized: Synthesized) -> None:
+    # GIVEN every environment's platform stack (the stateful stack holds only CDK's own notification handler)
+    for env in ("dev", "prod", "keyed"):
+        functions = {
+            logical: resource["Properties"]
+            for logical, resource in synthesized.template_json(env, "platform")["Resources"].items()
+            if resource["Type"] == "AWS::Lambda::Function"
+        }
+        assert len(functions) >= 14, (env, sorted(functions))
+        for logical, props in functions.items():
+            variables = props.get("Environment", {}).get("Variables", {})
+            # THEN each sends traces to X-Ray and configures mlops.observability's logger, tracer and metrics
+            assert props["TracingConfig"] == {"Mode": "Active"}, (env, logical)
+            for name in POWERTOOLS_ENVIRONMENT:
+                assert variables.get(name), (env, logical, name)
+            assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "MLOps", (env, logical)
+            assert variables["POWERTOOLS_SERVICE_NAME"].startswith(f"mlops-{env}-"), (env, logical)
+            # AND the tracer is never switched off in a deployed function
+            assert "POWERTOOLS_TRACE_DISABLED" not in variables, (env, logical)
