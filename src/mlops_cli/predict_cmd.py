@@ -20,17 +20,10 @@ message (exit 2 for a refused record, 3 for a cloud or resource error).
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
-import re
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -38,7 +31,10 @@ from urllib.parse import quote
 import click
 
 from mlops.errors import ConflictError, InputError, MlopsError, NotFoundError
+from mlops.serving.settings import DEFAULT_MAX_BODY_BYTES
 from mlops_cli.common import AppContext, emit, json_option, pass_app, signed_request
+from mlops_cli.predict_batches import Answer, _in_order, _locate, _span, _TooLargeError, plan_batches, predict_batch
+from mlops_cli.predict_input import Row, jsonl_rows, open_text, read_data, request_body
 
 _ERRORS: dict[int, type[MlopsError]] = {
     400: InputError,
@@ -51,277 +47,6 @@ _ERRORS: dict[int, type[MlopsError]] = {
 DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 10_000  # stacks/config.py's ceiling for max_batch_size
 PROGRESS_SECONDS = 2.0
-# Bytes of a batch body around its records: {"records":[ ... ]}
-_ENVELOPE = len(b'{"records":[]}')
-
-
-# ------------------------------------------------------------------------------------------ reading
-def read_data(data: str) -> Any:
-    """The JSON ``--data`` names: inline, ``@FILE`` (JSON or ``.jsonl``), or ``@-`` (stdin)."""
-    source = "--data"
-    if data.startswith("@"):
-        name = data[1:]
-        source = name or "-"
-        try:
-            text = sys.stdin.read() if name in ("", "-") else Path(name).read_text()
-        except OSError as exc:
-            raise InputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-        if name.endswith(".jsonl"):
-            return [row.record for row in _jsonl_rows(name, text)]
-    else:
-        text = data
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InputError(f"{source}: not valid JSON ({exc})") from None
-
-
-def request_body(document: Any) -> dict[str, Any]:
-    """A request body from a record, a list of records, or a body that is already shaped."""
-    if isinstance(document, list):
-        return {"records": document}
-    if isinstance(document, dict):
-        if set(document) in ({"record"}, {"records"}):
-            return document
-        return {"record": document}
-    raise InputError("--data must be a JSON object (one record), a list of records, or a request body")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One input record: its 1-based row, the file line it starts on (None inline) and the record."""
-
-    row: int
-    line: int | None
-    record: Any
-
-    @property
-    def where(self) -> str:
-        return f"row {self.row}" + (f" (line {self.line})" if self.line is not None else "")
-
-
-def _open_text(path: Path) -> IO[str]:
-    raw = path.open("rb")
-    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if head == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8-sig", newline="")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-
-
-def _jsonl_rows(name: str, text: str) -> list[Row]:
-    rows: list[Row] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{name}, line {number}: not valid JSON ({exc})") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{name}, line {number}: a record is a JSON object, not {type(record).__name__}")
-        rows.append(Row(len(rows) + 1, number, record))
-    return rows
-
-
-def _csv_value(text: str, feature: Any, missing: frozenset[str]) -> Any:
-    """A CSV field as its feature's JSON type; text the type cannot take is sent as is (the API names it)."""
-    from mlops.data.validation.coerce import FALSE_STRINGS, TRUE_STRINGS
-    from mlops.spec.model import FeatureType
-    from mlops.values import canonical_label
-
-    if text in missing:
-        return None
-    kind = feature.type
-    if kind in (FeatureType.FLOAT, FeatureType.INT):
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        if kind is FeatureType.INT and number.is_integer() and abs(number) < 2**63:
-            return int(text) if re.fullmatch(r"\s*[+-]?\d+\s*", text) else int(number)
-        return number
-    if kind is FeatureType.BOOL:
-        lowered = text.strip().lower()
-        return True if lowered in TRUE_STRINGS else False if lowered in FALSE_STRINGS else text
-    if kind is FeatureType.CATEGORY and feature.allowed and not all(isinstance(a, str) for a in feature.allowed):
-        label = canonical_label(text)
-        return next((a for a in feature.allowed if canonical_label(a) == label), text)
-    return text
-
-
-def csv_rows(path: Path, spec: Any) -> list[Row]:
-    """Records of a CSV (or gzip CSV) file, one per data row, typed by the spec's features."""
-    from mlops.data.validation.reader import NA_STRINGS
-    from mlops.spec.model import FeatureType
-
-    missing = frozenset(NA_STRINGS)
-    try:
-        handle = _open_text(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    rows: list[Row] = []
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if not header:
-                raise InputError(f"{path}: the file is empty (the first line must name the columns)")
-            where = {name: index for index, name in reversed(list(enumerate(header)))}
-            used = [(f, where[f.name]) for f in spec.features if f.name in where]
-            absent = [
-                f.name
-                for f in spec.features
-                if f.name not in where and not f.nullable and f.type is not FeatureType.STRING
-            ]
-            if absent:
-                raise InputError(
-                    f"{path}: no column for feature(s) {', '.join(map(repr, absent))} of model {spec.name!r}"
-                    f" (the file's columns: {', '.join(map(repr, header[:12]))}{', ...' if len(header) > 12 else ''})"
-                )
-            line = reader.line_num + 1
-            for fields in reader:
-                if not fields or fields == [""]:
-                    line = reader.line_num + 1
-                    continue
-                if len(fields) != len(header):
-                    raise InputError(f"{path}, line {line}: {len(fields)} fields where the header has {len(header)}")
-                record = {f.name: _csv_value(fields[i], f, missing) for f, i in used}
-                rows.append(Row(len(rows) + 1, line, record))
-                line = reader.line_num + 1
-        except csv.Error as exc:
-            raise InputError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
-        except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as exc:
-            raise InputError(f"{path}: cannot be read ({exc})") from None
-    if not rows:
-        raise InputError(f"{path}: the file has a header but no data rows")
-    return rows
-
-
-# ------------------------------------------------------------------------------------------ batching
-def plan_batches(sizes: Sequence[int], max_records: int, max_bytes: int) -> list[range]:
-    """Consecutive index ranges over records of JSON ``sizes`` (bytes), each one request within the limits.
-
-    Greedy: a batch takes records in order while it holds at most ``max_records`` and its body
-    (``{"records":[r1,r2,...]}``) at most ``max_bytes``. Every index is in exactly one range, in order.
-
-    Raises
-    ------
-    ValueError
-        A record alone makes a body over ``max_bytes`` (its index is ``args[1]``).
-
-    Examples
-    --------
-    >>> plan_batches([10, 10, 10, 10, 10], max_records=2, max_bytes=1000)
-    [range(0, 2), range(2, 4), range(4, 5)]
-    >>> plan_batches([40, 40, 40], max_records=10, max_bytes=_ENVELOPE + 81)
-    [range(0, 2), range(2, 3)]
-    """
-    if max_records < 1:
-        raise ValueError("max_records must be at least 1")
-    batches: list[range] = []
-    start, used = 0, _ENVELOPE
-    for index, size in enumerate(sizes):
-        if _ENVELOPE + size > max_bytes:
-            raise ValueError(f"record of {size} bytes is over the {max_bytes}-byte request limit", index)
-        grown = used + size + (1 if index > start else 0)
-        if index > start and (index - start >= max_records or grown > max_bytes):
-            batches.append(range(start, index))
-            start, grown = index, _ENVELOPE + size
-        used = grown
-    if start < len(sizes):
-        batches.append(range(start, len(sizes)))
-    return batches
-
-
-@dataclass
-class Answer:
-    """The API's answer to one batch, or the error that refused it."""
-
-    rows: Sequence[Row]
-    results: list[dict[str, Any]]  # one per request sent (several when a 413 split the batch)
-    error: MlopsError | None = None
-
-    def predictions(self) -> Iterator[dict[str, Any]]:
-        rows = iter(self.rows)
-        for result in self.results:
-            probabilities = result.get("probabilities")
-            classes = result.get("classes")
-            for index, prediction in enumerate(result["predictions"]):
-                row = next(rows)
-                out: dict[str, Any] = {"row": row.row, "line": row.line, "prediction": prediction}
-                if probabilities and classes:
-                    out["probabilities"] = {str(c): p for c, p in zip(classes, probabilities[index], strict=False)}
-                out["version"] = result.get("version")
-                out["request_id"] = result.get("request_id")
-                yield out
-
-
-class _TooLargeError(InputError):
-    """The API answered 413 for a batch (split it and send again)."""
-
-
-Send = Callable[[bytes], dict[str, Any]]
-
-
-def predict_batch(send: Send, rows: Sequence[Row], parts: Sequence[bytes]) -> Answer:
-    """Send one batch (``parts`` are its records' JSON); a 413 splits it in two, recursively."""
-    body = b'{"records":[' + b",".join(parts) + b"]}"
-    try:
-        return Answer(rows, [send(body)])
-    except _TooLargeError as exc:
-        if len(rows) == 1:
-            return Answer(rows, [], InputError(str(exc)))
-        half = len(rows) // 2
-        first = predict_batch(send, rows[:half], parts[:half])
-        if first.error is not None:
-            return Answer(rows, first.results, first.error)
-        second = predict_batch(send, rows[half:], parts[half:])
-        return Answer(rows, first.results + second.results, second.error)
-    except MlopsError as exc:
-        return Answer(rows, [], exc)
-
-
-def _locate(message: str, rows: Sequence[Row], done: int) -> str:
-    """The API names records by their index in the batch: name them by input row and line."""
-
-    def replace(match: re.Match[str]) -> str:
-        index = int(match.group(1)) - done
-        return rows[index].where if 0 <= index < len(rows) else match.group(0)
-
-    return re.sub(r"\brecord (\d+)\b", replace, message)
-
-
-def _span(rows: Sequence[Row]) -> str:
-    first, last = rows[0], rows[-1]
-    if first is last:
-        return first.where
-    lines = f" (lines {first.line}-{last.line})" if first.line is not None and last.line is not None else ""
-    return f"rows {first.row}-{last.row}{lines}"
-
-
-def _in_order(
-    run: Callable[[range], Answer], batches: Sequence[range], concurrency: int
-) -> Generator[Answer, None, None]:
-    """Answers in batch order, with at most ``concurrency`` batches in flight; none is sent after a stop."""
-    if concurrency == 1:
-        yield from map(run, batches)
-        return
-    pool = ThreadPoolExecutor(max_workers=concurrency)
-    try:
-        pending: deque[Future[Answer]] = deque()
-        ahead = iter(batches)
-        for batch in ahead:
-            pending.append(pool.submit(run, batch))
-            if len(pending) >= concurrency:
-                break
-        while pending:
-            answer = pending.popleft().result()
-            yield answer
-            following = next(ahead, None)
-            if following is not None:
-                pending.append(pool.submit(run, following))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -352,21 +77,6 @@ class _Writer:
         self.csv.writerow(row)
 
 
-def _serving_spec(app: AppContext, model: str) -> Any:
-    """The spec of the version that serves ``model`` (its champion), else its latest spec."""
-    from mlops.registry.specs import SpecStore
-    from mlops.spec.model import parse_spec
-    from mlops_cli.models_cmd import open_registry
-
-    registry = open_registry(app)
-    revision: int | None = None
-    champion = registry.get_model(model).champion
-    if champion is not None:
-        revision = registry.get_version(model, champion).spec_revision
-    stored = SpecStore(registry).get(model, revision)
-    return parse_spec(stored.document, f"spec of {model} revision {stored.revision}")
-
-
 def _text(result: dict[str, Any]) -> str:
     lines = [f"model {result['model']} version {result['version']} (request {result['request_id']})"]
     probabilities = result.get("probabilities")
@@ -392,13 +102,17 @@ def _file_rows(app: AppContext, model: str, data: str) -> tuple[str, list[Row]] 
     if not path.is_file():
         raise InputError(f"{name}: {'is a directory' if path.is_dir() else 'no such file'}")
     if kind == ".csv":
-        return name, csv_rows(path, _serving_spec(app, model))
+        # Here, not at the top: reading a CSV loads the validation package (pandas, about 1.4 s),
+        # which a prediction from JSON never needs.
+        from mlops_cli.predict_csv import csv_rows, serving_spec
+
+        return name, csv_rows(path, serving_spec(app, model))
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise InputError(f"{name}: cannot be read ({exc})") from None
-    rows = _jsonl_rows(name, text)
+    rows = jsonl_rows(name, text)
     if not rows:
         raise InputError(f"{name}: no records (one JSON object per line)")
     return name, rows
@@ -450,8 +164,6 @@ def command(
     line), is sent in batches within the API's limits and answered one line per input record, in
     input order, with its row, line, version and request id (JSON Lines, or CSV with --format csv).
     """
-    from mlops.serving.service import DEFAULT_MAX_BODY_BYTES
-
     found = _file_rows(app, model, data)
     if found is None:
         document = read_data(data)

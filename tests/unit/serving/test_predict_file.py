@@ -20,17 +20,17 @@ from hypothesis import strategies as st
 
 from mlops.errors import InputError
 from mlops.spec.model import ModelSpec, load_spec
-from mlops_cli.predict_cmd import (
+from mlops_cli.predict_batches import (
     _ENVELOPE,
     Answer,
-    Row,
     _in_order,
     _locate,
     _TooLargeError,
-    csv_rows,
     plan_batches,
     predict_batch,
 )
+from mlops_cli.predict_csv import csv_rows
+from mlops_cli.predict_input import Row
 from tests.conformance.datasets import BIKESHARE, PENGUINS
 
 
