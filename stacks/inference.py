@@ -28,7 +28,7 @@ class InferenceEndpoint(Construct):
     memory_size
         MiB; half of it is the model cache's budget.
     max_batch_size, alias_ttl_seconds, capture_rate
-        See :class:`mlops.serving.service.ServingSettings`.
+        See :class:`mlops.serving.settings.ServingSettings`.
     describe_route
         Also serve ``GET /models/{model}`` (serving versions and the JSON Schema of a record);
         only when the catalog function no longer owns that method.

@@ -23,7 +23,15 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-from mlops.serving.service import InferenceService, RequestError, ServingError
+from mlops.registry.versions import Registry
+from mlops.serving.awsapi import clients_from_env
+from mlops.serving.capture import S3Capture
+from mlops.serving.errors import RequestError, ServingError
+from mlops.serving.openapi import serving_openapi
+from mlops.serving.predictors import S3Artifacts
+from mlops.serving.service import InferenceService
+from mlops.serving.settings import ServingSettings
+from mlops.settings import Platform
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -41,15 +49,10 @@ def service() -> InferenceService:
     """The execution environment's service (clients created once, on first use)."""
     global _service
     if _service is None:
-        from mlops.registry.versions import Registry
-        from mlops.serving.awsapi import clients_from_env
-        from mlops.serving.service import S3Artifacts, S3Capture, ServingSettings
-        from mlops.settings import Platform
-
         platform = Platform.from_env()
         clients: tuple[Any, Any] | None = clients_from_env(os.environ)
         if clients is None:  # credentials not in the environment (never on Lambda): boto3 finds them
-            import boto3
+            import boto3  # only then: its import and clients cost more than the cold start's first request
 
             clients = boto3.client("dynamodb"), boto3.client("s3")
         dynamodb, s3 = clients
@@ -137,7 +140,7 @@ def _predict(event: dict[str, Any], model: str, headers: dict[str, str], request
     started = time.perf_counter()
     result = service().predict(model, _body(event), content_type=headers.get("content-type"), request_id=request_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    # Per model version: the dimensions the canary alarms watch (mlops.deployment.rollout.canary_alarms).
+    # Per model version: the dimensions the canary alarms watch (mlops.deployment.canary.canary_alarms).
     _per_version(
         model,
         result.version,
@@ -160,8 +163,6 @@ def _predict(event: dict[str, Any], model: str, headers: dict[str, str], request
 
 
 def _openapi(event: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    from mlops.serving.service import serving_openapi
-
     host = headers.get("host")
     stage = (event.get("requestContext") or {}).get("stage")
     server = f"https://{host}/{stage}" if host and stage else None

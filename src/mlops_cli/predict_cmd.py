@@ -9,7 +9,7 @@ Files of records: ``@FILE.csv`` (a header row; columns matched to the serving sp
 name, each value sent as its feature's JSON type; other columns ignored) and ``@FILE.jsonl`` (one
 record per line), or more records than one request takes, are split into batches within the API's
 limits (``--batch-size`` records, default 1,000: the deployment's ``max_batch_size``; and
-:data:`mlops.serving.service.DEFAULT_MAX_BODY_BYTES` of body), sent in order (``--concurrency`` at a time),
+:data:`mlops.serving.settings.DEFAULT_MAX_BODY_BYTES` of body), sent in order (``--concurrency`` at a time),
 and answered with one prediction per input record, in input order, with its row, line and request
 id: JSON Lines or CSV, on stdout or ``--out FILE``. A batch the API still finds too large (413: a
 deployment with lower limits) is split in two and sent again. The first refused batch stops the
@@ -43,7 +43,7 @@ _ERRORS: dict[int, type[MlopsError]] = {
     413: InputError,
     415: InputError,
 }
-# The inference function's limits as deployed by default (stacks/inference.py, mlops.serving.service).
+# The inference function's limits as deployed by default (stacks/inference.py, mlops.serving.settings).
 DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 10_000  # stacks/config.py's ceiling for max_batch_size
 PROGRESS_SECONDS = 2.0

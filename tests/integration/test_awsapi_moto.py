@@ -15,7 +15,7 @@ from mlops.errors import NotFoundError
 from mlops.registry.tables import Condition, ConditionFailedError, DynamoStore, Put, TableSchema
 from mlops.registry.versions import Registry
 from mlops.serving.awsapi import S3, AwsError, DynamoDB, clients_from_env
-from mlops.serving.service import S3Artifacts
+from mlops.serving.predictors import S3Artifacts
 from mlops_local.testing import create_registry_tables
 
 REGION = "us-east-1"

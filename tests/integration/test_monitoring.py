@@ -27,7 +27,7 @@ from mlops.monitoring.monitor import (
 )
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
-from mlops.serving.service import capture_key
+from mlops.serving.capture import capture_key
 from mlops.spec.model import ModelSpec, load_spec, parse_spec
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 

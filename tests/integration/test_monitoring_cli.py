@@ -12,7 +12,7 @@ import pytest
 
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
-from mlops.serving.service import capture_key
+from mlops.serving.capture import capture_key
 from mlops.spec.model import load_spec
 from tests.integration.console import console
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, deployed, dynamodb

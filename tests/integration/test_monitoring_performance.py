@@ -25,7 +25,9 @@ from mlops.drift import holdout_document
 from mlops.monitoring.monitor import MonitorServices, MonitorSettings, monitor_step
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
-from mlops.serving.service import PredictResult, SklearnPredictor, capture_key, capture_lines, records_from_frame
+from mlops.serving.capture import capture_key, capture_lines
+from mlops.serving.predictors import SklearnPredictor, records_from_frame
+from mlops.serving.routing import PredictResult
 from mlops.spec.model import ModelSpec, parse_spec
 from mlops.training.evaluation import evaluate
 from mlops.training.fit import coerce_frame, split_for_training, train

@@ -30,7 +30,7 @@ from mlops.data.trigger import execution_name, start_training, upload_from_event
 from mlops.monitoring.monitor import MonitorServices, MonitorSettings, list_monitor_runs, monitor_step
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
-from mlops.serving.service import capture_key
+from mlops.serving.capture import capture_key
 from mlops.settings import Platform
 from mlops.spec.model import ModelSpec, parse_spec
 from mlops.training.steps import Services, validate_upload

@@ -29,7 +29,9 @@ from mlops.data.profile import ReferenceProfile, profile_stream
 from mlops.data.validation.api import validate_stream
 from mlops.monitoring.monitor import parse_capture
 from mlops.monitoring.retraining import capture_row
-from mlops.serving.service import PredictResult, capture_lines, parse_request, request_models
+from mlops.serving.capture import capture_lines
+from mlops.serving.requests import parse_request, request_models
+from mlops.serving.routing import PredictResult
 from mlops.spec.model import FeatureType, ModelSpec, load_spec
 from mlops.training.fit import load_training_frame
 from tests.conformance.datasets import BIKESHARE, DEFAULT

@@ -11,7 +11,9 @@ import pytest
 
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
-from mlops.serving.service import InferenceService, MemoryArtifacts, ServingSettings, records_from_frame
+from mlops.serving.predictors import MemoryArtifacts, records_from_frame
+from mlops.serving.service import InferenceService
+from mlops.serving.settings import ServingSettings
 from mlops.spec.model import ModelSpec
 from mlops.training.artifacts import dump_artifact
 from mlops.training.fit import TrainResult, train

@@ -15,14 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops.serving.service import (
-    DEFAULT_MAX_JSON_DEPTH,
-    FLOAT32_MAX,
-    InferenceService,
-    ServingError,
-    json_depth,
-    utc_datetime,
-)
+from mlops.serving.errors import ServingError
+from mlops.serving.requests import json_depth
+from mlops.serving.service import InferenceService
+from mlops.serving.settings import DEFAULT_MAX_JSON_DEPTH
+from mlops.serving.validation import FLOAT32_MAX, utc_datetime
 from mlops.training.artifacts import sha256_hex
 from mlops.training.export import ONNX_TAG_SHA256, ONNX_TAG_URI, export_onnx
 from tests.unit.serving.conftest import MODEL, World
@@ -217,7 +214,7 @@ def test_any_value_in_any_field_is_answered_with_2xx_or_4xx(served: tuple[Infere
 
 
 def test_float32_bounds_are_in_the_request_schema(world: World) -> None:
-    from mlops.serving.service import request_models
+    from mlops.serving.requests import request_models
 
     schema = request_models(world.spec, spec_revision=1, max_batch_size=10).input_schema()
     total = schema["properties"]["total_charges"]["anyOf"][0]

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.serving.service import ArtifactRefusedError, OnnxPredictor, records_from_frame
+from mlops.serving.errors import ArtifactRefusedError
+from mlops.serving.predictors import OnnxPredictor, records_from_frame
 from mlops.spec.model import ModelSpec
 from mlops.training.artifacts import sha256_hex
 from mlops.training.export import ONNX_TAG_SHA256, ONNX_TAG_URI, check_onnx, export_onnx

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer
 
-from mlops.serving.service import OnnxPredictor, records_from_frame
+from mlops.serving.predictors import OnnxPredictor, records_from_frame
 from mlops.spec.model import parse_spec
 from mlops.training.export import check_onnx, export_onnx
 from mlops.training.fit import model_input, train

@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from mlops.serving.service import (
-    PayloadTooLargeError,
-    RequestError,
-    ServingError,
-    UnsupportedMediaTypeError,
-    parse_request,
-    request_models,
-)
+from mlops.serving.errors import PayloadTooLargeError, RequestError, ServingError, UnsupportedMediaTypeError
+from mlops.serving.requests import parse_request, request_models
 from mlops.spec.model import ModelSpec
 from tests.unit.serving.conftest import World
 

@@ -12,21 +12,15 @@ import pytest
 from mlops.data.validation import coerce
 from mlops.deployment.rollout import deploy_version
 from mlops.registry.specs import SpecStore
-from mlops.serving.service import (
-    ArtifactRefusedError,
-    LoadedModel,
-    ModelCache,
-    NoChampionError,
-    ServingSettings,
-    UnknownModelError,
-    _canonical_label,
-    capture_key,
-    feature_columns,
-    openapi_document,
-    request_models,
-    serving_openapi,
-)
+from mlops.serving.cache import LoadedModel, ModelCache
+from mlops.serving.capture import capture_key
+from mlops.serving.errors import ArtifactRefusedError, NoChampionError, UnknownModelError
+from mlops.serving.openapi import openapi_document, serving_openapi
+from mlops.serving.predictors import feature_columns
+from mlops.serving.requests import request_models
+from mlops.serving.settings import ServingSettings
 from mlops.training.fit import model_input
+from mlops.values import canonical_label as _canonical_label
 from tests.unit.serving.conftest import MODEL, ListSink, World
 
 JSON = "application/json"
@@ -262,7 +256,7 @@ def test_feature_columns_match_model_input(world: World) -> None:
 
 def test_an_archived_model_is_refused_with_410_and_served_again_once_unarchived(world: World) -> None:
     # GIVEN a champion that has answered (its routing is cached for the alias TTL)
-    from mlops.serving.service import ModelArchivedError
+    from mlops.serving.errors import ModelArchivedError
 
     world.champion(world.register(0))
     service = world.service(alias_ttl_seconds=30)

@@ -18,7 +18,8 @@ import pytest
 from mlops.registry.specs import SpecRevision, SpecStore
 from mlops.registry.versions import Registry
 from mlops.serving.awsapi import DECLINED_SETTINGS
-from mlops.serving.service import RequestError, request_models
+from mlops.serving.errors import RequestError
+from mlops.serving.requests import request_models
 from mlops.spec.model import ModelSpec, load_spec, parse_spec
 from mlops.spec.view import SpecView
 from mlops.training.artifacts import sha256_hex
@@ -108,7 +109,9 @@ spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler)
 production = handler.service()  # the production wiring: settings, platform names, clients
 from mlops.registry.versions import Registry
-from mlops.serving.service import InferenceService, MemoryArtifacts, ServingSettings
+from mlops.serving.predictors import MemoryArtifacts
+from mlops.serving.service import InferenceService
+from mlops.serving.settings import ServingSettings
 state = json.load(open(sys.argv[2]))
 registry = Registry.in_memory()
 for table, items in state["tables"].items():

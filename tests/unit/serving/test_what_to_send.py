@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.serving.service import RequestError, parse_request, request_models
+from mlops.serving.errors import RequestError
+from mlops.serving.requests import parse_request, request_models
 from mlops.spec.model import ModelSpec, parse_spec
 from tests.conformance.datasets import BIKESHARE
 
