@@ -56,7 +56,7 @@ def init(
     a default estimator and gates. The spec is checked against DATA before it is written; a check it
     still fails (labels missing from the target, for example) is printed as a warning.
     """
-    from mlops.spec.infer import infer_spec  # pandas, only for this command
+    from mlops.data.spec_init import infer_spec  # pandas, only for this command
 
     if out is not None and out.exists() and not force:
         raise InputError(f"{out}: already exists (pass --force to overwrite it)")

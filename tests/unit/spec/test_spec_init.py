@@ -17,8 +17,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mlops.data.spec_init import RANGE_MARGIN, infer_spec, model_name, widened_range
 from mlops.errors import InputError
-from mlops.spec.infer import RANGE_MARGIN, infer_spec, model_name, widened_range
 from mlops_cli.main import main
 
 
