@@ -19,7 +19,8 @@ import pytest
 
 from mlops.errors import InputError
 from mlops.registry.audit import encode_token
-from mlops.registry.versions import MODELS_INDEX_PK, Registry
+from mlops.registry.keys import MODELS_INDEX_PK
+from mlops.registry.versions import Registry
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
 
 CATALOG = Path(__file__).resolve().parents[3] / "functions" / "api" / "handler.py"

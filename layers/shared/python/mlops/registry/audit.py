@@ -46,6 +46,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from mlops.errors import CheckFailedError, ConflictError, InputError
+from mlops.registry.keys import (
+    GSI1,
+    GSI1_PK,
+    GSI1_SK,
+    PK,
+    SEQ,
+    SK,
+    anchor_key,
+    anchors_index,
+    anchors_index_entry,
+    audit_event_key,
+    audit_events,
+    audit_partition,
+    audit_schema,
+    registry_schema,
+)
 from mlops.registry.tables import (
     ABSENT,
     Condition,
@@ -55,13 +71,11 @@ from mlops.registry.tables import (
     Operation,
     Put,
     Store,
-    TableSchema,
     Update,
 )
 
 GENESIS = "0" * 64
 PLATFORM_CHAIN = "_platform"
-ANCHOR_INDEX_PK = "AUDIT_CHAINS"
 EVENT_FORMAT = 1
 # Hashes tried per chain when working out where a moved event came from (see verify).
 _SEARCH_BUDGET = 200_000
@@ -78,16 +92,6 @@ def canonical_json(value: Any) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"audit event value cannot be recorded as JSON: {exc}") from None
-
-
-def audit_schema(table: str) -> TableSchema:
-    """Key layout of the audit table (the stacks create exactly this)."""
-    return TableSchema(table, "pk", "seq", sk_type="N")
-
-
-def anchor_key(chain: str) -> dict[str, str]:
-    """Key of a chain's anchor item in the registry table."""
-    return {"pk": f"AUDIT#{chain}", "sk": "HEAD"}
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ class AuditEvent:
 
     def to_item(self) -> dict[str, Any]:
         item = asdict(self)
-        item["pk"] = item.pop("chain")
+        item.update(audit_event_key(item.pop("chain"), item.pop("seq")))
         item["before"] = item.pop("before_json")
         item["after"] = item.pop("after_json")
         item["v"] = EVENT_FORMAT
@@ -146,7 +150,7 @@ class AuditEvent:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> AuditEvent:
         """Read a stored item; raise ``ValueError`` naming what is missing or malformed."""
-        names = {"chain": "pk", "before_json": "before", "after_json": "after"}
+        names = {"chain": PK, "before_json": "before", "after_json": "after"}
         values: dict[str, Any] = {}
         for name in cls.__dataclass_fields__:
             attribute = names.get(name, name)
@@ -231,7 +235,7 @@ def encode_token(key: Mapping[str, Any]) -> str:
 # The key attributes a token may hold, as the tables' keys have them (table key, or table and
 # index keys of a gsi1 query). A token is caller input: anything else would reach DynamoDB as an
 # invalid ExclusiveStartKey (a 500), and a long one could nest deep enough to crash the parser.
-TOKEN_KEY_SHAPES = (frozenset({"pk", "sk"}), frozenset({"pk", "seq"}), frozenset({"pk", "sk", "gsi1pk", "gsi1sk"}))
+TOKEN_KEY_SHAPES = (frozenset({PK, SK}), frozenset({PK, SEQ}), frozenset({PK, SK, GSI1_PK, GSI1_SK}))
 MAX_TOKEN_CHARS = 4096
 
 
@@ -249,7 +253,7 @@ def decode_token(token: str, expected: Mapping[str, Any]) -> dict[str, Any]:
     if (
         not isinstance(key, dict)
         or frozenset(key) not in TOKEN_KEY_SHAPES
-        or not all(type(v) is str or (type(v) is int and k == "seq") for k, v in key.items())
+        or not all(type(v) is str or (type(v) is int and k == SEQ) for k, v in key.items())
         or any(key.get(k) != v for k, v in expected.items())
     ):
         raise InputError("next token: not a token this listing returned (pass the value printed as next_token)")
@@ -291,16 +295,12 @@ class AuditTrail:
     @classmethod
     def in_memory(cls, *, clock: Callable[[], str] = utc_now) -> AuditTrail:
         """A trail on the in-memory fake, with anchors in a fake registry table."""
-        from mlops.registry.versions import registry_schema  # the anchor lives in the registry table
-
         store = MemoryStore([audit_schema("audit"), registry_schema("registry")])
         return cls(store, "audit", anchor_table="registry", clock=clock)
 
     @classmethod
     def for_dynamodb(cls, client: Any, *, audit_table: str, registry_table: str | None = None) -> AuditTrail:
         """A trail on DynamoDB; ``registry_table`` holds the anchors."""
-        from mlops.registry.versions import registry_schema
-
         schemas = [audit_schema(audit_table)]
         if registry_table:
             schemas.append(registry_schema(registry_table))
@@ -309,7 +309,7 @@ class AuditTrail:
     # -----------------------------------------------------------------------------------------
     def head(self, chain: str) -> AuditEvent | None:
         """The newest event of a chain (None for an empty chain)."""
-        page = self.store.query(self.table, ("pk", chain), forward=False, limit=1)
+        page = self.store.query(self.table, audit_events(chain), forward=False, limit=1)
         if not page.items:
             return None
         return AuditEvent.from_item(page.items[0])
@@ -391,7 +391,7 @@ class AuditTrail:
                         self.anchor_table,
                         anchor_key(chain),
                         set={"seq": event.seq, "hash": event.hash, "time": event.time},
-                        set_if_absent={"gsi1pk": ANCHOR_INDEX_PK, "gsi1sk": chain},
+                        set_if_absent=anchors_index_entry(chain),
                         condition=Condition(equals={"seq": head_seq if head else ABSENT}),
                     )
                 )
@@ -428,7 +428,9 @@ class AuditTrail:
         """Every stored item of a chain, in ``seq`` order, one page at a time."""
         start: dict[str, Any] | None = None
         while True:
-            page = self.store.query(self.table, ("pk", chain), forward=not newest_first, limit=page_size, start=start)
+            page = self.store.query(
+                self.table, audit_events(chain), forward=not newest_first, limit=page_size, start=start
+            )
             yield from page.items
             if page.last_key is None:
                 return
@@ -444,8 +446,8 @@ class AuditTrail:
         tuple
             The events and a token for the next page (None on the last page).
         """
-        start = decode_token(next_token, {"pk": chain}) if next_token else None
-        page = self.store.query(self.table, ("pk", chain), forward=False, limit=limit, start=start)
+        start = decode_token(next_token, audit_partition(chain)) if next_token else None
+        page = self.store.query(self.table, audit_events(chain), forward=False, limit=limit, start=start)
         events = []
         for item in page.items:
             try:
@@ -462,8 +464,8 @@ class AuditTrail:
         names: list[str] = []
         start: dict[str, Any] | None = None
         while True:
-            page = self.store.query(self.anchor_table, ("gsi1pk", ANCHOR_INDEX_PK), index="gsi1", start=start)
-            names += [str(item["gsi1sk"]) for item in page.items]
+            page = self.store.query(self.anchor_table, anchors_index(), index=GSI1, start=start)
+            names += [str(item[GSI1_SK]) for item in page.items]
             if page.last_key is None:
                 return names
             start = page.last_key

@@ -1,10 +1,11 @@
 """A model's rollout item: how its challenger serves, read by the inference function.
 
-The item is ``MODEL#<name>`` / ``ROLLOUT#current`` in the registry table; its attributes are
-described in :mod:`mlops.deployment.rollout`, which is the only module that writes it. This module
-holds the key, the item's shape and the read, so that the inference function reads a rollout on
-its first canary request without importing the deployment capability (pydantic, the approval
-flow): it imports only the standard library and :mod:`mlops.registry.versions`.
+The item is ``MODEL#<name>`` / ``ROLLOUT#current`` in the registry table
+(:func:`mlops.registry.keys.rollout_key`); its attributes are described in
+:mod:`mlops.deployment.rollout`, the only module that writes it. This module holds the item's shape
+and the read, so that the inference function reads a rollout on its first canary request without
+importing the deployment capability (pydantic, the approval flow): it imports only the standard
+library and the registry.
 """
 
 from __future__ import annotations
@@ -13,12 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mlops.registry.versions import Registry, model_pk
-
-
-def rollout_key(model: str) -> dict[str, str]:
-    """Key of a model's rollout item in the registry table."""
-    return {"pk": model_pk(model), "sk": "ROLLOUT#current"}
+from mlops.registry.keys import rollout_key
+from mlops.registry.versions import Registry
 
 
 @dataclass(frozen=True)

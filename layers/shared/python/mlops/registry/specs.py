@@ -31,16 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.errors import NotFoundError
 from mlops.registry.audit import decode_token, encode_token
+from mlops.registry.keys import SPEC_SK_PREFIX, model_items, model_partition, sk_prefix, spec_key
 from mlops.registry.tables import Condition, Put
-from mlops.registry.versions import Registry, ResultPage, check_actor, check_model_name, model_pk
+from mlops.registry.versions import Registry, ResultPage, check_actor, check_model_name
 from mlops.spec.view import SpecView
 
 if TYPE_CHECKING:  # pydantic's import is paid by whoever parses a spec, not by every reader of the registry
     from mlops.spec.model import ModelSpec
-
-
-def spec_key(model: str, revision: int) -> dict[str, str]:
-    return {"pk": model_pk(model), "sk": f"SPEC#{revision:06d}"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +164,7 @@ class SpecStore:
 
     def _latest(self, model: str) -> SpecRevision | None:
         page = self.registry.store.query(
-            self.registry.table, ("pk", model_pk(model)), sk_prefix=("sk", "SPEC#"), forward=False, limit=1
+            self.registry.table, model_items(model), sk_prefix=sk_prefix(SPEC_SK_PREFIX), forward=False, limit=1
         )
         return SpecRevision.from_item(page.items[0]) if page.items else None
 
@@ -193,11 +190,11 @@ class SpecStore:
     def list(self, model: str, *, limit: int = 20, next_token: str | None = None) -> ResultPage:
         """Revisions of a model, newest first."""
         check_model_name(model)
-        start = decode_token(next_token, {"pk": model_pk(model)}) if next_token else None
+        start = decode_token(next_token, model_partition(model)) if next_token else None
         page = self.registry.store.query(
             self.registry.table,
-            ("pk", model_pk(model)),
-            sk_prefix=("sk", "SPEC#"),
+            model_items(model),
+            sk_prefix=sk_prefix(SPEC_SK_PREFIX),
             forward=False,
             limit=limit,
             start=start,

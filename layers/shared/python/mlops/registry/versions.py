@@ -18,17 +18,9 @@ alias move and the version's status are checked in one transaction, so they cann
 Audit: every change is written in one transaction with its audit event
 (:meth:`mlops.registry.audit.AuditTrail.append`), so no caller can forget it; the actor is always passed in.
 
-Table layout (``pk``/``sk``, GSI ``gsi1`` on ``gsi1pk``/``gsi1sk``):
-
-=====================  =======================  =====================================================
-pk                     sk                       item
-=====================  =======================  =====================================================
-``MODEL#<name>``       ``META``                 counters, aliases; ``gsi1pk=MODELS``, ``gsi1sk=<name>``
-``MODEL#<name>``       ``VERSION#0000000042``   one model version (10-digit zero-padded)
-``MODEL#<name>``       ``SPEC#000003``          one spec revision (:mod:`mlops.registry.specs`)
-``MODEL#<name>``       ``DATASET#<version id>`` one dataset version (:mod:`mlops.data.datasets`)
-``AUDIT#<chain>``      ``HEAD``                 audit chain anchor; ``gsi1pk=AUDIT_CHAINS``
-=====================  =======================  =====================================================
+Table layout: one partition per model, ``MODEL#<name>``, holding its ``META`` item (counters,
+aliases) and one ``VERSION#0000000042`` item per version, beside the other items of the model;
+every key is built by :mod:`mlops.registry.keys`, whose docstring has the whole table.
 
 Examples
 --------
@@ -53,7 +45,21 @@ if TYPE_CHECKING:
     from mlops.settings import Platform
 
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
-from mlops.registry.audit import AuditTrail, audit_schema, decode_token, encode_token, utc_now
+from mlops.registry.audit import AuditTrail, decode_token, encode_token, utc_now
+from mlops.registry.keys import (
+    GSI1,
+    VERSION_SK_PREFIX,
+    audit_schema,
+    meta_key,
+    model_items,
+    model_partition,
+    models_index,
+    models_index_entry,
+    models_index_partition,
+    registry_schema,
+    sk_prefix,
+    version_key,
+)
 from mlops.registry.tables import (
     ABSENT,
     Check,
@@ -64,12 +70,10 @@ from mlops.registry.tables import (
     Operation,
     Put,
     Store,
-    TableSchema,
     Update,
 )
 from mlops.spec.view import MODEL_NAME
 
-MODELS_INDEX_PK = "MODELS"
 ALIASES = ("champion", "challenger")
 HISTORY_FIELDS = ("approvals", "deployments")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -90,23 +94,6 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.ARCHIVED: frozenset({Status.APPROVED}),
     Status.REJECTED: frozenset(),
 }
-
-
-def registry_schema(table: str) -> TableSchema:
-    """Key layout of the registry table (the stacks create exactly this)."""
-    return TableSchema(table, "pk", "sk", indexes={"gsi1": ("gsi1pk", "gsi1sk")})
-
-
-def model_pk(model: str) -> str:
-    return f"MODEL#{model}"
-
-
-def meta_key(model: str) -> dict[str, str]:
-    return {"pk": model_pk(model), "sk": "META"}
-
-
-def version_key(model: str, version: int) -> dict[str, str]:
-    return {"pk": model_pk(model), "sk": f"VERSION#{version:010d}"}
 
 
 def check_model_name(model: str) -> str:
@@ -303,8 +290,7 @@ class Registry:
                 "name": model,
                 "created_at": now,
                 "created_by": actor,
-                "gsi1pk": MODELS_INDEX_PK,
-                "gsi1sk": model,
+                **models_index_entry(model),
             },
         )
 
@@ -339,8 +325,8 @@ class Registry:
         With ``include_archived=False`` archived models are left out of the page (it may then
         hold fewer than ``limit`` models while ``next_token`` still says there are more).
         """
-        start = decode_token(next_token, {"gsi1pk": MODELS_INDEX_PK}) if next_token else None
-        page = self.store.query(self.table, ("gsi1pk", MODELS_INDEX_PK), index="gsi1", limit=limit, start=start)
+        start = decode_token(next_token, models_index_partition()) if next_token else None
+        page = self.store.query(self.table, models_index(), index=GSI1, limit=limit, start=start)
         token = encode_token(page.last_key) if page.last_key and len(page.items) == limit else None
         models = [ModelSummary.from_item(item) for item in page.items]
         return ResultPage([m for m in models if include_archived or m.archived is None], token)
@@ -531,9 +517,14 @@ class Registry:
     def list_versions(self, model: str, *, limit: int = 20, next_token: str | None = None) -> ResultPage:
         """Versions of a model, newest first, ``limit`` at a time."""
         check_model_name(model)
-        start = decode_token(next_token, {"pk": model_pk(model)}) if next_token else None
+        start = decode_token(next_token, model_partition(model)) if next_token else None
         page = self.store.query(
-            self.table, ("pk", model_pk(model)), sk_prefix=("sk", "VERSION#"), forward=False, limit=limit, start=start
+            self.table,
+            model_items(model),
+            sk_prefix=sk_prefix(VERSION_SK_PREFIX),
+            forward=False,
+            limit=limit,
+            start=start,
         )
         token = encode_token(page.last_key) if page.last_key and len(page.items) == limit else None
         return ResultPage([ModelVersion.from_item(item) for item in page.items], token)
