@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -108,25 +110,74 @@ class MonitoringPipeline(Construct):
             "MONITOR_SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
             "MONITOR_STATE_MACHINE_ARN": self.state_machine_arn,
         }
-        self.function = MlopsFunction(
-            self,
+        common = resource_environment(bucket, tables)
+        layer_list = [layers.shared, layers.runtime, layers.science]
+
+        def state_function(construct_id: str, handler: str, service: str, description: str, **options: Any) -> Any:
+            return MlopsFunction(
+                self,
+                construct_id,
+                name="monitor",
+                handler=handler,
+                service=service,
+                config=config,
+                key=tables.key,
+                kind="pipeline",
+                layers=layer_list,
+                description=description,
+                **options,
+            ).function
+
+        # One function per Lambda state of the drift check, each with only what its state needs.
+        self.plan_function = state_function(
+            "PlanFunction",
+            "plan",
+            "monitor-plan",
+            "Drift check Plan: champion, capture window, shard list; heals the model's schedule",
+            environment={**common, **self.schedule_environment},
+            memory_size=3008,  # a month of capture keys listed and cut into shards
+            timeout=Duration.minutes(15),
+        )
+        fn = self.plan_function
+        tables.registry.grant_read_data(fn)
+        bucket.grant_read(fn, f"{CAPTURE_PREFIX}*")  # lists the window's capture objects
+        bucket.grant_put(fn, f"{REPORT_PREFIX}*")  # the run's shard list
+        self._grant_schedules(fn.role)  # type: ignore[arg-type]
+        acknowledge_grant_wildcards(
+            fn,
+            "registry read, list and read captures/*, put reports/* (the shard list), manage this environment's "
+            f"monitor schedules ({self.schedule_group_name}/*) and pass their role",
+        )
+
+        self.sketch_function = state_function(
+            "SketchFunction",
+            "sketch",
+            "monitor-sketch",
+            "Drift check Sketch: one shard of capture objects as a mergeable sketch",
+            environment=common,
+            memory_size=3008,
+            timeout=Duration.minutes(15),
+        )
+        fn = self.sketch_function
+        tables.registry.grant_read_data(fn)  # the model's spec
+        bucket.grant_read(fn, f"{CAPTURE_PREFIX}*")
+        bucket.grant_put(fn, f"{REPORT_PREFIX}*")  # the shard's sketch
+        acknowledge_grant_wildcards(fn, "registry read, read captures/*, put reports/* (the shard's sketch)")
+
+        # The Analyze function keeps the ``monitor`` service: the drift metrics and alarms carry it.
+        self.function = state_function(
             "Function",
-            name="monitor",
-            config=config,
-            key=tables.key,
-            kind="pipeline",
-            layers=[layers.shared, layers.runtime, layers.science],
-            description="Drift check: plans the capture window, sketches shards, analyzes against the champion's "
-            "reference, reports, alerts and may retrain",
+            "analyze",
+            "monitor",
+            "Drift check Analyze: the window against the champion's reference; reports, metrics, alerts, may retrain",
             environment={
-                **resource_environment(bucket, tables),
-                **self.schedule_environment,
+                **common,
                 "TRAINING_STATE_MACHINE_ARN": training_state_machine.state_machine_arn,
                 "NOTIFICATIONS_TOPIC_ARN": topic.topic_arn,
             },
             memory_size=3008,
             timeout=Duration.minutes(15),
-        ).function
+        )
         fn = self.function
         bucket.grant_read(fn, f"{CAPTURE_PREFIX}*")
         bucket.grant_read(fn, f"{LABEL_PREFIX}*")
@@ -142,14 +193,24 @@ class MonitoringPipeline(Construct):
         name_dataset_writer(fn.role, config, "retrain")  # the bucket lets only it and the upload API write datasets/*
         training_state_machine.grant_start_execution(fn)
         training_state_machine.grant_execution(fn, "states:DescribeExecution")
-        self._grant_schedules(fn.role)  # type: ignore[arg-type]
         acknowledge_grant_wildcards(
             fn,
             "read captures/*, labels/*, artifacts/*, read and put reports/* and datasets/*, registry read/write, "
             "audit append, publish to the notifications topic, start the training state machine and describe its "
-            "executions, manage this environment's "
-            f"monitor schedules ({self.schedule_group_name}/*) and pass their role",
+            "executions",
         )
+
+        self.record_failure_function = state_function(
+            "RecordFailureFunction",
+            "record_failure",
+            "monitor-record-failure",
+            "Drift check RecordFailure: a failed run's FAILED run item and audit event",
+            environment=common,
+        )
+        fn = self.record_failure_function
+        tables.grant_registry_write(fn)
+        acknowledge_grant_wildcards(fn, "registry read/write (the run item), audit append")
+        self.functions = [self.plan_function, self.sketch_function, self.function, self.record_failure_function]
 
         self.state_machine = state_machine_from_file(
             self,
@@ -159,7 +220,10 @@ class MonitoringPipeline(Construct):
             key=tables.key,
             timeout=Duration.hours(2),
             substitutions={
-                "MonitorFunctionArn": fn.function_arn,
+                "PlanFunctionArn": self.plan_function.function_arn,
+                "SketchFunctionArn": self.sketch_function.function_arn,
+                "AnalyzeFunctionArn": self.function.function_arn,
+                "RecordFailureFunctionArn": self.record_failure_function.function_arn,
                 "NotificationsTopicArn": topic.topic_arn,
                 "DataBucket": bucket.bucket_name,
             },
@@ -167,7 +231,8 @@ class MonitoringPipeline(Construct):
         machine = self.state_machine.node.default_child
         assert isinstance(machine, sfn.CfnStateMachine)
         machine.state_machine_name = self.state_machine_name
-        fn.grant_invoke(self.state_machine)
+        for function in self.functions:
+            function.grant_invoke(self.state_machine)
         topic.grant_publish(self.state_machine)
         bucket.grant_read(self.state_machine, f"{REPORT_PREFIX}*")  # the Distributed Map's ItemReader
         # A Distributed Map runs its items as child executions of this same state machine.
@@ -182,7 +247,7 @@ class MonitoringPipeline(Construct):
         )
         acknowledge_grant_wildcards(
             self.state_machine,
-            "invoke the monitor function (all versions), publish to the notifications topic, read reports/* "
+            "invoke the monitor functions (all versions), publish to the notifications topic, read reports/* "
             "(the shard list), run and stop its own Distributed Map child executions, X-Ray and CloudWatch "
             "Logs delivery (no resource-level permissions exist for those)",
         )

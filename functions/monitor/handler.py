@@ -1,17 +1,29 @@
-"""Monitoring pipeline: plan the window, sketch a shard, analyze (report, metrics, alert, retrain), record failures."""
+"""The monitoring state machine's Lambda states, one handler each: parse the Payload, one call, dump.
+
+``plan``, ``sketch``, ``analyze`` and ``record_failure`` are deployed as four functions from this one
+code asset (stacks/monitoring.py), each with its own role.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from mlops.monitoring.monitor import MetricPoint, monitor_step
+from mlops.contracts.monitoring import AnalyzeRequest, PlanRequest, RecordFailureRequest, SketchRequest
+from mlops.monitoring import steps
+from mlops.monitoring.monitor import MetricPoint, MonitorServices
+from mlops.observability import logger, step_handler
 
-logger = Logger()
 NAMESPACE = "MLOps"
+
+
+@functools.cache
+def services() -> MonitorServices:
+    """The clients, made once per execution environment (warm invocations reuse them)."""
+    return MonitorServices.from_env()
 
 
 def emit(points: Sequence[MetricPoint]) -> None:
@@ -23,10 +35,24 @@ def emit(points: Sequence[MetricPoint]) -> None:
                 metric.add_dimension(name=name, value=value)
 
 
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = monitor_step(event, request_id=context.aws_request_id, emit=emit)
-    if event.get("action") == "analyze":
-        logger.info("drift check", extra={k: result.get(k) for k in ("model", "version", "verdict", "report_key")})
-        result = {k: v for k, v in result.items() if k != "metrics"}
-    return result
+@step_handler
+def plan(event: dict[str, Any], *, request_id: str) -> dict[str, Any]:
+    return steps.plan(PlanRequest.model_validate(event), services()).model_dump(mode="json")
+
+
+@step_handler
+def sketch(event: dict[str, Any], *, request_id: str) -> dict[str, Any]:
+    return steps.sketch(SketchRequest.model_validate(event), services()).model_dump(mode="json")
+
+
+@step_handler
+def analyze(event: dict[str, Any], *, request_id: str) -> dict[str, Any]:
+    result = steps.analyze(AnalyzeRequest.model_validate(event), services(), request_id=request_id, emit=emit)
+    logger.info("drift check", extra={k: getattr(result, k) for k in ("model", "version", "verdict", "report_key")})
+    return result.model_dump(mode="json")
+
+
+@step_handler
+def record_failure(event: dict[str, Any], *, request_id: str) -> dict[str, Any]:
+    request = RecordFailureRequest.model_validate(event)
+    return steps.record_failure(request, services(), request_id=request_id).model_dump(mode="json")

@@ -37,9 +37,13 @@ def test_monitor_state_machine_is_named_logged_traced_and_distributed(synthesize
         if r["Type"] == "AWS::StepFunctions::StateMachine"
         and r["Properties"].get("StateMachineName") == "mlops-dev-monitoring"
     )
-    # AND its definition (an S3 asset) gets the function, the topic and the bucket of the shard lists
+    # AND its definition (an S3 asset) gets one function per Lambda state, the topic and the bucket of
+    # the shard lists
     assert set(machine["Properties"]["DefinitionSubstitutions"]) == {
-        "MonitorFunctionArn",
+        "PlanFunctionArn",
+        "SketchFunctionArn",
+        "AnalyzeFunctionArn",
+        "RecordFailureFunctionArn",
         "NotificationsTopicArn",
         "DataBucket",
     }
@@ -66,29 +70,46 @@ def test_schedule_group_and_scheduler_role_start_only_the_monitor(synthesized: S
 def test_schedule_permissions_are_scoped_to_this_environments_group(synthesized: Synthesized) -> None:
     # GIVEN every statement that manages schedules
     statements = _statements(synthesized.template_json("dev", "platform"), "scheduler:CreateSchedule")
-    # THEN there are two holders (the monitor function and the deployment steps), both on the group only
-    assert len(statements) == 2
+    # THEN there are three holders (the monitor function and the two deployment states that set a
+    # champion: Deploy and FinishCanary), all on the group only
+    assert len(statements) == 3
     for statement in statements:
         assert "schedule/mlops-dev-monitoring/*" in json.dumps(statement["Resource"])
     passes = _statements(synthesized.template_json("dev", "platform"), "iam:PassRole")
     scheduler_passes = [s for s in passes if "SchedulerRole" in json.dumps(s["Resource"])]
-    assert len(scheduler_passes) == 2
+    assert len(scheduler_passes) == 3
     for statement in scheduler_passes:
         assert "*" not in json.dumps(statement["Resource"])
 
 
-def test_monitor_function_knows_its_schedules_training_and_topic(synthesized: Synthesized) -> None:
+def test_monitor_functions_know_their_schedules_training_and_topic(synthesized: Synthesized) -> None:
     template = synthesized.template("dev", "platform")
+    # THEN Plan (which heals the model's schedule) knows where schedules go
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
+            "Handler": "handler.plan",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "POWERTOOLS_SERVICE_NAME": "mlops-dev-monitor-plan",
+                        "MONITOR_SCHEDULE_GROUP": "mlops-dev-monitoring",
+                        "MONITOR_STATE_MACHINE_ARN": Match.any_value(),
+                        "MONITOR_SCHEDULER_ROLE_ARN": Match.any_value(),
+                    }
+                )
+            },
+        },
+    )
+    # AND Analyze (the ``monitor`` service of the drift metrics) knows the training machine and the topic
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "handler.analyze",
             "Environment": {
                 "Variables": Match.object_like(
                     {
                         "POWERTOOLS_SERVICE_NAME": "mlops-dev-monitor",
-                        "MONITOR_SCHEDULE_GROUP": "mlops-dev-monitoring",
-                        "MONITOR_STATE_MACHINE_ARN": Match.any_value(),
-                        "MONITOR_SCHEDULER_ROLE_ARN": Match.any_value(),
                         "TRAINING_STATE_MACHINE_ARN": Match.any_value(),
                         "NOTIFICATIONS_TOPIC_ARN": Match.any_value(),
                     }
@@ -97,6 +118,46 @@ def test_monitor_function_knows_its_schedules_training_and_topic(synthesized: Sy
             "MemorySize": 3008,
         },
     )
+
+
+def _role_actions(template: dict, service: str) -> set[str]:
+    """Every action the policies attached to the role of the function with this service allow."""
+    resources = template["Resources"]
+    function = next(
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == service
+    )
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions: set[str] = set()
+    for r in resources.values():
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"].get("Roles", []):
+            for statement in r["Properties"]["PolicyDocument"]["Statement"]:
+                listed = statement["Action"]
+                actions.update(listed if isinstance(listed, list) else [listed])
+    return actions
+
+
+def test_each_monitor_state_has_only_its_own_permissions(synthesized: Synthesized) -> None:
+    template = synthesized.template_json("dev", "platform")
+    plan, sketch = (
+        _role_actions(template, "mlops-dev-monitor-plan"),
+        _role_actions(template, "mlops-dev-monitor-sketch"),
+    )
+    analyze, failure = (
+        _role_actions(template, "mlops-dev-monitor"),
+        _role_actions(template, "mlops-dev-monitor-record-failure"),
+    )
+    # THEN only Plan manages schedules; only Analyze publishes, starts training and writes the registry
+    # besides RecordFailure, which writes its run item and audit event and does nothing else
+    assert "scheduler:CreateSchedule" in plan and "iam:PassRole" in plan
+    assert not {"scheduler:CreateSchedule", "iam:PassRole"} & (sketch | analyze | failure)
+    assert {"sns:Publish", "states:StartExecution"} <= analyze
+    assert not {"sns:Publish", "states:StartExecution"} & (plan | sketch | failure)
+    assert "dynamodb:PutItem" in analyze and "dynamodb:PutItem" in failure
+    assert "dynamodb:PutItem" not in plan | sketch
+    assert not any(a.startswith("s3:") for a in failure)
 
 
 def test_deployment_steps_can_sync_schedules(synthesized: Synthesized) -> None:

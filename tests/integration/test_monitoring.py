@@ -12,16 +12,17 @@ import boto3
 import pandas as pd
 import pytest
 
+from mlops.contracts.monitoring import AnalyzeRequest, PlanRequest, RecordFailureRequest, SketchRequest
 from mlops.data.datasets import DatasetCatalog, DatasetVersion
 from mlops.data.labels import label_key
 from mlops.data.profile import profile_frame
+from mlops.monitoring import steps
 from mlops.monitoring.monitor import (
     MonitorServices,
     MonitorSettings,
     ScheduleTarget,
     get_monitor_state,
     list_monitor_runs,
-    monitor_step,
     sync_champion_schedule,
     sync_schedule,
 )
@@ -176,16 +177,23 @@ def capture(
 
 def run(services: MonitorServices, name: str, metrics: list[Any] | None = None) -> dict[str, Any]:
     """Plan -> (Sketch per shard) -> Analyze, as the state machine sequences them."""
-    plan = monitor_step(
-        {"action": "plan", "input": {"model": "churn", "trigger": "manual"}, "execution_name": name}, services=services
-    )
+    plan = plan_step({"input": {"model": "churn", "trigger": "manual"}, "execution_name": name}, services)
     if plan["mode"] == "distributed":
         shards = json.loads(services.s3.get_object(Bucket=DATA_BUCKET, Key=plan["shards_key"])["Body"].read())
         for item in shards:
-            monitor_step({"action": "sketch", "item": item}, services=services)
-    return monitor_step(
-        {"action": "analyze", "plan": plan}, services=services, emit=(metrics.extend if metrics is not None else None)
-    )
+            steps.sketch(SketchRequest.model_validate({"item": item}), services)
+    emit = metrics.extend if metrics is not None else None
+    return analyze_step(plan, services, emit=emit)
+
+
+def plan_step(event: dict[str, Any], services: MonitorServices) -> dict[str, Any]:
+    """The Plan state: its Payload parsed, the step, its result dumped (as the handler does)."""
+    return steps.plan(PlanRequest.model_validate(event), services).model_dump(mode="json")
+
+
+def analyze_step(plan: dict[str, Any], services: MonitorServices, emit: Any = None) -> dict[str, Any]:
+    """The Analyze state, as the handler runs it."""
+    return steps.analyze(AnalyzeRequest.model_validate({"plan": plan}), services, emit=emit).model_dump(mode="json")
 
 
 def messages(world: dict[str, Any]) -> list[dict[str, Any]]:
@@ -234,9 +242,7 @@ def test_a_monitor_run_heals_a_missing_schedule(world: dict[str, Any], spec: Mod
     # GIVEN a champion without a schedule (deleted by hand)
     capture(world["s3"], generate("churn", 60, 2), spec, NOW - timedelta(minutes=10))
     # WHEN a run plans THEN it recreates the schedule
-    plan = monitor_step(
-        {"action": "plan", "input": {"model": "churn"}, "execution_name": "m-0"}, services=world["services"]
-    )
+    plan = plan_step({"input": {"model": "churn"}, "execution_name": "m-0"}, world["services"])
     assert plan["schedule"]["action"] == "created"
     assert world["scheduler"].get_schedule(Name="churn", GroupName=GROUP)["State"] == "ENABLED"
 
@@ -395,13 +401,15 @@ def test_labels_join_by_request_id_for_performance_drift(world: dict[str, Any], 
 
 
 def test_record_failure_writes_a_failed_run_and_audits(world: dict[str, Any]) -> None:
-    # GIVEN a failed Analyze as the state machine reports it
+    # GIVEN a failed Analyze as the state machine reports it (the document holds Plan's result)
+    plan = plan_step({"input": {"model": "churn", "trigger": "schedule"}, "execution_name": "m-9"}, world["services"])
     state = {
-        "plan": {"model": "churn", "run_id": "m-9", "trigger": "schedule"},
+        "plan": plan,
         "failure": {"step": "Analyze", "error": {"Error": "States.TaskFailed", "Cause": "boom"}},
     }
     # WHEN recorded
-    monitor_step({"action": "record_failure", "state": state, "execution_name": "m-9"}, services=world["services"])
+    request = RecordFailureRequest.model_validate({"state": state, "execution_name": "m-9"})
+    steps.record_failure(request, world["services"])
     # THEN a FAILED run item and a monitor.failed event exist
     runs = list_monitor_runs(world["registry"], "churn")
     assert runs[0]["status"] == "FAILED" and runs[0]["step"] == "Analyze" and runs[0]["cause"] == "boom"
@@ -410,11 +418,8 @@ def test_record_failure_writes_a_failed_run_and_audits(world: dict[str, Any]) ->
 
 def test_empty_window_is_too_small(world: dict[str, Any]) -> None:
     # GIVEN no captured request at all WHEN the monitor runs (even forced distributed)
-    plan = monitor_step(
-        {"action": "plan", "input": {"model": "churn", "distributed": True}, "execution_name": "m-0"},
-        services=world["services"],
-    )
-    result = monitor_step({"action": "analyze", "plan": plan}, services=world["services"])
+    plan = plan_step({"input": {"model": "churn", "distributed": True}, "execution_name": "m-0"}, world["services"])
+    result = analyze_step(plan, world["services"])
     # THEN nothing is sharded and the verdict is too small over 0 rows
     assert plan["mode"] == "inline" and plan["shards"] == 0
     assert result["verdict"] == "too_small" and result["rows"] == 0

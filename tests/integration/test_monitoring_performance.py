@@ -19,18 +19,21 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import log_loss, roc_auc_score
 
+from mlops.contracts.monitoring import AnalyzeRequest, PlanRequest
 from mlops.data.labels import label_key
 from mlops.data.profile import profile_frame
 from mlops.drift import holdout_document
-from mlops.monitoring.monitor import MonitorServices, MonitorSettings, monitor_step
+from mlops.monitoring import steps
+from mlops.monitoring.monitor import MonitorServices, MonitorSettings
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.serving.capture import capture_key, capture_lines
-from mlops.serving.predictors import SklearnPredictor, records_from_frame
+from mlops.serving.predictors import SklearnPredictor
 from mlops.serving.routing import PredictResult
 from mlops.spec.model import ModelSpec, parse_spec
 from mlops.training.evaluation import evaluate
 from mlops.training.fit import coerce_frame, split_for_training, train
+from mlops.training.onnx_model import records_from_frame
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]  # moto fixtures, tables as the stacks declare them
@@ -150,8 +153,8 @@ def upload_labels(world: dict[str, Any], spec: ModelSpec, ids: list[str], labels
 
 def analyze(world: dict[str, Any], spec: ModelSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     services = world["services"]
-    plan = monitor_step({"action": "plan", "input": {"model": spec.name}, "execution_name": "m-1"}, services=services)
-    result = monitor_step({"action": "analyze", "plan": plan}, services=services)
+    plan = steps.plan(PlanRequest.model_validate({"input": {"model": spec.name}, "execution_name": "m-1"}), services)
+    result = steps.analyze(AnalyzeRequest(plan=plan), services).model_dump(mode="json")
     report = json.loads(world["s3"].get_object(Bucket=DATA_BUCKET, Key=result["report_key"])["Body"].read())
     return result, report
 

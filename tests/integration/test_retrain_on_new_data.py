@@ -23,11 +23,13 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from mlops.contracts.monitoring import AnalyzeRequest, PlanRequest
 from mlops.data.datasets import DatasetCatalog
 from mlops.data.labels import label_key
 from mlops.data.profile import profile_frame
 from mlops.data.trigger import execution_name, start_training, upload_from_event
-from mlops.monitoring.monitor import MonitorServices, MonitorSettings, list_monitor_runs, monitor_step
+from mlops.monitoring import steps
+from mlops.monitoring.monitor import MonitorServices, MonitorSettings, list_monitor_runs
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.serving.capture import capture_key
@@ -187,10 +189,9 @@ def label(s3: Any, ids: list[str], targets: pd.Series, at: datetime) -> str:
 
 
 def run(services: MonitorServices, name: str) -> dict[str, Any]:
-    plan = monitor_step(
-        {"action": "plan", "input": {"model": MODEL, "trigger": "manual"}, "execution_name": name}, services=services
-    )
-    return monitor_step({"action": "analyze", "plan": plan}, services=services)
+    request = PlanRequest.model_validate({"input": {"model": MODEL, "trigger": "manual"}, "execution_name": name})
+    plan = steps.plan(request, services)
+    return steps.analyze(AnalyzeRequest(plan=plan), services).model_dump(mode="json")
 
 
 def executions(world: dict[str, Any]) -> list[dict[str, Any]]:

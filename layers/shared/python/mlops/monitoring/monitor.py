@@ -1735,34 +1735,6 @@ def record_monitor_failure(
     return {"recorded": True, **record}
 
 
-# -------------------------------------------------------------------------------------------- steps
-def monitor_step(
-    event: dict[str, Any],
-    *,
-    request_id: str | None = None,
-    services: MonitorServices | None = None,
-    emit: Callable[[Sequence[MetricPoint]], None] | None = None,
-) -> dict[str, Any]:
-    """The monitor function's actions, by ``event["action"]``: plan, sketch, analyze, record_failure.
-
-    ``emit`` receives the analysis's metric points (the handler writes them as EMF).
-    """
-    services = services or MonitorServices.from_env()
-    action = event.get("action")
-    if action == "plan":
-        return plan_run(event, services)
-    if action == "sketch":
-        return sketch_shard(event, services)
-    if action == "analyze":
-        result = analyze_run(event, services, request_id=request_id)
-        if emit is not None:
-            emit([MetricPoint(**p) for p in result["metrics"]])
-        return result
-    if action == "record_failure":
-        return record_monitor_failure(event, services, request_id=request_id)
-    raise InputError(f"action {action!r}: not a monitor step (plan, sketch, analyze, record_failure)")
-
-
 # --------------------------------------------------------------------------------------------- CLI
 def monitor_execution_name(model: str, moment: datetime | None = None) -> str:
     """A unique name for a manual run: ``<model>-manual-<timestamp>``."""
