@@ -10,7 +10,7 @@ Examples
 """
 
 from mlops.data.validation.api import schema_fingerprint, validate_file, validate_frame, validate_stream
-from mlops.data.validation.engine import ValidationOptions
+from mlops.data.validation.options import ValidationOptions
 from mlops.data.validation.report import SCHEMA_VERSION, CheckResult, Example, SourceInfo, Status, ValidationReport
 
 __all__ = [

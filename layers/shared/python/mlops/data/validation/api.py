@@ -11,7 +11,8 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlops.data.validation.engine import ValidationOptions, Validator, read_as_text, settings_in_force
+from mlops.data.validation.engine import Validator, read_as_text
+from mlops.data.validation.options import ValidationOptions, settings_in_force
 from mlops.data.validation.reader import DEFAULT_BLOCK_SIZE, CsvReader
 from mlops.data.validation.report import CheckResult, SourceInfo, Status, ValidationReport
 from mlops.spec.model import ModelSpec
