@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -45,22 +46,23 @@ class DeploymentPipeline(Construct):
         }
         light = [layers.shared, layers.runtime]
 
-        self.steps = MlopsFunction(
-            self,
-            "Steps",
-            name="deployment_steps",
-            config=config,
-            key=tables.key,
-            kind="pipeline",
-            layers=light,
-            description="Deployment pipeline steps: plan, approval expiry, aliases, canary alarms, promote, roll back",
-            environment=environment,
-            memory_size=512,
-            timeout=Duration.minutes(1),
-        ).function
-        tables.grant_registry_write(self.steps)
-        bucket.grant_read(self.steps, f"{ARTIFACT_PREFIX}*")  # evaluation against the champion
-        bucket.grant_read(self.steps, f"{REPORT_PREFIX}*")  # the validation report
+        def state(construct_id: str, handler: str, description: str) -> lambda_.Function:
+            """One function per Lambda state: the same code, its own handler, role and grants."""
+            return MlopsFunction(
+                self,
+                construct_id,
+                name="deployment_steps",
+                handler=handler,
+                config=config,
+                key=tables.key,
+                kind="pipeline",
+                layers=light,
+                description=description,
+                environment=environment,
+                memory_size=512,
+                timeout=Duration.minutes(1),
+            ).function
+
         stack = Stack.of(self)
         alarms = stack.format_arn(
             service="cloudwatch",
@@ -68,16 +70,63 @@ class DeploymentPipeline(Construct):
             resource_name=f"{alarm_prefix(config.name)}*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        self.steps.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"],
-                resources=[alarms],
-            )
+
+        self.prepare = state("Prepare", "prepare", "Deployment pipeline: plans a candidate's approval and strategy")
+        tables.registry.grant_read_data(self.prepare)
+        bucket.grant_read(self.prepare, f"{ARTIFACT_PREFIX}*")  # evaluation against the champion
+        bucket.grant_read(self.prepare, f"{REPORT_PREFIX}*")  # the validation report
+        acknowledge_grant_wildcards(self.prepare, "registry read, read artifacts/* and reports/*")
+
+        self.skip_approval = state(
+            "SkipApproval", "skip_approval", "Deployment pipeline: approves a candidate whose spec needs no approval"
+        )
+        self.expire_approval = state(
+            "ExpireApproval", "expire_approval", "Deployment pipeline: rejects a candidate whose approval timed out"
+        )
+        self.record_failure = state(
+            "RecordFailure", "record_failure", "Deployment pipeline: audits a step that failed after its retries"
+        )
+        self.notification_failed = state(
+            "NotificationFailed", "notification_failed", "Deployment pipeline: audits a notification that failed"
+        )
+        for function in (self.skip_approval, self.expire_approval, self.record_failure, self.notification_failed):
+            tables.grant_registry_write(function)
+            acknowledge_grant_wildcards(function, "registry read/write and audit append")
+
+        self.deploy = state("Deploy", "deploy", "Deployment pipeline: moves the aliases, creates a canary's alarms")
+        self.finish_canary = state(
+            "FinishCanary", "finish_canary", "Deployment pipeline: promotes a baked canary or rolls it back"
+        )
+        for function in (self.deploy, self.finish_canary):
+            tables.grant_registry_write(function)
+        self.deploy.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricAlarm"], resources=[alarms]))
+        acknowledge_grant_wildcards(
+            self.deploy,
+            f"registry read/write and audit append, create this environment's canary alarms "
+            f"({alarm_prefix(config.name)}*)",
+        )
+        acknowledge_grant_wildcards(self.finish_canary, "registry read/write and audit append")
+
+        self.check_canary = state(
+            "CheckCanary", "check_canary", "Deployment pipeline: reads a canary's alarms at the end of its bake"
+        )
+        self.check_canary.add_to_role_policy(
+            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[alarms])
         )
         acknowledge_grant_wildcards(
-            self.steps,
-            "registry read/write and audit append, read artifacts/* and reports/*, "
-            f"create and read this environment's canary alarms ({alarm_prefix(config.name)}*)",
+            self.check_canary, f"read this environment's canary alarms ({alarm_prefix(config.name)}*)"
+        )
+        # The states that set a champion sync its monitor schedule (wired by the platform).
+        self.champion_setters = (self.deploy, self.finish_canary)
+        self.steps = (
+            self.prepare,
+            self.skip_approval,
+            self.expire_approval,
+            self.deploy,
+            self.check_canary,
+            self.finish_canary,
+            self.record_failure,
+            self.notification_failed,
         )
 
         self.request = MlopsFunction(
@@ -108,17 +157,25 @@ class DeploymentPipeline(Construct):
             # The approval wait is bounded by the spec (at most a year); the execution outlives it.
             timeout=Duration.days(366),
             substitutions={
-                "DeploymentStepsFunctionArn": self.steps.function_arn,
+                "PrepareFunctionArn": self.prepare.function_arn,
+                "SkipApprovalFunctionArn": self.skip_approval.function_arn,
+                "ExpireApprovalFunctionArn": self.expire_approval.function_arn,
+                "DeployFunctionArn": self.deploy.function_arn,
+                "CheckCanaryFunctionArn": self.check_canary.function_arn,
+                "FinishCanaryFunctionArn": self.finish_canary.function_arn,
+                "RecordFailureFunctionArn": self.record_failure.function_arn,
+                "NotificationFailedFunctionArn": self.notification_failed.function_arn,
                 "ApprovalRequestFunctionArn": self.request.function_arn,
                 "NotificationsTopicArn": topic.topic_arn,
             },
         )
-        self.steps.grant_invoke(self.state_machine)
+        for function in self.steps:
+            function.grant_invoke(self.state_machine)
         self.request.grant_invoke(self.state_machine)
         topic.grant_publish(self.state_machine)
         acknowledge_grant_wildcards(
             self.state_machine,
-            "invoke the pipeline's two functions (all versions), publish to the notifications topic, "
+            "invoke the pipeline's functions (all versions), publish to the notifications topic, "
             "X-Ray and CloudWatch Logs delivery (no resource-level permissions exist for those)",
         )
 

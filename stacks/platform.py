@@ -90,7 +90,8 @@ class PlatformStack(Stack):
             training_state_machine=self.training.state_machine,
         )
         # The deployment sets champions: it creates each champion's monitor schedule.
-        self.monitoring.grant_schedule_sync(self.deployment.steps)
+        for function in self.deployment.champion_setters:
+            self.monitoring.grant_schedule_sync(function)
         self.audit_digests = AuditDigester(
             self,
             "AuditDigests",

@@ -5,6 +5,7 @@ The approver is the caller's IAM identity (requestContext.identity.userArn), nev
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -13,11 +14,18 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text
-from mlops.deployment.rollout import approve_from_api
+from mlops.deployment.decisions import approve_from_api
+from mlops.deployment.services import DeploymentServices
 from mlops.errors import InputError
 
 logger = Logger()
 app = APIGatewayRestResolver()
+
+
+@functools.cache
+def services() -> DeploymentServices:
+    """This execution environment's clients: made on its first request, reused by the next ones."""
+    return DeploymentServices.from_env()
 
 
 def _decide(model: str, version: str, decision: str) -> dict[str, Any]:
@@ -30,6 +38,7 @@ def _decide(model: str, version: str, decision: str) -> dict[str, Any]:
         caller=identity.user_arn or identity.caller,
         body=_json_object(text) if (text := body_text(event)) is not None else None,
         request_id=event.request_context.request_id,
+        services=services(),
     )
 
 

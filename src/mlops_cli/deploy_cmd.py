@@ -6,7 +6,8 @@ import time
 
 import click
 
-from mlops.deployment.rollout import STRATEGIES, execution_name, start_deployment
+from mlops.deployment.handoff import execution_name, start_deployment
+from mlops.deployment.plan import STRATEGIES
 from mlops.errors import CheckFailedError, NotFoundError, TransitionError
 from mlops.registry.versions import Status
 from mlops.training.runs import describe_run, render_failure, wait_run

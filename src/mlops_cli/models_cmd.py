@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from mlops.deployment.rollout import deployment_history, render_history
+from mlops.deployment.history import deployment_history, render_history
 from mlops.errors import NotFoundError
 from mlops.registry.versions import ModelSummary, ModelVersion, Registry
 from mlops.registry.view import diff_versions, params_text, render_diff, version_facts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlops.deployment.rollout import rollback
+from mlops.deployment.rollback import rollback
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 from mlops_cli.models_cmd import actor_option, open_registry, resolve_actor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlops.deployment.rollout import deployment_history, render_history
+from mlops.deployment.history import deployment_history, render_history
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 from mlops_cli.models_cmd import open_registry
 

@@ -36,9 +36,10 @@ WARM_ORDER: tuple[tuple[str, ...], ...] = (
     ("TrainingGate",),
     ("TrainingRegister",),
     ("DeploymentStarter",),
+    ("DeploymentPrepare",),
     ("DeploymentRequest",),
     ("DeploymentApi",),
-    ("DeploymentSteps",),
+    ("DeploymentDeploy",),
     ("Inference",),
     ("Monitoring",),
 )

@@ -289,7 +289,7 @@ def test_canary_promotion_rollback_manual_rollback_and_old_version(
     # (the local cloud compresses the ten-minute bake to two seconds; the check after it is held
     # until the rollout has been looked at, however slow the machine)
     cloud.add_faults(
-        {"kind": "function.hold", "target": "DeploymentSteps", "match": ['"check"', "dep-canary"], "delay_s": 120}
+        {"kind": "function.hold", "target": "DeploymentCheckCanary", "match": ["dep-canary"], "delay_s": 120}
     )
     arn = execution(cloud, ok(env, "deploy", "dep-canary", str(second)))
     wait_for(lambda: registry.get_model("dep-canary").challenger == second, what="the canary")
@@ -307,7 +307,7 @@ def test_canary_promotion_rollback_manual_rollback_and_old_version(
     # WHEN a third version's error alarm fires during its bake THEN it is rolled back automatically
     third = register_like(registry, "dep-canary", trained["version"])
     cloud.add_faults(
-        {"kind": "function.hold", "target": "DeploymentSteps", "match": ['"check"', "dep-canary"], "delay_s": 120}
+        {"kind": "function.hold", "target": "DeploymentCheckCanary", "match": ["dep-canary"], "delay_s": 120}
     )
     arn = execution(cloud, ok(env, "deploy", "dep-canary", str(third)))
     names = wait_for(lambda: _canary_alarm_names(cloud, "dep-canary", third), what="the canary's alarms")

@@ -43,7 +43,7 @@ import pytest
 import yaml
 
 from mlops.data.datasets import DatasetCatalog
-from mlops.deployment.rollout import start_deployment
+from mlops.deployment.handoff import start_deployment
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry, Status
 from mlops.settings import Platform, discover
@@ -69,7 +69,10 @@ VALIDATE, PLAN, TRAIN, EVALUATE, GATE, REGISTER = (
     "TrainingGate",
     "TrainingRegister",
 )
-RECORD_FAILURE, HANDOFF, DEPLOYMENT_STEPS = "TrainingRecordFailure", "DeploymentStarter", "DeploymentSteps"
+RECORD_FAILURE, HANDOFF = "TrainingRecordFailure", "DeploymentStarter"
+# One function per deployment state (the logical ids Deployment/<State>/Function).
+PREPARE, SKIP_APPROVAL = "DeploymentPrepareFunction", "DeploymentSkipApprovalFunction"
+DEPLOY = "DeploymentDeployFunction"
 CANDIDATE = '"candidate"'
 
 
@@ -80,10 +83,6 @@ def fails_once_after(model: str, function: str, *match: str) -> dict[str, Any]:
 
 def always_fails(model: str, function: str, *match: str) -> dict[str, Any]:
     return {"kind": "function.error", "target": function, "match": [model, *match], "count": None}
-
-
-def step(name: str) -> str:
-    return f'"step": "{name}"'
 
 
 @dataclass
@@ -116,9 +115,9 @@ def transient_faults(p: Platform) -> list[dict[str, Any]]:
         # Register outlives its timeout after registering: the retry must find its version
         {"kind": "function.timeout", "target": REGISTER, "match": m, "phase": "after", "count": 1},
         fails_once_after(m, HANDOFF),
-        fails_once_after(m, DEPLOYMENT_STEPS, step("prepare")),
-        fails_once_after(m, DEPLOYMENT_STEPS, step("skip_approval")),
-        fails_once_after(m, DEPLOYMENT_STEPS, step("deploy")),
+        fails_once_after(m, PREPARE),
+        fails_once_after(m, SKIP_APPROVAL),
+        fails_once_after(m, DEPLOY),
         # a few throttles of the pipeline's own writes, absorbed by the SDK's retries
         {"kind": "dynamodb.throttle", "target": p.audit_table, "match": [m, "pipeline:training"], "count": 3},
         {
@@ -214,12 +213,12 @@ DRILLS = [
 # Later deployment executions of versions the batch registered (no training needed): a step
 # failing for good in each, with the topic down for the failure's notification in one.
 AGAIN = {
-    "Prepare": ("dr-transient", [always_fails("dr-transient-v1-prepare", DEPLOYMENT_STEPS, step("prepare"))]),
-    "SkipApproval": ("dr-p-handoff", [always_fails("dr-p-handoff-v1-skip", DEPLOYMENT_STEPS, step("skip_approval"))]),
+    "Prepare": ("dr-transient", [always_fails("dr-transient-v1-prepare", PREPARE)]),
+    "SkipApproval": ("dr-p-handoff", [always_fails("dr-p-handoff-v1-skip", SKIP_APPROVAL)]),
     "Deploy": (
         "dr-throttle",
         [
-            always_fails("dr-throttle-v1-deploy", DEPLOYMENT_STEPS, step("deploy")),
+            always_fails("dr-throttle-v1-deploy", DEPLOY),
             {"kind": "sns.error", "match": ["dr-throttle-v1-deploy", "deployment.failed"], "count": None},
         ],
     ),
@@ -228,8 +227,8 @@ AGAIN = {
 # dr-transient's v1 loses every function environment while its Deploy step runs.
 RESTART = {
     "kind": "function.restart",
-    "target": DEPLOYMENT_STEPS,
-    "match": ["dr-transient-v1-restart", step("deploy")],
+    "target": DEPLOY,
+    "match": ["dr-transient-v1-restart"],
     "delay_s": 0.05,
 }
 

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from mlops.contracts.deployment import CanaryCheck, CheckCanary, Deploy, FinishCanary, Prepare, RecordFailure
+from mlops.deployment import steps
 from mlops.deployment.approval import decide, request_approval
-from mlops.deployment.rollout import (
-    DeploymentServices,
-    canary_alarms,
-    check_canary,
-    create_canary_alarms,
-    deploy_version,
-    deployment_history,
-    deployment_step,
-    finish_canary,
-    plan_rollout,
-    rollback,
-)
+from mlops.deployment.canary import canary_alarms, check_canary, create_canary_alarms
+from mlops.deployment.handoff import handoff_step
+from mlops.deployment.history import deployment_history
+from mlops.deployment.plan import plan_rollout
+from mlops.deployment.rollback import rollback
+from mlops.deployment.rollout import deploy_version, finish_canary
+from mlops.deployment.services import DeploymentServices
 from mlops.errors import ConflictError, NotFoundError, TransitionError
 from mlops.registry.rollouts import get_rollout
 from mlops.registry.tables import Update
@@ -253,14 +250,12 @@ def test_the_steps_run_a_whole_canary(registry: Registry, cloudwatch: FakeCloudW
     version = candidate(registry)
     base = {"model": "churn", "version": version, "execution": "arn:e", "execution_name": "churn-v2-x"}
     # WHEN the steps run as the state machine runs them
-    plan = deployment_step({**base, "step": "prepare", "input": {"strategy": None}}, services=services)
+    plan = steps.prepare(Prepare(**base, input={"model": "churn", "version": version, "strategy": None}), services)
     request_approval(registry, "churn", version, token="t", execution="arn:e", timeout_seconds=60)
     decide(registry, "churn", version, "approve", actor="carol", callbacks=sfn, four_eyes=True)
-    deployed = deployment_step(
-        {**base, "step": "deploy", "strategy": plan["strategy"], "canary_percent": 10}, services=services
-    )
-    check = deployment_step({**base, "step": "check"}, services=services)
-    finished = deployment_step({**base, "step": "finish", "check": check}, services=services)
+    deployed = steps.deploy(Deploy(**base, strategy=plan["strategy"], canary_percent=10), services)
+    check = steps.check(CheckCanary(**base), services)
+    finished = steps.finish(FinishCanary(**base, check=CanaryCheck(**check)), services)
     # THEN the canary baked, passed and was promoted by the pipeline's actor
     assert plan["strategy"] == "canary" and deployed["bake"] and len(deployed["alarms"]) == 2
     assert finished["outcome"] == "promoted" and registry.get_model("churn").champion == version
@@ -268,15 +263,11 @@ def test_the_steps_run_a_whole_canary(registry: Registry, cloudwatch: FakeCloudW
     assert [a["by"] for a in history["approvals"]] == ["carol"]
     assert history["deployments"][-1]["outcome"] == "promoted"
     assert history["deployments"][-1]["by"] == "pipeline:deployment:churn-v2-x"
-    failure = deployment_step(
-        {**base, "step": "record_failure", "error": {"Error": "E", "Cause": "c"}}, services=services
-    )
+    failure = steps.record_failure(RecordFailure(**base, error={"Error": "E", "Cause": "c"}), services)
     assert failure["recorded"] and registry.audit.verify("churn").ok
 
 
 def test_handoff_starts_one_execution_per_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlops.deployment.rollout import handoff_step
-
     class AlreadyExistsError(Exception):
         def __init__(self) -> None:
             super().__init__("exists")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops.deployment.rollout import render_history
+from mlops.deployment.history import render_history
 
 
 def test_history_lines_name_approver_time_and_rollouts() -> None:

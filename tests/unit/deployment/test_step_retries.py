@@ -3,11 +3,24 @@ and answers the same: nothing is moved, approved or audited twice, and nothing f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from mlops.deployment.rollout import DeploymentServices, deploy_version, deployment_step
+from mlops.contracts.deployment import (
+    CanaryCheck,
+    CheckCanary,
+    Deploy,
+    FinishCanary,
+    NotificationFailed,
+    RecordFailure,
+    SkipApproval,
+)
+from mlops.deployment import steps
+from mlops.deployment.rollout import deploy_version, serve_champion_alone
+from mlops.deployment.services import DeploymentServices
 from mlops.registry.rollouts import get_rollout
 from mlops.registry.versions import Registry, Status
 from mlops.settings import Platform
@@ -27,12 +40,14 @@ def audit_actions(registry: Registry, model: str = "churn") -> list[str]:
     return [e.action for e in reversed(events)]
 
 
-def twice(event: dict[str, Any], svc: DeploymentServices) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def twice(
+    step: Callable[..., dict[str, Any]], payload: BaseModel, svc: DeploymentServices
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Run a step, then again as its retry would (a new request id), returning both answers and
     the audit actions the retry added."""
-    first = deployment_step(event, request_id="r1", services=svc)
+    first = step(payload, svc, request_id="r1")
     before = audit_actions(svc.registry)
-    again = deployment_step(event, request_id="r2", services=svc)
+    again = step(payload, svc, request_id="r2")
     return first, again, audit_actions(svc.registry)[len(before) :]
 
 
@@ -49,12 +64,11 @@ def test_skip_approval_then_deploy_retried_answer_the_same(
     version = candidate(registry)
     base = {"model": "churn", "version": version, "execution": "arn:x:churn-v2", "execution_name": "churn-v2"}
     # WHEN skip_approval and deploy each run twice, as retried steps
-    skipped, skipped_again, added = twice({**base, "step": "skip_approval"}, svc)
+    skipped, skipped_again, added = twice(steps.skip, SkipApproval(**base), svc)
     # THEN the retry answers the same and writes nothing
     assert skipped == skipped_again and skipped["status"] == "APPROVED" and added == []
     rollout_revision = get_rollout(registry, "churn").revision
-    event = {**base, "step": "deploy", "strategy": strategy, "canary_percent": 10}
-    deployed, deployed_again, added = twice(event, svc)
+    deployed, deployed_again, added = twice(steps.deploy, Deploy(**base, strategy=strategy, canary_percent=10), svc)
     # THEN so does deploy: same aliases, same previous champion, no second rollout or history entry
     assert deployed == deployed_again, (deployed, deployed_again)
     assert deployed["previous_champion"] == champion and added == []
@@ -63,8 +77,8 @@ def test_skip_approval_then_deploy_retried_answer_the_same(
     assert len(registry.get_version("churn", version).approvals) == 1
     if deployed["bake"]:
         # AND a canary's finish, retried, reports its promotion (not "superseded")
-        check = deployment_step({**base, "step": "check"}, services=svc)
-        finished, finished_again, added = twice({**base, "step": "finish", "check": check}, svc)
+        check = steps.check(CheckCanary(**base), svc)
+        finished, finished_again, added = twice(steps.finish, FinishCanary(**base, check=CanaryCheck(**check)), svc)
         assert finished == finished_again and finished["outcome"] == "promoted" and added == []
         assert registry.get_model("churn").champion == version
     assert registry.audit.verify("churn").ok
@@ -82,9 +96,7 @@ def test_deploy_retried_after_the_aliases_moved_keeps_the_previous_champion(
     registry.approve("churn", version, actor="carol")
     execution = "arn:x:churn-v2"
     registry.set_alias("churn", "champion", version, actor="pipeline:deployment:churn-v2")
-    from mlops.deployment.rollout import _serve_champion_alone
-
-    _serve_champion_alone(
+    serve_champion_alone(
         registry,
         "churn",
         actor="pipeline:deployment:churn-v2",
@@ -95,7 +107,7 @@ def test_deploy_retried_after_the_aliases_moved_keeps_the_previous_champion(
     revision = get_rollout(registry, "churn").revision
     # WHEN the step is retried
     base = {"model": "churn", "version": version, "execution": execution, "execution_name": "churn-v2"}
-    result = deployment_step({**base, "step": "deploy", "strategy": "all_at_once"}, services=svc)
+    result = steps.deploy(Deploy(**base, strategy="all_at_once"), svc)
     # THEN it completes what was missing and names the champion it really replaced
     assert result["previous_champion"] == first and result["champion"] == version
     assert get_rollout(registry, "churn").revision == revision
@@ -111,12 +123,12 @@ def test_failure_and_notification_records_are_written_once(registry: Registry, c
     error = {"Error": "SNS.InternalErrorException", "Cause": "fault injected (Service: AmazonSNS; Status Code: 500)"}
     # WHEN the notification_failed and record_failure steps each run twice
     notified, notified_again, added = twice(
-        {**base, "step": "notification_failed", "event": "deployment.deployed", "error": error}, svc
+        steps.notification_failed, NotificationFailed(**base, event="deployment.deployed", error=error), svc
     )
     # THEN each audits its event once, and answers the same
     assert notified == notified_again and added == []
     assert notified["event"] == "deployment.deployed" and notified["error"] == "SNS.InternalErrorException"
-    failed, failed_again, added = twice({**base, "step": "record_failure", "error": error}, svc)
+    failed, failed_again, added = twice(steps.record_failure, RecordFailure(**base, error=error), svc)
     assert failed == failed_again and added == []
     actions = audit_actions(registry)
     assert actions.count("notification.failed") == 1 and actions.count("deployment.failed") == 1
