@@ -1,4 +1,6 @@
-"""Archiving a whole model: hidden from listings, refused for new work, kept with its history, audited."""
+"""Archiving a whole model: hidden from listings, refused for new work, kept with its history, audited.
+
+Run on the in-memory fake here and on DynamoDB (moto) by tests/integration/registry/test_registry_on_moto.py."""
 
 from __future__ import annotations
 
@@ -14,9 +16,8 @@ def champion_model(registry: Registry, name: str = "churn") -> None:
     registry.set_alias(name, "champion", version.version, actor="carol")
 
 
-def test_archive_hides_the_model_keeps_its_versions_and_is_audited() -> None:
+def test_archive_hides_the_model_keeps_its_versions_and_is_audited(registry: Registry) -> None:
     # GIVEN two models, one serving a champion
-    registry = Registry.in_memory()
     champion_model(registry, "churn")
     champion_model(registry, "houses")
     # WHEN churn is archived with a reason
@@ -34,9 +35,8 @@ def test_archive_hides_the_model_keeps_its_versions_and_is_audited() -> None:
     assert registry.audit.verify("churn").ok
 
 
-def test_an_archived_model_refuses_new_work_until_unarchived() -> None:
+def test_an_archived_model_refuses_new_work_until_unarchived(registry: Registry) -> None:
     # GIVEN an archived model
-    registry = Registry.in_memory()
     champion_model(registry)
     registry.archive_model("churn", actor="dana")
     # WHEN new work is checked THEN it is refused, naming who archived it and the way back
@@ -55,8 +55,7 @@ def test_an_archived_model_refuses_new_work_until_unarchived() -> None:
     assert registry.audit.verify("churn").ok
 
 
-def test_archive_twice_unarchive_an_active_model_and_unknown_models_are_refused() -> None:
-    registry = Registry.in_memory()
+def test_archive_twice_unarchive_an_active_model_and_unknown_models_are_refused(registry: Registry) -> None:
     champion_model(registry)
     registry.archive_model("churn", actor="dana")
     events_before = len(registry.audit.list_events("churn")[0])
