@@ -170,12 +170,13 @@ def _openapi(event: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
 
 
 def _refused(exc: ServingError, model: str, request_id: str) -> dict[str, Any]:
-    if exc.status >= 500 or exc.code in ("invalid_record",):
-        logger.warning("prediction refused", extra={"error": exc.code, "status": exc.status, "detail": exc.message})
+    if exc.http_status >= 500 or exc.code in ("invalid_record",):
+        detail = {"error": exc.code, "status": exc.http_status, "detail": exc.message}
+        logger.warning("prediction refused", extra=detail)
     version = getattr(_service.routes.get(model), "champion", None) if _service is not None else None
     _per_version(model, version, ("PredictionErrors", MetricUnit.Count, 1))
     metrics.add_metric(name="RequestErrors", unit=MetricUnit.Count, value=1)
-    return _answer(exc.status, exc.body(request_id), request_id)
+    return _answer(exc.http_status, exc.body(request_id), request_id)
 
 
 def _not_found(method: str, resource: str, request_id: str) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def answer(service: InferenceService, body: str | bytes) -> tuple[int, dict[str,
     try:
         return 200, service.predict(MODEL, body, content_type=JSON, request_id="r").body
     except ServingError as exc:
-        return exc.status, exc.body("r")
+        return exc.http_status, exc.body("r")
 
 
 def nested(depth: int, kind: str = "[") -> str:

@@ -53,14 +53,14 @@ def test_models_are_cached_per_spec_revision(world: World) -> None:
 def test_wrong_content_type_is_415(world: World, content_type: str | None, status: int) -> None:
     # GIVEN a valid body WHEN sent with another content type THEN 415
     error = refused(world, {"record": good(world)}, content_type=content_type)  # type: ignore[arg-type]
-    assert isinstance(error, UnsupportedMediaTypeError) and error.status == status
+    assert isinstance(error, UnsupportedMediaTypeError) and error.http_status == status
     assert "application/json" in error.message
 
 
 def test_malformed_json_names_the_position(world: World) -> None:
     # GIVEN a truncated body WHEN parsed THEN 400 malformed_json with line and column
     error = refused(world, '{"record": {"tenure_months": 3,')
-    assert error.status == 400 and error.code == "malformed_json"
+    assert error.http_status == 400 and error.code == "malformed_json"
     assert "line 1 column" in error.message
 
 
@@ -68,18 +68,18 @@ def test_malformed_json_names_the_position(world: World) -> None:
 def test_wrong_shape_is_400(world: World, body: Any) -> None:
     # GIVEN a body that is neither {"record": ...} nor {"records": [...]} WHEN parsed THEN 400 bad_request_shape
     error = refused(world, body)
-    assert error.status == 400 and error.code == "bad_request_shape"
+    assert error.http_status == 400 and error.code == "bad_request_shape"
 
 
 def test_empty_batch_is_400(world: World) -> None:
     error = refused(world, {"records": []})
-    assert error.status == 400 and error.code == "empty_batch"
+    assert error.http_status == 400 and error.code == "empty_batch"
 
 
 def test_batch_over_the_limit_is_413(world: World) -> None:
     # GIVEN a limit of 10 WHEN 11 records arrive THEN 413 naming both numbers
     error = refused(world, {"records": [good(world)] * 11}, max_batch=10)
-    assert isinstance(error, PayloadTooLargeError) and error.status == 413
+    assert isinstance(error, PayloadTooLargeError) and error.http_status == 413
     assert "11" in error.message and "10" in error.message
 
 

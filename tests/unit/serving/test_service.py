@@ -34,7 +34,7 @@ def test_unknown_model_is_404(world: World) -> None:
     # GIVEN an empty registry WHEN a model nobody registered is asked THEN 404 unknown_model
     with pytest.raises(UnknownModelError) as caught:
         world.service().predict("nope", body(world.records[:1]), content_type=JSON, request_id="r")
-    assert caught.value.status == 404 and "nope" in caught.value.message
+    assert caught.value.http_status == 404 and "nope" in caught.value.message
 
 
 def test_model_without_champion_is_409(world: World) -> None:
@@ -42,7 +42,7 @@ def test_model_without_champion_is_409(world: World) -> None:
     world.register(0)
     with pytest.raises(NoChampionError) as caught:
         world.service().predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="r")
-    assert caught.value.status == 409 and "champion" in caught.value.message
+    assert caught.value.http_status == 409 and "champion" in caught.value.message
 
 
 def test_champion_answers_like_the_pipeline(world: World) -> None:
@@ -127,7 +127,7 @@ def test_tampered_artifact_is_refused_and_reported(world: World) -> None:
     for _ in range(3):
         with pytest.raises(ArtifactRefusedError) as caught:
             service.predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="t")
-    assert caught.value.status == 503 and caught.value.code == "artifact_integrity"
+    assert caught.value.http_status == 503 and caught.value.code == "artifact_integrity"
     assert "sha256" in caught.value.message and "Traceback" not in caught.value.message
     assert reported == [(MODEL, version, "artifact_integrity")]
     assert world.artifacts.reads == 1  # refused versions are not re-read on every request
@@ -268,7 +268,7 @@ def test_an_archived_model_is_refused_with_410_and_served_again_once_unarchived(
     for _ in range(2):
         with pytest.raises(ModelArchivedError) as caught:
             service.predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="r3")
-        assert caught.value.status == 410 and caught.value.code == "model_archived"
+        assert caught.value.http_status == 410 and caught.value.code == "model_archived"
         assert f"model '{MODEL}' is archived" in caught.value.message
     with pytest.raises(ModelArchivedError):
         service.describe(MODEL)

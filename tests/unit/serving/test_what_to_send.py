@@ -67,7 +67,7 @@ def test_an_integer_looking_category_sent_as_a_number_says_send_a_string(
     # GIVEN a batch whose second record sends the hour as the JSON number 5
     error = refused(spec, [record, {**record, "hr": 5}])
     # THEN 400, naming the record and field, and saying what to send
-    assert error.status == 400 and error.code == "invalid_record"
+    assert error.http_status == 400 and error.code == "invalid_record"
     assert error.message.startswith("record 1, field 'hr': send category values as strings, e.g. \"5\"")
     [detail] = error.details
     assert detail["problem"] == "not_allowed" and "(got the JSON number 5;" in detail["message"]
@@ -95,7 +95,7 @@ def test_type_mismatches_say_what_to_send(
     spec: ModelSpec, record: dict[str, Any], field: str, value: Any, advice: str
 ) -> None:
     error = refused(spec, [{**record, field: value}])
-    assert error.status == 400
+    assert error.http_status == 400
     assert error.message.startswith(f"record 0, field {field!r}: {advice} (got the JSON ")
 
 

@@ -1,20 +1,26 @@
-"""Serving's refusals: each an HTTP status, a stable code and details naming the record and field."""
+"""Serving's refusals: the platform's errors (:mod:`mlops.errors`) with a stable code and details.
+
+Each class is a subclass of the :mod:`mlops.errors` class it is a case of, so its HTTP status is
+that hierarchy's ``http_status`` (the one mapping from error to status; a few refusals that only
+an HTTP endpoint makes name their own: 410, 413, 415, 503). :class:`ServingError` adds what the
+inference API's JSON body says besides the message: a stable ``code`` and ``details``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlops.errors import MlopsError
+from mlops.errors import CheckFailedError, InputError, MlopsError, NotFoundError
 
 
 class ServingError(MlopsError):
-    """A request the endpoint answers with an error: HTTP ``status``, a stable ``code``, details.
+    """A request the endpoint answers with an error: ``http_status``, a stable ``code``, details.
 
     ``details`` are ``{"record": index, "field": name, "problem": code, "message": text}`` items.
     """
 
-    status = 400
+    http_status = 400
     code = "bad_request"
 
     def __init__(self, message: str, *, details: Sequence[Mapping[str, Any]] = (), code: str | None = None) -> None:
@@ -34,54 +40,57 @@ class ServingError(MlopsError):
         return body
 
 
-class RequestError(ServingError):
+class RequestError(InputError, ServingError):
     """The request body is not a valid prediction request (400)."""
 
+    http_status = 400
+    code = "bad_request"
 
-class PayloadTooLargeError(ServingError):
+
+class PayloadTooLargeError(InputError, ServingError):
     """More records or bytes than the endpoint takes (413)."""
 
-    status = 413
+    http_status = 413
     code = "batch_too_large"
 
 
-class UnsupportedMediaTypeError(ServingError):
+class UnsupportedMediaTypeError(InputError, ServingError):
     """The body is not declared as JSON (415)."""
 
-    status = 415
+    http_status = 415
     code = "unsupported_media_type"
 
 
-class UnknownModelError(ServingError):
+class UnknownModelError(NotFoundError, ServingError):
     """The registry does not know the model (404)."""
 
-    status = 404
+    http_status = 404
     code = "unknown_model"
 
 
 class ModelArchivedError(ServingError):
     """The model is archived (410): it serves nothing until ``mlops models unarchive``."""
 
-    status = 410
+    http_status = 410
     code = "model_archived"
 
 
 class NoChampionError(ServingError):
     """The model exists but nothing serves it yet (409: approve and deploy a version first)."""
 
-    status = 409
+    http_status = 409
     code = "no_champion"
 
 
-class ArtifactRefusedError(ServingError):
+class ArtifactRefusedError(CheckFailedError, ServingError):
     """The serving version's artifact failed its integrity check and is not loaded (503)."""
 
-    status = 503
+    http_status = 503
     code = "artifact_refused"
 
 
 class ServingUnavailableError(ServingError):
     """The platform cannot serve right now (503); the message holds no internals."""
 
-    status = 503
+    http_status = 503
     code = "unavailable"
