@@ -10,7 +10,8 @@ from urllib.parse import quote
 import click
 
 from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError
-from mlops.training.runs import describe_run, upload_dataset, wait_run
+from mlops.training.runs import describe_run, wait_run
+from mlops.training.uploads import upload_dataset
 from mlops_cli.common import AppContext, emit, json_option, pass_app, signed_request
 from mlops_cli.models_cmd import open_registry
 from mlops_cli.runs_cmd import check_succeeded, explain, print_run, training_state_machine

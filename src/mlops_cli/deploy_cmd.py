@@ -10,7 +10,8 @@ from mlops.deployment.handoff import execution_name, start_deployment
 from mlops.deployment.plan import STRATEGIES
 from mlops.errors import CheckFailedError, NotFoundError, TransitionError
 from mlops.registry.versions import Status
-from mlops.training.runs import describe_run, render_failure, wait_run
+from mlops.training.run_view import render_failure
+from mlops.training.runs import describe_run, wait_run
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 from mlops_cli.models_cmd import actor_option, open_registry, resolve_actor
 from mlops_cli.runs_cmd import check_succeeded

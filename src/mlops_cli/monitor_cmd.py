@@ -10,7 +10,8 @@ import click
 from mlops.errors import CheckFailedError, NotFoundError
 from mlops.monitoring.monitor import list_monitor_runs, start_monitor_run
 from mlops.registry.versions import check_model_name
-from mlops.training.runs import describe_run, render_run, wait_run
+from mlops.training.run_view import render_run
+from mlops.training.runs import describe_run, wait_run
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 from mlops_cli.models_cmd import open_registry
 from mlops_cli.runs_cmd import check_succeeded

@@ -9,7 +9,9 @@ import click
 
 from mlops.errors import CheckFailedError, NotFoundError
 from mlops.registry.view import render_candidates
-from mlops.training.runs import Run, describe_run, list_runs, render_run, wait_run
+from mlops.training.history import Run
+from mlops.training.run_view import render_run
+from mlops.training.runs import describe_run, list_runs, wait_run
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 
 

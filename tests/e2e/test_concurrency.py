@@ -24,7 +24,8 @@ import yaml
 from mlops.data.datasets import DatasetCatalog
 from mlops.registry.versions import Registry
 from mlops.settings import discover
-from mlops.training.runs import Upload, describe_run, upload_dataset, wait_run
+from mlops.training.runs import describe_run, wait_run
+from mlops.training.uploads import Upload, upload_dataset
 from mlops_local.testing import LocalCloudProcess
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -48,7 +48,9 @@ from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry, Status
 from mlops.settings import Platform, discover
 from mlops.spec.model import parse_spec
-from mlops.training.runs import Run, upload_dataset, wait_run
+from mlops.training.history import Run
+from mlops.training.runs import wait_run
+from mlops.training.uploads import upload_dataset
 from mlops_cli.audit_cmd import _all_chains
 from mlops_local.testing import LocalCloudProcess, synthesize_once
 

@@ -16,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops.errors import MlopsError
-from mlops.training.runs import Run, Step, WaitTimeoutError, explain_failure, parse_history, render_run
+from mlops.training.history import Run, Step, explain_failure, parse_history
+from mlops.training.run_view import render_run
+from mlops.training.runs import WaitTimeoutError
 
 HISTORIES = json.loads((Path(__file__).parent / "histories.json").read_text())
 FIT_CAUSE = (

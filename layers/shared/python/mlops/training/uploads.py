@@ -1,0 +1,105 @@
+"""Uploading a dataset version through the upload API: the run it starts is named before it exists."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops.data.trigger import execution_name
+from mlops.errors import CheckFailedError, InputError, MlopsError
+from mlops.registry.versions import check_model_name
+
+
+@dataclass(frozen=True)
+class Upload:
+    bucket: str
+    key: str
+    version_id: str
+    size: int
+    run_name: str
+    sha256: str = ""
+    uploader: str = ""  # the caller the upload API recorded (the identity AWS authenticated)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Authorize = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """(sha256 hex, size) of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def upload_dataset(
+    model: str, path: str | Path, *, authorize: Authorize, name: str | None = None, timeout: float = 600
+) -> Upload:
+    """Upload a local file to ``datasets/<model>/<name>`` through the upload API; the upload starts the pipeline.
+
+    ``authorize`` sends ``{"name", "sha256", "size"}`` to ``POST /models/<model>/uploads`` signed
+    with the caller's credentials (the CLI's :func:`mlops_cli.common.signed_request`) and returns
+    the API's answer: a presigned PUT and the headers it was signed with (the recorded uploader and
+    the content's SHA-256, which S3 checks the body against).
+
+    Raises
+    ------
+    InputError
+        No such file, or the API refused the request (no spec for the model, a bad name).
+    CheckFailedError
+        S3 refused the PUT (the file changed after it was hashed, or the URL expired).
+    """
+    check_model_name(model)
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    sha256, size = file_sha256(path)
+    if size == 0:
+        raise InputError(f"{path}: the file is empty")
+    grant = authorize({"name": name or path.name, "sha256": sha256, "size": size})
+    # Content-Type set: urllib would call a PUT body a form (application/x-www-form-urlencoded).
+    headers = {
+        **{str(k): str(v) for k, v in (grant.get("headers") or {}).items()},
+        "Content-Length": str(size),
+        "Content-Type": "text/csv",
+    }
+    with path.open("rb") as body:
+        request = urllib.request.Request(grant["url"], data=body, headers=headers, method="PUT")  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the presigned URL
+                version_id = response.headers.get("x-amz-version-id")
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            code = re.search(r"<Code>([^<]+)</Code>", text)
+            message = re.search(r"<Message>([^<]+)</Message>", text)
+            raise CheckFailedError(
+                f"S3 refused the upload of {path} to s3://{grant.get('bucket')}/{grant.get('key')} "
+                f"(HTTP {exc.code} {code.group(1) if code else ''}: {message.group(1) if message else text[:200]}); "
+                "if the file changed while uploading, upload it again"
+            ) from None
+        except urllib.error.URLError as exc:
+            raise MlopsError(f"cannot reach S3 for the upload: {exc.reason}") from None
+    bucket, key = str(grant["bucket"]), str(grant["key"])
+    if not version_id or version_id == "null":
+        raise CheckFailedError(f"s3://{bucket}/{key}: the bucket is not versioned; the upload has no version id")
+    return Upload(
+        bucket=bucket,
+        key=key,
+        version_id=version_id,
+        size=size,
+        run_name=execution_name(bucket, key, version_id, model),
+        sha256=sha256,
+        uploader=str(grant.get("caller") or ""),
+    )
