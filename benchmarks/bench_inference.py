@@ -39,13 +39,14 @@ import pandas as pd
 
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
-from mlops.serving.predictors import ONNX_TAG_SHA256, ONNX_TAG_URI, MemoryArtifacts, feature_columns, records_from_frame
+from mlops.serving.predictors import MemoryArtifacts
 from mlops.serving.requests import request_models
 from mlops.serving.service import InferenceService
 from mlops.serving.settings import ServingSettings
 from mlops.spec.model import ModelSpec, load_spec, parse_spec
 from mlops.training.artifacts import dump_artifact, sha256_hex
 from mlops.training.fit import TrainResult, model_input, train
+from mlops.training.onnx_model import ONNX_TAG_SHA256, ONNX_TAG_URI, feature_columns, records_from_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER = ROOT / "functions" / "inference" / "handler.py"

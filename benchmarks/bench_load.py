@@ -55,9 +55,9 @@ def serve_champion(cloud: Any, name: str = MODEL, environment: str = "dev") -> d
     """
     from mlops.registry.specs import SpecStore
     from mlops.registry.versions import Registry
-    from mlops.serving.predictors import records_from_frame
     from mlops.spec.model import load_spec, parse_spec
     from mlops.training.fit import train
+    from mlops.training.onnx_model import records_from_frame
     from mlops_local.testing import serve_as_champion
 
     module_spec = importlib.util.spec_from_file_location("example_generate", ROOT / "examples" / "generate.py")

@@ -114,9 +114,9 @@ def serve_models(cloud: Any) -> list[str]:
     """
     from mlops.registry.specs import SpecStore
     from mlops.registry.versions import Registry
-    from mlops.serving.predictors import records_from_frame
     from mlops.spec.model import parse_spec
     from mlops.training.fit import train
+    from mlops.training.onnx_model import records_from_frame
     from mlops_local.testing import serve_as_champion
 
     generate, load_spec = _example_tools()

@@ -11,12 +11,13 @@ import pytest
 
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
-from mlops.serving.predictors import MemoryArtifacts, records_from_frame
+from mlops.serving.predictors import MemoryArtifacts
 from mlops.serving.service import InferenceService
 from mlops.serving.settings import ServingSettings
 from mlops.spec.model import ModelSpec
 from mlops.training.artifacts import dump_artifact
 from mlops.training.fit import TrainResult, train
+from mlops.training.onnx_model import records_from_frame
 from tests.unit.training.helpers import example_frame, example_spec, spec_with
 
 MODEL = "churn"

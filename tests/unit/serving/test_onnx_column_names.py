@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer
 
-from mlops.serving.predictors import OnnxPredictor, records_from_frame
 from mlops.spec.model import parse_spec
 from mlops.training.export import check_onnx, export_onnx
 from mlops.training.fit import model_input, train
+from mlops.training.onnx_model import OnnxPredictor, records_from_frame
 
 
 def test_columns_with_spaces_and_clashing_identifiers_serve_like_scikit_learn() -> None:

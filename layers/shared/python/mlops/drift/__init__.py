@@ -18,8 +18,9 @@ from mlops.drift.engine import (
     read_window,
 )
 from mlops.drift.html import render_html
-from mlops.drift.performance import Holdout, holdout_document, performance_drift
+from mlops.drift.performance import Holdout, performance_drift
 from mlops.drift.report import DriftReport, FeatureDrift, PerformanceDrift
+from mlops.training.holdout import holdout_document  # written at registration, read here
 
 __all__ = [
     "DriftOptions",

@@ -49,8 +49,6 @@ from mlops.values import canonical_label
 
 # Metrics bounded in [0, 1] (and R², at most 1) are compared by absolute change, the others by relative change.
 BOUNDED_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
-# Rows stored with a registered version to describe its holdout (labels, predictions, probabilities).
-HOLDOUT_SAMPLE_ROWS = 20_000
 # A bootstrap of more rows than this resamples a uniform subsample of them and scales its spread by
 # sqrt(m / n) (the statistics are smooth: their spread falls as 1 / sqrt(n)); 1,000 resamples of
 # 2,000 rows took 0.13 s on two busy cores.
@@ -396,8 +394,9 @@ class Estimator:
 class Holdout:
     """What is known of the registered side: the holdout the registered metrics were measured on.
 
-    Best: its labelled rows (a uniform sample of at most :data:`HOLDOUT_SAMPLE_ROWS`, with the
-    predictions and probabilities), stored at registration by :func:`holdout_document`. Older
+    Best: its labelled rows (a uniform sample of at most :data:`mlops.training.holdout.HOLDOUT_SAMPLE_ROWS`,
+    with the predictions and probabilities), stored at registration by
+    :func:`mlops.training.holdout.holdout_document`. Older
     versions: the confusion matrix of their evaluation, or only their holdout size. Where a
     metric's holdout spread is not known, it is taken as the window's at the holdout's size
     (the same rows' spread is what the comparison assumes when nothing changed).
@@ -453,49 +452,6 @@ class Holdout:
         if self.rows:
             return f"the holdout's size ({self.rows:,} rows); its spread taken as the window's"
         return "nothing recorded: the holdout is taken to be as large as the window"
-
-
-def holdout_document(
-    pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec, *, limit: int = HOLDOUT_SAMPLE_ROWS
-) -> dict[str, Any]:
-    """What a registered version keeps of its holdout (``predictions.json``).
-
-    ``predictions`` (the reference of prediction drift), and for performance drift the
-    ``labels``, the ``probabilities`` (classification, columns in ``classes`` order, rounded
-    to 6 digits as served) and ``holdout_rows``: a uniform sample of at most ``limit`` rows.
-    """
-    from mlops.training.fit import coerce_frame, model_input
-
-    typed = coerce_frame(holdout, spec)
-    typed = typed.loc[typed[spec.target.name].notna()]
-    features = model_input(typed, spec)
-    predictions = np.asarray(pipeline.predict(features))
-    labels = typed[spec.target.name].to_numpy()
-    proba = None
-    classes: list[Any] | None = None
-    if spec.task == "classification" and hasattr(pipeline, "predict_proba"):
-        proba = np.asarray(pipeline.predict_proba(features), dtype=np.float64).round(6)
-        classes = [_plain(c) for c in pipeline.classes_]
-    rows = len(predictions)
-    if rows > limit:
-        keep = np.sort(np.random.default_rng(0).choice(rows, size=limit, replace=False))
-        predictions, labels = predictions[keep], labels[keep]
-        proba = None if proba is None else proba[keep]
-    document: dict[str, Any] = {
-        "model": spec.name,
-        "rows": len(predictions),
-        "holdout_rows": rows,
-        "predictions": [_plain(v) for v in predictions],
-        "labels": [_plain(v) for v in labels],
-    }
-    if proba is not None and classes is not None:
-        document["classes"] = classes
-        document["probabilities"] = proba.tolist()
-    return document
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # -------------------------------------------------------------------------------------------- judging

@@ -6,10 +6,7 @@ registry recorded, and prefers the ONNX export (no scikit-learn, no code run on 
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -17,26 +14,17 @@ import numpy as np
 from mlops.errors import CheckFailedError, NotFoundError
 from mlops.registry.versions import ModelVersion
 from mlops.serving.errors import ArtifactRefusedError, ServingUnavailableError
-from mlops.serving.validation import utc_datetime
-from mlops.spec.view import FeatureType, SpecView
-from mlops.values import canonical_label as _canonical_label
+from mlops.spec.view import SpecView
+from mlops.training.onnx_model import (  # the ONNX model's interface, shared with the export's check
+    ONNX_TAG_SHA256,
+    ONNX_TAG_URI,
+    OnnxPredictor,
+    Prediction,
+)
+from mlops.training.onnx_model import class_values as _class_values
 
 if TYPE_CHECKING:
     from mlops.spec.model import ModelSpec
-
-ONNX_TAG_URI = "onnx_uri"
-ONNX_TAG_SHA256 = "onnx_sha256"
-MISSING_CATEGORY = "(missing)"
-_NS_PER_DAY = 86_400 * 10**9
-
-
-@dataclass
-class Prediction:
-    """What a model said about a batch: one prediction per record (and class probabilities)."""
-
-    predictions: list[Any]
-    probabilities: list[list[float]] | None = None
-    classes: list[Any] | None = None
 
 
 class Predictor(Protocol):
@@ -46,92 +34,6 @@ class Predictor(Protocol):
     nbytes: int
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> Prediction: ...
-
-
-def _datetime64(value: str | None) -> np.datetime64:
-    if value is None:
-        return np.datetime64("NaT", "ns")
-    return np.datetime64(utc_datetime(value), "ns")  # validated: inside the range datetime64[ns] holds
-
-
-def feature_columns(records: Sequence[Mapping[str, Any]], spec: ModelSpec | SpecView) -> dict[str, np.ndarray]:
-    """The model-input columns of validated records, without pandas (what the ONNX graph takes).
-
-    Same values as :func:`mlops.training.fit.model_input`: numbers and booleans as float (missing
-    NaN), categories as canonical text (missing ``"(missing)"``), each datetime as ``__days`` and
-    ``__month``; string features left out. Shapes are ``[N, 1]``.
-    """
-    columns: dict[str, np.ndarray] = {}
-    for feature in spec.features:
-        name = feature.name
-        kind = feature.type
-        if kind is FeatureType.STRING:
-            continue
-        values = [r.get(name) for r in records]
-        if kind in (FeatureType.FLOAT, FeatureType.INT, FeatureType.BOOL):
-            # None becomes NaN; through float64 first, as float(v) would, then to the graph's float32.
-            columns[name] = np.array(values, dtype=np.float64).astype(np.float32)
-        elif kind is FeatureType.CATEGORY:
-            # A batch repeats few distinct values: label each once (keyed by type too: True is not 1).
-            keys = [(type(v), v) for v in values]
-            labels = {k: MISSING_CATEGORY if k[1] is None else _canonical_label(k[1]) for k in set(keys)}
-            columns[name] = np.array([labels[k] for k in keys], dtype=object)
-        else:
-            parsed = {v: _datetime64(v) for v in set(values)}
-            stamps = np.array([parsed[v] for v in values], dtype="datetime64[ns]")
-            missing = np.isnat(stamps)
-            ns = stamps.astype("int64").astype(np.float64)
-            months = stamps.astype("datetime64[M]").astype("int64") % 12 + 1
-            columns[f"{name}__days"] = np.where(missing, np.nan, ns / _NS_PER_DAY).astype(np.float32)
-            columns[f"{name}__month"] = np.where(missing, np.nan, months).astype(np.float32)
-    return {k: v.reshape(-1, 1) for k, v in columns.items()}
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _class_values(labels: Iterable[Any], spec: ModelSpec | SpecView) -> list[Any]:
-    """Model class labels as the spec writes them (so 1 comes back as 1, not "1")."""
-    by_text = {_canonical_label(c): c for c in spec.target.classes or []}
-    return [by_text.get(_canonical_label(_plain(c)), _plain(c)) for c in labels]
-
-
-class OnnxPredictor:
-    """An ONNX export (see :mod:`mlops.training.export`) run by onnxruntime: no scikit-learn, no code on load."""
-
-    kind = "onnx"
-
-    def __init__(self, data: bytes, spec: ModelSpec | SpecView) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        self.spec = spec
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self.nbytes = 2 * len(data) + 64 * 1024
-        self.classes: list[Any] | None = None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        # The spec's column behind each graph input, in order (graph input names are identifiers
-        # made from the column names); models exported before this record were named as-is.
-        self.columns = json.loads(meta["columns"]) if "columns" in meta else list(self.inputs)
-        if spec.task == "classification":
-            labels = json.loads(meta["classes"]) if "classes" in meta else list(spec.target.classes or [])
-            self.classes = _class_values(labels, spec)
-
-    def predict(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
-        columns = feature_columns(records, self.spec)
-        feeds = {name: columns[column] for name, column in zip(self.inputs, self.columns, strict=True)}
-        outputs = self.session.run(None, feeds)
-        if self.classes is None:
-            values = np.asarray(outputs[0], dtype=np.float64).ravel()
-            return Prediction([float(v) for v in values])
-        probabilities = np.asarray(outputs[self.outputs.index("probabilities")], dtype=np.float64)
-        best = probabilities.argmax(axis=1)  # first maximum wins, as in scikit-learn
-        return Prediction([self.classes[i] for i in best], probabilities.round(6).tolist(), self.classes)
 
 
 class SklearnPredictor:
@@ -161,32 +63,6 @@ class SklearnPredictor:
         probabilities = np.asarray(self.pipeline.predict_proba(x), dtype=np.float64)
         best = probabilities.argmax(axis=1)
         return Prediction([self.classes[i] for i in best], probabilities.round(6).tolist(), self.classes)
-
-
-def records_from_frame(frame: Any, spec: ModelSpec | SpecView) -> list[dict[str, Any]]:
-    """Typed training rows (a frame from :func:`mlops.training.fit.coerce_frame`) as request records."""
-    records: list[dict[str, Any]] = []
-    names = [f.name for f in spec.features if f.name in frame.columns]
-    kinds = {f.name: f.type for f in spec.features}
-    for row in frame[names].itertuples(index=False, name=None):
-        record: dict[str, Any] = {}
-        for name, value in zip(names, row, strict=True):
-            if value is None or (isinstance(value, float) and math.isnan(value)) or value is np.datetime64("NaT"):
-                record[name] = None
-                continue
-            kind = kinds[name]
-            if kind is FeatureType.DATETIME:
-                record[name] = None if str(value) == "NaT" else str(np.datetime64(value, "s")) + "Z"
-            elif kind is FeatureType.INT:
-                record[name] = int(value)
-            elif kind is FeatureType.BOOL:
-                record[name] = bool(value)
-            elif kind is FeatureType.FLOAT:
-                record[name] = float(value)
-            else:
-                record[name] = _plain(value)
-        records.append(record)
-    return records
 
 
 # ---------------------------------------------------------------------------------------------- artifacts

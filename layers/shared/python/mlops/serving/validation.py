@@ -4,56 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops.spec.view import FeatureType, FeatureView, SpecView
+from mlops.training.onnx_model import utc_datetime  # the datetime range a model takes
 
 if TYPE_CHECKING:
     from mlops.spec.model import Feature, ModelSpec
 
-# Datetimes a model can take: the range of datetime64[ns], which training and serving both use
-# (whole days inside it, in UTC). Outside it numpy wraps around and pandas gives NaT.
-EARLIEST_DATETIME = datetime(1677, 9, 22)
-LATEST_DATETIME = datetime(2262, 4, 10, 23, 59, 59, 999999)
 # Numbers a model can take: scikit-learn's trees and the ONNX graph compute in float32, so a larger
 # magnitude becomes infinity there (scikit-learn then refuses the whole batch).
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-_DATETIME_RANGE = (
-    f"must be between {EARLIEST_DATETIME:%Y-%m-%d}T00:00:00Z and {LATEST_DATETIME:%Y-%m-%d}T23:59:59Z"
-    " (UTC; the range a model's datetime features hold)"
-)
-_ONE_DAY = timedelta(days=1)
-
-
-def utc_datetime(value: str) -> datetime:
-    """A request's ISO 8601 date or date-time as a naive UTC datetime inside the model's range.
-
-    Without an offset the time is UTC (as in training). An offset is applied without
-    ``astimezone``: near the ends of the calendar (``0001-01-01T00:00:00+01:00``) that overflows.
-
-    Raises
-    ------
-    ValueError
-        Not ISO 8601, or outside ``EARLIEST_DATETIME`` .. ``LATEST_DATETIME`` once in UTC (the message
-        says which; pydantic and :class:`RecordValidator` turn it into a 400 naming the field).
-    """
-    try:
-        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
-    except ValueError:
-        raise ValueError("must be an ISO 8601 date or date-time, for example 2026-10-01T12:00:00Z") from None
-    local = parsed.replace(tzinfo=None)
-    # An offset is under a day, so a local time within a day of the range converts without overflow.
-    if not EARLIEST_DATETIME - _ONE_DAY <= local <= LATEST_DATETIME + _ONE_DAY:
-        raise ValueError(_DATETIME_RANGE)
-    offset = parsed.utcoffset()
-    utc = local - offset if offset else local
-    if not EARLIEST_DATETIME <= utc <= LATEST_DATETIME:
-        raise ValueError(_DATETIME_RANGE)
-    return utc
 
 
 def iso_datetime(value: str) -> str:

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from mlops.errors import CheckFailedError, MlopsError
-from mlops.serving.predictors import MISSING_CATEGORY, ONNX_TAG_SHA256, ONNX_TAG_URI
 from mlops.spec.model import FeatureType, ModelSpec
+from mlops.training.onnx_model import MISSING_CATEGORY, ONNX_TAG_SHA256, ONNX_TAG_URI, OnnxPredictor, records_from_frame
 
 __all__ = ["ONNX_FILE_NAME", "ONNX_TAG_SHA256", "ONNX_TAG_URI", "OnnxExportError", "check_onnx", "export_onnx"]
 
@@ -193,7 +193,6 @@ def check_onnx(data: bytes, pipeline: Any, frame: Any, spec: ModelSpec) -> dict[
         A probability differs by more than ``PROBABILITY_TOLERANCE``, a regression prediction by
         more than ``REGRESSION_RELATIVE_TOLERANCE`` (relative), or a label differs.
     """
-    from mlops.serving.predictors import OnnxPredictor, records_from_frame
     from mlops.training.fit import model_input
 
     predictor = OnnxPredictor(data, spec)

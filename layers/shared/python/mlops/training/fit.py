@@ -45,6 +45,7 @@ from mlops.data.validation import coerce
 from mlops.errors import CheckFailedError, InputError, SpecError
 from mlops.spec.estimators import check_estimator_params, estimator_class, estimator_param_names, param_path
 from mlops.spec.model import FeatureType, ModelSpec, Scalar
+from mlops.training.onnx_model import MISSING_CATEGORY  # the value the ONNX graph takes for a null category
 
 # Estimators that need scaled inputs to converge and to weigh features fairly.
 LINEAR_ESTIMATORS = frozenset(
@@ -63,7 +64,6 @@ NATIVE_MISSING_ESTIMATORS = frozenset(
 )
 # One-hot columns per category feature; rarer categories share one "infrequent" column.
 MAX_ONE_HOT = 50
-MISSING_CATEGORY = "(missing)"
 DATETIME_PARTS = ("days", "month")
 # Threads a fit may use. Fixed, because the result must not depend on the machine's core count.
 FIT_THREADS = 1

@@ -419,7 +419,7 @@ def train_candidate(
 def holdout_predictions(pipeline: Any, holdout: Any, spec: ModelSpec, limit: int = 20_000) -> str:
     """The model's predictions on its holdout as JSON: the reference of prediction drift, and with
     the labels and probabilities, the registered side of performance drift (its uncertainty)."""
-    from mlops.drift.performance import holdout_document
+    from mlops.training.holdout import holdout_document
 
     return json.dumps(holdout_document(pipeline, holdout, spec, limit=limit))
 
