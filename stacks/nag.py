@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -42,8 +43,6 @@ def skip_checkov(scope: IConstruct, check_ids: str | Sequence[str], reason: str,
     CloudFormation resource, else on every resource below it (only those of ``types``, such as
     ``AWS::Lambda::Function``, when given). A scope with no such resource is a mistake: it raises.
     """
-    from aws_cdk import CfnResource
-
     ids = [check_ids] if isinstance(check_ids, str) else list(check_ids)
     for check_id in ids:
         if not re.fullmatch(r"CKV2?_AWS_\d+", check_id):
@@ -198,40 +197,44 @@ class LeastPrivilegeError(ValueError):
     """A policy broader than any CDK grant would make."""
 
 
-def finalize(scope: IConstruct) -> None:
-    """Acknowledge the IAM5 findings of every scope marked by :func:`acknowledge_grant_wildcards`."""
-    from aws_cdk import CfnResource, Stack
-    from aws_cdk import aws_iam as iam
+def finalize(scope: IConstruct, imports: Mapping[tuple[str, str], Any]) -> None:
+    """Acknowledge the IAM5 findings of every scope marked by :func:`acknowledge_grant_wildcards`.
 
+    Reads only: cdk-nag reports a finding on another stack's resource by its final form, the
+    ``Fn::ImportValue`` of an export. ``imports`` maps each such ``(logical id, attribute)`` to
+    that import; the stage makes the exports where it builds the stacks
+    (:func:`stacks.stage.export_policy_references`). A reference missing from it is a mistake: it raises.
+    """
     marked = [(s, g) for s, g in _GRANTS_ONLY if s.node.path.startswith(scope.node.path + "/")]
-    resources = {}
-    for construct in scope.node.find_all():
-        if isinstance(construct, CfnResource):
-            stack = Stack.of(construct)
-            resources[(stack.node.path, stack.get_logical_id(construct))] = construct
 
-    def as_imports(node: Any, consumer: Stack) -> Any:
-        # Cross-stack references become Fn::ImportValue during synthesis, after this runs; export
-        # them now (same export name CDK would generate) so the finding ids match the final ones.
+    def as_imports(node: Any, local: frozenset[str]) -> Any:
         if isinstance(node, list):
-            return [as_imports(item, consumer) for item in node]
+            return [as_imports(item, local) for item in node]
         if not isinstance(node, dict):
             return node
-        if "Fn::GetAtt" in node and (consumer.node.path, node["Fn::GetAtt"][0]) not in resources:
-            logical_id, attribute = node["Fn::GetAtt"]
-            owner = next(c for (path, lid), c in resources.items() if lid == logical_id)
-            return consumer.resolve(Stack.of(owner).export_value(owner.get_att(attribute)))
-        return {key: as_imports(value, consumer) for key, value in node.items()}
+        if "Fn::GetAtt" in node and node["Fn::GetAtt"][0] not in local:
+            reference = tuple(node["Fn::GetAtt"])
+            if reference not in imports:
+                raise LeastPrivilegeError(f"{reference} is another stack's, not exported where the stacks are built")
+            return imports[reference]
+        return {key: as_imports(value, local) for key, value in node.items()}
 
     for marked_scope, grants in marked:
         for construct in marked_scope.node.find_all():
             if not isinstance(construct, iam.CfnPolicy):
                 continue
             consumer = Stack.of(construct)
-            document = as_imports(consumer.resolve(construct.policy_document), consumer)
+            document = as_imports(consumer.resolve(construct.policy_document), logical_ids(consumer))
             for finding in wildcard_findings(document, construct.node.path):
                 acknowledge(
                     construct,
                     f"AwsSolutions-IAM5[{finding}]",
                     f"Only CDK grant methods scoped to this deployment's own resources: {grants}.",
                 )
+
+
+def logical_ids(stack: Stack) -> frozenset[str]:
+    """The logical ids of ``stack``'s own resources (a ``Fn::GetAtt`` to any other is cross-stack)."""
+    return frozenset(
+        stack.get_logical_id(c) for c in stack.node.find_all() if isinstance(c, CfnResource) and Stack.of(c) is stack
+    )

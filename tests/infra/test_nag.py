@@ -79,3 +79,24 @@ def test_wildcard_findings_refuse_star_actions() -> None:
         "p",
     )
     assert findings == ["Action::s3:GetObject*", "Resource::x:y/datasets/*"]
+
+
+def test_the_checks_only_read_the_stage() -> None:
+    # GIVEN the dev stage as app.py builds it (its cross-stack exports made where the stacks are built)
+    from stacks.config import load_environments
+    from stacks.stage import MlopsStage
+    from tests.infra.conftest import cdk_context
+
+    context = cdk_context()
+    config = load_environments(context["mlops:environments"], only="dev")[0]
+    stage = MlopsStage(cdk.App(context=context), config=config)
+    assert stage.imports, "the platform's policies read the stateful stack's resources"
+    assert all(set(i) == {"Fn::ImportValue"} for i in stage.imports.values())
+    paths = [c.node.path for c in stage.node.find_all()]
+    # WHEN the IAM5 acknowledgements are worked out again  THEN not one construct (an export) is added
+    nag.finalize(stage, stage.imports)
+    assert [c.node.path for c in stage.node.find_all()] == paths
+    # AND a cross-stack reference nobody exported is refused, never exported on the fly
+    with pytest.raises(nag.LeastPrivilegeError, match="not exported"):
+        nag.finalize(stage, {})
+    assert [c.node.path for c in stage.node.find_all()] == paths
