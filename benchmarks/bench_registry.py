@@ -26,7 +26,7 @@ import boto3
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
-from mlops.registry.tables import DynamoStore
+from mlops.registry.dynamo import DynamoStore
 from mlops.registry.versions import Registry
 from mlops_local.testing import create_registry_tables
 

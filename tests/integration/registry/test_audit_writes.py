@@ -14,8 +14,9 @@ import pytest
 
 from mlops.errors import ConflictError
 from mlops.registry.audit import AuditTrail
+from mlops.registry.dynamo import DynamoStore
 from mlops.registry.specs import SpecStore
-from mlops.registry.tables import Condition, DynamoStore, Operation, Put
+from mlops.registry.tables import Condition, Operation, Put
 from mlops.registry.versions import Registry
 from mlops.spec.model import load_spec
 from tests.integration.registry.conftest import AUDIT_TABLE, REGISTRY_TABLE

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.registry.tables import DynamoStore, MemoryStore, deserialize, serialize
+from mlops.registry.dynamo import DynamoStore
+from mlops.registry.memory import MemoryStore
+from mlops.registry.tables import deserialize, serialize
 from mlops.registry.versions import Registry
 
 

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from mlops.errors import CheckFailedError, ConflictError, InputError
+from mlops.registry.dynamo import DynamoStore
 from mlops.registry.keys import (
     GSI1,
     GSI1_PK,
@@ -62,12 +63,11 @@ from mlops.registry.keys import (
     audit_schema,
     registry_schema,
 )
+from mlops.registry.memory import MemoryStore
 from mlops.registry.tables import (
     ABSENT,
     Condition,
     ConditionFailedError,
-    DynamoStore,
-    MemoryStore,
     Operation,
     Put,
     Store,
@@ -266,7 +266,7 @@ class AuditTrail:
     Parameters
     ----------
     store
-        Where the tables live (:class:`~mlops.registry.tables.DynamoStore` or the in-memory fake).
+        Where the tables live (:class:`~mlops.registry.dynamo.DynamoStore` or the in-memory fake).
     table
         The audit table's name.
     anchor_table

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
 from mlops.registry.audit import AuditTrail, decode_token, encode_token, utc_now
+from mlops.registry.dynamo import DynamoStore
 from mlops.registry.keys import (
     GSI1,
     VERSION_SK_PREFIX,
@@ -60,13 +61,12 @@ from mlops.registry.keys import (
     sk_prefix,
     version_key,
 )
+from mlops.registry.memory import MemoryStore
 from mlops.registry.tables import (
     ABSENT,
     Check,
     Condition,
     ConditionFailedError,
-    DynamoStore,
-    MemoryStore,
     Operation,
     Put,
     Store,
@@ -246,7 +246,7 @@ class Registry:
     Parameters
     ----------
     store
-        Where the tables live (:class:`~mlops.registry.tables.DynamoStore` or the in-memory fake).
+        Where the tables live (:class:`~mlops.registry.dynamo.DynamoStore` or the in-memory fake).
     table
         The registry table's name.
     audit
