@@ -12,7 +12,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from mlops.errors import NotFoundError
-from mlops.registry.tables import Condition, ConditionFailedError, DynamoStore, Put, TableSchema
+from mlops.registry.dynamo import DynamoStore
+from mlops.registry.tables import Condition, ConditionFailedError, Put, TableSchema
 from mlops.registry.versions import Registry
 from mlops.serving.awsapi import S3, AwsError, DynamoDB, clients_from_env
 from mlops.serving.predictors import S3Artifacts
