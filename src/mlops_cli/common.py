@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 
 import boto3
 import click
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 
 from mlops.errors import InputError, MlopsError, NotFoundError
 from mlops.settings import Platform, discover
@@ -94,8 +97,6 @@ def signed_request(
     repeat) tries twice more after a 429, 502, 503 or 504, as the SDK's standard retry mode does
     for AWS's own APIs, 0.5 s and then 1 s (or the answer's ``Retry-After``) later.
     """
-    import time
-
     attempt, attempts = 0, 3 if retry_unavailable else 1
     while True:
         try:
@@ -130,9 +131,6 @@ def _signed_request_once(
     why_credentials: str,
     timeout: float,
 ) -> dict[str, Any]:
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
     base = app.platform().api_url
     if not base:
         raise NotFoundError(f"environment {app.environment!r} has no API deployed (SSM api-url is missing)")

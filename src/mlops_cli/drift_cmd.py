@@ -45,6 +45,7 @@ def command(
 
     Prints one line per feature, worst first; --json prints the whole report document.
     """
+    # Here, not at the top: the drift engine (scipy, pandas: about 1.7 s) only when the command runs, not for --help.
     from mlops.drift import Reference, drift_report, read_window, render_html
 
     spec = load_spec(spec_path)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,12 +18,12 @@ import click
 
 from mlops.errors import MlopsError
 from mlops_cli.common import LOCAL_ENDPOINT, AppContext, emit, json_option, pass_app
+from mlops_cli.progress import Progress
+from mlops_local.assembly import load_assembly
 
 
 def _stack_prefix(assembly: Path, environment: str) -> str | None:
     """``mlops-<env>-`` when the assembly has that stage (``make synth`` writes every stage), else all."""
-    from mlops_local.assembly import load_assembly
-
     prefix = f"mlops-{environment}-"
     return prefix if any(s.name.startswith(prefix) for s in load_assembly(assembly)) else None
 
@@ -34,6 +38,7 @@ def _options(
     warm: bool,
     log_dir: Path | None,
 ) -> Any:
+    # The local cloud (0.3 s; moto once started): only when a command needs it, not for --help.
     from mlops_local.cloud import LocalCloudOptions
 
     return LocalCloudOptions(
@@ -109,6 +114,7 @@ def up(
     Prints one JSON line once ready: endpoint_url, api_url, region, stacks, emulated and
     not_emulated resource types. Use it with `AWS_ENDPOINT_URL=<endpoint_url>` or `mlops --local`.
     """
+    # The local cloud (0.3 s; moto once started): only when a command needs it, not for --help.
     from mlops_local.cloud import LocalCloud
 
     options = _options(assembly, port, api_port, real_time, time_scale, not no_schedules, warm, log_dir)
@@ -198,8 +204,6 @@ def status(app: AppContext, endpoint: str | None) -> None:
 
 
 def _free(host: str, port: int) -> bool:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
@@ -214,6 +218,7 @@ KEPT_DIR = Path(".build") / "local"
 
 def _write_kept(cloud: Any, directory: Path) -> Path:
     """``env.sh`` (PATH, endpoint, keys, named profiles) and ``cloud.json`` (pid) for other shells."""
+    # The local cloud (0.3 s; moto once started): only when a command needs it, not for --help.
     from mlops_local.cloud import CREDENTIALS, write_profiles
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -257,9 +262,6 @@ def _kept_help(cloud: Any, script: Path, model: str) -> str:
 
 def _wait_for_signal() -> None:
     """Block until SIGINT or SIGTERM (Ctrl-C here, or `mlops local down`)."""
-    import signal
-    import threading
-
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -300,7 +302,7 @@ def demo(app: AppContext, assembly: Path, port: int | None, real_time: bool, tim
     Progress (what is being waited for, for how long) goes to standard error; each step's result
     and the closing summary to standard output.
     """
-    from mlops_cli.progress import Progress
+    # The local cloud and its demo scenario (0.5 s, moto on start): only for this command, not for --help.
     from mlops_local.cloud import LocalCloud
     from mlops_local.scenario import run_scenario, settle
     from mlops_local.scenario_context import MODEL, ScenarioError
@@ -359,9 +361,6 @@ def demo(app: AppContext, assembly: Path, port: int | None, real_time: bool, tim
 @pass_app
 def down(app: AppContext, timeout_s: float) -> None:
     """Stop the local cloud that `mlops local demo --keep` (or `make demo KEEP=1`) left running here."""
-    import signal
-    import time
-
     state = KEPT_DIR / "cloud.json"
     if not state.is_file():
         raise MlopsError(f"no kept local cloud here ({state} is missing); `mlops local demo --keep` writes it")

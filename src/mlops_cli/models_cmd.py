@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from mlops.contracts.names import schedule_group_name
 from mlops.deployment.history import deployment_history, render_history
 from mlops.errors import NotFoundError
 from mlops.registry.versions import ModelSummary, ModelVersion, Registry
@@ -168,7 +169,7 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
 @pass_app
 def card(app: AppContext, model: str, version: int) -> None:
     """Print the model card (markdown) of MODEL VERSION: intended use, data, metrics, slices, limits."""
-    from mlops.training.steps import version_prefix
+    from mlops.training.steps import version_prefix  # the pipeline steps (sklearn, 1.5 s): this subcommand only
 
     registry = open_registry(app)
     found = registry.get_version(model, version)  # NotFoundError (exit 3) for an unknown version
@@ -215,7 +216,7 @@ def _schedule_line(schedule: dict[str, Any]) -> str:
 
 def _schedule_state(app: AppContext, model: str, *, enabled: bool) -> dict[str, Any]:
     """Pause or resume MODEL's drift-check schedule; a refusal is reported, never fatal."""
-    from mlops.contracts.names import schedule_group_name
+    # The monitor (0.2 s more) only for pause/resume, not for every `models` subcommand.
     from mlops.monitoring.monitor import set_schedule_state
 
     try:

@@ -6,13 +6,17 @@ import json
 from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.errors import CheckFailedError, NotFoundError
+from mlops.errors import CheckFailedError, MlopsError, NotFoundError
+from mlops.registry.keys import training_run_key
 from mlops.registry.view import render_candidates
+from mlops.registry.view import run_candidates as stored_candidates
 from mlops.training.history import Run
 from mlops.training.run_view import render_run
 from mlops.training.runs import describe_run, list_runs, wait_run
 from mlops_cli.common import AppContext, emit, json_option, pass_app
+from mlops_cli.models_cmd import open_registry
 
 
 def training_state_machine(app: AppContext) -> str:
@@ -36,10 +40,6 @@ def explain(app: AppContext, run: Run) -> Run:
     """Add to a failed run what its execution does not hold: the failed checks of an invalid
     dataset (read from its validation report in S3) and the registry's ``RUN#<run>`` item that
     the failure path wrote. What cannot be read is noted, never raised: the run's own story stands."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from mlops.errors import MlopsError
-
     failure = run.failure
     if failure is None:
         return run
@@ -53,9 +53,6 @@ def explain(app: AppContext, run: Run) -> Run:
             failure.notes.append(f"the validation report could not be read ({exc})")
     elif run.model:
         try:
-            from mlops.registry.keys import training_run_key
-            from mlops_cli.models_cmd import open_registry
-
             registry = open_registry(app)
             item = registry.store.get(registry.table, training_run_key(run.model, run.name))
             if item is not None:
@@ -83,8 +80,6 @@ def check_succeeded(run: Run, what: str = "run") -> None:
 
 def run_candidates(app: AppContext, run: Run) -> dict[str, Any] | None:
     """The run's search candidates, best first (None before its Evaluate step wrote them)."""
-    from mlops.registry.view import run_candidates as stored_candidates
-
     if not run.model:
         return None
     return stored_candidates(app.session().client("s3"), app.platform().data_bucket, run.model, run.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import signal
 import tempfile
@@ -293,6 +294,8 @@ class LocalCloud:
         return self.ready_info()
 
     def _start_moto(self) -> None:
+        # Here, not at the top: moto's server (with mlops_local.patches, about 2.5 s) loads only when a
+        # cloud starts, not for `mlops local status`/`down` or the harness that starts one in a child.
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
@@ -312,8 +315,6 @@ class LocalCloud:
             ) from exc
         port = self._server.server_port
         self.endpoint_url = f"http://{self.options.host}:{port}"
-        import os
-
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(port)
         self._server_thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
@@ -403,8 +404,6 @@ class LocalCloud:
 
     def _session_for_clients(self) -> boto3.session.Session:
         """A boto3 session whose clients need ``endpoint_url=self.endpoint_url`` (or the env var)."""
-        import os
-
         os.environ.setdefault("AWS_ENDPOINT_URL", self.endpoint_url)
         return boto3.session.Session(
             aws_access_key_id=CREDENTIALS[0], aws_secret_access_key=CREDENTIALS[1], region_name=self.region

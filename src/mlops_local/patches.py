@@ -77,6 +77,8 @@ def serialize_dynamodb() -> None:
     account and region are known. The lock is re-entrant (a DynamoDB stream delivering to a Lambda
     in the same thread would re-enter); the stacks define no stream consumers.
     """
+    # moto is imported where it is patched (here and in _install), not at the top: its modules cost
+    # about 2.5 s, and the runtime imports this module for scaled() alone.
     from moto.dynamodb.responses import DynamoHandler
 
     with _dynamodb_locks_guard:
@@ -113,6 +115,7 @@ def _install() -> None:
     if _active["installed"]:
         return
     serialize_dynamodb()
+    # moto, only once a cloud installs the patches (see serialize_dynamodb).
     from moto.awslambda import models as lambda_models
     from moto.core.config import default_user_config
     from moto.events import models as events_models
@@ -214,7 +217,7 @@ def _install() -> None:
 
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
 
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # moto: see serialize_dynamodb
 
     original_call = DomainDispatcherApplication.__call__
 

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from mlops_local.cloud import CREDENTIALS as CREDENTIALS  # re-exported: tests and benchmarks sign with it
 from mlops_local.cloud import identity as local_identity
@@ -56,8 +60,6 @@ _SYNTHESIZED: dict[tuple[str, str], Path] = {}
 
 def synthesize_once(environment: str = "dev", root: Path | None = None) -> Path:
     """:func:`synthesize` into a temporary directory, once per process (shared by test sessions)."""
-    import tempfile
-
     root = (root or Path.cwd()).resolve()
     key = (str(root), environment)
     if key not in _SYNTHESIZED:
@@ -192,10 +194,6 @@ class LocalCloudProcess:
 
         Returns ``(status, parsed JSON body)``; a non-JSON body comes back as ``{"raw": text}``.
         """
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-
         url = self.api_url.rstrip("/") + "/" + path.lstrip("/")
         data = body if isinstance(body, bytes) else (None if body is None else json.dumps(body).encode())
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -314,6 +312,8 @@ def serve_as_champion(
     with the sha256 the registry records; the version is approved and made champion by ``actor``.
     For scripts and tests that need a served model without running a training pipeline.
     """
+    # Here, not at the top: the ONNX export (skl2onnx, about 0.8 s) only for this helper, not for
+    # every test session that imports the harness.
     from mlops.training.artifacts import dump_artifact, sha256_hex
     from mlops.training.export import ONNX_TAG_SHA256, ONNX_TAG_URI, export_onnx
 

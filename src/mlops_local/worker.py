@@ -7,6 +7,7 @@ imported once (cold start) and stays imported (warm starts), as in a Lambda exec
 
 from __future__ import annotations
 
+import cProfile
 import importlib
 import json
 import os
@@ -15,6 +16,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+import botocore.endpoint
 
 # Variables a process needs to run at all; everything else comes from the function's configuration.
 _KEEP = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "SYSTEMROOT", "VIRTUAL_ENV", "MLOPS_LOCAL_PROFILE")
@@ -106,7 +109,6 @@ def _compress_sdk_backoff(scale: float, max_wait_s: float) -> None:
     """
     if scale >= 1.0:
         return
-    import botocore.endpoint
 
     class _ScaledTime:
         def __getattr__(self, name: str) -> Any:
@@ -132,8 +134,6 @@ def _call(handler: Any, event: Any, context: Any) -> Any:
     where = os.environ.get("MLOPS_LOCAL_PROFILE")
     if not where:
         return handler(event, context)
-    import cProfile
-
     profile = cProfile.Profile()
     try:
         return profile.runcall(handler, event, context)

@@ -27,6 +27,7 @@ from typing import Any
 from mlops.errors import InputError
 from mlops.spec.model import ModelSpec
 from mlops.storage import read_object
+from mlops.values import canonical_label
 
 LABEL_PREFIX = "labels"
 DEFAULT_LOOKBACK_DAYS = 7
@@ -54,13 +55,11 @@ def label_key(model: str, extension: str, at: datetime | None = None, name: str 
 
 def _check_label(spec: ModelSpec, value: Any) -> str | None:
     """A problem with one label value, or None."""
-    from mlops.data.validation import coerce
-
     if value is None or (isinstance(value, str) and not value.strip()):
         return "is empty"
     if spec.task == "classification":
-        classes = {coerce.label(c) for c in spec.target.classes or []}
-        if coerce.label(value) not in classes:
+        classes = {canonical_label(c) for c in spec.target.classes or []}
+        if canonical_label(value) not in classes:
             return f"{value!r} is not one of the target classes {sorted(classes)}"
         return None
     try:

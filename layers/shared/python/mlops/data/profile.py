@@ -32,6 +32,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops.data.validation import coerce
+from mlops.data.validation.engine import read_as_text
+from mlops.data.validation.reader import CsvReader
 from mlops.errors import InputError
 from mlops.spec.model import FeatureType, ModelSpec, format_validation_error
 
@@ -353,9 +355,6 @@ def profile_stream(stream: IO[bytes], spec: ModelSpec, source: str, **kwargs: An
     InputError
         When the data cannot be read at all (empty, binary, no header).
     """
-    from mlops.data.validation.engine import read_as_text
-    from mlops.data.validation.reader import CsvReader
-
     builder = ProfileBuilder(spec, **kwargs)
     reader = CsvReader(stream, source, [*spec.feature_names, spec.target.name], read_as_text(spec))
     for chunk in reader.chunks():

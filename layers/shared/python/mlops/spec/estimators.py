@@ -34,13 +34,10 @@ import difflib
 import importlib
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops.errors import SpecError
-from mlops.spec.model import ESTIMATORS
-
-if TYPE_CHECKING:
-    from mlops.spec.model import ModelSpec
+from mlops.spec.model import ESTIMATORS, ModelSpec
 
 
 def estimator_class(import_path: str) -> type:

@@ -85,6 +85,7 @@ class SpecView:
 
     def model_spec(self) -> ModelSpec:
         """The whole spec, parsed (and checked) by pydantic: for the code that needs more than the view."""
+        # Here, not at the top: pydantic stays off the inference cold start (and spec.model imports this module).
         from mlops.spec.model import parse_spec
 
         return parse_spec(dict(self.document), f"{self.name} spec")
