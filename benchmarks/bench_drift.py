@@ -9,6 +9,11 @@ Measured in the same run, per row count:
   normalized Wasserstein, PSI, chi-square, Jensen-Shannon, missing rates, unseen categories,
   Benjamini-Hochberg, verdict), the reference's sorting and counting included;
 * ``profile``: the same against the reference's stored profile (what the monitor does);
+* ``categories``: counting the 5 category columns of the current side the way the engine does
+  (``pandas.factorize`` through ``mlops.data.validation.coerce``: public APIs only) against the
+  way it once did (:func:`identity_counts`, kept here only as the baseline: long object columns
+  counted by their objects' addresses read through ``ctypes``); both must give the same counts;
+  ``--categories`` runs this part alone;
 * with ``--compare PYTHON`` (``make bench-drift-compare``): Evidently ``DataDriftPreset`` and
   alibi-detect ``TabularDrift`` on the same data, run by PYTHON (a separate virtual environment
   from benchmarks/requirements-drift-compare.txt; neither is a dependency of this project).
@@ -17,12 +22,13 @@ Times are the best of ``--repeat`` runs (Evidently: one run). Peak memory is eac
 resident memory above the process's resident memory once the two frames exist, in a fresh
 process per tool with fixed glibc malloc thresholds (Linux ``/proc/self/clear_refs``; elsewhere
 the whole process's peak).
-Run: ``python benchmarks/bench_drift.py [--rows 10000 100000 1000000] [--repeat 3] [--compare PY]``.
+Run: ``python benchmarks/bench_drift.py [--rows 10000 100000 1000000] [--repeat 3] [--compare PY] [--categories]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -117,6 +123,67 @@ def run_ours(reference: pd.DataFrame, current: pd.DataFrame) -> Callable[[], Any
     return lambda: drift_report(reference, current, spec)
 
 
+# ------------------------------------------------------------------------------ category counting
+def identity_counts(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """The engine's former category count (the baseline; never used by the platform).
+
+    It read a long object column's PyObject pointers as integers through ``ctypes``, counted the
+    distinct addresses (integer hashing), and read back as text only the distinct objects. It
+    relied on interpreter internals (an object array is an array of pointers, alive while the
+    array is) and on pandas' private ``_ndarray`` of python-backed string arrays.
+    """
+    from mlops.data.validation import coerce
+
+    values = series.to_numpy() if series.dtype == object else getattr(series.array, "_ndarray", None)
+    if not (isinstance(values, np.ndarray) and values.dtype == object and values.flags.c_contiguous):
+        codes, uniques, null = coerce.factorized(series)
+        present = codes >= 0
+        return uniques, np.bincount(codes[present], minlength=len(uniques)), int(np.count_nonzero(null))
+    addresses = np.frombuffer((ctypes.c_ssize_t * len(values)).from_address(values.ctypes.data), dtype=np.intp)
+    identity, distinct = pd.factorize(addresses)
+    per_object = np.bincount(identity, minlength=len(distinct))
+    objects = np.fromiter(
+        (ctypes.cast(int(address), ctypes.py_object).value for address in distinct), dtype=object, count=len(distinct)
+    )
+    codes, uniques, null = coerce.factorized(pd.Series(objects, dtype=object))
+    present = codes >= 0
+    counts = np.bincount(codes[present], weights=per_object[present], minlength=len(uniques)).astype(np.int64)
+    return uniques, counts, int(per_object[null].sum())
+
+
+def _as_table(result: tuple[np.ndarray, np.ndarray, int]) -> tuple[dict[Any, int], int]:
+    uniques, counts, missing = result
+    table: dict[Any, int] = {}
+    for label, count in zip(uniques.tolist(), counts.tolist(), strict=True):
+        table[label] = table.get(label, 0) + int(count)
+    return {k: v for k, v in table.items() if v}, missing
+
+
+def compare_category_counts(frame: pd.DataFrame, repeat: int) -> tuple[float, float, bool]:
+    """Seconds to count every category column (public API, ctypes baseline) and whether they agree."""
+    from mlops.drift.engine import _category_counts
+
+    columns = [frame[name] for name in CATEGORICAL]
+    public_s = baseline_s = float("inf")
+    for _ in range(repeat):  # interleaved, so a change in the machine's load hits both alike
+        public_s = min(public_s, best_of(lambda: [_category_counts(c) for c in columns], 1)[0])
+        baseline_s = min(baseline_s, best_of(lambda: [identity_counts(c) for c in columns], 1)[0])
+    same = all(_as_table(_category_counts(c)) == _as_table(identity_counts(c)) for c in columns)
+    return public_s, baseline_s, same
+
+
+def categories_only(rows_list: list[int], repeat: int) -> None:
+    print(f"category counting, {len(CATEGORICAL)} columns of {len(LEVELS)} levels: public API vs the ctypes baseline")
+    print(f"{'rows':>10} {'public s':>9} {'ctypes s':>9} {'x ctypes':>8} {'+ s':>7} {'same':>5}")
+    for rows in rows_list:
+        public_s, baseline_s, same = compare_category_counts(make_frame(rows, 2, True), repeat)
+        print(
+            f"{rows:>10,} {public_s:>9.4f} {baseline_s:>9.4f} {public_s / baseline_s:>8.2f}"
+            f" {public_s - baseline_s:>7.3f} {same!s:>5}",
+            flush=True,
+        )
+
+
 # ------------------------------------------------------------------------------ competitors
 def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> Callable[[], Any]:
     from evidently import Report  # type: ignore[import-not-found,unused-ignore]
@@ -201,11 +268,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--compare", metavar="PYTHON", help="interpreter with evidently and alibi-detect installed")
+    parser.add_argument("--categories", action="store_true", help="only category counting against its baseline")
     parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.rows[0], args.repeat, args.measure)
+        return
+    if args.categories:
+        categories_only(args.rows, args.repeat)
         return
 
     from mlops.data.profile import profile_frame
@@ -262,6 +333,7 @@ def main() -> None:
         if not ok:
             print(f"  drifted: {sorted(report.drifted_features)} / {sorted(by_profile.drifted_features)}")
         summary.update(rows=rows, data=data_s / floor_s, profile=profile_s / floor_s)
+    categories_only(args.rows, args.repeat)
     print(f"load average {os.getloadavg()[0]:.1f} at the end (times are best of {args.repeat}; Evidently: one run)")
     largest = f"{int(summary['rows']):,} rows"
     at_target = summary["rows"] >= TARGET_ROWS

