@@ -29,9 +29,6 @@ class InferenceEndpoint(Construct):
         MiB; half of it is the model cache's budget.
     max_batch_size, alias_ttl_seconds, capture_rate
         See :class:`mlops.serving.settings.ServingSettings`.
-    describe_route
-        Also serve ``GET /models/{model}`` (serving versions and the JSON Schema of a record);
-        only when the catalog function no longer owns that method.
 
     Attributes
     ----------
@@ -56,7 +53,6 @@ class InferenceEndpoint(Construct):
         alias_ttl_seconds: int = 30,
         capture_rate: float = 1.0,
         max_body_bytes: int = 5 * 1024 * 1024,
-        describe_route: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         model_layer = getattr(layers, "inference", None) or layers.science
@@ -128,4 +124,3 @@ class InferenceEndpoint(Construct):
             request_parameters={"method.request.path.model": True},
         )
         self.openapi_method = rest_api.root.add_resource("openapi.json").add_method("GET", integration)
-        self.describe_method = model.add_method("GET", integration) if describe_route else None

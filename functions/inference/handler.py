@@ -1,4 +1,4 @@
-"""Inference API: POST /models/{model}/predict, GET /models/{model}, GET /openapi.json.
+"""Inference API: POST /models/{model}/predict and GET /openapi.json (``ROUTES``).
 
 Thin: parse the API Gateway event, call :class:`mlops.serving.service.InferenceService`, shape the answer,
 emit metrics. One service (and its model cache) per execution environment, created on first use.
@@ -7,7 +7,8 @@ Cold start is part of the contract (benchmarks/bench_inference.py), so this modu
 the first prediction needs: Powertools' Logger and Metrics (not its event handler, whose import pulls
 in the validation and OpenAPI machinery of every resolver), and not boto3: the registry and the
 artifacts are read with :mod:`mlops.serving.awsapi` (boto3's import and two clients cost ~0.15 s).
-The three routes are matched on the REST event's resource template.
+The two routes are matched on the REST event's resource template. ``GET /models/{model}`` (what a
+model serves and expects) is the model catalog's (``functions/api``), not this function's.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ metrics = Metrics()
 _service: InferenceService | None = None
 
 PREDICT = ("POST", "/models/{model}/predict")
-DESCRIBE = ("GET", "/models/{model}")
 OPENAPI = ("GET", "/openapi.json")
+# Every route this handler serves: tests/infra/test_api_routes.py checks each is wired in the API.
+ROUTES = (PREDICT, OPENAPI)
 
 
 def service() -> InferenceService:
@@ -103,7 +105,6 @@ def _answer(status: int, body: Any, request_id: str | None) -> dict[str, Any]:
 
 _PATHS = (
     (PREDICT, re.compile(r"^/models/([^/]+)/predict/?$")),
-    (DESCRIBE, re.compile(r"^/models/([^/]+)/?$")),
     (OPENAPI, re.compile(r"^/openapi\.json$")),
 )
 
@@ -194,8 +195,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
         if route == PREDICT:
             return _predict(event, model, headers, request_id)
-        if route == DESCRIBE:
-            return _answer(200, service().describe(model), request_id)
         if route == OPENAPI:
             return _openapi(event, headers)
         return _not_found(*route, request_id)

@@ -85,6 +85,3 @@ def test_model_names_that_cannot_exist_are_404(handler: ModuleType, world: World
     evt = {**event("POST", "/models/m/predict", body), "pathParameters": {"model": model}}
     status, answer = send(handler, evt)
     assert status == 404 and answer["error"] == "unknown_model", answer
-    evt = {**event("GET", "/models/m"), "resource": "/models/{model}", "pathParameters": {"model": model}}
-    evt["requestContext"]["resourcePath"] = "/models/{model}"
-    assert send(handler, evt)[0] == 404

@@ -90,7 +90,8 @@ def test_canary_answers_its_share(world: World) -> None:
     # THEN the canary answered 20% +- 4 points (binomial sd 1.6 points) and the champion the rest
     share = versions.count(v2) / len(versions)
     assert 0.16 <= share <= 0.24 and versions.count(v1) == len(versions) - versions.count(v2), share
-    assert service.describe(MODEL)["rollout"] == {"mode": "canary", "share": 0.2}
+    routing = service.routing(MODEL)
+    assert (routing.mode, routing.share) == ("canary", 0.2)
 
 
 def test_shadow_is_captured_but_never_answers(world: World) -> None:
@@ -201,12 +202,14 @@ def test_capture_key_layout() -> None:
     assert capture_key("churn", "../x", at) == "captures/churn/2026/11/03/07/.._x.jsonl"
 
 
-def test_describe_names_serving_versions_and_schema(world: World) -> None:
+def test_the_champion_spec_gives_the_input_schema(world: World) -> None:
+    # GIVEN a champion WHEN its request models are built from its spec alone (no artifact loaded)
     world.champion(world.register(0))
-    described = world.service().describe(MODEL)
-    assert described["serving"]["champion"]["version"] == 1
-    assert described["serving"]["champion"]["artifact_format"] == "sklearn-pickle"
-    assert described["input_schema"]["properties"]["tenure_months"]["maximum"] == 72
+    service = world.service()
+    schema = service.spec_requests(MODEL, 1).input_schema()
+    # THEN the schema of one record carries the spec's bounds, and no model was loaded for it
+    assert schema["properties"]["tenure_months"]["maximum"] == 72
+    assert len(service.cache) == 0 and world.artifacts.reads == 0
 
 
 def test_openapi_document_is_valid_openapi(world: World) -> None:
@@ -271,7 +274,7 @@ def test_an_archived_model_is_refused_with_410_and_served_again_once_unarchived(
         assert caught.value.http_status == 410 and caught.value.code == "model_archived"
         assert f"model '{MODEL}' is archived" in caught.value.message
     with pytest.raises(ModelArchivedError):
-        service.describe(MODEL)
+        service.routing(MODEL)
     # WHEN unarchived THEN the very next request is served (an archived state is never cached)
     world.registry.unarchive_model(MODEL, actor="dana")
     assert service.predict(MODEL, body(world.records[:1]), content_type=JSON, request_id="r4").version == 1

@@ -41,23 +41,18 @@ def _response_models() -> tuple[type[BaseModel], ...]:
         classes: list[Any] | None = Field(default=None, description="Classifiers: the order of each probability list")
         probabilities: list[list[float]] | None = Field(default=None, description="Classifiers: one list per record")
 
-    class ServingVersion(BaseModel):
-        version: int
-        status: str
-        spec_revision: int | None
-        artifact_format: str
-        metrics: dict[str, float]
-
+    # GET /models/{model} is the model catalog's route (functions/api, mlops.registry.catalog).
     class ModelDescription(BaseModel):
-        model: str
-        serving: dict[str, ServingVersion | None]
-        rollout: dict[str, Any]
-        spec_revision: int | None
-        task: str
-        max_batch_size: int
-        input_schema: dict[str, Any]
+        model: dict[str, Any] = Field(description="The model's name, aliases (champion, challenger) and state")
+        serving: dict[str, dict[str, Any]] = Field(description="The champion's and challenger's version summaries")
+        input_schema: dict[str, Any] | None = Field(
+            description="The latest spec revision: task, target and features (null before a spec is stored)"
+        )
 
-    return PredictResponse, ErrorResponse, ModelDescription
+    class CatalogError(BaseModel):
+        error: str = Field(description="What is wrong, for a person")
+
+    return PredictResponse, ErrorResponse, ModelDescription, CatalogError
 
 
 def openapi_document(
@@ -106,6 +101,12 @@ def openapi_document(
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
         }
 
+    def catalog_error(description: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CatalogError"}}},
+        }
+
     model_parameter = {
         "name": "model",
         "in": "path",
@@ -152,7 +153,7 @@ def openapi_document(
             "/models/{model}": {
                 "get": {
                     "operationId": "describeModel",
-                    "summary": "Serving versions and the input schema",
+                    "summary": "The model's aliases, serving versions and input schema (the model catalog)",
                     "parameters": [model_parameter],
                     "responses": {
                         "200": {
@@ -161,9 +162,8 @@ def openapi_document(
                                 "application/json": {"schema": {"$ref": "#/components/schemas/ModelDescription"}}
                             },
                         },
-                        "404": error("Unknown model"),
-                        "409": error("The model has no champion yet"),
-                        "410": error("The model is archived (mlops models unarchive restores it)"),
+                        "400": catalog_error("A model name that cannot exist"),
+                        "404": catalog_error("Unknown model"),
                     },
                 }
             },

@@ -48,7 +48,7 @@ from mlops.registry.versions import Registry
 from mlops.serving.cache import LoadedModel, ModelCache
 from mlops.serving.capture import CaptureSink, capture_key, capture_lines
 from mlops.serving.errors import ArtifactRefusedError, NoChampionError, ServingError, ServingUnavailableError
-from mlops.serving.predictors import ONNX_TAG_URI, ArtifactSource, Prediction, load_predictor
+from mlops.serving.predictors import ArtifactSource, Prediction, load_predictor
 from mlops.serving.requests import RequestModels, parse_request, request_models
 from mlops.serving.routing import PredictResult, Routing, read_routing
 from mlops.serving.settings import ServingSettings
@@ -162,14 +162,6 @@ class InferenceService:
         spec = SpecStore(self.registry).get(model, record.spec_revision).view()
         return request_models(spec, spec_revision=record.spec_revision, max_batch_size=self.settings.max_batch_size)
 
-    def _champion(self, model: str) -> tuple[Routing, LoadedModel]:
-        routing = self.routing(model)
-        if routing.champion is None:
-            raise NoChampionError(
-                f"model {model!r} has no champion yet: approve and deploy a version first", code="no_champion"
-            )
-        return routing, self.loaded(model, routing.champion)
-
     # ------------------------------------------------------------------------------------------ API
     def predict(
         self, model: str, body: str | bytes | None, *, content_type: str | None, request_id: str
@@ -261,34 +253,6 @@ class InferenceService:
             "total": (done - started) * 1000,
         }
         return result
-
-    def describe(self, model: str) -> dict[str, Any]:
-        """Serving versions (champion, challenger, rollout mode and share) and the input schema."""
-        routing, champion = self._champion(model)
-        serving: dict[str, Any] = {"champion": self._version_summary(model, routing.champion)}
-        if routing.challenger is not None:
-            serving["challenger"] = self._version_summary(model, routing.challenger)
-        return {
-            "model": model,
-            "serving": serving,
-            "rollout": {"mode": routing.mode, "share": routing.share},
-            "spec_revision": champion.requests.spec_revision,
-            "task": champion.spec.task,
-            "max_batch_size": self.settings.max_batch_size,
-            "input_schema": champion.requests.input_schema(),
-        }
-
-    def _version_summary(self, model: str, version: int | None) -> dict[str, Any] | None:
-        if version is None:
-            return None
-        record = self.registry.get_version(model, version)
-        return {
-            "version": record.version,
-            "status": record.status.value,
-            "spec_revision": record.spec_revision,
-            "artifact_format": "onnx" if record.tags.get(ONNX_TAG_URI) else "sklearn-pickle",
-            "metrics": record.metrics,
-        }
 
     # ------------------------------------------------------------------------------------------ capture
     def _maybe_capture(
