@@ -45,7 +45,8 @@ from mlops.serving.service import InferenceService
 from mlops.serving.settings import ServingSettings
 from mlops.spec.model import ModelSpec, load_spec, parse_spec
 from mlops.training.artifacts import dump_artifact, sha256_hex
-from mlops.training.fit import TrainResult, model_input, train
+from mlops.training.fit import TrainResult, train
+from mlops.training.frames import model_input
 from mlops.training.onnx_model import ONNX_TAG_SHA256, ONNX_TAG_URI, feature_columns, records_from_frame
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -47,7 +47,8 @@ import pandas as pd
 from mlops.drift import Holdout, holdout_document, performance_drift
 from mlops.spec.model import LOWER_IS_BETTER, ModelSpec, parse_spec
 from mlops.training.evaluation import evaluate
-from mlops.training.fit import coerce_frame, model_input, train
+from mlops.training.fit import train
+from mlops.training.frames import coerce_frame, model_input
 
 BOUNDED = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
 CORRUPTED = (0.2, 0.4)

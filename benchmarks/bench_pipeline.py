@@ -31,8 +31,10 @@ from mlops.data.profile import profile_frame  # noqa: E402
 from mlops.data.validation.api import validate_file  # noqa: E402
 from mlops.spec.model import load_spec  # noqa: E402
 from mlops.training.evaluation import evaluate  # noqa: E402
-from mlops.training.fit import load_training_frame, split_for_training, train  # noqa: E402
+from mlops.training.fit import train  # noqa: E402
+from mlops.training.frames import load_training_frame  # noqa: E402
 from mlops.training.search import candidates  # noqa: E402
+from mlops.training.split import split_for_training  # noqa: E402
 from mlops_local.testing import LocalCloudProcess, synthesize_once  # noqa: E402
 
 SPEC = ROOT / "examples" / "specs" / "churn.yaml"

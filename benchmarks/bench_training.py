@@ -32,7 +32,9 @@ from threadpoolctl import threadpool_limits
 from mlops.spec.model import load_spec
 from mlops.training.artifacts import dump_artifact
 from mlops.training.evaluation import evaluate
-from mlops.training.fit import coerce_frame, estimator_params, load_training_frame, model_input, split, train
+from mlops.training.fit import estimator_params, train
+from mlops.training.frames import coerce_frame, load_training_frame, model_input
+from mlops.training.split import split
 
 ROOT = Path(__file__).resolve().parents[1]
 

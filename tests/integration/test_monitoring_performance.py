@@ -24,7 +24,7 @@ from mlops.data.labels import label_key
 from mlops.data.profile import profile_frame
 from mlops.drift import holdout_document
 from mlops.monitoring import steps
-from mlops.monitoring.monitor import MonitorServices, MonitorSettings
+from mlops.monitoring.services import MonitorServices, MonitorSettings
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.serving.capture import capture_key, capture_lines
@@ -32,8 +32,10 @@ from mlops.serving.predictors import SklearnPredictor
 from mlops.serving.routing import PredictResult
 from mlops.spec.model import ModelSpec, parse_spec
 from mlops.training.evaluation import evaluate
-from mlops.training.fit import coerce_frame, split_for_training, train
+from mlops.training.fit import train
+from mlops.training.frames import coerce_frame
 from mlops.training.onnx_model import records_from_frame
+from mlops.training.split import split_for_training
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]  # moto fixtures, tables as the stacks declare them

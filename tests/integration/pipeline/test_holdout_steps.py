@@ -20,7 +20,8 @@ from mlops.errors import CheckFailedError, InputError, NotFoundError
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import parse_spec
 from mlops.storage import read_uri
-from mlops.training.fit import load_fingerprints, load_training_frame, row_fingerprints
+from mlops.training.fingerprints import load_fingerprints, row_fingerprints
+from mlops.training.frames import load_training_frame
 from mlops.training.steps import (
     Services,
     evaluate_candidates,

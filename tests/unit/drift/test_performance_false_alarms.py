@@ -19,7 +19,8 @@ from sklearn.datasets import load_breast_cancer
 from mlops.drift import Holdout, holdout_document, performance_drift
 from mlops.spec.model import ModelSpec, parse_spec
 from mlops.training.evaluation import evaluate
-from mlops.training.fit import coerce_frame, model_input, train
+from mlops.training.fit import train
+from mlops.training.frames import coerce_frame, model_input
 
 SEEDS = 30
 

@@ -31,9 +31,9 @@ from mlops.data.profile import ReferenceProfile, profile_stream
 from mlops.data.validation import ValidationReport, validate_frame, validate_stream
 from mlops.drift import Reference, drift_report, read_window
 from mlops.errors import InputError
-from mlops.monitoring.monitor import records_frame
+from mlops.monitoring.captures import records_frame
 from mlops.spec.model import ModelSpec, parse_spec
-from mlops.training.fit import load_training_frame
+from mlops.training.frames import load_training_frame
 from tests.unit.metamorphic import views
 from tests.unit.metamorphic.tables import (
     Dataset,

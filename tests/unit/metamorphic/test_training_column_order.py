@@ -23,7 +23,9 @@ from threadpoolctl import threadpool_limits
 from mlops.spec.model import ModelSpec, parse_spec
 from mlops.training.artifacts import dump_artifact
 from mlops.training.evaluation import evaluate
-from mlops.training.fit import HoldoutFile, TrainResult, load_training_frame, model_input, train
+from mlops.training.fit import TrainResult, train
+from mlops.training.frames import load_training_frame, model_input
+from mlops.training.split import HoldoutFile
 from tests.unit.metamorphic.tables import Dataset, Table, breast_cancer, churn, diabetes, wine
 
 # (dataset, training.split, changes to training.params)

@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 
 from mlops.data.profile import ReferenceProfile, profile_stream
 from mlops.data.validation.api import validate_stream
-from mlops.monitoring.monitor import parse_capture
+from mlops.monitoring.captures import parse_capture
 from mlops.monitoring.retraining import capture_row
 from mlops.serving.capture import capture_lines
 from mlops.serving.requests import parse_request, request_models
 from mlops.serving.routing import PredictResult
 from mlops.spec.model import FeatureType, ModelSpec, load_spec
-from mlops.training.fit import load_training_frame
+from mlops.training.frames import load_training_frame
 from tests.conformance.datasets import BIKESHARE, DEFAULT
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -15,7 +15,8 @@ from mlops.serving.errors import ArtifactRefusedError
 from mlops.spec.model import ModelSpec
 from mlops.training.artifacts import sha256_hex
 from mlops.training.export import ONNX_TAG_SHA256, ONNX_TAG_URI, check_onnx, export_onnx
-from mlops.training.fit import TrainResult, model_input, train
+from mlops.training.fit import TrainResult, train
+from mlops.training.frames import model_input
 from mlops.training.onnx_model import OnnxPredictor, records_from_frame
 from tests.unit.serving.conftest import MODEL, World
 from tests.unit.training.helpers import example_frame, example_spec, spec_with

@@ -13,7 +13,8 @@ from sklearn.datasets import load_breast_cancer
 
 from mlops.spec.model import parse_spec
 from mlops.training.export import check_onnx, export_onnx
-from mlops.training.fit import model_input, train
+from mlops.training.fit import train
+from mlops.training.frames import model_input
 from mlops.training.onnx_model import OnnxPredictor, records_from_frame
 
 

@@ -18,7 +18,7 @@ from mlops.serving.errors import ArtifactRefusedError, NoChampionError, UnknownM
 from mlops.serving.openapi import openapi_document, serving_openapi
 from mlops.serving.requests import request_models
 from mlops.serving.settings import ServingSettings
-from mlops.training.fit import model_input
+from mlops.training.frames import model_input
 from mlops.training.onnx_model import feature_columns
 from mlops.values import canonical_label as _canonical_label
 from tests.unit.serving.conftest import MODEL, ListSink, World

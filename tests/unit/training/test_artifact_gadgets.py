@@ -19,7 +19,8 @@ import pytest
 from mlops.errors import CheckFailedError
 from mlops.spec.model import ESTIMATORS, ModelSpec
 from mlops.training.artifacts import dump_artifact, load_artifact, sha256_hex
-from mlops.training.fit import model_input, train
+from mlops.training.fit import train
+from mlops.training.frames import model_input
 from tests.unit.training.helpers import example_frame, example_spec, spec_with
 
 PROTO = b"\x80\x05"

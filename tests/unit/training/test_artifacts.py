@@ -10,7 +10,8 @@ import pytest
 
 from mlops.errors import CheckFailedError
 from mlops.training.artifacts import dump_artifact, load_artifact, sha256_hex
-from mlops.training.fit import TrainResult, model_input, train
+from mlops.training.fit import TrainResult, train
+from mlops.training.frames import model_input
 from tests.unit.training.helpers import example_frame, example_spec
 
 

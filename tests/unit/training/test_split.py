@@ -19,17 +19,10 @@ from hypothesis import strategies as st
 
 from mlops.errors import CheckFailedError, InputError
 from mlops.spec.model import ModelSpec, parse_spec
-from mlops.training.fit import (
-    HoldoutFile,
-    coerce_frame,
-    fingerprint_bytes,
-    load_fingerprints,
-    load_training_frame,
-    prepare_split,
-    row_fingerprints,
-    split_frame,
-    train,
-)
+from mlops.training.fingerprints import fingerprint_bytes, load_fingerprints, row_fingerprints
+from mlops.training.fit import train
+from mlops.training.frames import coerce_frame, load_training_frame
+from mlops.training.split import HoldoutFile, prepare_split, split_frame
 
 NUMBERS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 START = pd.Timestamp("2020-01-01")

@@ -12,18 +12,9 @@ import pytest
 
 from mlops.errors import InputError, SpecError
 from mlops.spec.model import ESTIMATORS, ModelSpec
-from mlops.training.fit import (
-    TrainResult,
-    build_pipeline,
-    coerce_frame,
-    estimator_class,
-    load_training_frame,
-    model_input,
-    split,
-    split_for_training,
-    split_frame,
-    train,
-)
+from mlops.training.fit import TrainResult, build_pipeline, estimator_class, train
+from mlops.training.frames import coerce_frame, load_training_frame, model_input
+from mlops.training.split import split, split_for_training, split_frame
 from tests.unit.training.helpers import example_frame, example_spec, spec_with
 
 SMALL_PARAMS = {

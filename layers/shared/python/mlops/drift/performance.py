@@ -496,7 +496,7 @@ def _rows(
     class_list: Sequence[Any],
 ) -> Rows:
     """Labels and predictions typed as the target, rows with either missing left out."""
-    from mlops.training.fit import coerce_frame
+    from mlops.training.frames import coerce_frame
 
     target = spec.target.name
     y_true = coerce_frame(pd.DataFrame({target: np.asarray(labels, dtype=object)}), spec)[target]
@@ -533,7 +533,7 @@ def _rows(
 
 
 def _target_values(series: pd.Series, spec: ModelSpec) -> np.ndarray:
-    from mlops.training.fit import target_array
+    from mlops.training.frames import target_array
 
     return target_array(series.to_frame(), spec)
 
@@ -583,7 +583,7 @@ def performance_drift(
     ('ok', [('accuracy', 'ok'), ('precision', 'insufficient_support'), ...])
     """
     from mlops.training.evaluation import _Scorer
-    from mlops.training.fit import class_labels
+    from mlops.training.frames import class_labels
 
     settings = spec.monitoring.performance
     holdout = holdout or Holdout()

@@ -54,7 +54,7 @@ class SklearnPredictor:
     def predict(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
         import pandas as pd
 
-        from mlops.training.fit import model_input
+        from mlops.training.frames import model_input
 
         frame = pd.DataFrame.from_records(list(records), columns=self.spec.feature_names)
         x = model_input(frame, self.spec)

@@ -32,7 +32,7 @@ import pandas as pd
 
 from mlops.errors import InputError
 from mlops.spec.model import NUMERIC_TYPES, FeatureType, ModelSpec
-from mlops.training.fit import class_labels, coerce_frame, model_input, target_array
+from mlops.training.frames import class_labels, coerce_frame, model_input, target_array
 from mlops.values import finite_number
 
 # A slice with fewer rows is reported, but flagged: its metrics are too noisy to act on.
@@ -85,7 +85,7 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
     Parameters
     ----------
     pipeline
-        A fitted pipeline whose input is :func:`mlops.training.fit.model_input` (a candidate or the
+        A fitted pipeline whose input is :func:`mlops.training.frames.model_input` (a candidate or the
         champion).
     holdout
         Holdout rows with the features and the target (raw or typed); rows without a valid

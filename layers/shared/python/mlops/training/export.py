@@ -4,7 +4,7 @@ The inference function serves the ONNX file with onnxruntime (a slim layer: nump
 onnxruntime, no pandas, scipy or scikit-learn), which keeps the cold start small. The export is
 checked against scikit-learn on the holdout (:func:`check_onnx`) before it is registered.
 
-Input of the exported graph: one ``[N, 1]`` tensor per :func:`mlops.training.fit.model_input` column,
+Input of the exported graph: one ``[N, 1]`` tensor per :func:`mlops.training.frames.model_input` column,
 named like the column: ``float32`` for numbers, booleans and datetime parts (missing as NaN),
 ``string`` for categories (missing as ``"(missing)"``, the value training imputes). Outputs:
 ``label`` and ``probabilities`` for classifiers (no ZipMap), ``variable`` for regressors.
@@ -153,7 +153,7 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    from mlops.training.fit import _input_columns
+    from mlops.training.frames import _input_columns
 
     _register_converters()
     strings = category_columns(spec)
@@ -177,7 +177,7 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
     # suffix); the graph's inputs keep the order given, so the columns are recorded in that order.
     props = {"columns": json.dumps(used)}
     if spec.task == "classification":
-        from mlops.training.fit import _plain
+        from mlops.training.frames import _plain
 
         props["classes"] = json.dumps([_plain(c) for c in pipeline.classes_])
     helper.set_model_props(model, props)
@@ -193,7 +193,7 @@ def check_onnx(data: bytes, pipeline: Any, frame: Any, spec: ModelSpec) -> dict[
         A probability differs by more than ``PROBABILITY_TOLERANCE``, a regression prediction by
         more than ``REGRESSION_RELATIVE_TOLERANCE`` (relative), or a label differs.
     """
-    from mlops.training.fit import model_input
+    from mlops.training.frames import model_input
 
     predictor = OnnxPredictor(data, spec)
     records = records_from_frame(frame, spec)

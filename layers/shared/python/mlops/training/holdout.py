@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.spec.model import ModelSpec
-from mlops.training.fit import _plain, coerce_frame, model_input
+from mlops.training.frames import _plain, coerce_frame, model_input
 
 # Rows stored with a registered version to describe its holdout (labels, predictions, probabilities).
 HOLDOUT_SAMPLE_ROWS = 20_000

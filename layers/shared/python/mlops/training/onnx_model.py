@@ -2,7 +2,7 @@
 
 Owns the registry tags naming a version's ONNX file, the datetime range a model takes, the graph's
 input tensors built from request records (:func:`feature_columns`, the same values as
-:func:`mlops.training.fit.model_input`), running the graph (:class:`OnnxPredictor`), and training
+:func:`mlops.training.frames.model_input`), running the graph (:class:`OnnxPredictor`), and training
 rows as request records (:func:`records_from_frame`). numpy and onnxruntime only: no pandas,
 scikit-learn or pydantic, so the inference function imports it on its cold path.
 """
@@ -87,7 +87,7 @@ def _datetime64(value: str | None) -> np.datetime64:
 def feature_columns(records: Sequence[Mapping[str, Any]], spec: ModelSpec | SpecView) -> dict[str, np.ndarray]:
     """The model-input columns of validated records, without pandas (what the ONNX graph takes).
 
-    Same values as :func:`mlops.training.fit.model_input`: numbers and booleans as float (missing
+    Same values as :func:`mlops.training.frames.model_input`: numbers and booleans as float (missing
     NaN), categories as canonical text (missing ``"(missing)"``), each datetime as ``__days`` and
     ``__month``; string features left out. Shapes are ``[N, 1]``.
     """
@@ -165,7 +165,7 @@ class OnnxPredictor:
 
 
 def records_from_frame(frame: Any, spec: ModelSpec | SpecView) -> list[dict[str, Any]]:
-    """Typed training rows (a frame from :func:`mlops.training.fit.coerce_frame`) as request records."""
+    """Typed training rows (a frame from :func:`mlops.training.frames.coerce_frame`) as request records."""
     records: list[dict[str, Any]] = []
     names = [f.name for f in spec.features if f.name in frame.columns]
     kinds = {f.name: f.type for f in spec.features}

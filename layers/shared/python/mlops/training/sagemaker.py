@@ -56,7 +56,8 @@ def run_training_job(
     from mlops.spec.model import parse_spec
     from mlops.training.artifacts import dump_artifact
     from mlops.training.evaluation import evaluate
-    from mlops.training.fit import load_training_frame, train
+    from mlops.training.fit import train
+    from mlops.training.frames import load_training_frame
 
     input_dir = input_dir or Path(os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     model_dir = model_dir or Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
@@ -95,7 +96,7 @@ def _holdout_file(folder: Path, source: dict[str, Any] | None, spec: Any) -> Any
     """The holdout file the pipeline staged (``None`` unless the candidate names one), sha256 checked."""
     import hashlib
 
-    from mlops.training.fit import HoldoutFile
+    from mlops.training.split import HoldoutFile
 
     if not source:
         return None

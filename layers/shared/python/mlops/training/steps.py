@@ -230,7 +230,7 @@ def _spec_for(services: Services, model: str, revision: int) -> ModelSpec:
 
 
 def _training_frame(services: Services, upload: DatasetUpload, spec: ModelSpec) -> Any:
-    from mlops.training.fit import load_training_frame
+    from mlops.training.frames import load_training_frame
 
     body = services.s3.get_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version_id)["Body"]
     try:
@@ -299,7 +299,7 @@ def _holdout_source(services: Services, spec: ModelSpec, model: str, execution_n
 
 def _holdout_file(services: Services, source: dict[str, Any] | None, spec: ModelSpec) -> Any:
     """The holdout file PlanTraining validated (``None`` unless the split is ``holdout_dataset``)."""
-    from mlops.training.fit import HoldoutFile
+    from mlops.training.split import HoldoutFile
 
     if not source:
         return None
@@ -438,8 +438,8 @@ def evaluate_candidates(
     from mlops.spec.model import LOWER_IS_BETTER
     from mlops.training.artifacts import load_artifact
     from mlops.training.evaluation import evaluate
-    from mlops.training.fit import prepare_split
     from mlops.training.search import best, leaderboard
+    from mlops.training.split import prepare_split
 
     services = services or Services.from_env()
     upload = DatasetUpload(**event["upload"])
@@ -510,7 +510,7 @@ def evaluate_candidates(
 
 def _put_training_rows(services: Services, prefix: str, train_frame: Any, spec: ModelSpec) -> dict[str, Any]:
     """The training rows' fingerprints (sorted distinct uint64, ``.npy``) beside the run's artifacts."""
-    from mlops.training.fit import ROW_HASH_ENCODING, fingerprint_bytes, hash_kinds, row_fingerprints
+    from mlops.training.fingerprints import ROW_HASH_ENCODING, fingerprint_bytes, hash_kinds, row_fingerprints
 
     kinds = hash_kinds(spec)
     data = fingerprint_bytes(row_fingerprints(train_frame, spec, kinds))
@@ -534,7 +534,7 @@ def _seen_by_champion(services: Services, champion: Any, holdout: Any, spec: Mod
     """Which holdout rows the champion trained on (a boolean array), or ``None`` and why that is unknown."""
     import numpy as np
 
-    from mlops.training.fit import ROW_HASH_ENCODING, hash_kinds, load_fingerprints, row_fingerprints
+    from mlops.training.fingerprints import ROW_HASH_ENCODING, hash_kinds, load_fingerprints, row_fingerprints
 
     tags = champion.tags or {}
     uri, sha256 = tags.get("training_rows_uri"), tags.get("training_rows_sha256")
