@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from mlops.errors import CheckFailedError, ConflictError
-from mlops.registry.audit import AuditEvent, anchor_key
+from mlops.registry.chain import AuditEvent
 from mlops.registry.digest import (
     GENESIS,
     AnchorReport,
@@ -28,6 +28,7 @@ from mlops.registry.digest import (
     write_digest,
     write_digest_racing,
 )
+from mlops.registry.keys import anchor_key
 from mlops.registry.versions import Registry
 from tests.unit.registry.helpers import audit_items, raw_delete, raw_put
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from mlops.errors import InputError
-from mlops.registry.audit import encode_token
 from mlops.registry.keys import MODELS_INDEX_PK
+from mlops.registry.tokens import encode_token
 from mlops.registry.versions import Registry
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from mlops.errors import CheckFailedError, InputError
-from mlops.registry.audit import GENESIS, AuditEvent, anchor_key, verify_items
+from mlops.registry.chain import GENESIS, AuditEvent, verify_items
+from mlops.registry.keys import anchor_key
 from mlops.registry.tables import Condition, ConditionFailedError, Put
 from mlops.registry.versions import Registry
 from tests.unit.registry.helpers import audit_items, raw_delete, raw_put

@@ -46,7 +46,8 @@ from typing import Any, Literal, Protocol
 
 from mlops.contracts.names import DIGEST_PREFIX
 from mlops.errors import CheckFailedError, ConflictError
-from mlops.registry.audit import GENESIS, AuditEvent, AuditTrail, canonical_json, utc_now
+from mlops.registry.audit import AuditTrail, utc_now
+from mlops.registry.chain import GENESIS, AuditEvent, canonical_json
 
 DIGEST_FORMAT = 1
 SIGNING_ALGORITHM = "ECDSA_SHA_256"

@@ -22,7 +22,7 @@ pk                     sk                                          item (written
 ``MODEL#<name>``       ``ROLLOUT#current``                         how the model serves
                                                                    (:mod:`mlops.registry.rollouts`)
 ``MODEL#<name>``       ``MONITOR``                                 monitoring state
-                                                                   (:mod:`mlops.monitoring.monitor`)
+                                                                   (:mod:`mlops.monitoring.services`)
 ``MODEL#<name>``       ``MONITOR#RUN#<started at>#<run id>``       a monitoring run
 ``MODEL#<name>``       ``RUN#<execution name>``                    a failed training run
                                                                    (:mod:`mlops.registry.failures`)

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import NotFoundError
-from mlops.registry.audit import decode_token, encode_token
 from mlops.registry.keys import SPEC_SK_PREFIX, model_items, model_partition, sk_prefix, spec_key
 from mlops.registry.tables import Condition, Put
+from mlops.registry.tokens import decode_token, encode_token
 from mlops.registry.versions import Registry, ResultPage, check_actor, check_model_name
 from mlops.spec.view import SpecView
 

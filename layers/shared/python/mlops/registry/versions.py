@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from mlops.settings import Platform
 
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
-from mlops.registry.audit import AuditTrail, decode_token, encode_token, utc_now
+from mlops.registry.audit import AuditTrail, utc_now
 from mlops.registry.dynamo import DynamoStore
 from mlops.registry.keys import (
     GSI1,
@@ -72,6 +72,7 @@ from mlops.registry.tables import (
     Store,
     Update,
 )
+from mlops.registry.tokens import decode_token, encode_token
 from mlops.spec.view import MODEL_NAME
 
 ALIASES = ("champion", "challenger")
