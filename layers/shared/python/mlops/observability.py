@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 logger = Logger()
-tracer = Tracer()
+# The functions reach AWS only through boto3: trace its calls, and patch (import) nothing else.
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 
 # Most invocations publish no metric of their own; Powertools would warn about that on each one.
