@@ -29,6 +29,7 @@ from mlops.deployment.canary import check_canary, create_canary_alarms
 from mlops.deployment.plan import plan_rollout
 from mlops.deployment.rollout import deploy_version, finish_canary
 from mlops.deployment.services import DeploymentServices
+from mlops.registry import failures
 from mlops.registry.versions import Registry, Status
 
 SKIP_REASON = "approval not required by the model spec"
@@ -187,8 +188,7 @@ def _audit_once(
     """Append ``action`` unless this execution already did (a retried step writes its event once)."""
     model = step.model
     chain = model if model and model != "None" else "_platform"
-    events, _ = registry.audit.list_events(chain, limit=50)
-    if any(e.action == action and e.after == record for e in events):
-        return
     subject = f"model/{model}/version/{step.version}"
-    registry.audit.append(chain, actor=actor(step), action=action, subject=subject, after=record, request_id=request_id)
+    failures.record_failure(
+        registry, chain, actor=actor(step), action=action, subject=subject, record=record, request_id=request_id
+    )
