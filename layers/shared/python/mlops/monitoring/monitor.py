@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from mlops.errors import ConfigError, InputError, NotFoundError
+from mlops.registry import failures
 from mlops.registry.keys import MONITOR_RUN_SK_PREFIX, model_items, monitor_key, monitor_run_key, sk_prefix
 from mlops.registry.tables import ABSENT, Condition, ConditionFailedError, Put, Update
 from mlops.registry.versions import Registry
@@ -1699,19 +1700,17 @@ def _ensure_started(
 def record_monitor_failure(
     event: Mapping[str, Any], services: MonitorServices, *, request_id: str | None = None
 ) -> dict[str, Any]:
-    """A failed run: a FAILED run item and an ``monitor.failed`` audit event, written together."""
+    """A failed run: a FAILED run item and a ``monitor.failed`` audit event, written together, once."""
     registry = services.registry
     state = event.get("state") or event
     plan = state.get("plan") or {}
     model = str(plan.get("model") or state.get("model") or "") or "_platform"
     failure = state.get("failure") or {}
-    error = failure.get("error") or {}
     now = services.clock()
     run_id = str(event.get("execution_name") or plan.get("run_id") or request_id or "unknown")
     record = {
         "step": failure.get("step"),
-        "error": error.get("Error"),
-        "cause": str(error.get("Cause"))[:4000],
+        **failures.failure_fields(failure.get("error"), cause_limit=4000),
         "execution": event.get("execution"),
     }
     item = {
@@ -1723,16 +1722,16 @@ def record_monitor_failure(
         "trigger": plan.get("trigger") or state.get("trigger"),
         **{k: v for k, v in record.items() if v is not None},
     }
-    registry.audit.append(
+    return failures.record_failure(
+        registry,
         model,
         actor=MONITOR_ACTOR,
         action="monitor.failed",
         subject=f"model/{model}/monitor/{run_id}",
-        after=record,
+        record=record,
+        item=item,
         request_id=request_id,
-        with_ops=[Put(registry.table, item)],
     )
-    return {"recorded": True, **record}
 
 
 # --------------------------------------------------------------------------------------------- CLI
