@@ -10,7 +10,8 @@ import click
 
 from mlops.errors import CheckFailedError, MlopsError, NotFoundError
 from mlops.registry.audit import PLATFORM_CHAIN, AuditEvent
-from mlops.registry.digest import DEFAULT_DEPTH, AnchorReport, DigestStore, KmsSigner, check_against_digests
+from mlops.registry.digest import DEFAULT_DEPTH, DigestStore, KmsSigner
+from mlops.registry.digest_check import AnchorReport, check_against_digests
 from mlops.registry.versions import Registry
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 from mlops_cli.models_cmd import open_registry

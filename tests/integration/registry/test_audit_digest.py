@@ -18,16 +18,15 @@ from mlops.errors import CheckFailedError, ConflictError
 from mlops.registry.chain import AuditEvent
 from mlops.registry.digest import (
     GENESIS,
-    AnchorReport,
     Digest,
     DigestStore,
     KmsSigner,
-    check_trail,
     digest_key,
     seal,
     write_digest,
     write_digest_racing,
 )
+from mlops.registry.digest_check import AnchorReport, check_trail
 from mlops.registry.keys import anchor_key
 from mlops.registry.versions import Registry
 from tests.unit.registry.helpers import audit_items, raw_delete, raw_put
