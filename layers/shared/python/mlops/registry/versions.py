@@ -22,6 +22,14 @@ Table layout: one partition per model, ``MODEL#<name>``, holding its ``META`` it
 aliases) and one ``VERSION#0000000042`` item per version, beside the other items of the model;
 every key is built by :mod:`mlops.registry.keys`, whose docstring has the whole table.
 
+Why this module stays whole (about 800 lines): it is one class, :class:`Registry`, and the records
+it returns. Every method is the same discipline applied to the same two items of a model (read
+``META`` and the version, check the lifecycle rule, write both with the audit event in one
+conditional transaction, turn a lost race into a :class:`~mlops.errors.ConflictError`), and the
+rules cross-reference each other: an alias move checks the version's status, archiving a version
+checks the aliases, archiving a model checks both. Split by responsibility, each part would need
+the others' guards; its storage, keys, tokens and audit chain already live in their own modules.
+
 Examples
 --------
 >>> registry = Registry.in_memory()
