@@ -7,7 +7,8 @@ from typing import Any
 
 from mlops.contracts.training import EvaluateInput, Evaluation
 from mlops.observability import step_handler
-from mlops.training.steps import Services, evaluate_candidates
+from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.services import Services
 
 # clients once per execution environment, made on the first invocation (not at import)
 services = functools.cache(Services.from_env)

@@ -7,7 +7,8 @@ from typing import Any
 
 from mlops.contracts.training import Registered, RegisterInput
 from mlops.observability import step_handler
-from mlops.training.steps import Services, register_candidate
+from mlops.training.steps.outcome import register_candidate
+from mlops.training.steps.services import Services
 
 # clients once per execution environment, made on the first invocation (not at import)
 services = functools.cache(Services.from_env)

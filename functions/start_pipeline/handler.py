@@ -12,7 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.data.trigger import start_training, upload_from_event
 from mlops.errors import InputError, TransitionError
-from mlops.training.steps import Services, record_ignored_upload
+from mlops.training.steps.services import (
+    Services,
+    record_ignored_upload,
+)  # no pandas: this function has no science layer
 
 logger = Logger()
 # clients once per execution environment, made on the first invocation (not at import)

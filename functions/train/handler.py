@@ -8,7 +8,8 @@ from typing import Any
 
 from mlops.contracts.training import CollectInput, PlanInput, PlanOutput, TrainedCandidate, TrainInput
 from mlops.observability import step_handler
-from mlops.training.steps import Services, collect_candidate, plan_training, train_candidate
+from mlops.training.steps.candidates import collect_candidate, plan_training, train_candidate
+from mlops.training.steps.services import Services
 
 # clients once per execution environment, made on the first invocation (not at import)
 services = functools.cache(Services.from_env)

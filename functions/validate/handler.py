@@ -7,7 +7,8 @@ from typing import Any
 
 from mlops.contracts.training import ValidateInput, ValidateOutput
 from mlops.observability import step_handler
-from mlops.training.steps import Services, validate_upload
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
 
 # clients once per execution environment, made on the first invocation (not at import)
 services = functools.cache(Services.from_env)

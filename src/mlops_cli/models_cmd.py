@@ -169,7 +169,7 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
 @pass_app
 def card(app: AppContext, model: str, version: int) -> None:
     """Print the model card (markdown) of MODEL VERSION: intended use, data, metrics, slices, limits."""
-    from mlops.training.steps import version_prefix  # the pipeline steps (sklearn, 1.5 s): this subcommand only
+    from mlops.training.steps.services import version_prefix  # the registry and pydantic: this subcommand only
 
     registry = open_registry(app)
     found = registry.get_version(model, version)  # NotFoundError (exit 3) for an unknown version

@@ -25,7 +25,7 @@ import pytest
 from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 
 from mlops.registry.versions import Registry, Status
-from mlops.training.steps import report_key
+from mlops.training.steps.services import report_key
 from mlops_local.testing import LocalCloudProcess, signed_as
 from tests.conformance.conftest import Result, run_mlops
 from tests.conformance.datasets import BIKESHARE, DEFAULT, PENGUINS, RealDataset

@@ -35,7 +35,8 @@ from mlops.registry.versions import Registry
 from mlops.serving.capture import capture_key
 from mlops.settings import Platform
 from mlops.spec.model import ModelSpec, parse_spec
-from mlops.training.steps import Services, validate_upload
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]

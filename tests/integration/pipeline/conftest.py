@@ -11,7 +11,7 @@ import pytest
 from mlops.data.trigger import upload_from_event
 from mlops.registry.versions import Registry
 from mlops.settings import Platform
-from mlops.training.steps import Services
+from mlops.training.steps.services import Services
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb", "put_upload", "services"]

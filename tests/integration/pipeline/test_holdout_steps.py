@@ -22,15 +22,11 @@ from mlops.spec.model import parse_spec
 from mlops.storage import read_uri
 from mlops.training.fingerprints import load_fingerprints, row_fingerprints
 from mlops.training.frames import load_training_frame
-from mlops.training.steps import (
-    Services,
-    evaluate_candidates,
-    gate_candidate,
-    plan_training,
-    register_candidate,
-    train_candidate,
-    validate_upload,
-)
+from mlops.training.steps.candidates import plan_training, train_candidate
+from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.outcome import gate_candidate, register_candidate
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
 from tests.integration.registry.conftest import DATA_BUCKET
 
 NUMBERS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
@@ -253,7 +249,7 @@ def test_a_sagemaker_job_trains_against_the_same_fixed_holdout(
     import tarfile
 
     from mlops.training.sagemaker import run_training_job
-    from mlops.training.steps import collect_candidate
+    from mlops.training.steps.candidates import collect_candidate
 
     # GIVEN a SageMaker-backed spec with a fixed holdout file
     monkeypatch.setenv("SAGEMAKER_TRAINING_IMAGE", "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-train:1")

@@ -19,7 +19,9 @@ from mlops.spec.model import parse_spec
 from mlops.training.evaluation import evaluate
 from mlops.training.fit import train
 from mlops.training.gate import gate
-from mlops.training.steps import Services, gate_candidate, validate_upload
+from mlops.training.steps.outcome import gate_candidate
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
 from tests.integration.pipeline.conftest import put_upload
 from tests.integration.registry.conftest import DATA_BUCKET
 

@@ -8,16 +8,11 @@ from typing import Any
 from mlops.data.trigger import upload_from_event
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import parse_spec
-from mlops.training.steps import (
-    Services,
-    evaluate_candidates,
-    gate_candidate,
-    plan_training,
-    record_failure,
-    register_candidate,
-    train_candidate,
-    validate_upload,
-)
+from mlops.training.steps.candidates import plan_training, train_candidate
+from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.outcome import gate_candidate, record_failure, register_candidate
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
 from tests.integration.pipeline.test_holdout_steps import DIABETES, csv_bytes, spec_document
 from tests.integration.registry.conftest import DATA_BUCKET
 

@@ -6,7 +6,8 @@ import json
 
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import parse_spec
-from mlops.training.steps import Services, record_ignored_upload, report_key, validate_upload
+from mlops.training.steps.services import Services, record_ignored_upload, report_key
+from mlops.training.steps.validate import validate_upload
 from tests.integration.pipeline.conftest import put_upload
 from tests.integration.registry.conftest import DATA_BUCKET
 

@@ -7,7 +7,8 @@ import hashlib
 from mlops.data.datasets import DatasetCatalog, authorize_upload
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import parse_spec
-from mlops.training.steps import Services, validate_upload
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
 from tests.integration.pipeline.conftest import put_upload
 from tests.integration.pipeline.test_validate_step import GOOD, SPEC
 from tests.integration.registry.conftest import DATA_BUCKET

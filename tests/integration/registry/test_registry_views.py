@@ -25,15 +25,11 @@ from mlops.registry.versions import Registry
 from mlops.registry.view import run_candidates
 from mlops.settings import Platform
 from mlops.spec.model import parse_spec
-from mlops.training.steps import (
-    Services,
-    evaluate_candidates,
-    gate_candidate,
-    plan_training,
-    register_candidate,
-    train_candidate,
-    validate_upload,
-)
+from mlops.training.steps.candidates import plan_training, train_candidate
+from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.outcome import gate_candidate, register_candidate
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
 from mlops_local.patches import serialize_dynamodb
 from tests.conformance.datasets import DEFAULT
 from tests.integration.console import console

@@ -18,7 +18,8 @@ from mlops.settings import Platform
 from mlops.spec.model import parse_spec
 from mlops.training.artifacts import load_artifact
 from mlops.training.sagemaker import collect_training_job, job_hyperparameters, run_training_job
-from mlops.training.steps import Services, plan_training
+from mlops.training.steps.candidates import plan_training
+from mlops.training.steps.services import Services
 from tests.unit.training.helpers import example_frame
 
 ROOT = Path(__file__).resolve().parents[3]

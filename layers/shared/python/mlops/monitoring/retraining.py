@@ -205,7 +205,7 @@ def _failed_validation(
     fingerprint) or no report at all (the run never validated it) makes it worth a run.
     """
     from mlops.storage import read_object
-    from mlops.training.steps import report_key
+    from mlops.training.steps.services import report_key
 
     if spec is None or services.s3 is None or not dataset.version_id:
         return None

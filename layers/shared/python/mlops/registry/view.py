@@ -41,7 +41,7 @@ def _read_json(s3: Any, uri: str) -> dict[str, Any] | None:
 
 
 def run_evaluation_uri(bucket: str, model: str, run_name: str) -> str:
-    """Where a training run's evaluation lives (:func:`mlops.training.steps.run_prefix`)."""
+    """Where a training run's evaluation lives (:func:`mlops.training.steps.services.run_prefix`)."""
     return f"s3://{bucket}/artifacts/{model}/runs/{run_name}/evaluation.json"
 
 

@@ -1,0 +1,216 @@
+"""The Evaluate state: the best candidate, scored on its holdout and against the champion on the
+rows the champion did not train on; the run's profile, predictions, fingerprints and ONNX export."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from mlops.data.profile import profile_frame
+from mlops.data.trigger import DatasetUpload
+from mlops.errors import MlopsError, NotFoundError
+from mlops.spec.model import LOWER_IS_BETTER, ModelSpec
+from mlops.training.artifacts import load_artifact, sha256_hex
+from mlops.training.evaluation import evaluate
+from mlops.training.export import ONNX_FILE_NAME, check_onnx, export_onnx
+from mlops.training.fingerprints import (
+    ROW_HASH_ENCODING,
+    fingerprint_bytes,
+    hash_kinds,
+    load_fingerprints,
+    row_fingerprints,
+)
+from mlops.training.holdout import holdout_document
+from mlops.training.search import best, leaderboard
+from mlops.training.split import prepare_split
+from mlops.training.steps.candidates import holdout_file, training_frame
+from mlops.training.steps.services import (
+    Services,
+    put,
+    read_bytes,
+    run_prefix,
+    spec_for,
+)
+
+
+def holdout_predictions(pipeline: Any, holdout: Any, spec: ModelSpec, limit: int = 20_000) -> str:
+    """The model's predictions on its holdout as JSON: the reference of prediction drift, and with
+    the labels and probabilities, the registered side of performance drift (its uncertainty)."""
+
+    return json.dumps(holdout_document(pipeline, holdout, spec, limit=limit))
+
+
+def evaluate_candidates(
+    event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """Pick the best candidate; evaluate it on its holdout and against the champion; profile the data.
+
+    The candidate's metrics are on its whole holdout. The champion is scored only on holdout rows
+    it did not train on (its registered training-row fingerprints say which), and the candidate
+    is scored again on exactly those rows, so the gate compares like with like. The training
+    rows' fingerprints are stored with the run, for the next run to do the same with this one.
+    """
+
+    services = services or Services.from_env()
+    upload = DatasetUpload(**event["upload"])
+    spec = spec_for(services, upload.model, int(event["spec_revision"]))
+    candidates = event["candidates"]
+    search = spec.training.search
+    metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
+    chosen = best(candidates, metric, metric in LOWER_IS_BETTER)
+    frame = training_frame(services, upload, spec)
+    fixed = holdout_file(services, chosen.get("holdout"), spec)
+    train_frame, holdout, _, split_info = prepare_split(frame, spec, fixed)
+    pipeline = load_artifact(read_bytes(services, chosen["artifact_uri"]), chosen["artifact_sha256"])
+    scored = evaluate(pipeline, holdout, spec)
+    evaluation = scored.to_dict()
+    prefix = run_prefix(upload.model, event["execution_name"])
+    training_rows = _put_training_rows(services, prefix, train_frame, spec)
+    holdout_rows_uri = put(
+        services,
+        f"{prefix}holdout-rows.json",
+        json.dumps({"split": split_info.to_dict(), "rows": [int(i) for i in holdout.index]}).encode(),
+        "application/json",
+    )
+    champion = _score_champion(services, upload.model, pipeline, holdout, spec, scored.finite_metrics())
+
+    onnx = _export_onnx(services, upload, event["execution_name"], pipeline, holdout, spec)
+    profile = profile_frame(train_frame, spec)
+    profile_json = profile.to_json()
+    profile_uri = put(services, f"{prefix}profile.json", profile_json.encode(), "application/json")
+    split = {**split_info.to_dict(), "holdout_rows_uri": holdout_rows_uri}
+    evaluation_uri = put(
+        services,
+        f"{prefix}evaluation.json",
+        json.dumps(
+            {
+                "candidate": chosen,
+                "evaluation": evaluation,
+                "champion": champion,
+                "split": split,
+                # every search candidate, best first, the losers' scores included (`mlops runs show`)
+                "search": {"metric": metric, "lower_is_better": metric in LOWER_IS_BETTER},
+                "candidates": leaderboard(candidates, metric, metric in LOWER_IS_BETTER, chosen.get("index")),
+            },
+            default=str,
+            indent=2,
+        ).encode(),
+        "application/json",
+    )
+    predictions_uri = put(
+        services,
+        f"{prefix}predictions.json",
+        holdout_predictions(pipeline, holdout, spec).encode(),
+        "application/json",
+    )
+    return {
+        "best": chosen,
+        "metric": metric,
+        "metrics": scored.finite_metrics(),
+        "champion": champion,
+        "split": {k: v for k, v in split.items() if k != "notes"},
+        "training_rows": training_rows,
+        "profile_uri": profile_uri,
+        "predictions_uri": predictions_uri,
+        "evaluation_uri": evaluation_uri,
+        "candidates_trained": len(candidates),
+        "onnx": onnx,
+    }
+
+
+def _put_training_rows(services: Services, prefix: str, train_frame: Any, spec: ModelSpec) -> dict[str, Any]:
+    """The training rows' fingerprints (sorted distinct uint64, ``.npy``) beside the run's artifacts."""
+
+    kinds = hash_kinds(spec)
+    data = fingerprint_bytes(row_fingerprints(train_frame, spec, kinds))
+    sha256 = hashlib.sha256(data).hexdigest()
+    uri = put(services, f"{prefix}training-rows.npy", data, "application/octet-stream", sha256=sha256)
+    return {"uri": uri, "sha256": sha256, "rows": len(train_frame), "columns": kinds, "encoding": ROW_HASH_ENCODING}
+
+
+def _seen_by_champion(services: Services, champion: Any, holdout: Any, spec: ModelSpec) -> tuple[Any, str | None]:
+    """Which holdout rows the champion trained on (a boolean array), or ``None`` and why that is unknown."""
+
+    tags = champion.tags or {}
+    uri, sha256 = tags.get("training_rows_uri"), tags.get("training_rows_sha256")
+    if not uri or not sha256:
+        return None, f"v{champion.version} was registered without the fingerprints of its training rows"
+    if tags.get("training_rows_encoding") != str(ROW_HASH_ENCODING):
+        return None, f"v{champion.version}'s training-row fingerprints use another encoding"
+    stored = json.loads(tags.get("training_rows_columns") or "{}")
+    columns = set(spec.feature_names) | {spec.target.name}
+    current = hash_kinds(spec, [name for name in stored if name in columns])
+    changed = sorted(name for name in stored if current.get(name) != stored[name])
+    if changed:
+        return None, (
+            f"v{champion.version} was trained on column(s) {', '.join(changed)} that this spec no longer has,"
+            " or types differently, so its training rows cannot be recognized"
+        )
+    try:
+        data = read_bytes(services, uri)
+    except Exception as exc:  # a missing or unreadable artifact makes the answer unknown, not the run fail
+        return None, f"{uri} cannot be read ({exc})"
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return None, f"{uri}: sha256 differs from the registry's; not used"
+    trained = load_fingerprints(data, uri)
+    return np.isin(row_fingerprints(holdout, spec, stored), trained), None
+
+
+def _score_champion(
+    services: Services, model: str, candidate: Any, holdout: Any, spec: ModelSpec, candidate_metrics: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The champion and the candidate on the holdout rows the champion did not train on."""
+
+    try:
+        current = services.registry.get_by_alias(model, "champion")
+    except NotFoundError:
+        return None
+    if not (current.artifact_uri and current.artifact_sha256):
+        return None
+    champion: dict[str, Any] = {"version": current.version, "holdout_rows": len(holdout)}
+    seen, unknown = _seen_by_champion(services, current, holdout, spec)
+    if seen is None:
+        rows = holdout
+        champion.update(seen_check="unknown", seen_note=unknown, seen_rows_excluded=None, seen_rows_scored=None)
+    else:
+        rows = holdout.loc[~seen]
+        champion.update(seen_check="fingerprints", seen_rows_excluded=int(seen.sum()), seen_rows_scored=0)
+    champion["rows_scored"] = len(rows)
+    if rows.empty:
+        champion["error"] = (
+            f"all {len(holdout)} holdout rows were in v{current.version}'s training data: the champion cannot be"
+            " scored fairly on this holdout"
+        )
+        return champion
+    champion["candidate_metrics"] = (
+        candidate_metrics if len(rows) == len(holdout) else evaluate(candidate, rows, spec).finite_metrics()
+    )
+    try:
+        champion_pipeline = load_artifact(read_bytes(services, current.artifact_uri), current.artifact_sha256)
+        champion["metrics"] = evaluate(champion_pipeline, rows, spec).finite_metrics()
+    except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
+        champion["error"] = str(exc)
+    return champion
+
+
+def _export_onnx(
+    services: Services, upload: DatasetUpload, execution_name: str, pipeline: Any, holdout: Any, spec: ModelSpec
+) -> dict[str, Any]:
+    """Export the chosen pipeline to ONNX for serving without scikit-learn, checked on the holdout.
+
+    A pipeline skl2onnx cannot convert, or whose ONNX predictions differ beyond the stated
+    tolerance, is registered without an ONNX model (the reason is recorded); it is not an error.
+    """
+
+    try:
+        data = export_onnx(pipeline, spec)
+        deltas = check_onnx(data, pipeline, holdout, spec)
+    except MlopsError as exc:
+        return {"error": str(exc)}
+    key = f"{run_prefix(upload.model, execution_name)}{ONNX_FILE_NAME}"
+    sha256 = sha256_hex(data)
+    uri = put(services, key, data, "application/octet-stream", sha256=sha256)
+    return {"uri": uri, "sha256": sha256, "max_deltas": deltas}
