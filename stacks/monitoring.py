@@ -261,7 +261,7 @@ class MonitoringPipeline(Construct):
     def grant_schedule_sync(self, function: lambda_.Function) -> None:
         """Let ``function`` create, update and delete monitor schedules (it sets champions).
 
-        Adds the ``MONITOR_*`` variables :func:`mlops.monitoring.monitor.sync_schedule_from_env` reads,
+        Adds the ``MONITOR_*`` variables :func:`mlops.monitoring.schedules.sync_schedule_from_env` reads,
         the Scheduler actions on this environment's group only, and ``iam:PassRole`` on the
         scheduler role only.
         """

@@ -50,7 +50,7 @@ def _monitoring_schedule(model: str) -> dict[str, Any]:
     """The new champion's drift-check schedule; never fails the deployment (it says what failed)."""
     # Imported here: the monitoring module loads numpy, which only the two states that set a
     # champion need; the other states' cold starts stay without it.
-    from mlops.monitoring.monitor import sync_schedule_from_env
+    from mlops.monitoring.schedules import sync_schedule_from_env
 
     return sync_schedule_from_env(services().registry, model)
 

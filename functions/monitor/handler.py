@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from mlops.contracts.monitoring import AnalyzeRequest, PlanRequest, RecordFailureRequest, SketchRequest
 from mlops.monitoring import steps
-from mlops.monitoring.monitor import MetricPoint, MonitorServices
+from mlops.monitoring.services import MetricPoint, MonitorServices
 from mlops.observability import logger, step_handler
 
 NAMESPACE = "MLOps"

@@ -9,7 +9,7 @@ import click
 
 from mlops.data.labels import DEFAULT_LOOKBACK_DAYS, upload_labels
 from mlops.errors import InputError
-from mlops.monitoring.monitor import find_capture_keys
+from mlops.monitoring.captures import find_capture_keys
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import check_model_name
 from mlops_cli.common import AppContext, emit, json_option, pass_app

@@ -217,7 +217,7 @@ def _schedule_line(schedule: dict[str, Any]) -> str:
 def _schedule_state(app: AppContext, model: str, *, enabled: bool) -> dict[str, Any]:
     """Pause or resume MODEL's drift-check schedule; a refusal is reported, never fatal."""
     # The monitor (0.2 s more) only for pause/resume, not for every `models` subcommand.
-    from mlops.monitoring.monitor import set_schedule_state
+    from mlops.monitoring.schedules import set_schedule_state
 
     try:
         scheduler = app.session().client("scheduler")

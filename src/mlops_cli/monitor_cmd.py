@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from mlops.errors import CheckFailedError, NotFoundError
-from mlops.monitoring.monitor import list_monitor_runs, start_monitor_run
+from mlops.monitoring.monitor import start_monitor_run
+from mlops.monitoring.services import list_monitor_runs
 from mlops.registry.versions import check_model_name
 from mlops.training.run_view import render_run
 from mlops.training.runs import describe_run, wait_run

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops.monitoring.monitor import list_monitor_runs
+from mlops.monitoring.services import list_monitor_runs
 from mlops.registry.versions import Registry
 from mlops_local.testing import LocalCloudProcess, signed_as
 

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from sklearn.datasets import load_breast_cancer
 
-from mlops.data.datasets import DatasetCatalog
-from mlops.monitoring.monitor import list_monitor_runs
+from mlops.data.catalog import DatasetCatalog
+from mlops.monitoring.services import list_monitor_runs
 from mlops.registry.versions import Registry
 from mlops_local.testing import LocalCloudProcess, signed_as
 

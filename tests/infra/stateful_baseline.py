@@ -85,7 +85,7 @@ STATEFUL_TYPES: dict[str, StatefulType] = {
         data=False,
     ),
     # Name: Replacement. The platform creates one monitoring schedule per model in the group at
-    # run time (mlops.monitoring.monitor); deleting the group deletes them.
+    # run time (mlops.monitoring.schedules); deleting the group deletes them.
     "AWS::Scheduler::ScheduleGroup": StatefulType(
         ("Name",),
         _TEMPLATE_REFERENCE + "aws-resource-scheduler-schedulegroup.html",

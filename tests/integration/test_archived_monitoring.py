@@ -11,13 +11,9 @@ import pytest
 from moto import mock_aws
 
 from mlops.errors import TransitionError
-from mlops.monitoring.monitor import (
-    MonitorServices,
-    ScheduleTarget,
-    plan_run,
-    set_schedule_state,
-    sync_champion_schedule,
-)
+from mlops.monitoring.monitor import plan_run
+from mlops.monitoring.schedules import ScheduleTarget, set_schedule_state, sync_champion_schedule
+from mlops.monitoring.services import MonitorServices
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.spec.model import load_spec

@@ -13,19 +13,13 @@ import pandas as pd
 import pytest
 
 from mlops.contracts.monitoring import AnalyzeRequest, PlanRequest, RecordFailureRequest, SketchRequest
-from mlops.data.datasets import DatasetCatalog, DatasetVersion
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import DatasetVersion
 from mlops.data.labels import label_key
 from mlops.data.profile import profile_frame
 from mlops.monitoring import steps
-from mlops.monitoring.monitor import (
-    MonitorServices,
-    MonitorSettings,
-    ScheduleTarget,
-    get_monitor_state,
-    list_monitor_runs,
-    sync_champion_schedule,
-    sync_schedule,
-)
+from mlops.monitoring.schedules import ScheduleTarget, sync_champion_schedule, sync_schedule
+from mlops.monitoring.services import MonitorServices, MonitorSettings, get_monitor_state, list_monitor_runs
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.serving.capture import capture_key

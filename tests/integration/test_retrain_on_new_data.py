@@ -24,12 +24,12 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from mlops.contracts.monitoring import AnalyzeRequest, PlanRequest
-from mlops.data.datasets import DatasetCatalog
+from mlops.data.catalog import DatasetCatalog
 from mlops.data.labels import label_key
 from mlops.data.profile import profile_frame
 from mlops.data.trigger import execution_name, start_training, upload_from_event
 from mlops.monitoring import steps
-from mlops.monitoring.monitor import MonitorServices, MonitorSettings, list_monitor_runs
+from mlops.monitoring.services import MonitorServices, MonitorSettings, list_monitor_runs
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.serving.capture import capture_key

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from mlops.data.datasets import DatasetCatalog, DatasetVersion
-from mlops.monitoring.monitor import MonitorServices, MonitorSettings, get_monitor_state, maybe_retrain
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import DatasetVersion
+from mlops.monitoring.retrain_start import maybe_retrain
+from mlops.monitoring.services import MonitorServices, MonitorSettings, get_monitor_state
 from mlops.registry.versions import Registry
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

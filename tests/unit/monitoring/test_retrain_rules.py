@@ -11,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops.data.datasets import DatasetCatalog, DatasetVersion
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import DatasetVersion
 from mlops.data.trigger import execution_name
-from mlops.monitoring.monitor import MonitorServices, MonitorSettings, maybe_retrain
+from mlops.monitoring.retrain_start import maybe_retrain
 from mlops.monitoring.retraining import ChampionData, _base_rows
+from mlops.monitoring.services import MonitorServices, MonitorSettings
 from mlops.registry.versions import Registry
 from tests.unit.monitoring.test_cooldown import TRAINING, FakeStepFunctions
 
@@ -282,7 +284,7 @@ class _Bucket:
 
 
 def _claimed(registry: Registry, key: str, sha256: str) -> None:
-    from mlops.monitoring.monitor import monitor_key
+    from mlops.registry.keys import monitor_key
     from mlops.registry.tables import Update
 
     lineage = {"source": "captures+labels", "labelled_rows": 2, "label_objects": ["labels/churn/x.csv"]}
@@ -302,7 +304,7 @@ def _claimed(registry: Registry, key: str, sha256: str) -> None:
 def test_a_retried_run_starts_the_dataset_its_claim_wrote(registry: Registry) -> None:
     import hashlib
 
-    from mlops.monitoring.monitor import get_monitor_state
+    from mlops.monitoring.services import get_monitor_state
 
     # GIVEN a run that claimed a dataset from labelled captures, wrote it, and died before starting it
     bucket, sfn = _Bucket(), FakeStepFunctions()
@@ -329,7 +331,7 @@ def test_a_retried_run_starts_the_dataset_its_claim_wrote(registry: Registry) ->
 
 
 def test_a_retried_run_whose_claim_wrote_nothing_releases_it(registry: Registry) -> None:
-    from mlops.monitoring.monitor import get_monitor_state
+    from mlops.monitoring.services import get_monitor_state
 
     # GIVEN a run that claimed a dataset from labelled captures and died before writing it
     _claimed(registry, "datasets/churn/captures-x.csv", "0" * 64)

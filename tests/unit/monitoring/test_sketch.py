@@ -7,7 +7,8 @@ import pytest
 
 from mlops.data.profile import profile_frame
 from mlops.drift import drift_report
-from mlops.monitoring.monitor import CategoricalSketch, NumericSketch, WindowSketch, records_frame, sketch_records
+from mlops.monitoring.captures import records_frame
+from mlops.monitoring.sketch import CategoricalSketch, NumericSketch, WindowSketch, sketch_records
 from mlops.spec.model import ModelSpec
 from tests.unit.monitoring.conftest import as_records, window
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlops.monitoring.monitor import MonitorServices, MonitorSettings, _record_run, get_monitor_state
+from mlops.monitoring.analysis import _record_run
+from mlops.monitoring.services import MonitorServices, MonitorSettings, get_monitor_state
 from mlops.registry.versions import Registry
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -7,14 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlops.errors import InputError
-from mlops.monitoring.monitor import (
-    MAX_WINDOW,
-    capture_prefixes,
-    key_hour,
-    make_shards,
-    plan_window,
-    schedule_period,
-)
+from mlops.monitoring.captures import MAX_WINDOW, capture_prefixes, key_hour, make_shards, plan_window
+from mlops.monitoring.schedules import schedule_period
 
 NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
 

@@ -41,7 +41,7 @@ from mlops.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from mlops.data.datasets import DatasetVersion
-    from mlops.monitoring.monitor import MonitorServices
+    from mlops.monitoring.services import MonitorServices
     from mlops.registry.versions import Registry
     from mlops.spec.model import ModelSpec
 
@@ -69,7 +69,7 @@ def _iso(moment: datetime) -> str:
 
 def list_datasets(registry: Registry, model: str) -> list[DatasetVersion]:
     """Every recorded dataset version of ``model``."""
-    from mlops.data.datasets import DatasetCatalog
+    from mlops.data.catalog import DatasetCatalog
 
     catalog = DatasetCatalog(registry)
     found: list[DatasetVersion] = []
@@ -137,7 +137,7 @@ class ChampionData:
 
 def champion_data(registry: Registry, model: str, version: int | None) -> ChampionData:
     """The champion's training dataset (its lineage) and the datasets of every registered version."""
-    from mlops.data.datasets import DatasetCatalog
+    from mlops.data.catalog import DatasetCatalog
 
     trained_ids: dict[str, str] = {}
     trained_shas: dict[str, str] = {}
@@ -374,7 +374,7 @@ def _labelled_rows(
     end: datetime,
 ) -> tuple[list[list[str]], int, list[str]]:
     """(rows, capture objects read, notes): each labelled captured record as spec columns + target."""
-    from mlops.monitoring.monitor import find_capture_keys, read_records
+    from mlops.monitoring.captures import find_capture_keys, read_records
 
     keys, notes = find_capture_keys(
         services.s3, services.bucket, model, {rid for rid, _ in labels}, start - timedelta(days=1), end
@@ -603,7 +603,8 @@ def record_capture_dataset(
     services: MonitorServices, model: str, key: str, version_id: str, body: bytes, lineage: Mapping[str, Any]
 ) -> DatasetVersion:
     """Record the written dataset version with its lineage (idempotent), as the pipeline would."""
-    from mlops.data.datasets import PLATFORM_SOURCE, DatasetCatalog, DatasetVersion, scan_csv
+    from mlops.data.catalog import DatasetCatalog
+    from mlops.data.datasets import PLATFORM_SOURCE, DatasetVersion, scan_csv
 
     head = services.s3.head_object(Bucket=services.bucket, Key=key, VersionId=version_id)
     modified = head.get("LastModified")
@@ -634,8 +635,8 @@ def write_capture_dataset(services: MonitorServices, key: str, body: bytes, sha2
     too (under the name the monitor starts it with, so only one of the two runs). The platform is
     recorded as its verified uploader first, through the same grant the upload API writes.
     """
-    from mlops.data.datasets import record_platform_upload
     from mlops.data.trigger import parse_key
+    from mlops.data.uploads import record_platform_upload
 
     record_platform_upload(
         services.registry,

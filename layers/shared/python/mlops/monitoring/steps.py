@@ -18,14 +18,9 @@ from mlops.contracts.monitoring import (
     Sketched,
     SketchRequest,
 )
-from mlops.monitoring.monitor import (
-    MetricPoint,
-    MonitorServices,
-    analyze_run,
-    plan_run,
-    record_monitor_failure,
-    sketch_shard,
-)
+from mlops.monitoring.analysis import analyze_run
+from mlops.monitoring.monitor import plan_run, record_monitor_failure, sketch_shard
+from mlops.monitoring.services import MetricPoint, MonitorServices
 
 Emit = Callable[[Sequence[MetricPoint]], None]
 
