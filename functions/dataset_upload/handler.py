@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text
-from mlops.data.datasets import authorize_upload
+from mlops.data.uploads import authorize_upload
 from mlops.errors import InputError
 from mlops.observability import api_handler
 

@@ -21,7 +21,7 @@ import boto3
 import pytest
 import yaml
 
-from mlops.data.datasets import DatasetCatalog
+from mlops.data.catalog import DatasetCatalog
 from mlops.registry.versions import Registry
 from mlops.settings import discover
 from mlops.training.runs import describe_run, wait_run

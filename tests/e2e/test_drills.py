@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.data.datasets import DatasetCatalog
+from mlops.data.catalog import DatasetCatalog
 from mlops.deployment.handoff import start_deployment
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry, Status

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mlops.data.datasets import DatasetCatalog
+from mlops.data.catalog import DatasetCatalog
 from mlops.data.trigger import execution_name
 from mlops.deployment.approval import get_request
 from mlops.registry.versions import Registry, Status

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from mlops.data.datasets import DatasetCatalog, authorize_upload
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.uploads import authorize_upload
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import parse_spec
 from mlops.training.steps.services import Services

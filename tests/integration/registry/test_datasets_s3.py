@@ -8,7 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.data.datasets import DatasetCatalog, describe_s3_object
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import describe_s3_object
 from mlops.errors import InputError, NotFoundError
 from mlops.registry.versions import Registry
 from tests.integration.registry.conftest import DATA_BUCKET

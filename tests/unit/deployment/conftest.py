@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.data.datasets import DatasetCatalog, DatasetVersion
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import DatasetVersion
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.spec.model import parse_spec

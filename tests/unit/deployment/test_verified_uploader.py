@@ -14,15 +14,9 @@ from botocore.config import Config
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops.data.datasets import (
-    UNVERIFIED,
-    DatasetCatalog,
-    DatasetVersion,
-    authorize_upload,
-    record_platform_upload,
-    same_principal,
-    verified_uploader,
-)
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import UNVERIFIED, DatasetVersion
+from mlops.data.uploads import authorize_upload, record_platform_upload, same_principal, verified_uploader
 from mlops.deployment.approval import SelfApprovalError, UnverifiedUploaderError, decide, request_approval
 from mlops.errors import ConflictError, InputError, NotFoundError, TransitionError
 from mlops.registry.versions import Registry

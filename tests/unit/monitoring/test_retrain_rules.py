@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from mlops.data.catalog import DatasetCatalog
 from mlops.data.datasets import DatasetVersion
 from mlops.data.trigger import execution_name
+from mlops.monitoring.capture_dataset import _base_rows
+from mlops.monitoring.champion import ChampionData
 from mlops.monitoring.retrain_start import maybe_retrain
-from mlops.monitoring.retraining import ChampionData, _base_rows
 from mlops.monitoring.services import MonitorServices, MonitorSettings
 from mlops.registry.versions import Registry
 from tests.unit.monitoring.test_cooldown import TRAINING, FakeStepFunctions

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.data.datasets import DatasetCatalog, DatasetVersion, describe_file, scan_csv
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import DatasetVersion, describe_file, scan_csv
 from mlops.data.validation import schema_fingerprint
 from mlops.errors import ConflictError, InputError, NotFoundError
 from mlops.registry.specs import SpecStore, spec_key

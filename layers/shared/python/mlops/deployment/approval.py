@@ -31,7 +31,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from mlops.data.datasets import UNVERIFIED, DatasetCatalog, DatasetVersion, same_principal
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import UNVERIFIED, DatasetVersion
+from mlops.data.uploads import same_principal
 from mlops.errors import CheckFailedError, ConflictError, InputError, NotFoundError
 from mlops.registry.keys import approval_key
 from mlops.registry.tables import Condition, ConditionFailedError, Put, Update
@@ -289,7 +291,7 @@ def uploader_of(registry: Registry, version: ModelVersion) -> str | None:
 
 
 def same_identity(a: str, b: str) -> bool:
-    """Two principals are the same person (see :func:`mlops.data.datasets.same_principal`: exact ARNs,
+    """Two principals are the same person (see :func:`mlops.data.uploads.same_principal`: exact ARNs,
     except that one session name under two roles of one account is one person)."""
     return same_principal(a, b)
 

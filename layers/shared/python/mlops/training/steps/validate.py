@@ -6,9 +6,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from mlops.data.datasets import DatasetCatalog, DatasetVersion, describe_s3_object, verified_uploader
+from mlops.data.catalog import DatasetCatalog
+from mlops.data.datasets import DatasetVersion, describe_s3_object
 from mlops.data.profile import ReferenceProfile
 from mlops.data.trigger import DatasetUpload, parse_key
+from mlops.data.uploads import verified_uploader
 from mlops.data.validation.api import validate_stream
 from mlops.errors import NotFoundError
 from mlops.registry.specs import SpecStore
@@ -72,7 +74,7 @@ def validate_upload(
     key = report_key(model, item.version_id, "validation.json")
 
     # The uploader is the caller the upload API recorded for this key and content (or the platform
-    # actor that wrote it), never the object's metadata nor the event's requester: see mlops.data.datasets.
+    # actor that wrote it), never the object's metadata nor the event's requester: see mlops.data.uploads.
     dataset = describe_s3_object(services.s3, item.bucket, item.key, version_id=item.version_id, model=model)
     dataset = with_verified_uploader(services.registry, model, dataset, requester=item.uploader)
     DatasetCatalog(services.registry).record(model, dataset, actor=actor, request_id=request_id)
