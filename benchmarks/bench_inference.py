@@ -5,7 +5,8 @@
    model predict on already-prepared input (onnxruntime ``session.run``, and scikit-learn
    ``predict_proba`` on a ready frame);
 2. cold start: a fresh process that imports the handler and serves its first request, against a
-   fresh process that imports scikit-learn and unpickles the same model (ratio baseline / ours);
+   fresh process that imports scikit-learn and unpickles the same model (ratio baseline / ours),
+   and boto3's import with its two clients against mlops.serving.awsapi's (``--cold-only``: this part only);
 3. many models: 500 small models, warm p99 over random models vs the single-model p99, and the cost
    of a cache miss (read, sha256, load);
 4. (``--http``) requests per second through the local cloud's HTTP endpoint, 8 concurrent clients,
@@ -274,6 +275,16 @@ boto3.client("dynamodb"); boto3.client("s3")
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 
+# What it pays instead: importing mlops.serving.awsapi and creating its two clients, in a fresh process
+# with the same environment (the numbers quoted in mlops.serving.awsapi's docstring).
+_AWSAPI_CLIENTS = """
+import json, os, time
+started = time.perf_counter()
+from mlops.serving.awsapi import clients_from_env
+assert clients_from_env(os.environ) is not None
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
 # The floor of the ONNX path: the runtime (and numpy) imported, this model's session created.
 _ONNX_FLOOR = """
 import json, sys, time
@@ -364,6 +375,7 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
         add("base_wall", wall)
         add("baseline", inner["seconds"])
         add("boto3_clients", process(_BOTO3_CLIENTS)[1]["seconds"])
+        add("awsapi_clients", process(_AWSAPI_CLIENTS)[1]["seconds"])
         if onnx_available():
             add("onnx_floor", process(_ONNX_FLOOR, str(workdir / "model.onnx"))[1]["seconds"])
     m = {k: statistics.median(v) for k, v in samples.items()}
@@ -380,6 +392,8 @@ def cold(spec: ModelSpec, result: TrainResult, runs: int) -> dict[str, Any]:
         "ratio_baseline_over_ours": round(m["baseline"] / m["seconds"], 2),
         "shared_layer_bytecode": any(layer.rglob("*.pyc")),
         "boto3_import_and_two_clients_s": round(m["boto3_clients"], 3),
+        "awsapi_import_and_two_clients_s": round(m["awsapi_clients"], 4),
+        "ratio_boto3_over_awsapi_clients": round(m["boto3_clients"] / m["awsapi_clients"], 1),
         "ratio_if_boto3_clients_were_used": round(m["baseline"] / (m["seconds"] + m["boto3_clients"]), 2),
         "process_wall_ours_s": round(m["ours_wall"], 3),
         "process_wall_baseline_s": round(m["base_wall"], 3),
