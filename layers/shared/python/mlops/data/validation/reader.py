@@ -10,7 +10,7 @@ numbers always stay right. Only the current block and its frame are in memory at
 Row numbers are 1-based record numbers after the header: row 1 is the first data record. They
 equal ``line - 1`` unless a quoted field holds a line break.
 
-Why :class:`CsvReader` is kept whole (about 450 lines): the block loop, the record scan, the
+Kept as one module (:class:`CsvReader` is about 450 lines): the block loop, the record scan, the
 header, the UTF-8 check and the two parsers share one state (the carried-over tail, the row
 counter, the findings) and one invariant (row numbers stay right across blocks and parsers);
 split across modules, each piece would need that state passed in and the invariant would have no
