@@ -32,6 +32,7 @@ from mlops.contracts.deployment import (
 )
 from mlops.deployment import steps
 from mlops.deployment.services import DeploymentServices
+from mlops.monitoring.schedules import sync_schedule_from_env
 from mlops.observability import step_handler
 
 
@@ -48,10 +49,6 @@ def _answer(model: type[BaseModel], result: dict[str, Any]) -> dict[str, Any]:
 
 def _monitoring_schedule(model: str) -> dict[str, Any]:
     """The new champion's drift-check schedule; never fails the deployment (it says what failed)."""
-    # Imported here: the monitoring module loads numpy, which only the two states that set a
-    # champion need; the other states' cold starts stay without it.
-    from mlops.monitoring.schedules import sync_schedule_from_env
-
     return sync_schedule_from_env(services().registry, model)
 
 
