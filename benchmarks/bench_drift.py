@@ -161,7 +161,7 @@ def _as_table(result: tuple[np.ndarray, np.ndarray, int]) -> tuple[dict[Any, int
 
 def compare_category_counts(frame: pd.DataFrame, repeat: int) -> tuple[float, float, bool]:
     """Seconds to count every category column (public API, ctypes baseline) and whether they agree."""
-    from mlops.drift.engine import _category_counts
+    from mlops.drift.sides import _category_counts
 
     columns = [frame[name] for name in CATEGORICAL]
     public_s = baseline_s = float("inf")
@@ -281,7 +281,7 @@ def main() -> None:
 
     from mlops.data.profile import profile_frame
     from mlops.drift import drift_report
-    from mlops.drift.engine import Reference
+    from mlops.drift.sides import Reference
 
     spec = make_spec()
     load = os.getloadavg()[0]

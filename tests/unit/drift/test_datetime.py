@@ -12,7 +12,7 @@ from scipy import stats as sst
 
 from mlops.data.profile import profile_frame
 from mlops.drift import drift_report, render_html
-from mlops.drift.engine import datetime_seconds
+from mlops.drift.sides import datetime_seconds
 from mlops.errors import SpecError
 from mlops.spec.model import ModelSpec, parse_spec
 

@@ -10,7 +10,7 @@ from scipy import stats as sst
 
 from mlops.data.validation import coerce
 from mlops.drift import stats
-from mlops.drift.engine import _category_counts, categorical_side
+from mlops.drift.sides import _category_counts, categorical_side
 from mlops.spec.model import FeatureType
 
 

@@ -10,9 +10,8 @@ import pytest
 from scipy.stats import binomtest, rankdata
 from sklearn.metrics import f1_score, roc_auc_score
 
-from mlops.drift.performance import (
-    Estimator,
-    Rows,
+from mlops.drift.estimates import Estimator, Rows
+from mlops.drift.intervals import (
     delong_components,
     delong_variance,
     fieller,

@@ -1,7 +1,7 @@
 """A captured request round-trips into a retraining dataset: records -> capture -> dataset row.
 
 The retraining dataset a drift check builds is the champion's rows, verbatim, then one row per
-labelled captured request (:func:`mlops.monitoring.retraining.capture_row`). Metamorphic property: held-back
+labelled captured request (:func:`mlops.monitoring.capture_dataset.capture_row`). Metamorphic property: held-back
 rows of a real data set sent as prediction requests, captured the way the inference function writes
 captures and turned back into rows, read as the same typed values as the file's own lines, and the
 whole dataset passes the pipeline's validation against the reference profile of the champion's rows
@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from mlops.data.profile import ReferenceProfile, profile_stream
 from mlops.data.validation.api import validate_stream
+from mlops.monitoring.capture_dataset import capture_row
 from mlops.monitoring.captures import parse_capture
-from mlops.monitoring.retraining import capture_row
 from mlops.serving.capture import capture_lines
 from mlops.serving.requests import parse_request, request_models
 from mlops.serving.routing import PredictResult

@@ -9,17 +9,13 @@ Examples
 >>> Path("drift.html").write_text(render_html(report))  # doctest: +SKIP
 """
 
-from mlops.drift.engine import (
-    DriftOptions,
-    Reference,
-    as_reference,
-    drift_report,
-    prediction_drift,
-    read_window,
-)
+from mlops.drift.compare import DriftOptions
+from mlops.drift.engine import drift_report, prediction_drift
+from mlops.drift.estimates import Holdout
 from mlops.drift.html import render_html
-from mlops.drift.performance import Holdout, performance_drift
+from mlops.drift.performance import performance_drift
 from mlops.drift.report import DriftReport, FeatureDrift, PerformanceDrift
+from mlops.drift.sides import Reference, as_reference, read_window
 from mlops.training.holdout import holdout_document  # written at registration, read here
 
 __all__ = [

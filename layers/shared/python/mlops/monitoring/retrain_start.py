@@ -10,18 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops.data.trigger import execution_name
-from mlops.monitoring.captures import as_int, iso, parse_time
-from mlops.monitoring.retraining import (
+from mlops.monitoring.capture_dataset import (
     CAPTURES_SOURCE,
     capture_dataset_key,
-    choose_retrain_data,
     lineage_summary,
-    list_datasets,
     record_capture_dataset,
-    training_upload,
     write_capture_dataset,
     written_dataset,
 )
+from mlops.monitoring.captures import as_int, iso, parse_time
+from mlops.monitoring.champion import list_datasets, training_upload
+from mlops.monitoring.retraining import choose_retrain_data
 from mlops.monitoring.services import MONITOR_ACTOR, MonitorServices, get_monitor_state
 from mlops.registry.keys import monitor_key
 from mlops.registry.tables import ABSENT, Condition, ConditionFailedError, Update

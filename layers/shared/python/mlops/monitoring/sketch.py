@@ -171,7 +171,7 @@ class WindowSketch:
         from mlops.data.validation import coerce
 
         # cold start: all four monitor functions load this module; only Analyze compares (scipy, pandas)
-        from mlops.drift.engine import datetime_seconds
+        from mlops.drift.sides import datetime_seconds
 
         if kind in ("numeric", "datetime"):
             if kind == "datetime":
