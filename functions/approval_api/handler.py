@@ -9,7 +9,6 @@ import functools
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,8 +16,8 @@ from mlops.apierrors import answer_errors_as_json, body_text
 from mlops.deployment.decisions import approve_from_api
 from mlops.deployment.services import DeploymentServices
 from mlops.errors import InputError
+from mlops.observability import api_handler
 
-logger = Logger()
 app = APIGatewayRestResolver()
 
 
@@ -73,6 +72,6 @@ def reject(model: str, version: str) -> dict[str, Any]:
 answer_errors_as_json(app)
 
 
-@logger.inject_lambda_context
+@api_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
