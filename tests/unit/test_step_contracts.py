@@ -21,7 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 import mlops.contracts as contracts
-from mlops.contracts import Machine
+from mlops.contracts.base import Machine
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\$(?![.$A-Za-z])")
@@ -185,7 +185,7 @@ def test_every_state_machine_has_contracts() -> None:
 
 def test_a_path_the_contract_lacks_is_found() -> None:
     # The checker itself: a document, one step, and an ASL that reads one wrong path in each place.
-    from mlops.contracts import Contract, Document, Step
+    from mlops.contracts.base import Contract, Document, Step
 
     class Plan(Contract):
         model: str

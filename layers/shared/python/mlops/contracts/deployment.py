@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.contracts import Contract, Document, Machine, Step
+from mlops.contracts.base import Contract, Document, Machine, Step
 
 HANDLER = "functions/deployment_steps/handler"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from mlops.contracts import Contract, Document, Machine, Step
+from mlops.contracts.base import Contract, Document, Machine, Step
 
 Mode = Literal["disabled", "inline", "distributed"]
 
