@@ -4,7 +4,8 @@ Thin: parse the API Gateway event, call :class:`mlops.serving.service.InferenceS
 emit metrics. One service (and its model cache) per execution environment, created on first use.
 
 Cold start is part of the contract (benchmarks/bench_inference.py), so this module imports only what
-the first prediction needs: Powertools' Logger and Metrics (not its event handler, whose import pulls
+the first prediction needs: Powertools' Logger and Metrics from :mod:`mlops.observability` (not the
+X-Ray SDK, and not Powertools' event handler, whose import pulls
 in the validation and OpenAPI machinery of every resolver), and not boto3: the registry and the
 artifacts are read with :mod:`mlops.serving.awsapi` (boto3's import and two clients cost ~0.15 s).
 The two routes are matched on the REST event's resource template. ``GET /models/{model}`` (what a
@@ -20,10 +21,10 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
+from mlops.observability import api_handler, logger, metrics
 from mlops.registry.versions import Registry
 from mlops.serving.awsapi import clients_from_env
 from mlops.serving.capture import S3Capture
@@ -37,8 +38,6 @@ from mlops.settings import Platform
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-metrics = Metrics()
 _service: InferenceService | None = None
 
 PREDICT = ("POST", "/models/{model}/predict")
@@ -71,7 +70,7 @@ def service() -> InferenceService:
 
 def _per_version(model: str, version: int | None, *values: tuple[str, MetricUnit, float]) -> None:
     """Metrics of one model version in one EMF document (dimensions model, version and service)."""
-    document = AmazonCloudWatchEMFProvider(namespace=metrics.namespace)  # service: POWERTOOLS_SERVICE_NAME
+    document = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service=metrics.service)
     document.add_dimension(name="model", value=model)
     document.add_dimension(name="version", value=str(version) if version is not None else "none")
     for name, unit, value in values:
@@ -185,8 +184,9 @@ def _not_found(method: str, resource: str, request_id: str) -> dict[str, Any]:
     return _answer(404, body, request_id)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+# The shared logger and metrics, the API request id as correlation id; no SDK tracer (see
+# mlops.observability.tracer: its import would cost the cold start, and this function makes no SDK call).
+@api_handler(trace=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Answer one API Gateway (REST, proxy integration) event."""
     request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)

@@ -181,4 +181,4 @@ def test_an_event_handler_correlates_by_the_event_id(logs: io.StringIO) -> None:
 
 def test_the_tracer_is_off_outside_lambda() -> None:
     # Unit and integration tests run without X-Ray: Powertools turns the tracer off without LAMBDA_TASK_ROOT.
-    assert observability.tracer.disabled
+    assert observability.tracer().disabled

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mlops import observability
 from tests.unit.serving.conftest import MODEL, World
 
 HANDLER = Path(__file__).resolve().parents[3] / "functions" / "inference" / "handler.py"
@@ -26,6 +27,10 @@ class Context:
 def handler(world: World, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MLOps")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "mlops-inference")
+    # The handler's metrics are mlops.observability's, built once per process (per execution
+    # environment on Lambda, where the environment is set before any import): set what it read.
+    monkeypatch.setattr(observability.metrics, "namespace", "MLOps")
+    monkeypatch.setattr(observability.metrics, "service", "mlops-inference")
     spec = importlib.util.spec_from_file_location("inference_handler", HANDLER)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -139,7 +144,7 @@ def test_canary_alarms_name_exactly_the_dimensions_the_handler_emits(
     from mlops.settings import service_name
 
     # GIVEN the handler deployed in dev (its service name as synth sets it) and a champion
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service_name("dev", "inference"))
+    monkeypatch.setattr(observability.metrics, "service", service_name("dev", "inference"))
     world.champion(world.register(0))
     capsys.readouterr()
     # WHEN a prediction is made

@@ -1,10 +1,10 @@
 """Logs, traces and metrics: the same for every function, from this one module.
 
-One Powertools :data:`logger`, :data:`tracer` and :data:`metrics` per execution environment (module
-instances, built at the cold start). Their service name and metrics namespace come from the
-environment every function is given by ``stacks/function.py``: ``POWERTOOLS_SERVICE_NAME``
-(``mlops-<env>-<function>``, the ``service`` dimension of every metric) and
-``POWERTOOLS_METRICS_NAMESPACE``. A handler is one of three shapes, each decorated with
+One Powertools :data:`logger`, :func:`tracer` and :data:`metrics` per execution environment (the
+logger and metrics built at the cold start, the tracer by the first traced handler). Their service
+name and metrics namespace come from the environment every function is given by
+``stacks/function.py``: ``POWERTOOLS_SERVICE_NAME`` (``mlops-<env>-<function>``, the ``service``
+dimension of every metric) and ``POWERTOOLS_METRICS_NAMESPACE``. A handler is one of three shapes, each decorated with
 ``logger.inject_lambda_context``, ``tracer.capture_lambda_handler`` and ``metrics.log_metrics``:
 
 - :func:`step_handler` for a state machine's task: the correlation id is the pipeline run
@@ -29,12 +29,15 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics
 
 from mlops.errors import TransientError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 __all__ = [
     "api_handler",
@@ -48,9 +51,22 @@ __all__ = [
 ]
 
 logger = Logger()
-# The functions reach AWS only through boto3: trace its calls, and patch (import) nothing else.
-tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
+
+
+@functools.cache
+def tracer() -> Tracer:
+    """The execution environment's tracer, made by the first traced handler.
+
+    Made on first use, not at import: the X-Ray SDK and its botocore patch cost 0.06-0.2 s of a
+    cold start, which the inference function (no AWS SDK call to trace, and a cold start that is
+    part of its contract) does not pay; it uses :data:`logger` and :data:`metrics` only.
+    """
+    from aws_lambda_powertools import Tracer  # here, not at the top: see above
+
+    # The functions reach AWS only through boto3: trace its calls, and patch (import) nothing else.
+    return Tracer(patch_modules=["botocore"])
+
 
 # Most invocations publish no metric of their own; Powertools would warn about that on each one.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -89,24 +105,26 @@ def run_id(event: Any) -> str | None:
     return run_id(event["plan"]) if isinstance(event.get("plan"), Mapping) else None
 
 
-def _instrumented(handler: Handler, correlation_id: Callable[[Any, Any], str | None]) -> Handler:
+def _instrumented(handler: Handler, correlation_id: Callable[[Any, Any], str | None], *, trace: bool = True) -> Handler:
     """``handler`` with the context logged, the correlation id set, a trace and metrics flushed.
 
     Responses are not recorded in traces: API answers carry presigned URLs (usable credentials)
-    and step outputs can exceed X-Ray's 64 KB segment limit.
+    and step outputs can exceed X-Ray's 64 KB segment limit. With ``trace=False`` the function has
+    no SDK subsegments (Lambda's active tracing still records its invocation).
     """
 
-    @metrics.log_metrics  # flushes on failure too, so a failed run still publishes what it counted
-    @tracer.capture_lambda_handler(capture_response=False)
     @logger.inject_lambda_context(clear_state=True)
     @functools.wraps(handler)
-    def instrumented(event: Any, context: Any) -> Any:
+    def logged(event: Any, context: Any) -> Any:
         correlation = correlation_id(event, context) or context.aws_request_id
         logger.set_correlation_id(correlation)
-        tracer.put_annotation("run_id", correlation)
+        if trace:
+            tracer().put_annotation("run_id", correlation)
         return handler(event, context)
 
-    return instrumented
+    traced = tracer().capture_lambda_handler(logged, capture_response=False) if trace else logged
+    # flushes on failure too, so a failed run still publishes what it counted
+    return metrics.log_metrics(traced)
 
 
 def step_handler(step: Step) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -137,9 +155,14 @@ def _api_request_id(event: Any, _context: Any) -> str | None:
     return None
 
 
-def api_handler(handler: Handler) -> Handler:
-    """``handler`` (an API Gateway proxy integration) instrumented, the API request id as correlation id."""
-    return _instrumented(handler, _api_request_id)
+def api_handler(handler: Handler | None = None, *, trace: bool = True) -> Any:
+    """``handler`` (an API Gateway proxy integration) instrumented, the API request id as correlation id.
+
+    ``@api_handler`` or ``@api_handler(trace=False)`` (the inference function: see :func:`tracer`).
+    """
+    if handler is None:
+        return functools.partial(_instrumented, correlation_id=_api_request_id, trace=trace)
+    return _instrumented(handler, _api_request_id, trace=trace)
 
 
 def _event_id(event: Any, _context: Any) -> str | None:
@@ -170,6 +193,9 @@ _THROTTLING = frozenset(
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is the infrastructure failing (retry the step), not the input (a finding)."""
+    # here, not at the top: the inference function imports this module and never botocore
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+
     if isinstance(exc, (HTTPClientError, ConnectionError, IncompleteReadError)):  # reset mid-stream, timeouts
         return True
     if isinstance(exc, ClientError):

@@ -11,7 +11,7 @@ from mlops.settings import Platform
 
 
 def registry_from_env() -> Registry:
-    """The registry named by the function's environment (one client per execution environment)."""
+    """The registry named by the function's environment (a new client: the caller keeps it)."""
     import boto3
 
     return Registry.for_platform(boto3.client("dynamodb"), Platform.from_env())
