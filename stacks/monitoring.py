@@ -142,7 +142,7 @@ class MonitoringPipeline(Construct):
         tables.registry.grant_read_data(fn)
         bucket.grant_read(fn, f"{CAPTURE_PREFIX}*")  # lists the window's capture objects
         bucket.grant_put(fn, f"{REPORT_PREFIX}*")  # the run's shard list
-        self._grant_schedules(fn.role)  # type: ignore[arg-type]
+        self._grant_schedules(fn.role)
         acknowledge_grant_wildcards(
             fn,
             "registry read, list and read captures/*, put reports/* (the shard list), manage this environment's "
