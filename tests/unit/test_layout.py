@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,17 @@ def test_the_rule_finds_an_event_type_import(tmp_path: Path) -> None:
     module.write_text("from aws_lambda_powertools.utilities.data_classes import S3Event\nimport json\n")
     found = [n for n in _imports(module) if n.startswith(EVENT_TYPES)]
     assert found == ["aws_lambda_powertools.utilities.data_classes"]
+
+
+def test_the_architecture_page_names_files_that_exist() -> None:
+    # docs/architecture.md is the map of the house: every path it names must be there.
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = []
+    for token in re.findall(r"`([^`\s]+/[^`\s]*)`", page):
+        path = "layers/shared/python/" + token if token.startswith("mlops/") else token
+        head, _, rest = path.partition("{")
+        options, _, tail = rest.partition("}")
+        for candidate in [head + o + tail for o in options.split(",")] if rest else [path]:
+            if not (ROOT / candidate).exists() and not candidate.startswith("datasets/"):
+                missing.append(candidate)
+    assert missing == []
