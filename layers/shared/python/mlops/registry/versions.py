@@ -22,7 +22,7 @@ Table layout: one partition per model, ``MODEL#<name>``, holding its ``META`` it
 aliases) and one ``VERSION#0000000042`` item per version, beside the other items of the model;
 every key is built by :mod:`mlops.registry.keys`, whose docstring has the whole table.
 
-Why this module stays whole (about 800 lines): it is one class, :class:`Registry`, and the records
+Kept as one module (about 800 lines): it is one class, :class:`Registry`, and the records
 it returns. Every method is the same discipline applied to the same two items of a model (read
 ``META`` and the version, check the lifecycle rule, write both with the audit event in one
 conditional transaction, turn a lost race into a :class:`~mlops.errors.ConflictError`), and the
