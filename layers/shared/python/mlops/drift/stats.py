@@ -10,6 +10,7 @@ reference column is sorted once and reused across windows.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,20 +241,15 @@ def std(values: np.ndarray, chunk: int = 65_536) -> float:
 def ks_p_value(statistic: float, n1: int, n2: int) -> float:
     """Two-sided two-sample KS p-value, as ``scipy.stats.ks_2samp(method="auto")`` computes it.
 
-    Exact (scipy's own routine) when both samples have at most 10,000 values, else Smirnov's
-    asymptotic distribution (``kstwo.sf`` at the effective size ``n1 * n2 / (n1 + n2)``), and
-    beyond an effective size of 10,000 its limit, Kolmogorov's distribution (scipy's ``kstwo``
-    is very slow out there; the two differ by under 1% relative).
+    Exact when both samples have at most 10,000 values (see :func:`_exact_ks_p_value`), else
+    Smirnov's asymptotic distribution (``kstwo.sf`` at the effective size ``n1 * n2 / (n1 + n2)``),
+    and beyond an effective size of 10,000 its limit, Kolmogorov's distribution (scipy's
+    ``kstwo`` is very slow out there; the two differ by under 1% relative).
     """
     if max(n1, n2) <= KS_EXACT_MAX_N:
-        try:
-            from scipy.stats._stats_py import _attempt_exact_2kssamp
-
-            success, _, probability = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), statistic, "two-sided")
-            if success:
-                return float(min(max(probability, 0.0), 1.0))
-        except (ImportError, TypeError):  # a scipy without the private routine: asymptotic below
-            pass
+        return _exact_ks_p_value(statistic, n1, n2)
+    # Lazy: scipy.stats takes over a second to import; the drift package is imported by the
+    # monitoring functions, which load it only when a report computes a p-value.
     from scipy.stats import distributions
 
     m, n = sorted([float(n1), float(n2)], reverse=True)
@@ -265,6 +261,106 @@ def ks_p_value(statistic: float, n1: int, n2: int) -> float:
 
         return float(np.clip(kolmogorov(math.sqrt(round(effective)) * statistic), 0.0, 1.0))
     return float(np.clip(distributions.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+
+
+def _exact_ks_p_value(statistic: float, n1: int, n2: int) -> float:
+    """scipy's exact two-sided p-value for a KS statistic of samples of sizes ``n1`` and ``n2``.
+
+    scipy exposes its exact two-sample distribution only through ``ks_2samp``, which wants the
+    samples; we have only the statistic (the samples were compared block by block, or one side
+    is a profile). The exact p-value depends on ``(n1, n2, D)`` alone, so this builds two
+    samples of those sizes whose statistic is ``D`` and asks ``ks_2samp(method="exact")``: the
+    same number, and the same fallback to the asymptotic law where scipy's exact computation
+    fails, as ``ks_2samp`` gives on the real data, through public API only. Writing the
+    distribution ourselves instead would be a second copy of scipy's path counting, its
+    floating-point behaviour included; building the samples costs a fraction of a millisecond
+    and ``ks_2samp`` reads them in about a millisecond more at 10,000 + 10,000 values
+    (``benchmarks/bench_drift.py --ks``; docs/drift.md, "Speed").
+
+    The samples are distinct integers, so the two empirical CDFs walk a lattice path from
+    ``(0, 0)`` to ``(n1, n2)``; in units of ``1 / lcm(n1, n2)``, a step of the first sample
+    moves ``F1 - F2`` up by ``b = n2 / g``, one of the second down by ``a = n1 / g`` (``g`` the
+    gcd). scipy rounds ``D`` to ``h`` such units. Then:
+
+    * A path holds ``|F1 - F2| <= h`` throughout only if ``2h + 1 >= a + b``: after ``t`` steps
+      ``F1 - F2`` is ``t * b`` modulo ``a + b``, so over ``a + b`` steps it takes every residue,
+      which a band narrower than ``a + b`` cannot hold. Below that, every pair of samples of
+      these sizes without ties has a larger statistic, so ``P(D_stat >= D) = 1`` (only ties, as
+      in discrete data, give such small statistics).
+    * Otherwise the band is wide enough that the "first sample whenever the band allows" path
+      (:func:`_highest_path`) reaches any point of the band from the origin. The samples follow
+      it to a point where ``|F1 - F2|`` is ``h`` (the nearest value at or above ``h`` that a
+      point of the lattice has: ``h`` itself for a statistic computed from data; a statistic
+      from a profile's approximate reference may fall between), and from there, by the mirror
+      path walked backwards, to ``(n1, n2)``.
+    """
+    # Lazy: see ks_p_value.
+    from scipy.stats import ks_2samp
+
+    g = math.gcd(n1, n2)
+    a, b = n1 // g, n2 // g
+    lcm = a * n2
+    h = min(int(np.round(statistic * lcm)), lcm)
+    if 2 * h + 1 < a + b:
+        return 1.0
+    level, i, j, first_ahead = _nearest_lattice_level(h, n1, n2)
+    if first_ahead:
+        x, y = _samples_through(n1, n2, i, j, level)
+    else:
+        y, x = _samples_through(n2, n1, j, i, level)
+    # Where scipy's exact computation fails it falls back to the asymptotic law with a
+    # RuntimeWarning, exactly as ks_2samp does on the real data; the value is what we return.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = ks_2samp(x, y, method="exact")
+    return float(min(max(float(result.pvalue), 0.0), 1.0))
+
+
+def _nearest_lattice_level(h: int, n1: int, n2: int) -> tuple[int, int, int, bool]:
+    """The smallest ``|i * b - j * a| >= h`` over ``0 <= i <= n1, 0 <= j <= n2`` (units of
+    ``1 / lcm``), a point ``(i, j)`` that has it, and whether the first sample is ahead there."""
+    g = math.gcd(n1, n2)
+    a, b = n1 // g, n2 // g
+    never = np.iinfo(np.int64).max
+    i = np.arange(n1 + 1, dtype=np.int64)
+    j_for_i = np.minimum((i * b - h) // a, n2)  # the most second-sample steps leaving F1 ahead by >= h
+    ahead = np.where(i * b >= h, i * b - j_for_i * a, never)
+    j = np.arange(n2 + 1, dtype=np.int64)
+    i_for_j = np.minimum((j * a - h) // b, n1)
+    behind = np.where(j * a >= h, j * a - i_for_j * b, never)
+    best_i, best_j = int(np.argmin(ahead)), int(np.argmin(behind))
+    if ahead[best_i] <= behind[best_j]:
+        return int(ahead[best_i]), best_i, int(j_for_i[best_i]), True
+    return int(behind[best_j]), int(i_for_j[best_j]), best_j, False
+
+
+def _samples_through(n1: int, n2: int, i: int, j: int, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two samples of sizes ``n1`` and ``n2`` whose CDFs pass ``(i, j)``, where the first leads by
+    ``level`` (``i * b - j * a``), and never differ by more: the highest path in the band up to
+    there, then the mirror one walked back from ``(n1, n2)``."""
+    g = math.gcd(n1, n2)
+    a, b = n1 // g, n2 // g
+    to_point = _highest_path(b, a, level, i + j)
+    # Walked back from (n1, n2), a second-sample step raises F1 - F2 by a, a first-sample one lowers it by b.
+    from_end = _highest_path(a, b, level, (n1 - i) + (n2 - j))
+    first = np.concatenate([to_point, ~from_end[::-1]])
+    # Integer positions: ks_2samp searches int64 arrays faster than floats.
+    return np.flatnonzero(first), np.flatnonzero(~first)
+
+
+def _highest_path(up: int, down: int, level: int, steps: int) -> np.ndarray:
+    """Steps (True: up) of the walk from 0 that goes up whenever that stays at or below ``level``.
+
+    It climbs to ``(level - up, level]``, then stays in the window ``[level - up - down + 1,
+    level]`` (within ``[-level, level]`` when ``2 level + 1 >= up + down``), where each step adds
+    ``up`` modulo ``up + down``: a closed form, no loop.
+    """
+    climb = min(level // up, steps)
+    window = up + down
+    low = level - window + 1
+    offsets = np.arange(steps - climb + 1, dtype=np.int64) * up
+    walk = low + (climb * up - low + offsets) % window
+    return np.concatenate([np.ones(climb, dtype=bool), np.diff(walk) > 0])
 
 
 def bin_cuts(reference: np.ndarray, bins: int = 10) -> np.ndarray:
