@@ -31,6 +31,7 @@ import argparse
 import ctypes
 import gc
 import json
+import math
 import os
 import subprocess
 import sys
@@ -184,6 +185,60 @@ def categories_only(rows_list: list[int], repeat: int) -> None:
         )
 
 
+# ------------------------------------------------------------------------------ exact KS p-values
+KS_SIZES = [(100, 100), (500, 400), (1_000, 1_200), (2_000, 3_000), (5_000, 5_000), (7_000, 10_000), (10_000, 10_000)]
+
+
+def private_ks_p_value(statistic: float, n1: int, n2: int) -> float:
+    """The engine's former exact KS p-value (the baseline; never used by the platform).
+
+    It called scipy's private ``scipy.stats._stats_py._attempt_exact_2kssamp`` with the statistic
+    alone; on failure the engine fell back to the asymptotic law (the same fallback as
+    ``ks_2samp``; not timed here: none of the cases below fails).
+    """
+    # Private to scipy, hence imported here only, where the benchmark needs it as its baseline.
+    from scipy.stats._stats_py import _attempt_exact_2kssamp
+
+    success, _, probability = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), statistic, "two-sided")
+    return float(min(max(probability, 0.0), 1.0)) if success else float("nan")
+
+
+def per_call(func: Callable[[], Any], calls: int = 5) -> float:
+    """Seconds per call over a few calls in a row (as a report makes them: one per numeric feature)."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        func()
+    return (time.perf_counter() - started) / calls
+
+
+def ks_only(repeat: int) -> None:
+    """Exact KS p-values: the public-API route (``stats.ks_p_value``) against the private routine."""
+    from mlops.drift import stats
+
+    rounds = max(repeat, 15)
+    print(f"exact KS p-value per call: public API (stats.ks_p_value) vs scipy's private routine, best of {rounds}")
+    head = f"{'n1 x n2':>15} {'data':>8} {'D':>7} {'p':>9} {'public ms':>9} {'private ms':>10} {'x private':>9}"
+    print(head + f" {'+ ms':>6} {'same':>5}")
+    for n1, n2 in KS_SIZES:
+        rng = np.random.default_rng(n1 + n2)
+        reference = np.sort(rng.normal(0, 1, n1))
+        for label, shift in (("same", 0.0), ("shift .1", 0.1)):
+            current = np.sort(rng.normal(shift, 1, n2))
+            statistic = stats.compare_sorted(reference, current).ks_statistic
+            public_s = private_s = float("inf")
+            for _ in range(rounds):  # interleaved, so a change in the machine's load hits both alike
+                public_s = min(public_s, per_call(lambda: stats.ks_p_value(statistic, n1, n2)))  # noqa: B023
+                private_s = min(private_s, per_call(lambda: private_ks_p_value(statistic, n1, n2)))  # noqa: B023
+            p, baseline = stats.ks_p_value(statistic, n1, n2), private_ks_p_value(statistic, n1, n2)
+            same = abs(p - baseline) <= 1e-12 * max(baseline, 1e-300)
+            print(
+                f"{f'{n1:,} x {n2:,}':>15} {label:>8} {statistic:>7.4f} {p:>9.3g} {public_s * 1e3:>9.3f}"
+                f" {private_s * 1e3:>10.3f} {public_s / private_s:>9.2f} {(public_s - private_s) * 1e3:>6.2f}"
+                f" {same!s:>5}",
+                flush=True,
+            )
+
+
 # ------------------------------------------------------------------------------ competitors
 def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> Callable[[], Any]:
     from evidently import Report  # type: ignore[import-not-found,unused-ignore]
@@ -269,6 +324,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--compare", metavar="PYTHON", help="interpreter with evidently and alibi-detect installed")
     parser.add_argument("--categories", action="store_true", help="only category counting against its baseline")
+    parser.add_argument("--ks", action="store_true", help="only exact KS p-values against their private-API baseline")
     parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,6 +333,9 @@ def main() -> None:
         return
     if args.categories:
         categories_only(args.rows, args.repeat)
+        return
+    if args.ks:
+        ks_only(args.repeat)
         return
 
     from mlops.data.profile import profile_frame
@@ -334,6 +393,7 @@ def main() -> None:
             print(f"  drifted: {sorted(report.drifted_features)} / {sorted(by_profile.drifted_features)}")
         summary.update(rows=rows, data=data_s / floor_s, profile=profile_s / floor_s)
     categories_only(args.rows, args.repeat)
+    ks_only(args.repeat)
     print(f"load average {os.getloadavg()[0]:.1f} at the end (times are best of {args.repeat}; Evidently: one run)")
     largest = f"{int(summary['rows']):,} rows"
     at_target = summary["rows"] >= TARGET_ROWS
