@@ -319,7 +319,6 @@ def train(
     SpecError
         A parameter the estimator does not take or a value it refuses.
     """
-    from sklearn.utils._param_validation import InvalidParameterError
     from threadpoolctl import threadpool_limits
 
     target = spec.target.name
@@ -349,7 +348,13 @@ def train(
         warnings.simplefilter("always")
         try:
             pipeline.fit(x_train, y_train)
-        except InvalidParameterError as exc:
+        except ValueError as exc:
+            # scikit-learn refuses a parameter value with its InvalidParameterError, defined in a
+            # private module (sklearn.utils._param_validation); publicly it is the error that is
+            # both a ValueError and a TypeError (documented so, for callers catching either one).
+            # Any other ValueError (about the data) goes on as it is.
+            if not isinstance(exc, TypeError):
+                raise
             # "The 'max_depth' parameter of ... Got -3 instead.": name the field the value came from.
             named = re.match(r"The '(\w+)' parameter", str(exc))
             where = param_path(spec, named.group(1), params_override) if named else "training.params"
