@@ -48,6 +48,9 @@ PICKLE_PROTOCOL = 5
 
 # Classes may come from these modules (a prefix ends in "." or is a whole module name). Classes
 # only: a function is a way to run code, a class from these packages is a data structure.
+# These lists (and ALLOWED_FUNCTIONS below) are names a pickle may ask for, compared as strings:
+# no code here imports or reads the private modules they name (numpy._core, pandas._libs,
+# numpy.random._pickle); those are where the libraries themselves put what they pickle.
 # "_loss" is the module name scikit-learn's compiled loss classes report.
 ALLOWED_CLASS_MODULES = (
     "sklearn.",
