@@ -14,6 +14,11 @@ Measured in the same run, per row count:
   way it once did (:func:`identity_counts`, kept here only as the baseline: long object columns
   counted by their objects' addresses read through ``ctypes``); both must give the same counts;
   ``--categories`` runs this part alone;
+* ``ks``: the exact KS p-value (both sides up to 10,000 values) through scipy's public API
+  (``stats.ks_p_value``: ``ks_2samp`` on two samples built to have the statistic) against the
+  way it once was computed (:func:`private_ks_p_value`, kept here only as the baseline: scipy's
+  private ``_attempt_exact_2kssamp``), per call, with the ratio; both must give the same
+  p-value; ``--ks`` runs this part alone;
 * with ``--compare PYTHON`` (``make bench-drift-compare``): Evidently ``DataDriftPreset`` and
   alibi-detect ``TabularDrift`` on the same data, run by PYTHON (a separate virtual environment
   from benchmarks/requirements-drift-compare.txt; neither is a dependency of this project).
@@ -22,7 +27,8 @@ Times are the best of ``--repeat`` runs (Evidently: one run). Peak memory is eac
 resident memory above the process's resident memory once the two frames exist, in a fresh
 process per tool with fixed glibc malloc thresholds (Linux ``/proc/self/clear_refs``; elsewhere
 the whole process's peak).
-Run: ``python benchmarks/bench_drift.py [--rows 10000 100000 1000000] [--repeat 3] [--compare PY] [--categories]``.
+Run: ``python benchmarks/bench_drift.py [--rows 10000 100000 1000000] [--repeat 3] [--compare PY]``
+``[--categories] [--ks]``.
 """
 
 from __future__ import annotations
