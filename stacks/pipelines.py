@@ -188,7 +188,7 @@ class TrainingPipeline(Construct):
             "Applies the spec's gates: thresholds and beat-the-champion",
             memory=512,
             minutes=1,
-            layer_set=[layers.shared, layers.runtime],
+            # the science layer: the gates read metric values with numpy (mlops.values)
         )
         tables.registry.grant_read_data(self.gate)
         self.register = step_function(

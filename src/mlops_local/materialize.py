@@ -123,6 +123,8 @@ class Materializer:
         self._clients: dict[str, Any] = {}
         self.layer_dirs: dict[str, Path] = {}  # layer version ARN -> directory holding python/
         self.foreign_layers: set[str] = set()  # layers built for another platform (not on sys.path)
+        # layer version ARN -> the top-level packages it ships (what a function with it may import)
+        self.layer_packages: dict[str, frozenset[str]] = {}
         self.deployment = Deployment()
 
     def client(self, service: str) -> Any:

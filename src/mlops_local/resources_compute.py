@@ -110,6 +110,7 @@ def _layer(m: Materializer, ctx: Context, p: dict[str, Any]) -> Created:
     args: dict[str, Any] = {"LayerName": name, "Content": {"ZipFile": stub_zip(f"local layer: {directory}")}}
     args.update(pick(p, "CompatibleRuntimes", "CompatibleArchitectures", "Description", "LicenseInfo"))
     arn = m.client("lambda").publish_layer_version(**args)["LayerVersionArn"]
+    m.layer_packages[arn] = top_level_packages(directory / "python")
     foreign = _foreign_extension(directory)
     note = ""
     if foreign is None:
@@ -122,6 +123,16 @@ def _layer(m: Materializer, ctx: Context, p: dict[str, Any]) -> Created:
         )
         m.deployment.warnings.append(f"{ctx.stack.name}/{ctx.logical_id}: layer {note}")
     return Created(arn, {"LayerVersionArn": arn}, detail={"note": note} if note else {})
+
+
+def top_level_packages(directory: Path) -> frozenset[str]:
+    """The names ``import`` finds in a folder on ``sys.path``: packages, modules, extension modules."""
+    names = set()
+    for entry in directory.iterdir() if directory.is_dir() else ():
+        if entry.name.endswith((".dist-info", ".egg-info", ".pth")) or entry.name in ("bin", "__pycache__"):
+            continue
+        names.add(entry.name.split(".", 1)[0] if entry.is_file() else entry.name)
+    return frozenset(names)
 
 
 def _foreign_extension(directory: Path) -> str | None:
@@ -201,6 +212,10 @@ def _function(m: Materializer, ctx: Context, p: dict[str, Any]) -> Created:
             f"{ctx.stack.name}/{ctx.logical_id}: layers {missing} are not from this "
             "assembly; their code is not on the function's path"
         )
+    # What its code and layers ship, native or not (None: a layer from elsewhere, contents unknown).
+    packages = None
+    if not missing:
+        packages = top_level_packages(code_dir).union(*(m.layer_packages[layer] for layer in args["Layers"]))
     m.runtime.register(
         FunctionSpec(
             name=name,
@@ -208,6 +223,7 @@ def _function(m: Materializer, ctx: Context, p: dict[str, Any]) -> Created:
             handler=handler,
             code_dir=code_dir,
             layer_dirs=[m.layer_dirs[layer] for layer in args["Layers"] if layer in m.layer_dirs],
+            packages=packages,
             environment=environment,
             timeout=args["Timeout"],
             memory=args["MemorySize"],

@@ -172,6 +172,7 @@ class LambdaRuntime:
             "memory": spec.memory,
             "environment": environment,
             "paths": [str(spec.code_dir), *(str(d / "python") for d in spec.layer_dirs)],
+            "packages": sorted(spec.packages) if spec.packages is not None else None,
             "log_path": str(self.log_dir / f"{spec.name}.log") if self.log_dir else None,
             # The SDK's retry back-off inside functions is compressed with the cloud's other waits.
             "time_scale": patches.scaled(1.0),

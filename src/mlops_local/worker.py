@@ -79,6 +79,53 @@ def error_payload(exc: BaseException, error_type: str | None = None) -> dict[str
     }
 
 
+# What the Lambda Python runtime ships beside the standard library: the AWS SDK and its dependencies.
+RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six", "jmespath"})
+
+
+# Known gaps, allowed with a warning in the function's log until they are mended: package -> a
+# package of the function's layers that makes the gap. The training pipeline checks its ONNX export
+# with onnxruntime, which the science layer (scikit-learn, skl2onnx) does not ship: within Lambda's
+# 250 MiB it cannot (onnxruntime is 63 MiB). On Lambda that check fails; docs/local-cloud.md says so.
+# Mending it (the check in its own state, on the inference layer) removes this entry.
+KNOWN_GAPS = {"onnxruntime": "skl2onnx"}
+
+
+class _Fence:
+    """A meta path finder that refuses what Lambda would not find: a package neither the function's
+    code, its layers, the standard library nor the runtime's SDK ships (``No module named ...``)."""
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        top = fullname.partition(".")[0]
+        if top in self.allowed:
+            return None  # the next finders look for it
+        raise ModuleNotFoundError(f"No module named '{top}' (not in the function's layers)", name=top)
+
+
+def _fence(packages: frozenset[str]) -> None:
+    """Let the function import only what it could import on Lambda.
+
+    The fork server preloaded the platform's common libraries, and this process can see the local
+    environment's packages: both would let a handler import a library its layers do not ship, and
+    fail only on Lambda. Forget the preloaded modules it may not have, and refuse any import outside
+    its code, its layers, the standard library and the runtime's SDK.
+    """
+    allowed = packages | RUNTIME_PACKAGES | frozenset(sys.stdlib_module_names) | {"mlops_local", "__main__"}
+    allowed |= {gap for gap, owner in KNOWN_GAPS.items() if owner in packages}
+
+    def shipped(name: str, module: Any) -> bool:
+        # an alias counts by what it is: sklearn registers its Cython modules under short names too
+        real = str(getattr(module, "__name__", name) or name)
+        return name.partition(".")[0] in allowed or real.partition(".")[0] in allowed
+
+    for name in [n for n, module in list(sys.modules.items()) if not shipped(n, module)]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, _Fence(allowed))
+
+
 def _init(config: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
     module_name, _, function_name = config["handler"].rpartition(".")
     try:
@@ -159,6 +206,8 @@ def main(conn: Any, config: dict[str, Any]) -> None:
     # environment; forget it so the function imports ``mlops`` from its layer, as on Lambda.
     for name in [n for n in sys.modules if n == "mlops" or n.startswith("mlops.")]:
         del sys.modules[name]
+    if config.get("packages") is not None:
+        _fence(frozenset(config["packages"]))
     os.chdir(config["paths"][0])
     tee = _MetricTee(sys.stdout)
     sys.stdout = tee

@@ -33,6 +33,9 @@ class FunctionSpec:
     handler: str
     code_dir: Path
     layer_dirs: list[Path] = field(default_factory=list)
+    # The top-level packages its code and layers ship; the worker refuses to import any other
+    # (but the standard library and the AWS SDK the Lambda runtime ships). None: no fence.
+    packages: frozenset[str] | None = None
     environment: dict[str, str] = field(default_factory=dict)
     timeout: int = 3
     memory: int = 128

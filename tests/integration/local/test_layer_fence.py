@@ -1,0 +1,89 @@
+"""A local function imports only what Lambda would give it: its code, its layers, the runtime.
+
+The fork server preloads numpy, pandas and scikit-learn, and the worker can see the test
+environment's packages; without the fence a handler importing a library its layers lack (the Gate
+function's numpy) worked locally and failed on Lambda at its first cold start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_local.resources_compute import top_level_packages
+from mlops_local.runtime import FunctionSpec, LambdaRuntime
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+HANDLER = """
+import importlib
+
+def handler(event, context):
+    try:
+        importlib.import_module(event["module"])
+    except ImportError as exc:
+        return {"imported": False, "error": str(exc)}
+    return {"imported": True}
+"""
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[LambdaRuntime]:
+    running = LambdaRuntime(endpoint_url="http://127.0.0.1:1", region=REGION, account=ACCOUNT, log_dir=tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _function(runtime: LambdaRuntime, tmp_path: Path, name: str, layer_packages: set[str] | None) -> None:
+    code = tmp_path / name
+    code.mkdir()
+    (code / "handler.py").write_text(HANDLER)
+    packages = None if layer_packages is None else top_level_packages(code) | layer_packages
+    runtime.register(
+        FunctionSpec(
+            name=name,
+            arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+            handler="handler.handler",
+            code_dir=code,
+            timeout=60,
+            packages=packages,
+        )
+    )
+
+
+def _imports(runtime: LambdaRuntime, name: str, module: str) -> dict:
+    result = runtime.invoke(name, f'{{"module": "{module}"}}'.encode())
+    assert result.function_error is None, result.json()
+    return result.json()
+
+
+def test_a_function_imports_only_what_its_layers_ship(runtime: LambdaRuntime, tmp_path: Path) -> None:
+    # GIVEN one function whose layers ship pydantic only, and one whose layers ship numpy too
+    _function(runtime, tmp_path, "runtime-only", {"pydantic", "pydantic_core"})
+    _function(runtime, tmp_path, "science", {"pydantic", "pydantic_core", "numpy"})
+    # THEN the first cannot import numpy (preloaded by the fork server) or pandas, as on Lambda
+    refused = _imports(runtime, "runtime-only", "numpy")
+    assert refused == {"imported": False, "error": "No module named 'numpy' (not in the function's layers)"}
+    assert not _imports(runtime, "runtime-only", "pandas.core.frame")["imported"]
+    # AND it can import its layers' packages, the standard library and the runtime's AWS SDK
+    for module in ("pydantic", "json", "sqlite3", "boto3", "botocore.session"):
+        assert _imports(runtime, "runtime-only", module) == {"imported": True}, module
+    # AND the second can import numpy
+    assert _imports(runtime, "science", "numpy") == {"imported": True}
+
+
+def test_a_function_with_layers_from_elsewhere_is_not_fenced(runtime: LambdaRuntime, tmp_path: Path) -> None:
+    # Layers whose contents the local cloud does not know (not from this assembly): no fence.
+    _function(runtime, tmp_path, "unknown-layers", None)
+    assert _imports(runtime, "unknown-layers", "numpy") == {"imported": True}
+
+
+def test_top_level_packages_are_what_import_finds(tmp_path: Path) -> None:
+    for entry in ("numpy", "numpy-2.4.6.dist-info", "bin", "__pycache__"):
+        (tmp_path / entry).mkdir()
+    for entry in ("typing_extensions.py", "_cffi_backend.cpython-312-aarch64-linux-gnu.so", "distutils-precedence.pth"):
+        (tmp_path / entry).write_text("")
+    assert top_level_packages(tmp_path) == {"numpy", "typing_extensions", "_cffi_backend"}
