@@ -92,9 +92,7 @@ def test_a_run_failing_in_training_names_the_step_error_and_cause(
         },
     )
     # AND PlanTraining's first invocation fails (a Lambda service error: retried by the state machine)
-    local_cloud.add_faults(
-        {"kind": "function.error", "target": "TrainingPlanTraining", "match": [model], "count": 1}
-    )
+    local_cloud.add_faults({"kind": "function.error", "target": "TrainingPlanTraining", "match": [model], "count": 1})
     path = tmp_path / "train.csv"
     generate("churn", ROWS, 22).to_csv(path, index=False)
     # WHEN the scientist uploads with --wait
