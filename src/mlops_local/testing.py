@@ -11,8 +11,10 @@ Examples
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +65,10 @@ def synthesize_once(environment: str = "dev", root: Path | None = None) -> Path:
     root = (root or Path.cwd()).resolve()
     key = (str(root), environment)
     if key not in _SYNTHESIZED:
-        _SYNTHESIZED[key] = synthesize(Path(tempfile.mkdtemp(prefix="mlops-synth-")), environment, root)
+        outdir = Path(tempfile.mkdtemp(prefix="mlops-synth-"))
+        # An assembly copies its layers (about 370 MB): removed when the process ends, not left in /tmp.
+        atexit.register(shutil.rmtree, outdir, ignore_errors=True)
+        _SYNTHESIZED[key] = synthesize(outdir, environment, root)
     return _SYNTHESIZED[key]
 
 
