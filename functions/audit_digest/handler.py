@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.contracts.names import CHAINS_REFUSED_METRIC, DIGEST_FAILED_METRIC
+from mlops.observability import event_handler, logger, metrics
 from mlops.registry.digest import write_digest_from_env
 
-logger = Logger()
-metrics = Metrics()  # namespace POWERTOOLS_METRICS_NAMESPACE, dimension service=POWERTOOLS_SERVICE_NAME
 
-
-@metrics.log_metrics  # flushes on failure too: a failed run still publishes AuditDigestFailed
-@logger.inject_lambda_context
+# The shared logger, tracer and metrics (namespace POWERTOOLS_METRICS_NAMESPACE, dimension
+# service=POWERTOOLS_SERVICE_NAME); metrics flush on failure too: a failed run still publishes
+# AuditDigestFailed. The schedule's event id is the correlation id.
+@event_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         summary = write_digest_from_env()

@@ -7,23 +7,22 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.data.trigger import start_training, upload_from_event
 from mlops.errors import InputError, TransitionError
+from mlops.observability import event_handler, logger
 from mlops.training.steps.services import (
     Services,
     record_ignored_upload,
 )  # no pandas: this function has no science layer
 
-logger = Logger()
 # clients once per execution environment, made on the first invocation (not at import)
 services = functools.cache(Services.from_env)
 stepfunctions = functools.cache(lambda: boto3.client("stepfunctions"))
 
 
-@logger.inject_lambda_context
+@event_handler  # the S3 event's id as correlation id, then the run it starts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         upload = upload_from_event(event)
@@ -41,5 +40,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.warning("ignored upload", extra={"key": upload.key, "reason": str(exc)})
         return {"started": False, "ignored": True, "reason": str(exc)}
     result = start_training(stepfunctions(), os.environ["TRAINING_STATE_MACHINE_ARN"], upload)
+    if result.get("execution_name"):
+        logger.append_keys(run_id=result["execution_name"])  # ties this event to the run's own logs
     logger.info("training pipeline", extra={**result, "model": upload.model, "key": upload.key})
     return result

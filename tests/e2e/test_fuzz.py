@@ -3,8 +3,8 @@
 The same runner as ``make fuzz`` (``benchmarks/fuzz_api.py``: 10,000 cases, about half an hour on a
 busy 2-core machine), with 1,000 cases here so the suite stays within its time. The cases come from
 the OpenAPI document the API serves; each is sent over HTTP, SigV4-signed, through the local API
-Gateway and the inference Lambda handler to real models (from a pickle and from an ONNX export,
-a classifier and a regressor).
+Gateway and the inference Lambda handler to real models (ONNX exports, a classifier and a
+regressor: what the inference function's layer can run; a pickle-only version is refused with 503).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def runner() -> ModuleType:
 
 
 def test_signed_schema_derived_cases_get_no_5xx(local_cloud: LocalCloudProcess) -> None:
-    # GIVEN three served models (pickle and ONNX, classification and regression)
+    # GIVEN two served models (ONNX exports, classification and regression)
     fuzz_api = runner()
     models = fuzz_api.serve_models(local_cloud)
     # WHEN 1,000 cases derived from the served OpenAPI document are sent, signed
@@ -61,3 +61,54 @@ def test_the_runner_signs_what_it_sends(local_cloud: LocalCloudProcess) -> None:
     unsigned = requests.get(url, timeout=60)
     # THEN the signed one passes the gateway's signature check, the other is refused
     assert signed.status_code == 200 and unsigned.status_code == 403
+
+
+def test_a_version_without_an_onnx_export_is_refused_with_its_remedy(local_cloud: LocalCloudProcess) -> None:
+    # GIVEN a champion registered with only its pickled pipeline (the inference layer has no scikit-learn)
+    import json
+
+    import requests
+
+    from mlops.registry.specs import SpecStore
+    from mlops.registry.versions import Registry
+    from mlops.spec.model import parse_spec
+    from mlops.training.fit import train
+    from mlops.training.onnx_model import records_from_frame
+    from mlops_local.cloud import CREDENTIALS
+    from mlops_local.testing import serve_as_champion
+
+    fuzz_api = runner()
+    generate, load_spec = fuzz_api._example_tools()
+    ssm = local_cloud.client("ssm")
+
+    def parameter(leaf: str) -> str:
+        return str(ssm.get_parameter(Name=f"/mlops/dev/{leaf}")["Parameter"]["Value"])
+
+    registry = Registry.for_dynamodb(
+        local_cloud.client("dynamodb"), registry_table=parameter("registry-table"), audit_table=parameter("audit-table")
+    )
+    document = load_spec(ROOT / "examples" / "specs" / "churn.yaml").model_dump(mode="json")
+    training = {**document["training"], "estimator": "sklearn.linear_model.LogisticRegression", "params": {}}
+    document.update(name="pickle-only", deployment={"strategy": "all_at_once"}, training={**training, "search": None})
+    spec = parse_spec(document)
+    revision = SpecStore(registry).put(spec, actor="alice").revision
+    result = train(generate("churn", rows=300, seed=5), spec, code_revision="pickle-only")
+    serve_as_champion(
+        registry,
+        local_cloud.client("s3"),
+        parameter("data-bucket"),
+        spec,
+        result.pipeline,
+        spec_revision=revision,
+        prefix="pickle-only",
+        onnx=False,
+    )
+    # WHEN it is asked for a prediction
+    record = records_from_frame(result.holdout.head(1), spec)[0]
+    url = local_cloud.api_url.rstrip("/") + "/models/pickle-only/predict"
+    auth = fuzz_api.SigV4(*CREDENTIALS, local_cloud.region)
+    answer = requests.post(url, json={"record": record}, auth=auth, timeout=120)
+    # THEN the function, whose layers carry onnxruntime and not scikit-learn (as on Lambda), says so
+    assert answer.status_code == 503, answer.text
+    body = json.loads(answer.text)
+    assert body["error"] == "unavailable" and "re-register it" in body["message"], body

@@ -47,9 +47,9 @@ def test_a_failed_deployment_notification_is_audited_and_the_outcome_kept() -> N
     outcomes["NotifyTimedOut"] = "TimedOut"
     for notify, outcome in outcomes.items():
         record = states[states[notify]["Catch"][0]["Next"]]
-        # THEN the catch runs the notification_failed step (audit notification.failed), whose own
+        # THEN the catch runs the NotificationFailed function (audit notification.failed), whose own
         # failure is caught too, and both lead to the real outcome ...
-        assert record["Parameters"]["Payload"]["step"] == "notification_failed", notify
+        assert record["Parameters"]["FunctionName"] == "${NotificationFailedFunctionArn}", notify
         assert record["Next"] == outcome and record["Catch"][0]["Next"] == outcome, notify
         # ... whose output says whether the notification was sent
         assert states[outcome]["Parameters"]["notification.$"] == "$.notification", outcome
