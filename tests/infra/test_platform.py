@@ -7,7 +7,7 @@ import re
 
 from aws_cdk.assertions import Match
 
-from mlops.settings import PARAMETERS
+from mlops.contracts.names import PARAMETERS
 from stacks import nag
 from tests.infra.conftest import Synthesized
 

@@ -140,8 +140,8 @@ def test_refused_artifact_is_counted_per_version_and_once_for_every_model(
 def test_canary_alarms_name_exactly_the_dimensions_the_handler_emits(
     handler: ModuleType, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlops.contracts.names import service_name
     from mlops.deployment.canary import canary_alarms
-    from mlops.settings import service_name
 
     # GIVEN the handler deployed in dev (its service name as synth sets it) and a champion
     monkeypatch.setattr(observability.metrics, "service", service_name("dev", "inference"))

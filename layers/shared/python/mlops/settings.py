@@ -11,8 +11,6 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from mlops.contracts.names import PARAMETER_PREFIX, PARAMETERS
-from mlops.contracts.names import service_name as service_name  # re-exported: the functions' names
-from mlops.contracts.names import training_job_prefix as training_job_prefix
 from mlops.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:  # boto3 is imported by discover() only: Platform.from_env() runs on cold starts

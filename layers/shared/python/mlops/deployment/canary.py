@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from mlops.contracts.names import alarm_prefix
-from mlops.settings import service_name
+from mlops.contracts.names import alarm_prefix, service_name
 
 METRIC_NAMESPACE = "MLOps"
 ERROR_METRIC = "PredictionErrors"

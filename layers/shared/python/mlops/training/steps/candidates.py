@@ -9,11 +9,11 @@ import os
 from typing import Any
 from urllib.parse import quote
 
+from mlops.contracts.names import training_job_prefix
 from mlops.data.trigger import DatasetUpload
 from mlops.data.validation.api import validate_stream
 from mlops.errors import CheckFailedError, ConfigError, InputError, NotFoundError
 from mlops.registry.specs import SpecStore
-from mlops.settings import training_job_prefix
 from mlops.spec.model import ModelSpec
 from mlops.training.artifacts import dump_artifact
 from mlops.training.evaluation import evaluate
