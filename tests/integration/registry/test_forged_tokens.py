@@ -124,3 +124,41 @@ def test_catalog_api_answers_a_forged_token_with_400(dynamodb: Any, monkeypatch:
         answer = module.handler(event, Context())
         assert answer["statusCode"] == 400, answer
         assert "next token" in json.loads(answer["body"])["error"]
+
+
+def test_catalog_api_answers_hostile_model_names_without_a_5xx(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the catalog handler (one registry client per environment, each deliberate error with its status)
+    for name, value in (("REGISTRY_TABLE", REGISTRY_TABLE), ("AUDIT_TABLE", AUDIT_TABLE), ("DATA_BUCKET", DATA_BUCKET)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    spec = importlib.util.spec_from_file_location("catalog_handler_hostile", CATALOG)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Context:
+        function_name = "api"
+        memory_limit_in_mb = 256
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
+        aws_request_id = "r"
+
+    # WHEN a model is asked for by names no spec allows: traversal, a key separator, control
+    # characters, an emoji, 10,000 characters, an empty-looking name
+    hostile = ["../../etc/passwd", "MODEL#x", "a\x00b", "churn\u202e", "🙂", "x" * 10_000, "%00", "VERSION#1"]
+    for model in hostile:
+        event = {
+            "resource": "/models/{model}",
+            "path": f"/models/{model}",
+            "httpMethod": "GET",
+            "headers": {},
+            "pathParameters": {"model": model},
+            "requestContext": {"requestId": "r", "stage": "v1", "resourcePath": "/models/{model}", "httpMethod": "GET"},
+            "body": None,
+            "isBase64Encoded": False,
+        }
+        answer = module.handler(event, Context())
+        # THEN each is a JSON refusal (404 unknown model, or 400 a name that cannot be one), never a 5xx
+        assert answer["statusCode"] in (400, 404), (model[:40], answer)
+        assert json.loads(answer["body"])["error"], answer
+    # AND the one client made on the first request served them all
+    assert module.registry.cache_info().misses == 1

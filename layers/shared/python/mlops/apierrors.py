@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from mlops.errors import InputError, MlopsError
+from mlops.errors import InputError, MlopsError, NotFoundError
 
 
 def error_response(exc: MlopsError) -> Response:
@@ -19,8 +19,16 @@ def error_response(exc: MlopsError) -> Response:
 
 
 def answer_errors_as_json(app: Any) -> None:
-    """Register :func:`error_response` on a Powertools resolver for every deliberate error."""
+    """Register :func:`error_response` on a Powertools resolver for every deliberate error, and for a
+    path no route matches (the same ``{"error": ...}`` shape as every other refusal, status 404)."""
     app.exception_handler(MlopsError)(error_response)
+
+    def no_route(_exc: Exception) -> Response:
+        event = app.current_event
+        path = event.path if len(event.path) <= 200 else event.path[:200] + "..."  # not echoed whole
+        return error_response(NotFoundError(f"no route {event.http_method} {path}"))
+
+    app.not_found(no_route)
 
 
 def body_text(event: Any) -> str | None:
