@@ -14,6 +14,8 @@ import pytest
 
 from mlops_local.resources_compute import top_level_packages
 from mlops_local.runtime import FunctionSpec, LambdaRuntime
+from mlops_local.worker import RUNTIME_PACKAGES
+from stacks.layers import RUNTIME_PROVIDED
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 HANDLER = """
@@ -87,3 +89,14 @@ def test_top_level_packages_are_what_import_finds(tmp_path: Path) -> None:
     for entry in ("typing_extensions.py", "_cffi_backend.cpython-312-aarch64-linux-gnu.so", "distutils-precedence.pth"):
         (tmp_path / entry).write_text("")
     assert top_level_packages(tmp_path) == {"numpy", "typing_extensions", "_cffi_backend"}
+
+
+def test_the_fence_lets_through_exactly_what_the_layer_builder_leaves_to_the_runtime() -> None:
+    """Two lists name the Lambda runtime's own SDK: the layer builder removes those packages from
+    the runtime layer, and the fence allows importing them. If they drifted apart, a package the
+    builder strips (the runtime provides it) could be refused locally, or one the fence allows
+    could be missing on Lambda."""
+    stripped = {name.removesuffix(".py") for name in RUNTIME_PROVIDED}
+    assert stripped <= RUNTIME_PACKAGES
+    # jmespath is the one more: botocore imports it, and the runtime ships it with botocore.
+    assert RUNTIME_PACKAGES - stripped == {"jmespath"}
