@@ -11,7 +11,8 @@ Examples
 
 from __future__ import annotations
 
-import atexit
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -58,18 +59,73 @@ def synthesize(outdir: Path, environment: str = "dev", root: Path | None = None)
 
 
 _SYNTHESIZED: dict[tuple[str, str], Path] = {}
+# What the CDK app reads: an assembly synthesized from the same bytes of these is the same assembly.
+SYNTH_INPUTS = ("app.py", "cdk.json", "constraints.txt", "stacks", "functions", "layers", "statemachines")
+SYNTH_KEEP = 2  # assemblies kept per environment in .build/synth (each copies its layers: ~370 MB)
+
+
+def synth_inputs_hash(root: Path, environment: str) -> str:
+    """A digest of every file the CDK app reads (sources, layer requirements, state machines, context),
+    the environment and this interpreter's version (the layers carry its bytecode)."""
+    digest = hashlib.sha256(f"{environment}\0{sys.version}\0".encode())
+    for name in SYNTH_INPUTS:
+        top = root / name
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def synthesize_once(environment: str = "dev", root: Path | None = None) -> Path:
-    """:func:`synthesize` into a temporary directory, once per process (shared by test sessions)."""
+    """The ``environment`` stage's assembly, synthesized once for all processes of a checkout.
+
+    Assemblies live in ``.build/synth/<environment>-<inputs hash>``: the test processes of one
+    ``pytest -n 2`` run (and later runs of an unchanged tree) share one synthesis instead of each
+    paying its own (~40 s of CPU), and an edit to any input gives a new directory, never a stale
+    one. A file lock makes concurrent processes wait for the one synthesizing; the assembly is
+    written beside and renamed into place, so a killed synthesis leaves nothing half-written.
+    Older assemblies of the environment beyond the newest ``SYNTH_KEEP`` are removed.
+    """
     root = (root or Path.cwd()).resolve()
     key = (str(root), environment)
-    if key not in _SYNTHESIZED:
-        outdir = Path(tempfile.mkdtemp(prefix="mlops-synth-"))
-        # An assembly copies its layers (about 370 MB): removed when the process ends, not left in /tmp.
-        atexit.register(shutil.rmtree, outdir, ignore_errors=True)
-        _SYNTHESIZED[key] = synthesize(outdir, environment, root)
-    return _SYNTHESIZED[key]
+    if key in _SYNTHESIZED and _SYNTHESIZED[key].is_dir():
+        return _SYNTHESIZED[key]
+    cache = root / ".build" / "synth"
+    cache.mkdir(parents=True, exist_ok=True)
+    final = cache / f"{environment}-{synth_inputs_hash(root, environment)}"
+    with (cache / f"{final.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if not (final / "manifest.json").is_file():
+            partial = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=cache))
+            try:
+                synthesize(partial, environment, root)
+                shutil.rmtree(final, ignore_errors=True)
+                partial.rename(final)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+            _prune_assemblies(cache, environment, keep=final)
+        os.utime(final)  # most recently used: kept by the next prune
+    _SYNTHESIZED[key] = final
+    return final
+
+
+def _prune_assemblies(cache: Path, environment: str, keep: Path) -> None:
+    """Remove this environment's assemblies beyond the newest ``SYNTH_KEEP`` (``keep`` always stays),
+    and partial ones an interrupted synthesis left more than an hour ago."""
+    assemblies = sorted(
+        (p for p in cache.glob(f"{environment}-*") if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in assemblies[SYNTH_KEEP - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+        (cache / f"{old.name}.lock").unlink(missing_ok=True)
+    for partial in cache.glob(f".{environment}-*"):
+        if time.time() - partial.stat().st_mtime > 3600:
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 class LocalCloudProcess:
