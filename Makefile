@@ -77,11 +77,11 @@ synth: install  ## synthesize every environment's stacks into cdk.out (no Docker
 # The Lambda dependency layers are keyed by the hash of their requirements and constraints
 # (stacks/layers.py): kept in the user's cache, a fresh clone reuses them instead of building again.
 export MLOPS_LAYER_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlops/layers
-# What the synthesized templates are made of: when none of it changed since cdk.out was written
-# for ENV, `make demo` does not synthesize again.
-SYNTH_INPUTS := app.py cdk.json constraints.txt requirements.txt package-lock.json stacks functions statemachines layers
-synth_hash = $$(find $(SYNTH_INPUTS) -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*' -print0 \
-	| LC_ALL=C sort -z | xargs -0 sha256sum | { cat; $(PYTHON) --version; echo "$(ENV)"; } | sha256sum | cut -c1-16)
+# What the synthesized templates are made of (mlops_local.testing.SYNTH_INPUTS, hashed by the same
+# function the tests use): when none of it changed since cdk.out was written for ENV, `make demo`
+# does not synthesize again.
+synth_hash = $$($(BIN)/python -c 'import pathlib, sys; from mlops_local.testing import synth_inputs_hash; \
+	print(synth_inputs_hash(pathlib.Path.cwd(), sys.argv[1]))' "$(ENV)")
 
 KEEP ?=
 demo: install  ## set up, synthesize, start the local cloud and run one model's lifecycle (KEEP=1: leave it running)

@@ -60,7 +60,10 @@ def synthesize(outdir: Path, environment: str = "dev", root: Path | None = None)
 
 _SYNTHESIZED: dict[tuple[str, str], Path] = {}
 # What the CDK app reads: an assembly synthesized from the same bytes of these is the same assembly.
-SYNTH_INPUTS = ("app.py", "cdk.json", "constraints.txt", "stacks", "functions", "layers", "statemachines")
+SYNTH_INPUTS = (
+    *("app.py", "cdk.json", "constraints.txt", "requirements.txt", "package-lock.json"),
+    *("stacks", "functions", "layers", "statemachines"),
+)
 SYNTH_KEEP = 2  # assemblies kept per environment in .build/synth (each copies its layers: ~370 MB)
 
 
@@ -72,7 +75,7 @@ def synth_inputs_hash(root: Path, environment: str) -> str:
         top = root / name
         files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
         for path in files:
-            if "__pycache__" in path.parts or path.suffix == ".pyc":
+            if "__pycache__" in path.parts or path.suffix == ".pyc" or any(p.endswith(".egg-info") for p in path.parts):
                 continue
             digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
