@@ -26,6 +26,7 @@ class Upload(Contract):
     size: int | None = None
     uploader: str | None = None
     event_time: str | None = None
+    imported: dict[str, Any] | None = None  # an imported model evaluated on this dataset version
 
 
 class SageMakerJob(Contract):
@@ -46,6 +47,7 @@ class Candidate(Contract):
     params: dict[str, Any]
     holdout: dict[str, Any] | None = None
     job: SageMakerJob | None = None
+    imported: dict[str, Any] | None = None  # the imported model this candidate is (nothing to train)
 
 
 class StagedInput(Contract):

@@ -32,6 +32,8 @@ class DatasetUpload:
     size: int | None = None
     uploader: str | None = None
     event_time: str | None = None
+    # A model trained elsewhere to evaluate on this dataset version (mlops.training.steps.imports).
+    imported: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlops.registry.origin import describe_origin
 from mlops.spec.model import LOWER_IS_BETTER, METRICS, ModelSpec
 
 MIN_SLICE_ROWS = 30
@@ -236,6 +237,7 @@ def render_model_card(
             ("Artifact", lineage.get("artifact_uri")),
             ("Artifact sha256", lineage.get("artifact_sha256")),
             ("Estimator", lineage.get("estimator") or spec.training.estimator),
+            ("Imported", describe_origin(lineage.get("imported"))),
             ("Parameters", _params(lineage.get("params"))),
             ("Search candidates trained", lineage.get("candidates")),
             ("Created at", lineage.get("created_at")),

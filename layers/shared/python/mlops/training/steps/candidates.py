@@ -22,6 +22,7 @@ from mlops.training.frames import load_training_frame
 from mlops.training.sagemaker import HOLDOUT_FOLDER, collect_training_job, job_hyperparameters
 from mlops.training.search import candidates
 from mlops.training.split import HoldoutFile
+from mlops.training.steps.imports import import_candidate
 from mlops.training.steps.services import (
     HOLDOUT_PREFIX,
     Services,
@@ -136,12 +137,16 @@ def plan_training(
     search = spec.training.search
     metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
     planned: list[dict[str, Any]] = [{"index": i, "params": params} for i, params in enumerate(candidates(spec))]
+    backend = spec.training.backend
+    if upload.imported:
+        # An imported model is the run's one candidate; nothing is trained, so no SageMaker job.
+        planned, backend = [{"index": 0, "params": {}, "imported": upload.imported}], "lambda"
     holdout = _holdout_source(services, spec, upload.model, event["execution_name"])
     if holdout is not None:
         for item in planned:
             item["holdout"] = holdout
-    plan: dict[str, Any] = {"candidates": planned, "backend": spec.training.backend, "metric": metric, "input": None}
-    if spec.training.backend == "sagemaker":
+    plan: dict[str, Any] = {"candidates": planned, "backend": backend, "metric": metric, "input": None}
+    if backend == "sagemaker":
         image = os.environ.get("SAGEMAKER_TRAINING_IMAGE", "")
         if not image:
             raise ConfigError(
@@ -191,6 +196,8 @@ def train_candidate(
     candidate = event["candidate"]
     frame = training_frame(services, upload, spec)
     holdout = holdout_file(services, candidate.get("holdout"), spec)
+    if candidate.get("imported"):
+        return import_candidate(services, upload, spec, candidate, frame, holdout, event["execution_name"])
     result = train(frame, spec, params_override=candidate.get("params"), code_revision=code_revision(), holdout=holdout)
     data, sha256 = dump_artifact(result.pipeline)
     key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"

@@ -12,6 +12,7 @@ import numpy as np
 from mlops.data.profile import profile_frame
 from mlops.data.trigger import DatasetUpload
 from mlops.errors import MlopsError, NotFoundError
+from mlops.registry.origin import IMPORT_FORMATS, imported_of
 from mlops.spec.model import LOWER_IS_BETTER, ModelSpec
 from mlops.training.artifacts import load_artifact, sha256_hex
 from mlops.training.evaluation import evaluate
@@ -24,9 +25,11 @@ from mlops.training.fingerprints import (
     row_fingerprints,
 )
 from mlops.training.holdout import holdout_document
+from mlops.training.imported import export_imported_onnx, load_imported
 from mlops.training.search import best, leaderboard
 from mlops.training.split import prepare_split
 from mlops.training.steps.candidates import holdout_file, training_frame
+from mlops.training.steps.imports import imported_onnx
 from mlops.training.steps.services import (
     Services,
     put,
@@ -64,11 +67,18 @@ def evaluate_candidates(
     frame = training_frame(services, upload, spec)
     fixed = holdout_file(services, chosen.get("holdout"), spec)
     train_frame, holdout, _, split_info = prepare_split(frame, spec, fixed)
-    pipeline = load_artifact(read_bytes(services, chosen["artifact_uri"]), chosen["artifact_sha256"])
+    imported = imported_of(chosen)
+    data = read_bytes(services, chosen["artifact_uri"])
+    if imported:
+        pipeline = load_imported(data, chosen["artifact_sha256"], imported["format"], spec)
+    else:
+        pipeline = load_artifact(data, chosen["artifact_sha256"])
     scored = evaluate(pipeline, holdout, spec)
     evaluation = scored.to_dict()
     prefix = run_prefix(upload.model, event["execution_name"])
-    training_rows = _put_training_rows(services, prefix, train_frame, spec)
+    # An imported model's training rows are unknown: none are recorded (the next run's champion
+    # comparison then says so instead of trusting rows this model may never have seen).
+    training_rows = None if imported else _put_training_rows(services, prefix, train_frame, spec)
     holdout_rows_uri = put(
         services,
         f"{prefix}holdout-rows.json",
@@ -77,7 +87,9 @@ def evaluate_candidates(
     )
     champion = _score_champion(services, upload.model, pipeline, holdout, spec, scored.finite_metrics())
 
-    onnx = _export_onnx(services, upload, event["execution_name"], pipeline, holdout, spec)
+    onnx = imported_onnx(chosen) or _export_onnx(
+        services, upload, event["execution_name"], pipeline, holdout, spec, imported=bool(imported)
+    )
     profile = profile_frame(train_frame, spec)
     profile_json = profile.to_json()
     profile_uri = put(services, f"{prefix}profile.json", profile_json.encode(), "application/json")
@@ -171,6 +183,7 @@ def _score_champion(
     if not (current.artifact_uri and current.artifact_sha256):
         return None
     champion: dict[str, Any] = {"version": current.version, "holdout_rows": len(holdout)}
+    tags = current.tags or {}
     seen, unknown = _seen_by_champion(services, current, holdout, spec)
     if seen is None:
         rows = holdout
@@ -189,7 +202,11 @@ def _score_champion(
         candidate_metrics if len(rows) == len(holdout) else evaluate(candidate, rows, spec).finite_metrics()
     )
     try:
-        champion_pipeline = load_artifact(read_bytes(services, current.artifact_uri), current.artifact_sha256)
+        data = read_bytes(services, current.artifact_uri)
+        if tags.get("artifact_format") in IMPORT_FORMATS:  # an imported champion (ONNX or its own columns)
+            champion_pipeline = load_imported(data, current.artifact_sha256, tags["artifact_format"], spec)
+        else:
+            champion_pipeline = load_artifact(data, current.artifact_sha256)
         champion["metrics"] = evaluate(champion_pipeline, rows, spec).finite_metrics()
     except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
         champion["error"] = str(exc)
@@ -197,7 +214,14 @@ def _score_champion(
 
 
 def _export_onnx(
-    services: Services, upload: DatasetUpload, execution_name: str, pipeline: Any, holdout: Any, spec: ModelSpec
+    services: Services,
+    upload: DatasetUpload,
+    execution_name: str,
+    pipeline: Any,
+    holdout: Any,
+    spec: ModelSpec,
+    *,
+    imported: bool = False,
 ) -> dict[str, Any]:
     """Export the chosen pipeline to ONNX for serving without scikit-learn, checked on the holdout.
 
@@ -206,7 +230,7 @@ def _export_onnx(
     """
 
     try:
-        data = export_onnx(pipeline, spec)
+        data = export_imported_onnx(pipeline, spec) if imported else export_onnx(pipeline, spec)
         deltas = check_onnx(data, pipeline, holdout, spec)
     except MlopsError as exc:
         return {"error": str(exc)}

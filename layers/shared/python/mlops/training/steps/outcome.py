@@ -13,6 +13,7 @@ from mlops.registry.audit import PLATFORM_CHAIN
 from mlops.registry.failures import failure_fields
 from mlops.registry.failures import record_failure as record_run_failure
 from mlops.registry.keys import training_run_key
+from mlops.registry.origin import origin_tags
 from mlops.training.steps.services import (
     PIPELINE_ACTOR,
     Services,
@@ -119,6 +120,8 @@ def register_candidate(
                 "validation_report": validation["report_uri"],
                 # what the next run's evaluation leaves out of this version's holdout
                 **_training_rows_tags(evaluation.get("training_rows")),
+                # a model trained elsewhere: its format, sha256, source, verified uploader, source run
+                **origin_tags(best_candidate),
             },
             status=status,
             reason="; ".join(gate_result.get("reasons") or []) or None,
