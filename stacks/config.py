@@ -87,6 +87,10 @@ class EnvironmentConfig(BaseModel):
     # 6 MB synchronous payload limit.
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=5_767_168)
     capture_retention_days: int = Field(default=30, ge=1)
+    # Batch scoring (stacks/batch.py): rows per batch (the ItemBatcher's MaxItemsPerBatch; a batch
+    # also stays under Step Functions' 256 KiB) and batches scored at once (the Map's MaxConcurrency).
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_max_concurrency: int = Field(default=10, ge=1, le=10_000)
     noncurrent_version_days: int = Field(default=90, ge=1)
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
     approval_four_eyes: bool = True

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from stacks.api import PlatformApi
 from stacks.audit import AuditDigester
+from stacks.batch import BatchPipeline
 from stacks.config import EnvironmentConfig
 from stacks.deployment import DeploymentPipeline
 from stacks.discovery import Discovery
@@ -92,6 +93,9 @@ class PlatformStack(Stack):
         # The deployment sets champions: it creates each champion's monitor schedule.
         for function in self.deployment.champion_setters:
             self.monitoring.grant_schedule_sync(function)
+        self.batch = BatchPipeline(
+            self, "Batch", config=config, layers=self.layers, bucket=storage.bucket, tables=tables
+        )
         self.audit_digests = AuditDigester(
             self,
             "AuditDigests",
@@ -106,6 +110,7 @@ class PlatformStack(Stack):
             "training": self.training.state_machine,
             "deployment": self.deployment.state_machine,
             "monitoring": self.monitoring.state_machine,
+            "batch": self.batch.state_machine,
         }
         self.observability = Observability(
             self,
@@ -137,5 +142,6 @@ class PlatformStack(Stack):
                 "audit-digest-bucket": stateful.audit_anchor.bucket.bucket_name,
                 "audit-signing-key-arn": stateful.audit_anchor.signing_key.key_arn,
                 "audit-digest-function": self.audit_digests.function.function_name,
+                "batch-state-machine-arn": self.batch.state_machine_arn,
             },
         )

@@ -37,6 +37,7 @@ COMMANDS = {
     "predict": "mlops_cli.predict_cmd",
     "monitor": "mlops_cli.monitor_cmd",
     "labels": "mlops_cli.labels_cmd",
+    "batch": "mlops_cli.batch_cmd",
 }
 
 

@@ -4,46 +4,21 @@ from __future__ import annotations
 
 import csv
 import gzip
-import re
 from pathlib import Path
 from typing import Any
 
-from mlops.data.validation.coerce import FALSE_STRINGS, TRUE_STRINGS
-from mlops.data.validation.reader import NA_STRINGS
+from mlops.batch.rows import MISSING, csv_value
 from mlops.errors import InputError
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import FeatureType, parse_spec
-from mlops.values import canonical_label
 from mlops_cli.common import AppContext
 from mlops_cli.models_cmd import open_registry
 from mlops_cli.predict_input import Row, open_text
 
 
-def _csv_value(text: str, feature: Any, missing: frozenset[str]) -> Any:
-    """A CSV field as its feature's JSON type; text the type cannot take is sent as is (the API names it)."""
-    if text in missing:
-        return None
-    kind = feature.type
-    if kind in (FeatureType.FLOAT, FeatureType.INT):
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        if kind is FeatureType.INT and number.is_integer() and abs(number) < 2**63:
-            return int(text) if re.fullmatch(r"\s*[+-]?\d+\s*", text) else int(number)
-        return number
-    if kind is FeatureType.BOOL:
-        lowered = text.strip().lower()
-        return True if lowered in TRUE_STRINGS else False if lowered in FALSE_STRINGS else text
-    if kind is FeatureType.CATEGORY and feature.allowed and not all(isinstance(a, str) for a in feature.allowed):
-        label = canonical_label(text)
-        return next((a for a in feature.allowed if canonical_label(a) == label), text)
-    return text
-
-
 def csv_rows(path: Path, spec: Any) -> list[Row]:
     """Records of a CSV (or gzip CSV) file, one per data row, typed by the spec's features."""
-    missing = frozenset(NA_STRINGS)
+    missing = MISSING
     try:
         handle = open_text(path)
     except OSError as exc:
@@ -74,7 +49,7 @@ def csv_rows(path: Path, spec: Any) -> list[Row]:
                     continue
                 if len(fields) != len(header):
                     raise InputError(f"{path}, line {line}: {len(fields)} fields where the header has {len(header)}")
-                record = {f.name: _csv_value(fields[i], f, missing) for f, i in used}
+                record = {f.name: csv_value(fields[i], f, missing) for f, i in used}
                 rows.append(Row(len(rows) + 1, line, record))
                 line = reader.line_num + 1
         except csv.Error as exc:

@@ -5,6 +5,8 @@
 - EventBridge rules deliver to every target type, asynchronously, with real input transformers;
 - S3's EventBridge notification sends a properly shaped event to the default bus only;
 - Step Functions Retry back-off and Wait states are compressed (unless real time is asked for);
+- a Distributed Map's ItemReader runs what moto lacks (ItemBatcher, JSON Lines, the ItemSelector
+  per item) for the Map states :func:`mlops_local.distributed_map.rewrite` marked;
 - DynamoDB requests are applied one at a time per account and region (:func:`serialize_dynamodb`);
 - every AWS API request passes the failure drills' plan first (:mod:`mlops_local.faults`), which
   may throttle it, fail it or cut its answer short.
@@ -111,6 +113,38 @@ class _ScaledTime:
         time.sleep(scaled(seconds))
 
 
+def _emulate_item_reader() -> None:
+    """The ItemReader of a Map state :func:`mlops_local.distributed_map.rewrite` marked reads as AWS does.
+
+    The seam is ``ItemReader._eval_body``: the component that evaluates the reader's Parameters,
+    calls S3 and leaves the items on the evaluation stack. A marked reader's Parameters carry the
+    emulated parts (``MlopsLocal``), which are taken out before ``GetObject`` is called with the rest.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader import item_reader_decl
+
+    from mlops_local import distributed_map
+
+    original = item_reader_decl.ItemReader._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        if self.parargs is None:
+            return original(self, env)
+        self.parargs.eval(env=env)
+        parameters = env.stack.pop()
+        emulated = parameters.pop(distributed_map.FIELD, None) if isinstance(parameters, dict) else None
+        if emulated is None:
+            return original(self, env)
+        env.stack.append(parameters)
+        self.resource_eval.eval_resource(env=env)
+        content = env.stack.pop()
+        context = copy.deepcopy(env.states.context_object.context_object_data)
+        items = distributed_map.read_items(json.loads(emulated), content, env.states.get_input(), context)
+        env.stack.append(items)
+        return None
+
+    item_reader_decl.ItemReader._eval_body = eval_body  # type: ignore[method-assign]
+
+
 def _install() -> None:
     if _active["installed"]:
         return
@@ -205,6 +239,7 @@ def _install() -> None:
     notifications._send_event_bridge_message = send_s3_event
 
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    _emulate_item_reader()
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         deadline = time.time() + scaled(float(wait_seconds))

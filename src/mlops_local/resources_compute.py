@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from mlops_local import distributed_map
 from mlops_local.creators import (
     Context,
     Created,
@@ -311,7 +312,8 @@ def _state_machine(m: Materializer, ctx: Context, p: dict[str, Any]) -> Created:
     name = ctx.name(p.get("StateMachineName"), max_length=80)
     args: dict[str, Any] = {
         "name": name,
-        "definition": definition,
+        # What moto's interpreter lacks of a Distributed Map moves where the local cloud runs it.
+        "definition": distributed_map.rewrite(definition),
         "roleArn": p["RoleArn"],
         "type": p.get("StateMachineType", "STANDARD"),
     }

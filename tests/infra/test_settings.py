@@ -39,6 +39,8 @@ SETTINGS: dict[str, Any] = {
     "max_batch_size": 250,
     "max_request_bytes": 1024 * 1024,
     "capture_retention_days": 11,
+    "batch_size": 123,
+    "batch_max_concurrency": 17,
     "noncurrent_version_days": 22,
     "lambda_architecture": "x86_64",
     "approval_four_eyes": False,
@@ -198,6 +200,13 @@ CASES = [
     Case(("api_auth",), "every API method", _methods, {("NONE", True)}),
     Case(("api_rate_limit", "api_burst_limit"), "the API stage's throttling", _stage_throttling, {(12, 34)}),
     Case(("max_batch_size",), "inference: MAX_BATCH_SIZE", lambda s: s.env("inference", "MAX_BATCH_SIZE"), {"250"}),
+    Case(("batch_size",), "batch Start: BATCH_SIZE", lambda s: s.env("batch-start", "BATCH_SIZE"), {"123"}),
+    Case(
+        ("batch_max_concurrency",),
+        "batch Start: BATCH_MAX_CONCURRENCY",
+        lambda s: s.env("batch-start", "BATCH_MAX_CONCURRENCY"),
+        {"17"},
+    ),
     Case(
         ("max_request_bytes",),
         "inference: MAX_BODY_BYTES",

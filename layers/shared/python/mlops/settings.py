@@ -39,6 +39,7 @@ class Platform:
     audit_digest_bucket: str | None = None
     audit_signing_key_arn: str | None = None
     audit_digest_function: str | None = None
+    batch_state_machine_arn: str | None = None
 
     @classmethod
     def from_parameters(cls, environment: str, values: dict[str, str]) -> Platform:

@@ -17,6 +17,12 @@ from typing import Any
 
 import numpy as np
 
+# How text files write booleans and missing values: the validation reader, the CLI's CSV records
+# and batch scoring read them the same way (their one home is here: no pandas).
+TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_STRINGS = frozenset({"false", "f", "no", "n", "0"})
+NA_STRINGS = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "<NA>", "#N/A")
+
 
 def canonical_label(value: Any) -> str:
     """The canonical text of a label, so spec ``1``, CSV ``"1"`` and ``"1.0"`` compare equal."""

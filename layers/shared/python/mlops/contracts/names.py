@@ -22,6 +22,7 @@ PARAMETERS = {
     "audit-digest-bucket": "audit_digest_bucket",
     "audit-signing-key-arn": "audit_signing_key_arn",
     "audit-digest-function": "audit_digest_function",
+    "batch-state-machine-arn": "batch_state_machine_arn",
 }
 
 
@@ -58,3 +59,8 @@ CHAINS_REFUSED_METRIC = "AuditChainsRefused"
 """How many chains this run refused to advance (0 when every chain extends its last digested head)."""
 DIGEST_FAILED_METRIC = "AuditDigestFailed"
 """1 when the run wrote no digest (it raised: for example the newest digest does not verify), else 0."""
+
+# Batch scoring: inputs are read under batch/ (an upload to batch/<model>/ starts a job) and each
+# job's results are written under batch-jobs/<model>/<job id>/.
+BATCH_INPUT_PREFIX = "batch"
+BATCH_JOB_PREFIX = "batch-jobs"

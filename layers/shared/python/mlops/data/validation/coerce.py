@@ -11,10 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops.values import FALSE_STRINGS, TRUE_STRINGS
 from mlops.values import canonical_label as label  # noqa: F401 - the validation name
-
-TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
-FALSE_STRINGS = frozenset({"false", "f", "no", "n", "0"})
 
 
 @dataclass

@@ -33,10 +33,10 @@ import pandas as pd
 from mlops.data.validation.report import CheckResult, Example, SourceInfo, Status
 from mlops.data.validation.streams import GZIP_MAGIC, GunzipStream, HashingStream
 
-# Values read as missing. Deliberately narrower than pandas' defaults (which also treat "n/a",
-# "#N/A N/A", "-1.#IND" and friends as missing) so a category called "NA" stays a value only if
-# the spec allows it; documented in docs/validation.md.
-NA_STRINGS = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "<NA>", "#N/A")
+# Values read as missing (NA_STRINGS, kept in mlops.values). Deliberately narrower than pandas'
+# defaults (which also treat "n/a", "#N/A N/A", "-1.#IND" and friends as missing) so a category
+# called "NA" stays a value only if the spec allows it; documented in docs/validation.md.
+from mlops.values import NA_STRINGS
 
 DEFAULT_BLOCK_SIZE = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024

@@ -1,0 +1,174 @@
+"""Batch scoring: ``statemachines/batch.asl.json`` and its three functions (Start, Score, Finish).
+
+Inputs are read under ``batch/`` of the data bucket, results written under ``batch-jobs/``; every
+grant is on those prefixes (and the registry, the artifacts, the captures) only.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX
+from stacks.config import EnvironmentConfig
+from stacks.function import MlopsFunction
+from stacks.layers import PlatformLayers
+from stacks.nag import acknowledge_grant_wildcards
+from stacks.pipelines import state_machine_from_file
+from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, RegistryTables, resource_environment
+
+
+class BatchPipeline(Construct):
+    """Batch scoring of one input object per execution of :attr:`state_machine`.
+
+    Input: ``{"model", "bucket", "key", "version_id"?, "version"?, "trigger"?, "actor"?}`` (see
+    :class:`mlops.contracts.batch.BatchInput`). ``Start`` pins the model version and the input,
+    a Distributed Map reads the input in batches (``batch_size`` rows, ``batch_max_concurrency`` at
+    once, from config) and ``Score`` scores each on the inference layer; ``Finish`` writes the
+    output, errors and manifest under ``batch-jobs/<model>/<job>/`` and the audit event.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        layers: PlatformLayers,
+        bucket: s3.IBucket,
+        tables: RegistryTables,
+        capture_rate: float = 1.0,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.state_machine_name = f"mlops-{config.name}-batch"
+        self.state_machine_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        children = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        environment = {
+            **resource_environment(bucket, tables),
+            "BATCH_SIZE": str(config.batch_size),
+            "BATCH_MAX_CONCURRENCY": str(config.batch_max_concurrency),
+            "CAPTURE_SAMPLE_RATE": str(capture_rate),
+        }
+        inputs, jobs = f"{BATCH_INPUT_PREFIX}/*", f"{BATCH_JOB_PREFIX}/*"
+
+        def steps_function(construct_id: str, handler: str, service: str, description: str) -> MlopsFunction:
+            return MlopsFunction(
+                self,
+                construct_id,
+                name="batch_steps",
+                handler=handler,
+                service=service,
+                config=config,
+                key=tables.key,
+                kind="pipeline",
+                layers=[layers.shared, layers.runtime, layers.inference],
+                description=description,
+                environment=environment,
+                memory_size=1769,  # one full vCPU: Start hashes (and may gunzip) the input, Finish joins the parts
+                timeout=Duration.minutes(15),
+                ephemeral_storage_mib=10240,  # a gzip input is staged uncompressed in /tmp
+            )
+
+        self.start_function = steps_function(
+            "StartFunction", "start", "batch-start", "Batch Start: pins the model version and the input object"
+        ).function
+        fn = self.start_function
+        tables.registry.grant_read_data(fn)
+        bucket.grant_read(fn, inputs)
+        bucket.grant_read(fn, f"{ARTIFACT_PREFIX}*")  # the header is checked against the version's spec
+        bucket.grant_put(fn, jobs)  # a gzip input's uncompressed copy
+        bucket.grant_read(fn, jobs)
+        acknowledge_grant_wildcards(
+            fn, "registry read, read batch/* and artifacts/*, read and put batch-jobs/* (a gzip input staged)"
+        )
+
+        self.score_function = MlopsFunction(
+            self,
+            "ScoreFunction",
+            name="batch_score",
+            handler="score",
+            service="batch-score",
+            config=config,
+            key=tables.key,
+            kind="pipeline",
+            layers=[layers.shared, layers.runtime, layers.inference],
+            description="Batch Score: one batch of rows validated and predicted by the pinned version",
+            environment=environment,
+            memory_size=1769,
+            timeout=Duration.minutes(5),
+        ).function
+        fn = self.score_function
+        tables.registry.grant_read_data(fn)
+        bucket.grant_read(fn, f"{ARTIFACT_PREFIX}*")
+        bucket.grant_put(fn, jobs)  # the batch's result object
+        bucket.grant_put(fn, f"{CAPTURE_PREFIX}*")  # sampled rows for the drift check
+        acknowledge_grant_wildcards(fn, "registry read, read artifacts/*, put batch-jobs/* and captures/*")
+
+        self.finish_function = steps_function(
+            "FinishFunction",
+            "finish",
+            "batch-finish",
+            "Batch Finish: output, errors and manifest in input order; audit",
+        ).function
+        fn = self.finish_function
+        bucket.grant_read(fn, jobs)
+        bucket.grant_put(fn, jobs)
+        tables.grant_registry_write(fn)  # the audit event (the chain's head lives in the registry table)
+        acknowledge_grant_wildcards(fn, "read and put batch-jobs/*, registry read/write, audit append")
+        self.functions = [self.start_function, self.score_function, self.finish_function]
+
+        self.state_machine = state_machine_from_file(
+            self,
+            "StateMachine",
+            file="batch.asl.json",
+            config=config,
+            key=tables.key,
+            timeout=Duration.hours(24),
+            substitutions={
+                "StartFunctionArn": self.start_function.function_arn,
+                "ScoreFunctionArn": self.score_function.function_arn,
+                "FinishFunctionArn": self.finish_function.function_arn,
+            },
+        )
+        machine = self.state_machine.node.default_child
+        assert isinstance(machine, sfn.CfnStateMachine)
+        machine.state_machine_name = self.state_machine_name
+        for function in self.functions:
+            function.grant_invoke(self.state_machine)
+        bucket.grant_read(self.state_machine, inputs)  # the Distributed Map's ItemReader
+        bucket.grant_read(self.state_machine, jobs)  # ... or the staged copy of a gzip input
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine_arn])
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"],
+                resources=[executions, children],
+            )
+        )
+        acknowledge_grant_wildcards(
+            self.state_machine,
+            "invoke the batch functions (all versions), read batch/* and batch-jobs/* (the ItemReader), run, stop "
+            "and redrive its own Distributed Map child executions, X-Ray and CloudWatch Logs delivery (no "
+            "resource-level permissions exist for those)",
+        )
