@@ -16,6 +16,7 @@ from mlops.deployment.history import deployment_history, render_history
 from mlops.errors import NotFoundError
 from mlops.registry.versions import ModelSummary, ModelVersion, Registry
 from mlops.registry.view import diff_versions, params_text, render_diff, version_facts
+from mlops.training.threshold import DecisionThreshold
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 
 
@@ -138,6 +139,10 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
                     lines.append(f"  param  {key:<12} {value}")
         for key, value in sorted(record.metrics.items()):
             lines.append(f"  metric {key:<12} {value}")
+        threshold = DecisionThreshold.from_tags(record.tags)
+        if threshold is not None:
+            data["decision_threshold"] = threshold.to_dict()
+            lines.append(f"  {'decision_threshold':<19} {threshold.describe()}")
         for change in record.status_history:
             lines.append(
                 f"  {change.get('at')} {change.get('from')} -> {change.get('to')} by {change.get('by')}"

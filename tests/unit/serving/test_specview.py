@@ -24,6 +24,7 @@ from mlops.spec.model import ModelSpec, load_spec, parse_spec
 from mlops.spec.view import SpecView
 from mlops.training.artifacts import sha256_hex
 from mlops.training.export import ONNX_TAG_SHA256, ONNX_TAG_URI, export_onnx
+from mlops.training.threshold import DecisionThreshold
 from tests.unit.serving.conftest import MODEL, World
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -144,7 +145,9 @@ def test_a_cold_start_serves_a_valid_request_without_pydantic_boto3_or_yaml(worl
     uri = "s3://bucket/artifacts/churn/0/model.onnx"
     world.artifacts.objects[uri] = data
     assert (ONNX_TAG_URI, ONNX_TAG_SHA256) == ("onnx_uri", "onnx_sha256")
-    version = world.register(0, onnx_uri=uri, onnx_sha256=sha256_hex(data))
+    # with a decision threshold: its labels are computed in numpy, no scikit-learn either
+    threshold = DecisionThreshold(value=0.3, positive_class=1).tag()
+    version = world.register(0, onnx_uri=uri, onnx_sha256=sha256_hex(data), decision_threshold=threshold)
     world.champion(version)
     store: Any = world.registry.store
     state = {
@@ -181,7 +184,9 @@ def test_a_cold_start_serves_a_valid_request_without_pydantic_boto3_or_yaml(worl
 
     # THEN the valid record was answered by the ONNX champion, and none of the heavy packages was imported
     assert seen["valid"]["statusCode"] == 200, seen["valid"]
-    assert json.loads(seen["valid"]["body"])["model"] == MODEL
+    answer = json.loads(seen["valid"]["body"])
+    assert answer["model"] == MODEL
+    assert answer["predictions"] == [1 if p[1] >= 0.3 else 0 for p in answer["probabilities"]]
     assert seen["after_valid"] == []
     # AND production talks to AWS through mlops.serving.awsapi, not boto3
     assert seen["clients"] == ["mlops.serving.awsapi", "S3"]

@@ -150,6 +150,8 @@ class Evaluation(Contract):
     evaluation_uri: str
     candidates_trained: int
     onnx: dict[str, Any]
+    # the decision threshold (binary classification): how set, its value on the holdout
+    threshold: dict[str, Any] | None = None
 
 
 class Evaluated(Document):

@@ -49,6 +49,7 @@ from mlops.drift.intervals import fieller, newcombe
 from mlops.drift.report import MetricChange, PerformanceDrift
 from mlops.errors import InputError
 from mlops.spec.model import METRICS, ModelSpec
+from mlops.training.threshold import DecisionThreshold, threshold_labels
 from mlops.values import canonical_label
 
 # Metrics bounded in [0, 1] (and R², at most 1) are compared by absolute change, the others by relative change.
@@ -149,6 +150,7 @@ def performance_drift(
     probabilities: np.ndarray | Sequence[Sequence[float]] | None = None,
     model_classes: Sequence[Any] | None = None,
     holdout: Holdout | None = None,
+    threshold: DecisionThreshold | None = None,
 ) -> PerformanceDrift:
     """The spec's metrics on labelled window rows against the registered holdout metrics.
 
@@ -168,6 +170,11 @@ def performance_drift(
     holdout
         What is known of the holdout behind ``registered_metrics`` (:class:`Holdout`); without
         it, the holdout is taken to be as large as the window.
+    threshold
+        The version's decision threshold (binary classification): with ``probabilities``, each
+        row's predicted label is the threshold's (:func:`mlops.training.threshold.threshold_labels`,
+        the rule the inference function applied), so label metrics are at the threshold the
+        registered metrics were measured at.
 
     Returns
     -------
@@ -196,6 +203,13 @@ def performance_drift(
     except TypeError:
         scored_classes = classes
     scorer = _Scorer(spec, scored_classes)
+    relabelled = threshold is not None and probabilities is not None and model_classes is not None
+    if relabelled:
+        assert threshold is not None and probabilities is not None and model_classes is not None
+        try:
+            predictions = threshold_labels(probabilities, list(model_classes), threshold)
+        except ValueError as exc:
+            raise InputError(f"decision threshold: {exc}") from None
     window = _rows(spec, labels, predictions, probabilities, model_classes, scorer.labels)
     if window.proba is not None:
         window.proba = _aligned_proba(window.proba, classes, scorer.labels)
@@ -206,6 +220,11 @@ def performance_drift(
     estimator = Estimator(spec, scorer.labels, positive, settings.bootstrap_resamples)
     rows = len(window)
     notes: list[str] = []
+    if threshold is not None:
+        notes.append(
+            f"labels at the decision threshold {threshold.value:g} (P({threshold.positive_class}) at or above it)"
+            + (", from the served probabilities" if relabelled else ", as served")
+        )
 
     values, value_notes = scorer.score(
         window.y_true, window.y_pred, _scorer_proba(window, scored_classes, scorer.labels)

@@ -35,6 +35,7 @@ from mlops.registry.keys import monitor_key, monitor_run_key
 from mlops.registry.tables import ABSENT, Condition, ConditionFailedError, Put, Update
 from mlops.spec.model import ModelSpec
 from mlops.storage import read_object, read_uri
+from mlops.training.threshold import DecisionThreshold
 
 
 @dataclass
@@ -220,6 +221,7 @@ def analyze_run(
             probabilities=None if probabilities is None else np.asarray(probabilities, dtype=np.float64),
             model_classes=holdout.classes if probabilities is not None else None,
             holdout=holdout,
+            threshold=DecisionThreshold.from_tags(champion.tags),
         )
         if report.performance.status == "degraded" and report.verdict == "no_drift":
             report.verdict, report.drifted = "drifted", True

@@ -44,6 +44,7 @@ def render_model_card(
     notes: Mapping[str, str] | None = None,
     confusion_matrix: Mapping[str, Any] | None = None,
     fairness: Mapping[str, Mapping[str, Any]] | None = None,
+    threshold: Mapping[str, Any] | None = None,
 ) -> str:
     """Render a model version's card as markdown.
 
@@ -75,6 +76,9 @@ def render_model_card(
         ``{"labels": [...], "matrix": [[...]]}`` (``Evaluation.confusion_matrix``).
     fairness
         ``Evaluation.fairness``: disparate impact per protected attribute.
+    threshold
+        The decision threshold (``DecisionThreshold.to_dict()`` of :mod:`mlops.training.threshold`):
+        its value, positive class, how it was chosen, its rates there and on the holdout.
 
     Returns
     -------
@@ -135,6 +139,7 @@ def render_model_card(
         lines.append(f"| {_cell(feature.name)} | {feature.type.value} | {'yes' if is_used else 'no'} | {_cell(note)} |")
     lines.append("")
 
+    lines += _threshold_section(threshold)
     lines += ["## Metrics (holdout)", ""]
     lines += ["| metric | value | better |", "| --- | --- | --- |"]
     for name in _metric_names(spec, metrics):
@@ -248,6 +253,43 @@ def render_model_card(
         lines.append("- Libraries: " + ", ".join(f"{name} {value}" for name, value in versions.items()))
     lines.append("")
     return "\n".join(lines)
+
+
+def _threshold_section(threshold: Mapping[str, Any] | None) -> list[str]:
+    """How a probability becomes a label: the threshold, the objective, where it was chosen, what it gives."""
+    if not threshold or threshold.get("value") is None:
+        return []
+    positive = threshold.get("positive_class")
+    lines = ["## Decision threshold", ""]
+    lines.append(
+        f"`{positive}` is predicted when its probability is at or above **{_num(threshold['value'])}**"
+        " (the served labels, the holdout metrics below and performance monitoring all use it)."
+    )
+    lines.append("")
+    method, wanted = threshold.get("method", "fixed"), threshold.get("objective_value")
+    if method == "fixed":
+        lines.append("- Set in the spec (`training.threshold`).")
+    else:
+        objective = {
+            "max_f1": "the highest F1",
+            "min_precision": f"the highest recall with precision at least {_num(wanted)}",
+            "min_recall": f"the highest precision with recall at least {_num(wanted)}",
+        }.get(str(method), str(method))
+        chosen = threshold.get("chosen_on") or {}
+        lines.append(
+            f"- Chosen for {objective}, on out-of-fold predictions of the {chosen.get('rows')} training rows"
+            f" ({chosen.get('folds')} folds), not on the holdout: {_rates(chosen)}."
+        )
+        if not threshold.get("met", True):
+            lines.append("- The objective is **not met** by any threshold on those rows (the gate refuses it).")
+    if threshold.get("holdout"):
+        lines.append(f"- On the holdout: {_rates(threshold['holdout'])}.")
+    lines.append("")
+    return lines
+
+
+def _rates(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} {_num(values.get(name))}" for name in ("precision", "recall", "f1"))
 
 
 def _limitations(

@@ -70,6 +70,14 @@ def _check_name(check: Mapping[str, Any]) -> str:
     return str(kind)
 
 
+def _threshold_param(version: ModelVersion) -> dict[str, Any]:
+    """The version's decision threshold as a parameter (tag ``decision_threshold``, mlops.training.threshold)."""
+    text = version.tags.get("decision_threshold")
+    if not text:
+        return {}
+    return {"decision_threshold": json.loads(text).get("value")}
+
+
 def version_facts(registry: Registry, s3: Any, bucket: str, model: str, version: int) -> dict[str, Any]:
     """Everything recorded about one version, in sections: data, params, metrics, slices, split, gates.
 
@@ -107,7 +115,7 @@ def version_facts(registry: Registry, s3: Any, bucket: str, model: str, version:
         "spec_revision": record.spec_revision,
         "code_revision": record.code_revision,
         "data": {name: dataset.get(name) for name in DATA_FIELDS},
-        "params": dict(record.params),
+        "params": {**dict(record.params), **_threshold_param(record)},
         "metrics": dict(record.metrics),
         "slices": slices,
         "split": {

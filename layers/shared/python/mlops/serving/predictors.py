@@ -1,7 +1,9 @@
 """Loaded models that predict validated records: ONNX (onnxruntime) or a pickled scikit-learn pipeline.
 
 :func:`load_predictor` reads a version's artifact, checks its bytes against the sha256 the
-registry recorded, and prefers the ONNX export (no scikit-learn, no code run on load).
+registry recorded, and prefers the ONNX export (no scikit-learn, no code run on load). A version
+that records a decision threshold (registry tag ``decision_threshold``) labels each record by it,
+from the probabilities it answers with (:class:`ThresholdPredictor`, numpy only).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mlops.training.onnx_model import (  # the ONNX model's interface, shared wi
     Prediction,
 )
 from mlops.training.onnx_model import class_values as _class_values
+from mlops.training.threshold import DecisionThreshold, positive_column, positive_mask
 
 if TYPE_CHECKING:
     from mlops.spec.model import ModelSpec
@@ -63,6 +66,32 @@ class SklearnPredictor:
         probabilities = np.asarray(self.pipeline.predict_proba(x), dtype=np.float64)
         best = probabilities.argmax(axis=1)
         return Prediction([self.classes[i] for i in best], probabilities.round(6).tolist(), self.classes)
+
+
+class ThresholdPredictor:
+    """A binary classifier whose labels come from its probabilities and the version's decision threshold.
+
+    The probabilities are the model's (unchanged); each label is the positive class where the
+    probability served for it is at or above the threshold (the rule of
+    :func:`mlops.training.threshold.threshold_labels`), so a client can check a label against the
+    probability beside it.
+    """
+
+    def __init__(self, predictor: Predictor, threshold: DecisionThreshold) -> None:
+        self.predictor = predictor
+        self.threshold = threshold
+        self.kind = predictor.kind
+        self.nbytes = predictor.nbytes
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
+        prediction = self.predictor.predict(records)
+        if prediction.probabilities is None or prediction.classes is None:
+            return prediction
+        classes = prediction.classes  # as the spec writes them (1 stays 1, not numpy's int64)
+        column = positive_column(classes, self.threshold.positive_class)
+        positive = positive_mask(prediction.probabilities, classes, self.threshold)
+        prediction.predictions = [classes[column] if hit else classes[1 - column] for hit in positive.tolist()]
+        return prediction
 
 
 # ---------------------------------------------------------------------------------------------- artifacts
@@ -129,7 +158,7 @@ def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts:
                 code="artifact_integrity",
             )
         try:
-            return OnnxPredictor(data, spec)
+            return _thresholded(OnnxPredictor(data, spec), version)
         except ImportError:
             raise ServingUnavailableError(f"{where}: this function cannot run ONNX models") from None
         except Exception:  # onnxruntime raises its own types for a bad graph
@@ -157,4 +186,10 @@ def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts:
         ) from None
     # A pickled pipeline takes the spec's full model (scikit-learn and pandas are imported anyway).
     full = spec.model_spec() if isinstance(spec, SpecView) else spec
-    return SklearnPredictor(pipeline, full, nbytes=2 * len(data) + 64 * 1024)
+    return _thresholded(SklearnPredictor(pipeline, full, nbytes=2 * len(data) + 64 * 1024), version)
+
+
+def _thresholded(predictor: Predictor, version: ModelVersion) -> Predictor:
+    """The predictor labelling by the version's decision threshold, when it records one."""
+    threshold = DecisionThreshold.from_tags(version.tags)
+    return predictor if threshold is None else ThresholdPredictor(predictor, threshold)

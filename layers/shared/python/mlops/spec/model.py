@@ -5,6 +5,10 @@ how to train it, which gates a candidate must pass, how it is approved, rolled o
 lives in its spec. Unknown keys, wrong types and estimators outside the allow-list are refused
 with a message that names the field path.
 
+Kept as one module (about 530 lines): it is one document's schema, section by section, and the
+whole-spec checks (``ModelSpec._consistent``) read across every section; split, each section
+would import the others to check itself.
+
 Examples
 --------
 >>> spec = parse_spec({
@@ -25,7 +29,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlops.errors import SpecError
 
@@ -175,6 +188,38 @@ class Split(_Strict):
         return self
 
 
+class ThresholdObjective(_Strict):
+    """A decision threshold chosen on the training rows for a stated objective (docs/spec-format.md).
+
+    ``max_f1``: the threshold with the highest F1. ``min_precision``: the highest recall among
+    thresholds whose precision is at least ``value``. ``min_recall``: the highest precision among
+    thresholds whose recall is at least ``value``. Chosen on out-of-fold predictions of the
+    training rows (``folds`` stratified folds), never on the holdout the gate scores.
+    """
+
+    objective: Literal["max_f1", "min_precision", "min_recall"]
+    value: float | None = Field(default=None, gt=0, le=1)
+    folds: int = Field(default=5, ge=2, le=20)
+
+    @model_validator(mode="after")
+    def _value_fits_objective(self) -> ThresholdObjective:
+        if self.objective == "max_f1" and self.value is not None:
+            raise ValueError("objective max_f1 takes no value (it is the threshold with the highest F1)")
+        if self.objective != "max_f1" and self.value is None:
+            kind = self.objective.removeprefix("min_")
+            raise ValueError(f"objective {self.objective} needs value: the lowest {kind} accepted, for example 0.9")
+        return self
+
+
+# The two shapes of training.threshold; the tags are left out of error paths (format_validation_error).
+_FIXED, _CHOSEN = "threshold:number", "threshold:objective"
+
+
+def _threshold_kind(value: Any) -> str:
+    """A mapping is an objective to choose the threshold by; anything else is read as the threshold itself."""
+    return _CHOSEN if isinstance(value, dict | ThresholdObjective) else _FIXED
+
+
 class Training(_Strict):
     estimator: str
     params: dict[str, Scalar | None] = Field(default_factory=dict)
@@ -184,6 +229,16 @@ class Training(_Strict):
     backend: Literal["lambda", "sagemaker"] = "lambda"
     instance_type: str = "ml.m5.large"
     search: Search | None = None
+    # Binary classification: the probability of the positive class at or above which it is
+    # predicted (a number), or how to choose it (an objective). None: the class with the highest
+    # probability, as the estimator predicts.
+    threshold: (
+        Annotated[
+            Annotated[Annotated[float, Field(gt=0, lt=1)], Tag(_FIXED)] | Annotated[ThresholdObjective, Tag(_CHOSEN)],
+            Discriminator(_threshold_kind),
+        ]
+        | None
+    ) = None
 
     @field_validator("estimator")
     @classmethod
@@ -349,6 +404,18 @@ class ModelSpec(_Strict):
                 raise ValueError(f"target.positive_class: {self.target.positive_class!r} is not one of target.classes")
         elif self.target.classes is not None or self.target.min_class_fraction is not None:
             raise ValueError("target.classes: a regression target has no classes")
+        if self.training.threshold is not None:
+            if self.task != "classification":
+                raise ValueError(
+                    "training.threshold: a decision threshold applies to binary classification, and task is"
+                    f" {self.task} (a regression model predicts a number, not a class)"
+                )
+            if len(self.target.classes or []) != 2:
+                raise ValueError(
+                    "training.threshold: a decision threshold applies to binary classification, and"
+                    f" target.classes lists {len(self.target.classes or [])} classes (a multiclass model"
+                    " predicts the class with the highest probability)"
+                )
         valid_metrics = METRICS[self.task]
         for metric in [*self.gates.metrics, self.gates.primary_metric]:
             if metric is not None and metric not in valid_metrics:
@@ -412,7 +479,7 @@ def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
     """One line per problem, each naming the field path (``features.2.type``)."""
     lines = []
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        path = ".".join(str(part) for part in error["loc"] if part not in (_FIXED, _CHOSEN)) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         # Whole-spec checks name their own field ("gates.metrics: ..."): use it as the path.
         field_named = re.match(r"^([A-Za-z_][\w.]*): (.*)$", message, re.DOTALL)

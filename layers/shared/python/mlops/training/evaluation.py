@@ -2,10 +2,13 @@
 
 Classification: accuracy, precision, recall, F1 (of ``spec.positive_class`` for two classes,
 macro-averaged otherwise), ROC AUC (one-vs-rest for several classes), log loss and the
-confusion matrix. Regression: RMSE, MAE and R². A metric that is not defined on some rows (ROC AUC
-when only one class is present, precision without a single positive prediction, R² of a constant
-target) is ``None`` with the reason in ``notes``; evaluation never raises for it. Every number in
-:meth:`Evaluation.to_dict` is finite or ``None``, so it is valid JSON and a valid DynamoDB item.
+confusion matrix. With a decision threshold (:mod:`mlops.training.threshold`) the labels, so
+accuracy, precision, recall, F1, the confusion matrix, slice metrics and positive rates, are the
+threshold's; ROC AUC and log loss read the probabilities and do not change. Regression: RMSE,
+MAE and R². A metric that is not defined on some rows (ROC AUC when only one class is present,
+precision without a single positive prediction, R² of a constant target) is ``None`` with the
+reason in ``notes``; evaluation never raises for it. Every number in :meth:`Evaluation.to_dict`
+is finite or ``None``, so it is valid JSON and a valid DynamoDB item.
 
 For classification each slice also reports its positive-prediction rate, and each protected
 attribute its disparate impact (lowest slice rate over the highest, among slices of at least
@@ -33,6 +36,7 @@ import pandas as pd
 from mlops.errors import InputError
 from mlops.spec.model import NUMERIC_TYPES, FeatureType, ModelSpec
 from mlops.training.frames import class_labels, coerce_frame, model_input, target_array
+from mlops.training.threshold import DecisionThreshold, threshold_labels
 from mlops.values import finite_number
 
 # A slice with fewer rows is reported, but flagged: its metrics are too noisy to act on.
@@ -79,7 +83,9 @@ class Evaluation:
         return {name: value for name, value in self.metrics.items() if value is not None}
 
 
-def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluation:
+def evaluate(
+    pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec, threshold: DecisionThreshold | None = None
+) -> Evaluation:
     """Metrics of a fitted pipeline on holdout rows, overall and per protected-attribute value.
 
     Parameters
@@ -92,6 +98,9 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
         target are not scored.
     spec
         The model spec (task, target, positive class, protected attributes).
+    threshold
+        The model's decision threshold (binary classification): labels from the probabilities by
+        :func:`mlops.training.threshold.threshold_labels`; None: the model's own ``predict``.
 
     Returns
     -------
@@ -120,6 +129,8 @@ def evaluate(pipeline: Any, holdout: pd.DataFrame, spec: ModelSpec) -> Evaluatio
         if spec.task == "classification":
             proba = np.asarray(pipeline.predict_proba(features), dtype=np.float64)
             model_classes = list(pipeline.classes_)
+            if threshold is not None:
+                y_pred = threshold_labels(proba, np.asarray(pipeline.classes_), threshold)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         # A champion trained under another spec revision may expect other columns.
         raise InputError(f"{spec.name}: the model cannot score these rows: {exc}") from None

@@ -36,6 +36,7 @@ from mlops.spec.model import FeatureType, ModelSpec, Scalar
 from mlops.training.frames import DATETIME_PARTS, _input_columns, _plain, _target_array, model_input
 from mlops.training.onnx_model import MISSING_CATEGORY  # the value the ONNX graph takes for a null category
 from mlops.training.split import HoldoutFile, SplitInfo, prepare_split
+from mlops.training.threshold import DecisionThreshold, choose_threshold
 
 # Estimators that need scaled inputs to converge and to weigh features fairly.
 LINEAR_ESTIMATORS = frozenset(
@@ -95,6 +96,9 @@ class TrainResult:
         Wall time of the fit alone.
     split
         How the rows were split (:class:`SplitInfo`).
+    threshold
+        The decision threshold (binary classification with ``training.threshold``): fixed, or
+        chosen on out-of-fold predictions of the training rows (:mod:`mlops.training.threshold`).
     """
 
     pipeline: Any
@@ -114,6 +118,7 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     fit_seconds: float = 0.0
     split: SplitInfo | None = None
+    threshold: DecisionThreshold | None = None
 
     @property
     def holdout_index(self) -> list[int]:
@@ -138,6 +143,7 @@ class TrainResult:
             "warnings": list(self.warnings),
             "fit_seconds": round(self.fit_seconds, 3),
             **({"split": self.split.to_dict()} if self.split is not None else {}),
+            **({"threshold": self.threshold.to_dict()} if self.threshold is not None else {}),
         }
 
 
@@ -359,7 +365,9 @@ def train(
             named = re.match(r"The '(\w+)' parameter", str(exc))
             where = param_path(spec, named.group(1), params_override) if named else "training.params"
             raise SpecError(f"{where}: {exc}") from None
-    fit_seconds = time.perf_counter() - started
+        fit_seconds = time.perf_counter() - started
+        # Fitted copies on folds of the training rows only: the holdout stays the gate's.
+        threshold = choose_threshold(pipeline, x_train, y_train, spec)
     for record in records:
         message = f"{record.category.__name__}: {str(record.message).splitlines()[0][:200]}"
         if message not in caught:
@@ -386,4 +394,5 @@ def train(
         warnings=caught,
         fit_seconds=fit_seconds,
         split=split_info,
+        threshold=threshold,
     )

@@ -10,7 +10,8 @@ left out by the evaluation) against ``spec.fairness.min_disparate_impact``: with
 ``spec.fairness.mode: gate`` a candidate is refused when the holdout shows its ratio is below
 the minimum (the ratio's upper ``spec.fairness.confidence`` bound is below it, so noise on a small
 holdout refuses no fair model); with ``report`` the check is recorded (``enforced`` False) and
-refuses nothing.
+refuses nothing. A decision threshold chosen for an objective (``training.threshold``) that no
+threshold reached on the training rows refuses the candidate.
 
 A missing or non-finite metric fails its threshold (a model is not let through on a metric that
 could not be computed). Each failure is a sentence that names the metric, the value and the bound.
@@ -54,6 +55,7 @@ def gate(
     *,
     fairness: Mapping[str, Mapping[str, Any]] | None = None,
     compared_metrics: Mapping[str, Any] | None = None,
+    decision_threshold: Mapping[str, Any] | None = None,
 ) -> GateResult:
     """Judge a candidate's metrics against the spec's gates and, optionally, the champion.
 
@@ -71,6 +73,9 @@ def gate(
     fairness
         ``Evaluation.fairness`` of the candidate; attributes with a ``disparate_impact`` are
         checked against ``spec.fairness.min_disparate_impact``, enforced only in ``gate`` mode.
+    decision_threshold
+        The candidate's decision threshold (:meth:`mlops.training.threshold.DecisionThreshold.to_dict`):
+        one chosen for an objective that no threshold reached on the training rows is refused.
 
     Returns
     -------
@@ -131,8 +136,40 @@ def gate(
                 ),
             }
         )
+    if decision_threshold and decision_threshold.get("method", "fixed") != "fixed":
+        checks.append(_threshold_objective(decision_threshold))
     reasons = [check["message"] for check in checks if not check["passed"] and check.get("enforced", True)]
     return GateResult(passed=not reasons, reasons=reasons, checks=checks)
+
+
+def _threshold_objective(threshold: Mapping[str, Any]) -> dict[str, Any]:
+    """Did the decision threshold reach the spec's objective on the rows it was chosen on?"""
+    method, wanted = threshold.get("method"), threshold.get("objective_value")
+    chosen = threshold.get("chosen_on") or {}
+    met = bool(threshold.get("met", True))
+    value = finite_number(threshold.get("value"))
+    where = f"out-of-fold predictions of {chosen.get('rows')} training rows"
+    if method == "max_f1":
+        message = f"decision threshold {_fmt(value or 0)} has the highest F1 ({_fmt(chosen.get('f1') or 0)}) on {where}"
+    else:
+        kind = "precision" if method == "min_precision" else "recall"
+        reached = finite_number(chosen.get(kind))
+        shown = "n/a" if reached is None else _fmt(reached)
+        if met:
+            message = f"decision threshold {_fmt(value or 0)} gives {kind} {shown} on {where}, at least {wanted}"
+        else:
+            message = (
+                f"training.threshold: no decision threshold reaches {kind} >= {wanted} on {where}; the best is"
+                f" {shown} (at {_fmt(value or 0)}): lower the objective or improve the model"
+            )
+    return {
+        "check": "decision_threshold",
+        "metric": method,
+        "value": value,
+        "threshold": wanted,
+        "passed": met,
+        "message": message,
+    }
 
 
 def improvement(metric: str, candidate: float, champion: float) -> float:

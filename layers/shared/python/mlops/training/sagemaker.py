@@ -84,7 +84,7 @@ def run_training_job(
         "index": candidate.get("index", 0),
         "params": candidate.get("params") or {},
         "artifact_sha256": sha256,
-        "metrics": evaluate(result.pipeline, result.holdout, spec).finite_metrics(),
+        "metrics": evaluate(result.pipeline, result.holdout, spec, result.threshold).finite_metrics(),
         "training": {**result.summary(), "backend": "sagemaker"},
         **({"holdout": candidate["holdout"]} if candidate.get("holdout") else {}),
     }

@@ -202,7 +202,7 @@ def train_candidate(
     data, sha256 = dump_artifact(result.pipeline)
     key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"
     uri = put(services, key, data, "application/octet-stream", sha256=sha256)
-    metrics = evaluate(result.pipeline, result.holdout, spec).finite_metrics()
+    metrics = evaluate(result.pipeline, result.holdout, spec, result.threshold).finite_metrics()
     return {
         "index": candidate["index"],
         "params": candidate.get("params") or {},

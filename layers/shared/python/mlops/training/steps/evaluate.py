@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -37,13 +38,30 @@ from mlops.training.steps.services import (
     run_prefix,
     spec_for,
 )
+from mlops.training.threshold import DecisionThreshold
 
 
-def holdout_predictions(pipeline: Any, holdout: Any, spec: ModelSpec, limit: int = 20_000) -> str:
+def holdout_predictions(
+    pipeline: Any, holdout: Any, spec: ModelSpec, limit: int = 20_000, threshold: DecisionThreshold | None = None
+) -> str:
     """The model's predictions on its holdout as JSON: the reference of prediction drift, and with
     the labels and probabilities, the registered side of performance drift (its uncertainty)."""
 
-    return json.dumps(holdout_document(pipeline, holdout, spec, limit=limit))
+    return json.dumps(holdout_document(pipeline, holdout, spec, limit=limit, threshold=threshold))
+
+
+def candidate_threshold(candidate: Mapping[str, Any], spec: ModelSpec) -> DecisionThreshold | None:
+    """The decision threshold training set for a candidate (its training summary's ``threshold``).
+
+    A candidate trained without one (an imported model) takes the spec's fixed threshold; an
+    objective needs training rows to be met on, so such a candidate has none.
+    """
+
+    recorded = DecisionThreshold.from_dict((candidate.get("training") or {}).get("threshold"))
+    fixed = spec.training.threshold
+    if recorded is None and isinstance(fixed, float):
+        return DecisionThreshold(value=fixed, positive_class=spec.positive_class)
+    return recorded
 
 
 def evaluate_candidates(
@@ -73,7 +91,10 @@ def evaluate_candidates(
         pipeline = load_imported(data, chosen["artifact_sha256"], imported["format"], spec)
     else:
         pipeline = load_artifact(data, chosen["artifact_sha256"])
-    scored = evaluate(pipeline, holdout, spec)
+    threshold = candidate_threshold(chosen, spec)
+    scored = evaluate(pipeline, holdout, spec, threshold)
+    if threshold is not None:
+        threshold = threshold.with_holdout(scored.metrics)
     evaluation = scored.to_dict()
     prefix = run_prefix(upload.model, event["execution_name"])
     # An imported model's training rows are unknown: none are recorded (the next run's champion
@@ -85,7 +106,7 @@ def evaluate_candidates(
         json.dumps({"split": split_info.to_dict(), "rows": [int(i) for i in holdout.index]}).encode(),
         "application/json",
     )
-    champion = _score_champion(services, upload.model, pipeline, holdout, spec, scored.finite_metrics())
+    champion = _score_champion(services, upload.model, pipeline, holdout, spec, scored.finite_metrics(), threshold)
 
     onnx = imported_onnx(chosen) or _export_onnx(
         services, upload, event["execution_name"], pipeline, holdout, spec, imported=bool(imported)
@@ -101,6 +122,7 @@ def evaluate_candidates(
             {
                 "candidate": chosen,
                 "evaluation": evaluation,
+                "threshold": None if threshold is None else threshold.to_dict(),
                 "champion": champion,
                 "split": split,
                 # every search candidate, best first, the losers' scores included (`mlops runs show`)
@@ -115,7 +137,7 @@ def evaluate_candidates(
     predictions_uri = put(
         services,
         f"{prefix}predictions.json",
-        holdout_predictions(pipeline, holdout, spec).encode(),
+        holdout_predictions(pipeline, holdout, spec, threshold=threshold).encode(),
         "application/json",
     )
     return {
@@ -130,6 +152,7 @@ def evaluate_candidates(
         "evaluation_uri": evaluation_uri,
         "candidates_trained": len(candidates),
         "onnx": onnx,
+        "threshold": None if threshold is None else threshold.to_dict(),
     }
 
 
@@ -172,9 +195,19 @@ def _seen_by_champion(services: Services, champion: Any, holdout: Any, spec: Mod
 
 
 def _score_champion(
-    services: Services, model: str, candidate: Any, holdout: Any, spec: ModelSpec, candidate_metrics: dict[str, Any]
+    services: Services,
+    model: str,
+    candidate: Any,
+    holdout: Any,
+    spec: ModelSpec,
+    candidate_metrics: dict[str, Any],
+    threshold: DecisionThreshold | None = None,
 ) -> dict[str, Any] | None:
-    """The champion and the candidate on the holdout rows the champion did not train on."""
+    """The champion and the candidate on the holdout rows the champion did not train on.
+
+    Each labels rows by its own decision threshold (the champion's as registered), as each
+    would answer if served.
+    """
 
     try:
         current = services.registry.get_by_alias(model, "champion")
@@ -199,15 +232,18 @@ def _score_champion(
         )
         return champion
     champion["candidate_metrics"] = (
-        candidate_metrics if len(rows) == len(holdout) else evaluate(candidate, rows, spec).finite_metrics()
+        candidate_metrics if len(rows) == len(holdout) else evaluate(candidate, rows, spec, threshold).finite_metrics()
     )
+    champion_threshold = DecisionThreshold.from_tags(current.tags)
+    if champion_threshold is not None:
+        champion["threshold"] = champion_threshold.value
     try:
         data = read_bytes(services, current.artifact_uri)
         if tags.get("artifact_format") in IMPORT_FORMATS:  # an imported champion (ONNX or its own columns)
             champion_pipeline = load_imported(data, current.artifact_sha256, tags["artifact_format"], spec)
         else:
             champion_pipeline = load_artifact(data, current.artifact_sha256)
-        champion["metrics"] = evaluate(champion_pipeline, rows, spec).finite_metrics()
+        champion["metrics"] = evaluate(champion_pipeline, rows, spec, champion_threshold).finite_metrics()
     except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
         champion["error"] = str(exc)
     return champion

@@ -59,8 +59,17 @@ def gate_candidate(
         champion.get("metrics"),
         fairness=fairness,
         compared_metrics=champion.get("candidate_metrics"),
+        decision_threshold=evaluation.get("threshold"),
     )
     return result.to_dict()
+
+
+def _threshold_tags(threshold: dict[str, Any] | None) -> dict[str, str]:
+    """The decision threshold the inference function and monitoring read (JSON, see mlops.training.threshold)."""
+    if not threshold:
+        return {}
+    # mlops.training.threshold.THRESHOLD_TAG, not imported: it loads numpy, and RecordFailure imports this module
+    return {"decision_threshold": json.dumps(threshold, sort_keys=True, separators=(",", ":"), default=str)}
 
 
 def _onnx_tags(onnx: dict[str, Any]) -> dict[str, str]:
@@ -122,6 +131,8 @@ def register_candidate(
                 **_training_rows_tags(evaluation.get("training_rows")),
                 # a model trained elsewhere: its format, sha256, source, verified uploader, source run
                 **origin_tags(best_candidate),
+                # how a probability becomes a label, for serving, monitoring and the next champion comparison
+                **_threshold_tags(evaluation.get("threshold")),
             },
             status=status,
             reason="; ".join(gate_result.get("reasons") or []) or None,
@@ -151,6 +162,7 @@ def register_candidate(
         notes=full.get("notes"),
         confusion_matrix=full.get("confusion_matrix"),
         fairness=full.get("fairness"),
+        threshold=evaluation.get("threshold"),
     )
     card_uri = put(
         services, f"{version_prefix(upload.model, version.version)}model-card.md", card.encode(), "text/markdown"
