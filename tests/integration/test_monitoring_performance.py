@@ -28,7 +28,7 @@ from mlops.monitoring.services import MonitorServices, MonitorSettings
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.serving.capture import capture_key, capture_lines
-from mlops.serving.predictors import SklearnPredictor
+from mlops.serving.predictors import SklearnPredictor, ThresholdPredictor
 from mlops.serving.routing import PredictResult
 from mlops.spec.model import ModelSpec, parse_spec
 from mlops.training.evaluation import evaluate
@@ -36,6 +36,7 @@ from mlops.training.fit import train
 from mlops.training.frames import coerce_frame
 from mlops.training.onnx_model import records_from_frame
 from mlops.training.split import split_for_training
+from mlops.training.threshold import DecisionThreshold
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]  # moto fixtures, tables as the stacks declare them
@@ -82,6 +83,11 @@ class Clock:
 @pytest.fixture
 def world(dynamodb: Any, spec: ModelSpec) -> dict[str, Any]:
     """A registered champion trained on 2/3 of the rows; the other third held back as the future."""
+    return make_world(dynamodb, spec)
+
+
+def make_world(dynamodb: Any, spec: ModelSpec, threshold: DecisionThreshold | None = None) -> dict[str, Any]:
+    """The champion as the pipeline registers it: with a decision threshold, everything at that threshold."""
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=DATA_BUCKET)
     registry = Registry.for_dynamodb(dynamodb, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE)
@@ -91,10 +97,10 @@ def world(dynamodb: Any, spec: ModelSpec) -> dict[str, Any]:
     future, known = frame.iloc[order[:190]], frame.iloc[order[190:]]
     result = train(known, spec)
     train_frame, _ = split_for_training(known, spec)
-    evaluation = evaluate(result.pipeline, result.holdout, spec)
+    evaluation = evaluate(result.pipeline, result.holdout, spec, threshold)
     documents = {
         "profile.json": profile_frame(train_frame, spec).to_json(),
-        "predictions.json": json.dumps(holdout_document(result.pipeline, result.holdout, spec)),
+        "predictions.json": json.dumps(holdout_document(result.pipeline, result.holdout, spec, threshold=threshold)),
         "evaluation.json": json.dumps({"evaluation": evaluation.to_dict()}),
     }
     for name, body in documents.items():
@@ -108,6 +114,7 @@ def world(dynamodb: Any, spec: ModelSpec) -> dict[str, Any]:
             "profile_uri": f"s3://{DATA_BUCKET}/{RUN}/profile.json",
             "predictions_uri": f"s3://{DATA_BUCKET}/{RUN}/predictions.json",
             "evaluation_uri": f"s3://{DATA_BUCKET}/{RUN}/evaluation.json",
+            **({"decision_threshold": threshold.tag()} if threshold is not None else {}),
         },
     ).version
     registry.approve(spec.name, version, actor="carol")
@@ -115,13 +122,23 @@ def world(dynamodb: Any, spec: ModelSpec) -> dict[str, Any]:
     services = MonitorServices(
         bucket=DATA_BUCKET, registry=registry, s3=s3, settings=MonitorSettings(), clock=Clock(NOW)
     )
-    return {"services": services, "s3": s3, "pipeline": result.pipeline, "future": future, "version": version}
+    return {
+        "services": services,
+        "s3": s3,
+        "pipeline": result.pipeline,
+        "future": future,
+        "version": version,
+        "threshold": threshold,
+    }
 
 
 def serve_and_capture(world: dict[str, Any], spec: ModelSpec) -> tuple[list[str], np.ndarray]:
     """Answer each held-back row with the serving predictor and capture it as serving does."""
     records = records_from_frame(coerce_frame(world["future"], spec), spec)
-    prediction = SklearnPredictor(world["pipeline"], spec, 0).predict(records)
+    predictor: Any = SklearnPredictor(world["pipeline"], spec, 0)
+    if world.get("threshold") is not None:
+        predictor = ThresholdPredictor(predictor, world["threshold"])
+    prediction = predictor.predict(records)
     at = NOW - timedelta(minutes=30)
     ids = []
     for index, record in enumerate(records):
@@ -197,3 +214,29 @@ def test_a_real_degradation_is_found_through_the_monitor(world: dict[str, Any], 
     assert result["performance"] == "degraded" and result["drifted"]
     assert metrics["roc_auc"]["verdict"] == "degraded" and metrics["accuracy"]["verdict"] == "degraded"
     assert metrics["accuracy"]["interval"][1] < -metrics["accuracy"]["tolerance"]
+
+
+def test_label_metrics_are_judged_at_the_champions_decision_threshold(dynamodb: Any, spec: ModelSpec) -> None:
+    # GIVEN a champion registered at decision threshold 0.9 for "malignant" (metrics, kept holdout
+    # predictions and its tag), whose 190 held-back rows were answered by the threshold and captured
+    world = make_world(dynamodb, spec, DecisionThreshold(value=0.9, positive_class="malignant"))
+    ids, malignant = serve_and_capture(world, spec)
+    truth = world["future"]["diagnosis"].to_numpy()
+    upload_labels(world, spec, ids, truth)
+    # WHEN the monitor runs
+    result, report = analyze(world, spec)
+    performance = report["performance"]
+    metrics = {m["name"]: m for m in performance["metrics"]}
+    # THEN precision and recall are those of "P(malignant) >= 0.9" of the served probabilities
+    predicted, actual = malignant >= 0.9, truth == "malignant"
+    tp = int(np.sum(predicted & actual))
+    assert metrics["precision"]["current"] == pytest.approx(tp / predicted.sum())
+    assert metrics["recall"]["current"] == pytest.approx(tp / actual.sum())
+    # (rows between 0.5 and 0.9 make these differ from the class with the highest probability)
+    assert np.any(predicted != (malignant > 0.5))
+    # AND the report says at which threshold, and rows like the training rows are not degraded
+    assert (
+        "labels at the decision threshold 0.9 (P(malignant) at or above it), from the served probabilities"
+        in (performance["notes"])
+    )
+    assert performance["status"] == "ok" and result["performance"] == "ok", performance
