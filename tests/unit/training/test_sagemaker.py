@@ -125,3 +125,18 @@ def test_plan_for_lambda_has_no_job(monkeypatch: pytest.MonkeyPatch) -> None:
     plan = plan_training(event, services=services)
     assert plan["input"] is None
     assert all("job" not in c for c in plan["candidates"])
+
+
+def test_a_training_job_chooses_the_threshold_as_the_training_function_does(tmp_path: Path) -> None:
+    # GIVEN the churn spec asking for a threshold chosen for max F1, run as a SageMaker job
+    document = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
+    document["training"]["threshold"] = {"objective": "max_f1", "folds": 3}
+    record = _run(_job_dirs(tmp_path, document))
+    # THEN the job's record carries the chosen threshold (chosen on 3 folds of its training rows),
+    # which Evaluate and Register read as they read a Lambda-trained candidate's
+    threshold = record["training"]["threshold"]
+    assert threshold["method"] == "max_f1" and threshold["met"] and 0 < threshold["value"] < 1
+    assert threshold["chosen_on"]["folds"] == 3
+    assert threshold["chosen_on"]["rows"] == record["training"]["train_rows"]
+    _, collected = collect_training_job(_tar(tmp_path / "model"))
+    assert collected["training"]["threshold"] == threshold
