@@ -7,8 +7,11 @@ grant is on those prefixes (and the registry, the artifacts, the captures) only.
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -16,7 +19,7 @@ from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
-from stacks.nag import acknowledge_grant_wildcards
+from stacks.nag import acknowledge, acknowledge_grant_wildcards, skip_checkov
 from stacks.pipelines import state_machine_from_file
 from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, RegistryTables, resource_environment
 
@@ -40,7 +43,7 @@ class BatchPipeline(Construct):
         layers: PlatformLayers,
         bucket: s3.IBucket,
         tables: RegistryTables,
-        capture_rate: float = 1.0,
+        capture_rate: float = 0.1,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -171,4 +174,62 @@ class BatchPipeline(Construct):
             "invoke the batch functions (all versions), read batch/* and batch-jobs/* (the ItemReader), run, stop "
             "and redrive its own Distributed Map child executions, X-Ray and CloudWatch Logs delivery (no "
             "resource-level permissions exist for those)",
+        )
+
+        self._upload_starter(config=config, layers=layers, bucket=bucket, tables=tables)
+
+    def _upload_starter(
+        self, *, config: EnvironmentConfig, layers: PlatformLayers, bucket: s3.IBucket, tables: RegistryTables
+    ) -> None:
+        """An object created under ``batch/`` starts one job per object version (as training's uploads do)."""
+        dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the upload rule.")
+        skip_checkov(
+            dead_letters,
+            "CKV_AWS_27",
+            "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), which this check does not "
+            "recognize; a customer key would also need EventBridge and Lambda grants in the key policy.",
+            types=["AWS::SQS::Queue"],
+        )
+        self.upload_starter = MlopsFunction(
+            self,
+            "UploadStarter",
+            name="batch_upload",
+            config=config,
+            key=tables.key,
+            kind="trigger",
+            dead_letter_queue=dead_letters,
+            layers=[layers.shared, layers.runtime],
+            description="Starts a batch job once per object version uploaded under batch/<model>/",
+            environment={"BATCH_STATE_MACHINE_ARN": self.state_machine_arn},
+            memory_size=256,
+            timeout=Duration.seconds(30),
+        ).function
+        self.state_machine.grant_start_execution(self.upload_starter)
+        self.upload_rule = events.Rule(
+            self,
+            "BatchUploaded",
+            description=f"An object created under {BATCH_INPUT_PREFIX}/ in the data bucket starts a batch job",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [{"prefix": f"{BATCH_INPUT_PREFIX}/"}]},
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.upload_starter,
+                    dead_letter_queue=dead_letters,
+                    retry_attempts=4,
+                    max_event_age=Duration.hours(6),
+                )
+            ],
         )

@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import click
+from botocore.exceptions import ClientError
 
-from mlops.batch.runs import describe_job, job_prefix, list_jobs, parse_uri, start_job
+from mlops.batch.runs import describe_job, job_prefix, list_jobs, object_job_id, parse_uri, start_object_job
 from mlops.contracts.batch import BatchInput
 from mlops.errors import CheckFailedError, NotFoundError
 from mlops.registry.versions import check_model_name
@@ -86,10 +87,20 @@ def start(
     check_model_name(model)
     bucket, key = parse_uri(uri)
     arn = batch_state_machine(app)
-    request = BatchInput(model=model, bucket=bucket, key=key, version_id=object_version, version=version, trigger="cli")
-    started = start_job(app.session().client("stepfunctions"), arn, request)
+    session = app.session()
+    if object_version is None:  # the newest version now: the job pins it, and is that version's one job
+        try:
+            object_version = session.client("s3").head_object(Bucket=bucket, Key=key).get("VersionId")
+        except ClientError as exc:
+            raise NotFoundError(f"{uri}: cannot be read ({exc.response['Error'].get('Code')})") from None
+    job_id = object_job_id(model, key, object_version, version) if object_version else None
+    request = BatchInput(
+        model=model, bucket=bucket, key=key, version_id=object_version, version=version, job_id=job_id, trigger="cli"
+    )
+    started = start_object_job(session.client("stepfunctions"), arn, request)
+    what = "started" if started["started"] else "already started (an upload or an earlier start):"
     if not wait:
-        emit(app, started, f"started {started['job_id']}  (mlops batch show {started['job_id']})")
+        emit(app, started, f"{what} {started['job_id']}  (mlops batch show {started['job_id']})")
         return
     job = _wait(app, arn, started["job_id"], timeout)
     emit(app, job, _text(job))

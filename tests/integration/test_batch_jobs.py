@@ -16,6 +16,7 @@ import json
 import random
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -27,6 +28,7 @@ from mlops.batch.rows import RowTyper
 from mlops.batch.services import BatchServices, BatchSettings
 from mlops.contracts.batch import BatchInput, FinishRequest, Job, Row, ScoreRequest, StartRequest
 from mlops.errors import InputError
+from mlops.monitoring.captures import list_captures, read_records
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.spec.model import parse_spec
@@ -253,3 +255,23 @@ def test_an_unusable_input_is_refused_at_start_with_what_is_wrong(
     services.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     with pytest.raises(InputError, match=re.escape(message)):
         jobs.start(StartRequest(input=BatchInput(model=MODEL, bucket=BUCKET, key=key)), services)
+
+
+def test_scored_rows_feed_the_models_capture_store_as_the_drift_check_reads_it(
+    services: BatchServices, default_rows: tuple[list[str], list[list[str]]]
+) -> None:
+    # GIVEN a deployment that captures every batch (capture_rate 1; the stack's default samples 10%)
+    services.settings = BatchSettings(batch_size=97, max_concurrency=4, capture_rate=1.0)
+    names, rows = sample(default_rows, 300, seed=9)
+    rows[10][names.index("balance")] = "lots"
+    services.s3.put_object(Bucket=BUCKET, Key="batch/default/c.csv", Body=csv_bytes(names, rows))
+    # WHEN the job runs
+    _, manifest = run_job(services, "batch/default/c.csv")
+    # THEN the monitoring room finds the scored rows in the model's capture window, as batch traffic
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now + timedelta(hours=1))
+    keys = [key for key, _ in list_captures(services.s3, BUCKET, MODEL, *window)]
+    records = read_records(services.s3, BUCKET, keys)
+    assert len(records) == manifest.captured == manifest.scored == 299
+    assert {r["role"] for r in records} == {"batch"} and {r["version"] for r in records} == {1}
+    assert {"student", "balance", "income"} <= set(records[0]["input"])

@@ -7,14 +7,17 @@ live under ``batch-jobs/<model>/<job id>/``. Used by the CLI, the upload starter
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from mlops.contracts.batch import BatchInput
-from mlops.contracts.names import BATCH_JOB_PREFIX
+from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX
 from mlops.errors import InputError, NotFoundError
+from mlops.spec.view import MODEL_NAME
 from mlops.training.history import iso_time
 from mlops.training.runs import execution_arn
 
@@ -93,3 +96,51 @@ def describe_job(sfn: Any, state_machine_arn: str, job_id: str) -> dict[str, Any
         "cause": described.get("cause"),
         "prefix": job_prefix(job_id),
     }
+
+
+def upload_job(event: dict[str, Any]) -> BatchInput:
+    """The job an S3 "Object Created" event under ``batch/<model>/`` asks for (one per object version).
+
+    Its name is derived from the object's key and VersionId, so a second delivery of the same
+    event names the same execution and starts nothing (Step Functions refuses a name twice).
+    """
+    detail = event.get("detail", event)
+    try:
+        bucket, obj = detail["bucket"]["name"], detail["object"]
+        key = unquote_plus(obj["key"])
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"not an S3 Object Created event: missing {exc}") from None
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != BATCH_INPUT_PREFIX or not MODEL_NAME.match(parts[1]) or not parts[-1]:
+        raise InputError(f"{key}: a batch input is {BATCH_INPUT_PREFIX}/<model>/<file>")
+    version_id = obj.get("version-id") or obj.get("versionId")
+    if not version_id:
+        raise InputError(f"{key}: the event names no object version (the data bucket versions objects)")
+    return BatchInput(
+        model=parts[1],
+        bucket=bucket,
+        key=key,
+        version_id=version_id,
+        job_id=object_job_id(parts[1], key, version_id),
+        trigger="upload",
+    )
+
+
+def object_job_id(model: str, key: str, version_id: str, model_version: int | None = None) -> str:
+    """The one job of an object version (with the champion, or a named model version).
+
+    The upload event and ``mlops batch start`` on the same object version name the same job, so
+    whichever comes second joins the first instead of scoring the object again.
+    """
+    digest = hashlib.sha256(f"{key}\n{version_id}\n{model_version or ''}".encode()).hexdigest()[:16]
+    return f"{model}.object-{digest}"
+
+
+def start_object_job(sfn: Any, state_machine_arn: str, request: BatchInput) -> dict[str, Any]:
+    """Start an object version's job; if it was already started (a repeated event, an upload and
+    ``mlops batch start``), report it instead of running it twice."""
+    try:
+        return {"started": True, **start_job(sfn, state_machine_arn, request)}
+    except sfn.exceptions.ExecutionAlreadyExists:
+        name = str(request.job_id)
+        return {"started": False, "duplicate": True, "job_id": name, "prefix": job_prefix(name)}

@@ -1,0 +1,193 @@
+"""Batch scoring on the local cloud: ``statemachines/batch.asl.json`` run as synthesized.
+
+One model, ``batch-default``: ISLP Default (student, balance, income), a 20-tree forest trained
+in process on the file's first 6,000 rows and made champion with its ONNX export, as the pipeline
+registers it. A 200,000-row CSV resampled from the other 4,000 real rows, 40 of them broken, is
+scored by ``mlops batch start --wait`` through the Distributed Map (ItemReader, ItemSelector and
+ItemBatcher emulated by the local cloud); the output's order, counts and every prediction are
+checked against onnxruntime run directly on the same rows. A second job meets injected failures of
+the Score function after its write (the answer lost, the batch retried) and its output holds each
+row once. A third is started by its upload under ``batch/<model>/``; ``mlops batch start`` on the
+same object version joins it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from typing import Any
+
+import pytest
+
+from mlops.batch.rows import RowTyper
+from mlops.batch.runs import job_prefix, list_jobs, object_job_id
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.spec.model import parse_spec
+from mlops.training.export import ONNX_TAG_URI
+from mlops.training.fit import train
+from mlops.training.onnx_model import OnnxPredictor
+from mlops.training.runs import wait_run
+from mlops_local.testing import LocalCloudProcess, serve_as_champion
+from tests.conformance.conftest import run_mlops
+from tests.conformance.datasets import DEFAULT
+
+MODEL = "batch-default"
+ROWS = 200_000
+BROKEN = {"balance": "lots", "income": "-3", "student": "Maybe"}
+SPEC = {
+    "name": MODEL,
+    "task": "classification",
+    "target": {"name": "default", "classes": ["No", "Yes"]},
+    "features": [
+        {"name": "student", "type": "category", "allowed": ["No", "Yes"]},
+        {"name": "balance", "type": "float", "min": 0},
+        {"name": "income", "type": "float", "min": 0},
+    ],
+    "training": {
+        "estimator": "sklearn.ensemble.RandomForestClassifier",
+        "params": {"n_estimators": 20, "max_depth": 6},
+        "search": None,
+    },
+}
+
+
+def parameter(cloud: LocalCloudProcess, leaf: str) -> str:
+    return str(cloud.client("ssm").get_parameter(Name=f"/mlops/dev/{leaf}")["Parameter"]["Value"])
+
+
+@pytest.fixture(scope="module")
+def champion(local_cloud: LocalCloudProcess) -> dict[str, Any]:
+    import pandas as pd  # training side only
+
+    header, lines = DEFAULT.lines()
+    names = next(csv.reader([header.decode()]))
+    rows = [next(csv.reader([line.decode()])) for line in lines]
+    frame = pd.DataFrame(rows[:6000], columns=names).astype({"balance": float, "income": float})
+    spec = parse_spec(SPEC)
+    result = train(frame[["student", "balance", "income", "default"]], spec)
+    registry = Registry.for_dynamodb(
+        local_cloud.client("dynamodb"),
+        registry_table=parameter(local_cloud, "registry-table"),
+        audit_table=parameter(local_cloud, "audit-table"),
+    )
+    revision = SpecStore(registry).put(spec, actor="alice").revision
+    bucket, s3 = parameter(local_cloud, "data-bucket"), local_cloud.client("s3")
+    version = serve_as_champion(registry, s3, bucket, spec, result.pipeline, spec_revision=revision, prefix="batch")
+    onnx_uri = registry.get_version(MODEL, version).tags[ONNX_TAG_URI]
+    onnx = s3.get_object(Bucket=bucket, Key=onnx_uri.split("/", 3)[3])["Body"].read()
+    return {"names": names, "rows": rows[6000:], "spec": spec, "onnx": onnx, "version": version, "bucket": bucket}
+
+
+def resampled(champion: dict[str, Any], n: int, broken: int, seed: int) -> tuple[bytes, list[list[str]], set[int]]:
+    """``n`` real rows drawn with replacement, ``broken`` of them given a value the spec refuses."""
+    rng = random.Random(seed)
+    names, pool = champion["names"], champion["rows"]
+    rows = [list(rng.choice(pool)) for _ in range(n)]
+    bad = set(rng.sample(range(n), broken))
+    fields = sorted(BROKEN)
+    for index in bad:
+        name = fields[index % len(fields)]
+        rows[index][names.index(name)] = BROKEN[name]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(rows)
+    return out.getvalue().encode(), rows, bad
+
+
+def start(local_cloud: LocalCloudProcess, champion: dict[str, Any], key: str, body: bytes) -> dict[str, Any]:
+    local_cloud.client("s3").put_object(Bucket=champion["bucket"], Key=key, Body=body)
+    uri = f"s3://{champion['bucket']}/{key}"
+    result = run_mlops("batch", "start", MODEL, uri, "--wait", "--timeout", "1500", env=local_cloud.environ())
+    assert result.returncode == 0, result.stderr[-3000:]
+    job: dict[str, Any] = json.loads(result.stdout)
+    assert job["status"] == "SUCCEEDED"
+    return job
+
+
+def lines_of(local_cloud: LocalCloudProcess, bucket: str, key: str) -> list[dict[str, Any]]:
+    body = local_cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line) for line in body.splitlines()]
+
+
+def test_200k_real_shaped_rows_are_scored_in_order_and_refused_rows_reported(
+    local_cloud: LocalCloudProcess, champion: dict[str, Any]
+) -> None:
+    # GIVEN 200,000 resampled real rows, 40 of them with a value the spec refuses
+    body, rows, bad = resampled(champion, ROWS, 40, seed=19)
+    # WHEN scored by `mlops batch start --wait`
+    job = start(local_cloud, champion, f"batch/{MODEL}/nightly.csv", body)
+    manifest = job["manifest"]
+    # THEN every row is accounted for once
+    assert (manifest["rows"], manifest["scored"], manifest["refused"]) == (ROWS, ROWS - 40, 40)
+    assert manifest["version"] == champion["version"]
+    assert manifest["batches"] == ROWS // 500
+    errors = lines_of(local_cloud, champion["bucket"], manifest["errors"]["key"])
+    assert [e["row"] for e in errors] == sorted(bad)
+    names = champion["names"]
+    for error in errors:
+        assert rows[error["row"]][names.index(error["field"])] == BROKEN[error["field"]], error
+    # AND the output is in input order, each prediction onnxruntime's on the same row
+    results = lines_of(local_cloud, champion["bucket"], manifest["output"]["key"])
+    assert [r["row"] for r in results] == [i for i in range(ROWS) if i not in bad]
+    typer = RowTyper(champion["spec"])
+    records = [typer.csv(dict(zip(names, rows[r["row"]], strict=True))) for r in results]
+    direct = OnnxPredictor(champion["onnx"], champion["spec"]).predict(records)
+    assert [r["prediction"] for r in results] == direct.predictions
+    assert [list(r["probabilities"].values()) for r in results] == direct.probabilities
+    # AND `mlops batch show` and `list` find the job
+    shown = run_mlops("batch", "show", job["job_id"], env=local_cloud.environ())
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["manifest"]["output"]["sha256"] == manifest["output"]["sha256"]
+    listed = run_mlops("batch", "list", MODEL, env=local_cloud.environ())
+    assert job["job_id"] in [j["job_id"] for j in json.loads(listed.stdout)["jobs"]]
+
+
+def test_a_batch_that_fails_after_its_write_is_retried_without_a_duplicate_row(
+    local_cloud: LocalCloudProcess, champion: dict[str, Any]
+) -> None:
+    # GIVEN the Score function's next two answers lost after it wrote its batch
+    body, _, bad = resampled(champion, 5_000, 5, seed=23)
+    local_cloud.add_faults(
+        {"kind": "function.error", "target": "BatchScoreFunction", "phase": "after", "count": 2, "match": MODEL}
+    )
+    try:
+        # WHEN a job runs
+        job = start(local_cloud, champion, f"batch/{MODEL}/retried.csv", body)
+    finally:
+        applied = local_cloud.clear_faults()["applied"]
+    # THEN both faults were met, and the output still holds each row once, in order
+    assert len([a for a in applied if "BatchScoreFunction" in a["where"]]) == 2
+    manifest = job["manifest"]
+    assert (manifest["rows"], manifest["refused"]) == (5_000, 5)
+    results = lines_of(local_cloud, champion["bucket"], manifest["output"]["key"])
+    assert [r["row"] for r in results] == [i for i in range(5_000) if i not in bad]
+
+
+def test_an_upload_under_batch_starts_one_job_which_the_cli_joins(
+    local_cloud: LocalCloudProcess, champion: dict[str, Any]
+) -> None:
+    # GIVEN a file put under batch/<model>/ (the bucket's event starts its job)
+    body, _, _ = resampled(champion, 1_000, 0, seed=29)
+    key = f"batch/{MODEL}/uploaded.csv"
+    put = local_cloud.client("s3").put_object(Bucket=champion["bucket"], Key=key, Body=body)
+    job_id = object_job_id(MODEL, key, put["VersionId"])
+    sfn = local_cloud.client("stepfunctions")
+    arn = parameter(local_cloud, "batch-state-machine-arn")
+    finished = wait_run(sfn, arn, job_id, timeout_s=600)
+    # THEN the upload's job scored it
+    assert finished.status == "SUCCEEDED"
+    # AND `mlops batch start` on the same object version joins that job instead of scoring it again
+    uri = f"s3://{champion['bucket']}/{key}"
+    result = run_mlops("batch", "start", MODEL, uri, env=local_cloud.environ())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "started": False,
+        "duplicate": True,
+        "job_id": job_id,
+        "prefix": job_prefix(job_id),
+    }
+    assert len([j for j in list_jobs(sfn, arn, MODEL, limit=100) if j["job_id"] == job_id]) == 1
