@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
+from mlops.serving.errors import ArtifactRefusedError
 from mlops.serving.predictors import ThresholdPredictor, load_predictor
 from mlops.training.artifacts import sha256_hex
 from mlops.training.export import export_onnx
@@ -65,3 +67,23 @@ def test_a_version_without_a_threshold_is_served_as_before(world: World) -> None
     # WHEN loaded THEN it is the model's own predictor (arg-max labels), not wrapped
     predictor = load_predictor(world.registry.get_version(MODEL, version), world.spec, world.artifacts)
     assert not isinstance(predictor, ThresholdPredictor)
+
+
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [
+        ("{not json", "Expecting property name"),
+        (DecisionThreshold(value=0.3, positive_class="yes").tag(), "two classes including 'yes'"),
+    ],
+    ids=["unreadable", "unknown-class"],
+)
+def test_a_threshold_that_cannot_be_applied_is_refused_at_load_not_per_request(
+    world: World, tag: str, reason: str
+) -> None:
+    # GIVEN a version whose decision_threshold tag is not JSON, or names a class the model lacks
+    version = world.register(0, decision_threshold=tag)
+    # WHEN loaded THEN it is refused (a 503 the service reports), saying why
+    with pytest.raises(ArtifactRefusedError) as caught:
+        load_predictor(world.registry.get_version(MODEL, version), world.spec, world.artifacts)
+    assert caught.value.code == "artifact_invalid"
+    assert "its decision threshold cannot be applied" in caught.value.message and reason in caught.value.message

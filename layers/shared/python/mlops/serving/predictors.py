@@ -158,13 +158,14 @@ def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts:
                 code="artifact_integrity",
             )
         try:
-            return _thresholded(OnnxPredictor(data, spec), version)
+            onnx = OnnxPredictor(data, spec)
         except ImportError:
             raise ServingUnavailableError(f"{where}: this function cannot run ONNX models") from None
         except Exception:  # onnxruntime raises its own types for a bad graph
             raise ArtifactRefusedError(
                 f"{where}: the ONNX artifact cannot be loaded", code="artifact_invalid"
             ) from None
+        return _thresholded(onnx, version)
     if not version.artifact_uri or not version.artifact_sha256:
         raise ServingUnavailableError(f"{where} records no model artifact")
     data = artifacts.read(version.artifact_uri)
@@ -190,6 +191,22 @@ def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts:
 
 
 def _thresholded(predictor: Predictor, version: ModelVersion) -> Predictor:
-    """The predictor labelling by the version's decision threshold, when it records one."""
-    threshold = DecisionThreshold.from_tags(version.tags)
+    """The predictor labelling by the version's decision threshold, when it records one.
+
+    Raises
+    ------
+    ArtifactRefusedError
+        The tag is not a threshold, or names a positive class the model does not have (checked
+        once, at load, so no request fails on it).
+    """
+    try:
+        threshold = DecisionThreshold.from_tags(version.tags)
+        if threshold is not None:
+            positive_column(getattr(predictor, "classes", None) or [], threshold.positive_class)
+    except (ValueError, TypeError) as exc:  # json's decode error is a ValueError
+        raise ArtifactRefusedError(
+            f"model {version.model!r} version {version.version}: its decision threshold cannot be applied"
+            f" ({exc}); it is not served",
+            code="artifact_invalid",
+        ) from None
     return predictor if threshold is None else ThresholdPredictor(predictor, threshold)
