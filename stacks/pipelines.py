@@ -182,6 +182,17 @@ class TrainingPipeline(Construct):
         bucket.grant_read(self.evaluate, f"{ARTIFACT_PREFIX}*")
         bucket.grant_put(self.evaluate, f"{ARTIFACT_PREFIX}*")
         tables.registry.grant_read_data(self.evaluate)
+        # The export's check runs where onnxruntime is (the inference layer, no scikit-learn): the
+        # science layer cannot also hold onnxruntime within Lambda's 250 MiB.
+        self.check_onnx = step_function(
+            "CheckOnnx",
+            "check_onnx",
+            "Runs the run's ONNX export with onnxruntime on holdout rows and compares it with scikit-learn's answers",
+            memory=1024,
+            minutes=5,
+            layer_set=[layers.shared, layers.runtime, layers.inference],
+        )
+        bucket.grant_read(self.check_onnx, f"{ARTIFACT_PREFIX}*/runs/*")  # the run's export and check input only
         self.gate = step_function(
             "Gate",
             "gate",
@@ -219,6 +230,7 @@ class TrainingPipeline(Construct):
             "TrainCandidateFunctionArn": self.train,
             "CollectCandidateFunctionArn": self.collect,
             "EvaluateFunctionArn": self.evaluate,
+            "CheckOnnxFunctionArn": self.check_onnx,
             "GateFunctionArn": self.gate,
             "RegisterFunctionArn": self.register,
             "RecordFailureFunctionArn": self.record_failure,
@@ -228,6 +240,7 @@ class TrainingPipeline(Construct):
             (self.train, "read datasets/* and holdouts/*, put artifacts/*, read the registry"),
             (self.collect, "read and put artifacts/*"),
             (self.evaluate, "read datasets/* and artifacts/*, put artifacts/*, read the registry"),
+            (self.check_onnx, "read artifacts/*/runs/* (a run's ONNX export and its check input), KMS decrypt"),
             (self.gate, "read the registry"),
             (self.register, "read and put artifacts/*, registry read/write, audit append"),
             (self.record_failure, "registry read/write, audit append"),

@@ -33,6 +33,7 @@ WARM_ORDER: tuple[tuple[str, ...], ...] = (
     ("TrainingPlanTraining",),
     ("TrainingTrainCandidate", "TrainingTrainCandidate"),
     ("TrainingEvaluate",),
+    ("TrainingCheckOnnx",),
     ("TrainingGate",),
     ("TrainingRegister",),
     ("DeploymentStarter",),

@@ -83,14 +83,6 @@ def error_payload(exc: BaseException, error_type: str | None = None) -> dict[str
 RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six", "jmespath"})
 
 
-# Known gaps, allowed with a warning in the function's log until they are mended: package -> a
-# package of the function's layers that makes the gap. The training pipeline checks its ONNX export
-# with onnxruntime, which the science layer (scikit-learn, skl2onnx) does not ship: within Lambda's
-# 250 MiB it cannot (onnxruntime is 63 MiB). On Lambda that check fails; docs/local-cloud.md says so.
-# Mending it (the check in its own state, on the inference layer) removes this entry.
-KNOWN_GAPS = {"onnxruntime": "skl2onnx"}
-
-
 class _Fence:
     """A meta path finder that refuses what Lambda would not find: a package neither the function's
     code, its layers, the standard library nor the runtime's SDK ships (``No module named ...``)."""
@@ -114,7 +106,6 @@ def _fence(packages: frozenset[str]) -> None:
     its code, its layers, the standard library and the runtime's SDK.
     """
     allowed = packages | RUNTIME_PACKAGES | frozenset(sys.stdlib_module_names) | {"mlops_local", "__main__"}
-    allowed |= {gap for gap, owner in KNOWN_GAPS.items() if owner in packages}
 
     def shipped(name: str, module: Any) -> bool:
         # an alias counts by what it is: sklearn registers its Cython modules under short names too

@@ -208,7 +208,7 @@ def test_the_pipeline_registers_a_candidate(lifecycle: Lifecycle) -> None:
     failed_steps = [(s["name"], s["error"], str(s["cause"])[:2000]) for s in run["steps"] if s.get("error")]
     assert run["status"] == "SUCCEEDED", (run.get("error"), lifecycle.failed_checks(uploaded), failed_steps)
     steps = {s["name"] for s in run["steps"]}
-    assert {"Validate", "TrainCandidates", "Evaluate", "Gate", "Register"} <= steps, steps
+    assert {"Validate", "TrainCandidates", "Evaluate", "CheckOnnx", "Gate", "Register"} <= steps, steps
     assert run["output"]["outcome"] == "registered", run["output"]
     # AND the registered version records every uploaded row and clears the spec's gates on its holdout
     version = lifecycle.registry().get_version(lifecycle.model, int(run["output"]["version"]))

@@ -63,11 +63,12 @@ ROWS = 160
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("drills")]
 
 # Function-name fragments of the deployed functions (logical ids survive in the physical names).
-VALIDATE, PLAN, TRAIN, EVALUATE, GATE, REGISTER = (
+VALIDATE, PLAN, TRAIN, EVALUATE, CHECK_ONNX, GATE, REGISTER = (
     "TrainingValidate",
     "TrainingPlanTraining",
     "TrainingTrainCandidate",
     "TrainingEvaluate",
+    "TrainingCheckOnnx",
     "TrainingGate",
     "TrainingRegister",
 )
@@ -113,6 +114,7 @@ def transient_faults(p: Platform) -> list[dict[str, Any]]:
         fails_once_after(m, PLAN),
         fails_once_after(m, TRAIN, CANDIDATE),
         fails_once_after(m, EVALUATE),
+        fails_once_after(m, CHECK_ONNX),
         fails_once_after(m, GATE),
         # Register outlives its timeout after registering: the retry must find its version
         {"kind": "function.timeout", "target": REGISTER, "match": m, "phase": "after", "count": 1},
@@ -146,6 +148,7 @@ DRILLS = [
             "PlanTraining": 2,
             "TrainCandidate": 2,
             "Evaluate": 2,
+            "CheckOnnx": 2,
             "Gate": 2,
             "Register": 2,
             "HandToDeployment": 2,

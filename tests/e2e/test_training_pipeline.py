@@ -65,10 +65,10 @@ def test_upload_becomes_a_registered_candidate(
     # WHEN a dataset is uploaded through the CLI
     uploaded = upload(local_env, tmp_path, "happy")
     run = uploaded["run"]
-    # THEN the run validated, trained, evaluated, gated and registered a candidate
+    # THEN the run validated, trained, evaluated, checked the ONNX export, gated and registered a candidate
     assert run["status"] == "SUCCEEDED", run
     steps = [s["name"] for s in run["steps"]]
-    for step in ("Validate", "PlanTraining", "TrainCandidates", "Evaluate", "Gate", "Register"):
+    for step in ("Validate", "PlanTraining", "TrainCandidates", "Evaluate", "CheckOnnx", "Gate", "Register"):
         assert step in steps
     assert run["output"]["outcome"] == "registered"
     assert run["output"]["version"] == 1
@@ -197,7 +197,7 @@ def test_training_failure_ends_failed_and_is_recorded(local_env: dict[str, str],
 pytestmark = pytest.mark.xdist_group("local-cloud")
 
 
-STEPS = ("Validate", "PlanTraining", "TrainCandidate", "Evaluate", "Gate", "Register")
+STEPS = ("Validate", "PlanTraining", "TrainCandidate", "Evaluate", "CheckOnnx", "Gate", "Register")
 
 
 def test_a_transient_failure_of_each_task_is_retried(

@@ -77,6 +77,19 @@ def test_a_function_imports_only_what_its_layers_ship(runtime: LambdaRuntime, tm
     assert _imports(runtime, "science", "numpy") == {"imported": True}
 
 
+def test_onnxruntime_only_where_a_layer_ships_it(runtime: LambdaRuntime, tmp_path: Path) -> None:
+    # GIVEN a function on the science layer's packages (scikit-learn, skl2onnx: Evaluate) and one
+    # on the inference layer's (numpy, onnxruntime: CheckOnnx, the inference function)
+    _function(runtime, tmp_path, "evaluate", {"pydantic", "numpy", "pandas", "scipy", "sklearn", "skl2onnx", "onnx"})
+    _function(runtime, tmp_path, "check-onnx", {"pydantic", "numpy", "onnxruntime"})
+    # THEN the first cannot import onnxruntime (preloaded by the fork server; no gap is allowed for it)
+    refused = _imports(runtime, "evaluate", "onnxruntime")
+    assert refused == {"imported": False, "error": "No module named 'onnxruntime' (not in the function's layers)"}
+    # AND the second can, but not scikit-learn
+    assert _imports(runtime, "check-onnx", "onnxruntime") == {"imported": True}
+    assert not _imports(runtime, "check-onnx", "sklearn")["imported"]
+
+
 def test_a_function_with_layers_from_elsewhere_is_not_fenced(runtime: LambdaRuntime, tmp_path: Path) -> None:
     # Layers whose contents the local cloud does not know (not from this assembly): no fence.
     _function(runtime, tmp_path, "unknown-layers", None)

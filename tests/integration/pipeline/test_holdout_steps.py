@@ -1,6 +1,6 @@
 """The training steps on moto with real data: the fixed holdout file, and the champion scored only on unseen rows.
 
-Plan, Train, Evaluate, Gate and Register run as the state machine runs them (each step's output
+Plan, Train, Evaluate, CheckOnnx, Gate and Register run as the state machine runs them (each step's output
 is the next one's input), against boto3 on moto; the data is scikit-learn's diabetes set.
 """
 
@@ -24,6 +24,7 @@ from mlops.training.fingerprints import load_fingerprints, row_fingerprints
 from mlops.training.frames import load_training_frame
 from mlops.training.steps.candidates import plan_training, train_candidate
 from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.onnx_check import check_onnx_export
 from mlops.training.steps.outcome import gate_candidate, register_candidate
 from mlops.training.steps.services import Services
 from mlops.training.steps.validate import validate_upload
@@ -64,7 +65,8 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def run_pipeline(services: Services, frame: pd.DataFrame, name: str) -> dict[str, Any]:
-    """Validate, plan, train, evaluate, gate and register one upload; every step's result, by step."""
+    """Validate, plan, train, evaluate, check the ONNX export, gate and register one upload; every
+    step's result, by step."""
     key = f"datasets/diabetes/{name}"
     body = csv_bytes(frame)
     version = services.s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)["VersionId"]
@@ -82,6 +84,9 @@ def run_pipeline(services: Services, frame: pd.DataFrame, name: str) -> dict[str
     evaluation = evaluate_candidates(
         {**common, "spec_revision": validation["spec_revision"], "candidates": candidates}, services=services
     )
+    onnx = check_onnx_export(
+        {"onnx": evaluation["onnx"], "model": "diabetes", "execution_name": execution_name}, services=services
+    )
     gate = gate_candidate(
         {"evaluation": evaluation, "spec_revision": validation["spec_revision"], "model": "diabetes"},
         services=services,
@@ -90,13 +95,21 @@ def run_pipeline(services: Services, frame: pd.DataFrame, name: str) -> dict[str
         {
             **common,
             "evaluation": evaluation,
+            "onnx": onnx,
             "gate": gate,
             "validation": validation,
             "status": "PENDING_APPROVAL" if gate["passed"] else "REJECTED",
         },
         services=services,
     )
-    return {"plan": plan, "candidates": candidates, "evaluation": evaluation, "gate": gate, "registered": registered}
+    return {
+        "plan": plan,
+        "candidates": candidates,
+        "evaluation": evaluation,
+        "onnx": onnx,
+        "gate": gate,
+        "registered": registered,
+    }
 
 
 def make_champion(services: Services, version: int) -> None:

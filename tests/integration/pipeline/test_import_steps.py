@@ -21,6 +21,7 @@ from mlops.training.artifacts import dump_artifact
 from mlops.training.imported import export_imported_onnx
 from mlops.training.steps.candidates import plan_training, train_candidate
 from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.onnx_check import check_onnx_export
 from mlops.training.steps.outcome import gate_candidate, register_candidate
 from mlops.training.steps.services import Services
 from mlops.training.steps.validate import validate_upload
@@ -64,18 +65,27 @@ def run_import(services: Services, imported: dict[str, Any], name: str) -> dict[
         for c in plan["candidates"]
     ]
     evaluation = evaluate_candidates({**common, "spec_revision": revision, "candidates": candidates}, services=services)
+    onnx = check_onnx_export({"onnx": evaluation["onnx"], "model": MODEL, "execution_name": name}, services=services)
     gate = gate_candidate({"evaluation": evaluation, "spec_revision": revision, "model": MODEL}, services=services)
     registered = register_candidate(
         {
             **common,
             "evaluation": evaluation,
+            "onnx": onnx,
             "gate": gate,
             "validation": validation,
             "status": "PENDING_APPROVAL" if gate["passed"] else "REJECTED",
         },
         services=services,
     )
-    return {"plan": plan, "candidates": candidates, "evaluation": evaluation, "gate": gate, "registered": registered}
+    return {
+        "plan": plan,
+        "candidates": candidates,
+        "evaluation": evaluation,
+        "onnx": onnx,
+        "gate": gate,
+        "registered": registered,
+    }
 
 
 @pytest.fixture
@@ -99,6 +109,7 @@ def test_an_imported_onnx_model_is_evaluated_gated_and_registered_with_its_origi
     assert run["gate"]["passed"], run["gate"]["reasons"]
     # AND the ONNX model serving will run is the imported file itself
     assert run["evaluation"]["onnx"]["sha256"] == imported["sha256"]
+    assert run["onnx"] == {"uri": run["evaluation"]["onnx"]["uri"], "sha256": imported["sha256"], "max_deltas": {}}
     assert run["evaluation"]["training_rows"] is None  # its training rows are not known here
     # AND the version carries its origin: format, sha256, source, the verified uploader
     version = services.registry.get_version(MODEL, run["registered"]["version"])
@@ -120,9 +131,10 @@ def test_an_imported_sklearn_model_is_exported_to_onnx_and_keeps_its_source_run(
     run = run_import(services, imported, "import-sklearn")
     # THEN it passed the gates and the platform exported it to ONNX for serving, checked on the holdout
     assert run["gate"]["passed"], run["gate"]["reasons"]
-    onnx = run["evaluation"]["onnx"]
+    onnx = run["onnx"]  # CheckOnnx's result
     assert "uri" in onnx, onnx.get("error")
     assert onnx["max_deltas"]["max_probability_delta"] < 1e-4
+    assert run["evaluation"]["onnx"]["check_uri"].endswith("/onnx-check.json")
     version = services.registry.get_version(MODEL, run["registered"]["version"])
     assert version.tags["imported_run_id"] == "3f2b9c0d1e" and version.tags["imported_source"] == "mlflow-sklearn"
     assert version.tags["artifact_format"] == SKLEARN_FORMAT

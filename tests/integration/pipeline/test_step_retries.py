@@ -10,6 +10,7 @@ from mlops.registry.specs import SpecStore
 from mlops.spec.model import parse_spec
 from mlops.training.steps.candidates import plan_training, train_candidate
 from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.onnx_check import check_onnx_export
 from mlops.training.steps.outcome import gate_candidate, record_failure, register_candidate
 from mlops.training.steps.services import Services
 from mlops.training.steps.validate import validate_upload
@@ -23,7 +24,7 @@ def actions(services: Services, chain: str) -> list[str]:
 
 
 def register_event(services: Services) -> dict[str, Any]:
-    """Register's input, as the state machine builds it after Validate ... Gate ran for one upload."""
+    """Register's input, as the state machine builds it after Validate ... CheckOnnx, Gate ran for one upload."""
     key = "datasets/diabetes/v1.csv"
     version = services.s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=csv_bytes(DIABETES))["VersionId"]
     upload = upload_from_event({"bucket": {"name": DATA_BUCKET}, "object": {"key": key, "version-id": version}})
@@ -36,8 +37,18 @@ def register_event(services: Services) -> dict[str, Any]:
         for candidate in plan["candidates"]
     ]
     evaluation = evaluate_candidates({**common, **revision, "candidates": candidates}, services=services)
+    onnx = check_onnx_export(
+        {"onnx": evaluation["onnx"], "model": "diabetes", "execution_name": "run-v1"}, services=services
+    )
     gate = gate_candidate({"evaluation": evaluation, **revision, "model": "diabetes"}, services=services)
-    return {**common, "evaluation": evaluation, "gate": gate, "validation": validation, "status": "PENDING_APPROVAL"}
+    return {
+        **common,
+        "evaluation": evaluation,
+        "onnx": onnx,
+        "gate": gate,
+        "validation": validation,
+        "status": "PENDING_APPROVAL",
+    }
 
 
 def test_register_retried_after_it_registered_returns_its_version(services: Services) -> None:

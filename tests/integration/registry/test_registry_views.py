@@ -27,6 +27,7 @@ from mlops.settings import Platform
 from mlops.spec.model import parse_spec
 from mlops.training.steps.candidates import plan_training, train_candidate
 from mlops.training.steps.evaluate import evaluate_candidates
+from mlops.training.steps.onnx_check import check_onnx_export
 from mlops.training.steps.outcome import gate_candidate, register_candidate
 from mlops.training.steps.services import Services
 from mlops.training.steps.validate import validate_upload
@@ -50,6 +51,7 @@ def run_pipeline(services: Services, key: str, body: bytes, run: str) -> dict[st
     plan = plan_training(common, services=services)
     trained = [train_candidate({**common, "candidate": c}, services=services) for c in plan["candidates"]]
     evaluation = evaluate_candidates({**common, "candidates": trained, "execution": run}, services=services)
+    onnx = check_onnx_export({"onnx": evaluation["onnx"], "model": MODEL, "execution_name": run}, services=services)
     gate = gate_candidate(
         {"evaluation": evaluation, "model": MODEL, "spec_revision": validation["spec_revision"]}, services=services
     )
@@ -57,6 +59,7 @@ def run_pipeline(services: Services, key: str, body: bytes, run: str) -> dict[st
         {
             "upload": upload,
             "evaluation": evaluation,
+            "onnx": onnx,
             "gate": gate,
             "validation": validation,
             "execution": f"arn:aws:states:us-east-1:123456789012:execution:mlops-dev-training:{run}",

@@ -1,7 +1,7 @@
 """The training pipeline's step contracts (``statemachines/training.asl.json``).
 
 Validate -> PlanTraining -> (StageSageMakerInput -> TrainOnSageMaker | TrainCandidates) -> Evaluate
--> Gate -> Register | RegisterRejected -> HandToDeployment; any failure -> RecordFailure.
+-> CheckOnnx -> Gate -> Register | RegisterRejected -> HandToDeployment; any failure -> RecordFailure.
 Loosely shaped documents that only the next step's domain code reads (metrics, the training
 summary, the champion's comparison) stay ``dict[str, Any]``: the contract names the fields the
 state machine and the handlers pass, not every key a report carries.
@@ -136,6 +136,16 @@ class EvaluateInput(Contract):
     execution_name: str
 
 
+class OnnxExport(Contract):
+    """Evaluate's ONNX export: the file and the check's input (each with its sha256), or why there is none."""
+
+    uri: str | None = None
+    sha256: str | None = None
+    check_uri: str | None = None
+    check_sha256: str | None = None
+    error: str | None = None
+
+
 class Evaluation(Contract):
     """The best candidate evaluated, against the champion, with the run's artifacts."""
 
@@ -149,13 +159,35 @@ class Evaluation(Contract):
     predictions_uri: str | None = None
     evaluation_uri: str
     candidates_trained: int
-    onnx: dict[str, Any]
+    onnx: OnnxExport
     # the decision threshold (binary classification): how set, its value on the holdout
     threshold: dict[str, Any] | None = None
 
 
 class Evaluated(Document):
     result: Evaluation
+
+
+# ---------------------------------------------------------------------------------------- CheckOnnx
+
+
+class CheckOnnxInput(Contract):
+    onnx: OnnxExport
+    model: str
+    execution_name: str
+
+
+class OnnxCheck(Contract):
+    """The checked export (what Register records as the version's ``onnx_uri``), or why there is none."""
+
+    uri: str | None = None
+    sha256: str | None = None
+    max_deltas: dict[str, float] | None = None
+    error: str | None = None
+
+
+class OnnxChecked(Document):
+    result: OnnxCheck
 
 
 # --------------------------------------------------------------------------------------------- Gate
@@ -178,6 +210,7 @@ class GateOutput(Contract):
 
 class RegisterInput(Contract):
     evaluation: Evaluation
+    onnx: OnnxCheck
     gate: GateOutput
     validation: ValidateOutput
     upload: Upload
@@ -255,6 +288,7 @@ class TrainingRun(Document):
     plan: PlanOutput | None = None
     candidates: list[TrainedCandidate] | None = None
     evaluation: Evaluated | None = None
+    onnx: OnnxChecked | None = None
     gate: GateOutput | None = None
     registered: RegisteredResult | None = None
     failure: Failure | None = None
@@ -297,6 +331,7 @@ MACHINE = Machine(
         "TrainCandidate": Step(TrainInput, TrainedCandidate, "functions/train/handler.train"),
         "CollectCandidate": Step(CollectInput, TrainedCandidate, "functions/train/handler.collect"),
         "Evaluate": Step(EvaluateInput, Evaluation, "functions/evaluate/handler.handler"),
+        "CheckOnnx": Step(CheckOnnxInput, OnnxCheck, "functions/check_onnx/handler.handler"),
         "Gate": Step(GateInput, GateOutput, "functions/gate/handler.handler"),
         "Register": Step(RegisterInput, Registered, "functions/register/handler.handler"),
         "RegisterRejected": Step(RegisterInput, Registered, "functions/register/handler.handler"),

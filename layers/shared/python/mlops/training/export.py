@@ -2,7 +2,10 @@
 
 The inference function serves the ONNX file with onnxruntime (a slim layer: numpy and
 onnxruntime, no pandas, scipy or scikit-learn), which keeps the cold start small. The export is
-checked against scikit-learn on the holdout (:func:`check_onnx`) before it is registered.
+checked against scikit-learn on the holdout before it is registered: Evaluate writes the check's
+input (:func:`check_document`: holdout rows as request records, scikit-learn's answers) and the
+CheckOnnx state runs the graph on it with onnxruntime (:func:`mlops.training.onnx_check.compare_onnx`).
+:func:`check_onnx` does both in one process (where scikit-learn and onnxruntime are both installed).
 
 Input of the exported graph: one ``[N, 1]`` tensor per :func:`mlops.training.frames.model_input` column,
 named like the column: ``float32`` for numbers, booleans and datetime parts (missing as NaN),
@@ -17,13 +20,13 @@ Two adjustments to skl2onnx 1.20 (both checked by the tests against scikit-learn
   the exported copy treats ``"(missing)"`` as missing (the same value in, the same value out) and
   the server feeds ``"(missing)"`` for a null category.
 
-Tolerance (float32 inside the graph): class probabilities within ``1e-4`` absolute, regression
-within ``1e-3`` relative (``max(1, |y|)``); labels are taken as the arg-max of the probabilities,
-as scikit-learn does, so ties break the same way.
+Tolerance: see :mod:`mlops.training.onnx_check` (probabilities ``1e-4`` absolute, regression
+``1e-3`` relative, no label may differ).
 
 Examples
 --------
 >>> data = export_onnx(result.pipeline, spec)  # doctest: +SKIP
+>>> document = check_document(result.pipeline, result.holdout, spec, limit=CHECK_ROWS)  # doctest: +SKIP
 >>> check_onnx(data, result.pipeline, result.holdout, spec)  # doctest: +SKIP
 """
 
@@ -36,15 +39,23 @@ from typing import Any
 
 import numpy as np
 
-from mlops.errors import CheckFailedError, MlopsError
+from mlops.errors import MlopsError
 from mlops.spec.model import FeatureType, ModelSpec
-from mlops.training.onnx_model import MISSING_CATEGORY, ONNX_TAG_SHA256, ONNX_TAG_URI, OnnxPredictor, records_from_frame
+from mlops.training.frames import model_input
+from mlops.training.onnx_check import compare_onnx
+from mlops.training.onnx_model import MISSING_CATEGORY, ONNX_TAG_SHA256, ONNX_TAG_URI, records_from_frame
 
-__all__ = ["ONNX_FILE_NAME", "ONNX_TAG_SHA256", "ONNX_TAG_URI", "OnnxExportError", "check_onnx", "export_onnx"]
+__all__ = [
+    "ONNX_FILE_NAME",
+    "ONNX_TAG_SHA256",
+    "ONNX_TAG_URI",
+    "OnnxExportError",
+    "check_document",
+    "check_onnx",
+    "export_onnx",
+]
 
 ONNX_FILE_NAME = "model.onnx"
-PROBABILITY_TOLERANCE = 1e-4
-REGRESSION_RELATIVE_TOLERANCE = 1e-3
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 
 
@@ -184,39 +195,55 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
     return bytes(model.SerializeToString())
 
 
+def check_document(pipeline: Any, frame: Any, spec: ModelSpec, *, limit: int | None = None) -> dict[str, Any]:
+    """The ONNX check's input: rows of ``frame`` as request records and what ``pipeline`` answers.
+
+    Parameters
+    ----------
+    pipeline
+        The fitted pipeline the export was made from.
+    frame
+        Typed rows (the holdout); the first ``limit`` are taken (all with ``None``).
+    spec
+        The spec it was trained under (stored in the document, as serving reads it).
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``spec`` (its canonical document) and ``spec_fingerprint``, ``records``,
+        ``expected`` (``labels`` as text and ``probabilities`` for a classifier, ``values`` for a
+        regressor) and ``holdout_rows`` (how many rows ``frame`` had). Read by
+        :func:`mlops.training.onnx_check.compare_onnx`.
+    """
+    rows = frame if limit is None else frame.iloc[:limit]
+    x = model_input(rows, spec)
+    expected: dict[str, Any]
+    if spec.task == "classification":
+        expected = {
+            "labels": [str(v) for v in pipeline.predict(x)],
+            "probabilities": np.asarray(pipeline.predict_proba(x), dtype=np.float64).tolist(),
+        }
+    else:
+        expected = {"values": np.asarray(pipeline.predict(x), dtype=np.float64).tolist()}
+    return {
+        "spec": json.loads(spec.canonical_json()),
+        "spec_fingerprint": spec.fingerprint(),
+        "records": records_from_frame(rows, spec),
+        "expected": expected,
+        "holdout_rows": len(frame),
+    }
+
+
 def check_onnx(data: bytes, pipeline: Any, frame: Any, spec: ModelSpec) -> dict[str, float]:
-    """Compare the ONNX model with scikit-learn on some rows (the holdout) and return the deltas.
+    """Compare the ONNX model with scikit-learn on every row of ``frame`` (the holdout), in one process.
+
+    The check's input goes through JSON as the pipeline stores it, so this runs what the CheckOnnx
+    state runs. Needs onnxruntime beside scikit-learn (tests and tools; no Lambda function has both).
 
     Raises
     ------
     CheckFailedError
-        A probability differs by more than ``PROBABILITY_TOLERANCE``, a regression prediction by
-        more than ``REGRESSION_RELATIVE_TOLERANCE`` (relative), or a label differs.
+        As :func:`mlops.training.onnx_check.compare_onnx`: a probability, a value or a label differs
+        beyond the stated tolerance.
     """
-    from mlops.training.frames import model_input
-
-    predictor = OnnxPredictor(data, spec)
-    records = records_from_frame(frame, spec)
-    ours = predictor.predict(records)
-    x = model_input(frame, spec)
-    if spec.task == "classification":
-        expected = pipeline.predict_proba(x)
-        got = np.asarray(ours.probabilities, dtype=np.float64)
-        delta = float(np.abs(got - expected).max()) if len(expected) else 0.0
-        labels = [str(v) for v in pipeline.predict(x)]
-        mismatched = sum(str(a) != b for a, b in zip(ours.predictions, labels, strict=True))
-        if delta > PROBABILITY_TOLERANCE or mismatched:
-            raise CheckFailedError(
-                f"ONNX export of {spec.name} differs from scikit-learn: max probability delta {delta:.2e}"
-                f" (tolerance {PROBABILITY_TOLERANCE}), {mismatched} label(s) differ"
-            )
-        return {"max_probability_delta": delta, "rows": float(len(expected))}
-    expected = np.asarray(pipeline.predict(x), dtype=np.float64)
-    got = np.asarray(ours.predictions, dtype=np.float64)
-    relative = float((np.abs(got - expected) / np.maximum(1.0, np.abs(expected))).max()) if len(expected) else 0.0
-    if relative > REGRESSION_RELATIVE_TOLERANCE:
-        raise CheckFailedError(
-            f"ONNX export of {spec.name} differs from scikit-learn: max relative delta {relative:.2e}"
-            f" (tolerance {REGRESSION_RELATIVE_TOLERANCE})"
-        )
-    return {"max_relative_delta": relative, "rows": float(len(expected))}
+    return compare_onnx(data, json.loads(json.dumps(check_document(pipeline, frame, spec))))

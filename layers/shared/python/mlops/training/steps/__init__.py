@@ -2,6 +2,6 @@
 handler parses its contract (:mod:`mlops.contracts.training`), calls one of these, dumps the answer.
 
 :mod:`.services` (clients, the run's S3 layout), :mod:`.validate` (Validate), :mod:`.candidates`
-(PlanTraining, TrainCandidate, CollectCandidate), :mod:`.evaluate` (Evaluate), :mod:`.outcome`
-(Gate, Register, RecordFailure).
+(PlanTraining, TrainCandidate, CollectCandidate), :mod:`.evaluate` (Evaluate), :mod:`.onnx_check`
+(CheckOnnx), :mod:`.outcome` (Gate, Register, RecordFailure).
 """

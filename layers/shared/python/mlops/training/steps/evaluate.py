@@ -1,5 +1,6 @@
 """The Evaluate state: the best candidate, scored on its holdout and against the champion on the
-rows the champion did not train on; the run's profile, predictions, fingerprints and ONNX export."""
+rows the champion did not train on; the run's profile, predictions, fingerprints and ONNX export
+(with the check's input: the CheckOnnx state runs the export, where onnxruntime is)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mlops.registry.origin import IMPORT_FORMATS, imported_of
 from mlops.spec.model import LOWER_IS_BETTER, ModelSpec
 from mlops.training.artifacts import load_artifact, sha256_hex
 from mlops.training.evaluation import evaluate
-from mlops.training.export import ONNX_FILE_NAME, check_onnx, export_onnx
+from mlops.training.export import ONNX_FILE_NAME, check_document, export_onnx
 from mlops.training.fingerprints import (
     ROW_HASH_ENCODING,
     fingerprint_bytes,
@@ -27,6 +28,7 @@ from mlops.training.fingerprints import (
 )
 from mlops.training.holdout import holdout_document
 from mlops.training.imported import export_imported_onnx, load_imported
+from mlops.training.onnx_check import CHECK_FILE_NAME, CHECK_ROWS
 from mlops.training.search import best, leaderboard
 from mlops.training.split import prepare_split
 from mlops.training.steps.candidates import holdout_file, training_frame
@@ -259,18 +261,22 @@ def _export_onnx(
     *,
     imported: bool = False,
 ) -> dict[str, Any]:
-    """Export the chosen pipeline to ONNX for serving without scikit-learn, checked on the holdout.
+    """Export the chosen pipeline to ONNX for serving without scikit-learn, with the check's input.
 
-    A pipeline skl2onnx cannot convert, or whose ONNX predictions differ beyond the stated
-    tolerance, is registered without an ONNX model (the reason is recorded); it is not an error.
+    Both go beside the run's artifacts: ``model.onnx`` and ``onnx-check.json`` (up to
+    ``CHECK_ROWS`` holdout rows as request records and scikit-learn's answers for them), each
+    with its sha256; the CheckOnnx state compares them. A pipeline skl2onnx cannot convert is
+    registered without an ONNX model (the reason is recorded); it is not an error.
     """
 
     try:
         data = export_imported_onnx(pipeline, spec) if imported else export_onnx(pipeline, spec)
-        deltas = check_onnx(data, pipeline, holdout, spec)
     except MlopsError as exc:
         return {"error": str(exc)}
-    key = f"{run_prefix(upload.model, execution_name)}{ONNX_FILE_NAME}"
+    prefix = run_prefix(upload.model, execution_name)
     sha256 = sha256_hex(data)
-    uri = put(services, key, data, "application/octet-stream", sha256=sha256)
-    return {"uri": uri, "sha256": sha256, "max_deltas": deltas}
+    uri = put(services, f"{prefix}{ONNX_FILE_NAME}", data, "application/octet-stream", sha256=sha256)
+    check = json.dumps(check_document(pipeline, holdout, spec, limit=CHECK_ROWS)).encode()
+    check_sha256 = sha256_hex(check)
+    check_uri = put(services, f"{prefix}{CHECK_FILE_NAME}", check, "application/json", sha256=check_sha256)
+    return {"uri": uri, "sha256": sha256, "check_uri": check_uri, "check_sha256": check_sha256}

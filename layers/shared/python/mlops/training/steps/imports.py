@@ -91,11 +91,12 @@ def import_candidate(
 
 
 def imported_onnx(candidate: Mapping[str, Any]) -> dict[str, Any] | None:
-    """An ONNX import is its own ONNX model: the artifact serves as is (nothing exported or compared)."""
+    """An ONNX import is its own ONNX model: the artifact serves as is (nothing exported; without a
+    check input, CheckOnnx has nothing to compare and passes it on)."""
     imported = imported_of(candidate)
     if not imported or imported.get("format") != ONNX_FORMAT:
         return None
-    return {"uri": candidate["artifact_uri"], "sha256": candidate["artifact_sha256"], "max_deltas": {}}
+    return {"uri": candidate["artifact_uri"], "sha256": candidate["artifact_sha256"]}
 
 
 def _plain(value: Any) -> Any:

@@ -73,6 +73,7 @@ def _threshold_tags(threshold: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _onnx_tags(onnx: dict[str, Any]) -> dict[str, str]:
+    """The version's ONNX tags from CheckOnnx's result: the checked export, or why it has none."""
     if onnx.get("uri"):
         return {"onnx_uri": onnx["uri"], "onnx_sha256": onnx["sha256"]}
     return {"onnx_error": str(onnx.get("error", "not exported"))[:500]}
@@ -90,7 +91,8 @@ def register_candidate(
     """Register the evaluated candidate with its lineage, then write its model card next to it.
 
     The artifact's sha256 is checked before anything is written: no version without its artifact.
-    Idempotent per execution, so a retried Register returns the version it already made.
+    Idempotent per execution, so a retried Register returns the version it already made. Its ONNX
+    model is CheckOnnx's result (``event["onnx"]``): the checked export, or ``onnx_error`` and why.
     """
     # here, not at the top: only Register renders a card (Gate and RecordFailure import this module too)
     from mlops.registry.modelcard import render_model_card
@@ -121,7 +123,7 @@ def register_candidate(
             artifact_uri=best_candidate["artifact_uri"],
             artifact_sha256=best_candidate["artifact_sha256"],
             tags={
-                **_onnx_tags(evaluation.get("onnx") or {}),
+                **_onnx_tags(event.get("onnx") or {}),
                 "profile_uri": evaluation["profile_uri"],
                 # the reference of prediction drift (older evaluations have none)
                 **({"predictions_uri": evaluation["predictions_uri"]} if evaluation.get("predictions_uri") else {}),
