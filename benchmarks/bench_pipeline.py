@@ -93,7 +93,8 @@ def main() -> int:
                 steps = [
                     (s["name"], seconds(s["started"], s["ended"]))
                     for s in run["steps"]
-                    if s["name"] in ("Validate", "PlanTraining", "TrainCandidates", "Evaluate", "CheckOnnx", "Gate", "Register")
+                    if s["name"]
+                    in ("Validate", "PlanTraining", "TrainCandidates", "Evaluate", "CheckOnnx", "Gate", "Register")
                 ]
                 where = ", ".join(f"{name} {value:.1f}" for name, value in steps)
                 print(f"{rows:>8} {elapsed:>11.1f} {baseline:>9.1f} {elapsed / baseline:>6.2f}  {where}")
