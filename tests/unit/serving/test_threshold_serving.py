@@ -87,3 +87,19 @@ def test_a_threshold_that_cannot_be_applied_is_refused_at_load_not_per_request(
         load_predictor(world.registry.get_version(MODEL, version), world.spec, world.artifacts)
     assert caught.value.code == "artifact_invalid"
     assert "its decision threshold cannot be applied" in caught.value.message and reason in caught.value.message
+
+
+def test_threshold_half_serves_todays_answers(world: World) -> None:
+    # GIVEN the same ONNX model registered without a threshold and at 0.5
+    data = export_onnx(world.trained[0].pipeline, world.spec)
+    uri = "s3://bucket/artifacts/churn/0/model.onnx"
+    world.artifacts.objects[uri] = data
+    onnx = {"onnx_uri": uri, "onnx_sha256": sha256_hex(data)}
+    plain = world.register(0, **onnx)
+    half = world.register(0, **onnx, decision_threshold=DecisionThreshold(value=0.5, positive_class=1).tag())
+    # WHEN the same records are predicted by each
+    before, after = _served(world, plain), _served(world, half)
+    # THEN the answers are the same (no served probability of 1 is exactly 0.5 here, where arg-max
+    # would answer the first class and the threshold the positive one)
+    assert all(p[1] != 0.5 for p in before["probabilities"])  # type: ignore[union-attr]
+    assert after["predictions"] == before["predictions"] and after["probabilities"] == before["probabilities"]
