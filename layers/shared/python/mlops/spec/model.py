@@ -472,7 +472,15 @@ class ModelSpec(_Strict):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        """sha256 of the spec's settings that differ from their defaults (sorted keys, compact JSON).
+
+        Fields left at their defaults are not hashed: a spec keeps its fingerprint when a later
+        release of the platform adds an optional field (a new field is absent from every spec
+        written before it), and writing a default out changes nothing, as it changes no behaviour.
+        The stored document (:meth:`canonical_json`) still has every default filled in.
+        """
+        settings = self.model_dump(mode="json", exclude_defaults=True)
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
