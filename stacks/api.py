@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
@@ -13,7 +15,14 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, log_retention
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards, acknowledge_managed_policy, skip_checkov
-from stacks.stateful import DATASET_PREFIX, RegistryTables, name_dataset_writer, resource_environment
+from stacks.stateful import (
+    CODE_PREFIX,
+    DATASET_PREFIX,
+    RegistryTables,
+    code_writer_role_name,
+    name_dataset_writer,
+    resource_environment,
+)
 
 
 class PlatformApi(Construct):
@@ -163,6 +172,54 @@ class PlatformApi(Construct):
         self.uploads = uploads.function
         self.uploads_method = model.add_resource("uploads").add_method(
             "POST", apigw.LambdaIntegration(uploads.function)
+        )
+
+        # Training-code uploads: their own function, role and route, so that IAM grants them apart
+        # from dataset uploads (execute-api:Invoke on POST/models/*/code, see code_upload_policy).
+        code = MlopsFunction(
+            self,
+            "CodeUploads",
+            name="code_upload",
+            config=config,
+            key=tables.key,
+            kind="api",
+            layers=[layers.shared, layers.runtime],
+            description="Code upload API: records a training-code version and its uploader, returns a presigned PUT",
+            environment={
+                **resource_environment(bucket, tables),
+                "CODE_UPLOADERS": json.dumps(list(config.code_uploaders)),
+            },
+            memory_size=256,
+            timeout=Duration.seconds(10),
+        )
+        cfn_role = code.role.node.default_child if code.role is not None else None
+        if not isinstance(cfn_role, iam.CfnRole):
+            raise TypeError("code upload: the function has no role this app created")
+        cfn_role.role_name = code_writer_role_name(config)  # the bucket policy names it
+        tables.grant_registry_write(code.function)  # the code version, the spec check, the audit event
+        bucket.grant_put(code.function, f"{CODE_PREFIX}*")  # what the presigned PUT may do, nothing else
+        acknowledge_grant_wildcards(
+            code.function,
+            "put code/* (the presigned uploads it signs), registry read/write, audit append, "
+            "KMS data keys through the bucket",
+        )
+        self.code_uploads = code.function
+        self.code_method = model.add_resource("code").add_method("POST", apigw.LambdaIntegration(code.function))
+        # What a platform engineer attaches to the people who may upload training code.
+        self.code_upload_policy = iam.ManagedPolicy(
+            self,
+            "CodeUploadPolicy",
+            description="May upload training code (POST /models/*/code): the code runs with the training role",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=[self.rest_api.arn_for_execute_api("POST", "/models/*/code")],
+                )
+            ],
+        )
+        acknowledge_grant_wildcards(
+            self.code_upload_policy,
+            "invoke POST /models/*/code of this deployment's API (any stage, any model): the code upload route alone",
         )
 
     @property

@@ -105,6 +105,9 @@ class EnvironmentConfig(BaseModel):
     audit_digest_retention_days: int = Field(default=365, ge=1, le=36500)
     audit_digest_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
     # ECR image URI for specs with training.backend: sagemaker (built from containers/sagemaker-training).
+    # Principals (ARN patterns, fnmatch) who may upload training code (POST /models/{model}/code): the
+    # code runs with the training role, so it is its own permission. Empty: nobody may.
+    code_uploaders: list[str] = Field(default_factory=list)
     sagemaker_training_image: str | None = Field(
         default=None,
         pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$",

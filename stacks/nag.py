@@ -221,7 +221,7 @@ def finalize(scope: IConstruct, imports: Mapping[tuple[str, str], Any]) -> None:
 
     for marked_scope, grants in marked:
         for construct in marked_scope.node.find_all():
-            if not isinstance(construct, iam.CfnPolicy):
+            if not isinstance(construct, iam.CfnPolicy | iam.CfnManagedPolicy):
                 continue
             consumer = Stack.of(construct)
             document = as_imports(consumer.resolve(construct.policy_document), logical_ids(consumer))

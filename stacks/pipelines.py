@@ -25,6 +25,7 @@ from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards, skip_checkov
 from stacks.stateful import (
     ARTIFACT_PREFIX,
+    CODE_PREFIX,
     DATASET_PREFIX,
     HOLDOUT_PREFIX,
     REPORT_PREFIX,
@@ -160,6 +161,7 @@ class TrainingPipeline(Construct):
         )
         bucket.grant_read(self.train, f"{DATASET_PREFIX}*")
         bucket.grant_read(self.train, f"{HOLDOUT_PREFIX}*")  # a spec's fixed holdout file
+        bucket.grant_read(self.train, f"{CODE_PREFIX}*")  # the model's code package (training.entry_point)
         bucket.grant_put(self.train, f"{ARTIFACT_PREFIX}*")
         tables.registry.grant_read_data(self.train)
         self.collect = step_function(
@@ -180,6 +182,7 @@ class TrainingPipeline(Construct):
         bucket.grant_read(self.evaluate, f"{DATASET_PREFIX}*")
         bucket.grant_read(self.evaluate, f"{HOLDOUT_PREFIX}*")
         bucket.grant_read(self.evaluate, f"{ARTIFACT_PREFIX}*")
+        bucket.grant_read(self.evaluate, f"{CODE_PREFIX}*")  # to load a model built by its code package
         bucket.grant_put(self.evaluate, f"{ARTIFACT_PREFIX}*")
         tables.registry.grant_read_data(self.evaluate)
         # The export's check runs where onnxruntime is (the inference layer, no scikit-learn): the

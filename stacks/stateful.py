@@ -30,6 +30,14 @@ HOLDOUT_PREFIX = "holdouts/"
 # they are, and the monitor, which writes retraining datasets. Their roles get these fixed names so
 # the stateful stack can name them without referring to the platform stack (which refers to it).
 DATASET_WRITERS = ("upload", "retrain")
+# Training-code packages (mlops code upload): written only by the code upload API's role.
+CODE_PREFIX = "code/"
+CODE_WRITER_ROLE = "code-upload"
+
+
+def code_writer_role_name(config: EnvironmentConfig) -> str:
+    """``mlops-<env>-code-upload``: the IAM role name of the only principal that may write ``code/``."""
+    return f"mlops-{config.name}-{CODE_WRITER_ROLE}"
 
 
 def dataset_writer_role_name(config: EnvironmentConfig, writer: str) -> str:
@@ -158,6 +166,28 @@ class DataStorage(Construct):
                 actions=["s3:PutObject"],
                 resources=[self.bucket.arn_for_objects(f"{DATASET_PREFIX}*")],
                 conditions={"ArnNotLike": {"aws:PrincipalArn": writers}},
+            )
+        )
+        # Training code runs with the training role: only the code upload API's role (which records
+        # the uploader and the sha256 first) may put a package under code/.
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CodeOnlyThroughTheCodeApi",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{CODE_PREFIX}*")],
+                conditions={
+                    "ArnNotLike": {
+                        "aws:PrincipalArn": stack.format_arn(
+                            service="iam",
+                            region="",
+                            resource="role",
+                            resource_name=code_writer_role_name(config),
+                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                        )
+                    }
+                },
             )
         )
         # event_bridge_enabled: CDK adds its own notifications handler to the stack, run by

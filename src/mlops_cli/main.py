@@ -27,6 +27,7 @@ COMMANDS = {
     "validate": "mlops_cli.validate_cmd",
     "drift": "mlops_cli.drift_cmd",
     "data": "mlops_cli.data_cmd",
+    "code": "mlops_cli.code_cmd",
     "runs": "mlops_cli.runs_cmd",
     "local": "mlops_cli.local_cmd",
     "approve": "mlops_cli.approve_cmd",

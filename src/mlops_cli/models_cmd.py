@@ -16,6 +16,7 @@ from mlops.deployment.history import deployment_history, render_history
 from mlops.errors import NotFoundError
 from mlops.registry.versions import ModelSummary, ModelVersion, Registry
 from mlops.registry.view import diff_versions, params_text, render_diff, version_facts
+from mlops.training.code import code_from_tags
 from mlops.training.threshold import DecisionThreshold
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 
@@ -131,6 +132,17 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
         lines.append(
             f"  {'dataset_version':<19} {_dash(dataset.get('version_id'))}"
             + (f" (sha256 {dataset['sha256'][:12]}..., {dataset.get('rows')} rows)" if dataset.get("sha256") else "")
+        )
+        code = code_from_tags(record.tags)
+        data["code"] = code  # the training code's version, sha256 and entry point (None: the spec's estimator)
+        lines.append(
+            f"  {'code':<19} "
+            + (
+                f"version {code.get('version')} of {code.get('package')} (sha256 {str(code.get('sha256'))[:12]}...), "
+                f"entry point {code.get('entry_point')}, uploaded by {code.get('uploader')}"
+                if code
+                else "- (the spec's estimator)"
+            )
         )
         if record.params:
             lines.append(f"  {'estimator':<19} {_dash(record.params.get('estimator'))}")

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -83,6 +84,22 @@ def error_payload(exc: BaseException, error_type: str | None = None) -> dict[str
 RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six", "jmespath"})
 
 
+# Where a function extracts a model's training-code package (mlops.training.code.CODE_DIR_NAME,
+# under the temporary folder: /tmp on Lambda). A package there is the function's own code on Lambda
+# too (sha256-checked against the registry before it is extracted), so the fence lets it import.
+CODE_DIR_NAME = "mlops-code"
+
+
+def _in_code_dir(top: str) -> bool:
+    """Whether ``top`` is a package extracted to a code folder that is on ``sys.path``."""
+    root = Path(tempfile.gettempdir()) / CODE_DIR_NAME
+    for entry in sys.path:
+        folder = Path(entry)
+        if folder.parent == root and ((folder / top / "__init__.py").is_file() or (folder / f"{top}.py").is_file()):
+            return True
+    return False
+
+
 class _Fence:
     """A meta path finder that refuses what Lambda would not find: a package neither the function's
     code, its layers, the standard library nor the runtime's SDK ships (``No module named ...``)."""
@@ -92,7 +109,7 @@ class _Fence:
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
         top = fullname.partition(".")[0]
-        if top in self.allowed:
+        if top in self.allowed or _in_code_dir(top):
             return None  # the next finders look for it
         raise ModuleNotFoundError(f"No module named '{top}' (not in the function's layers)", name=top)
 

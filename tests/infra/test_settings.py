@@ -51,6 +51,7 @@ SETTINGS: dict[str, Any] = {
     "audit_digest_retention_days": 3,
     "audit_digest_lock_mode": "GOVERNANCE",
     "sagemaker_training_image": IMAGE,
+    "code_uploaders": ["arn:aws:iam::210987654321:role/ml-*"],
 }
 
 
@@ -255,6 +256,12 @@ CASES = [
         "the digest bucket's Object Lock",
         _digest_lock,
         [{"Days": 3, "Mode": "GOVERNANCE"}],
+    ),
+    Case(
+        ("code_uploaders",),
+        "code_upload: CODE_UPLOADERS",
+        lambda s: s.env("code-upload", "CODE_UPLOADERS"),
+        {'["arn:aws:iam::210987654321:role/ml-*"]'},
     ),
     Case(
         ("sagemaker_training_image",),

@@ -113,3 +113,47 @@ def test_the_fence_lets_through_exactly_what_the_layer_builder_leaves_to_the_run
     assert stripped <= RUNTIME_PACKAGES
     # jmespath is the one more: botocore imports it, and the runtime ships it with botocore.
     assert RUNTIME_PACKAGES - stripped == {"jmespath"}
+
+
+CODE_HANDLER = """
+import importlib, sys, tempfile
+from pathlib import Path
+
+def handler(event, context):
+    folder = Path(tempfile.gettempdir()) / event["folder"]
+    (folder / event["package"]).mkdir(parents=True, exist_ok=True)
+    (folder / event["package"] / "__init__.py").write_text("VALUE = 7\\n")
+    sys.path.append(str(folder))
+    try:
+        return {"imported": importlib.import_module(event["package"]).VALUE == 7}
+    except ImportError as exc:
+        return {"imported": False, "error": str(exc)}
+"""
+
+
+def test_a_model_code_package_extracted_to_the_code_folder_imports(runtime: LambdaRuntime, tmp_path: Path) -> None:
+    # GIVEN a fenced function that extracts a package, as mlops.training.code.activate_code does
+    code = tmp_path / "trainer"
+    code.mkdir()
+    (code / "handler.py").write_text(CODE_HANDLER)
+    runtime.register(
+        FunctionSpec(
+            name="trainer",
+            arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:trainer",
+            handler="handler.handler",
+            code_dir=code,
+            timeout=60,
+            packages=top_level_packages(code) | {"numpy"},
+        )
+    )
+
+    def invoke(folder: str, package: str) -> dict:
+        result = runtime.invoke("trainer", f'{{"folder": "{folder}", "package": "{package}"}}'.encode())
+        assert result.function_error is None, result.json()
+        return result.json()
+
+    # THEN a package in <tmp>/mlops-code/<sha256>/ imports (on Lambda it is the function's code in /tmp)
+    assert invoke("mlops-code/" + "a" * 64, "fencecodepkg") == {"imported": True}
+    # AND the same put anywhere else is refused, as a package the function does not ship
+    refused = invoke("elsewhere/x", "fenceotherpkg")
+    assert refused == {"imported": False, "error": "No module named 'fenceotherpkg' (not in the function's layers)"}

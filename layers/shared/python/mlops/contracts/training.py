@@ -48,6 +48,7 @@ class Candidate(Contract):
     holdout: dict[str, Any] | None = None
     job: SageMakerJob | None = None
     imported: dict[str, Any] | None = None  # the imported model this candidate is (nothing to train)
+    code: dict[str, Any] | None = None  # the code version a training.entry_point runs (its lineage)
 
 
 class StagedInput(Contract):

@@ -17,6 +17,8 @@ pk                     sk                                          item (written
                                                                    (:mod:`mlops.data.datasets`)
 ``MODEL#<name>``       ``UPLOAD#<sha256>#<created at>#<request>``  an upload grant
                                                                    (:mod:`mlops.data.datasets`)
+``MODEL#<name>``       ``CODE#000007``                             a training-code version
+                                                                   (:mod:`mlops.registry.code_versions`)
 ``MODEL#<name>``       ``APPROVAL#0000000042``                     a candidate's approval
                                                                    (:mod:`mlops.deployment.approval`)
 ``MODEL#<name>``       ``ROLLOUT#current``                         how the model serves
@@ -58,6 +60,7 @@ VERSION_SK_PREFIX = "VERSION#"
 SPEC_SK_PREFIX = "SPEC#"
 DATASET_SK_PREFIX = "DATASET#"
 UPLOAD_SK_PREFIX = "UPLOAD#"
+CODE_SK_PREFIX = "CODE#"
 APPROVAL_SK_PREFIX = "APPROVAL#"
 MONITOR_RUN_SK_PREFIX = "MONITOR#RUN#"
 TRAINING_RUN_SK_PREFIX = "RUN#"
@@ -146,6 +149,16 @@ def upload_key(model: str, sha256: str, created_at: str, request_id: str) -> dic
 def upload_prefix(sha256: str) -> str:
     """Sort-key prefix of every upload grant for one content hash."""
     return f"{UPLOAD_SK_PREFIX}{sha256}#"
+
+
+def code_version_key(model: str, version: int) -> dict[str, str]:
+    """Key of one training-code version's record (zero-padded to 6 digits, so they sort)."""
+    return {PK: model_pk(model), SK: f"{CODE_SK_PREFIX}{int(version):06d}"}
+
+
+def code_object_key(model: str, version: int, sha256: str) -> str:
+    """The data bucket key a code version's package is stored at (under ``code/``, never ``datasets/``)."""
+    return f"code/{model}/{int(version):06d}/{sha256}.zip"
 
 
 def approval_key(model: str, version: int) -> dict[str, str]:

@@ -89,7 +89,8 @@ def render_model_card(
     slice_rows = [_plain(s) for s in slices]
     lines: list[str] = [f"# Model card: {spec.name} v{version}", ""]
     status = "not gated" if gate_data is None else ("passed" if gate_data.get("passed") else "rejected")
-    lines += [f"Gate: **{status}**. Estimator: `{spec.training.estimator}`. Task: {spec.task}.", ""]
+    estimator = spec.training.estimator or spec.training.entry_point
+    lines += [f"Gate: **{status}**. Estimator: `{estimator}`. Task: {spec.task}.", ""]
 
     lines += ["## Intended use", ""]
     lines.append(spec.description or "_No description in the spec._")
@@ -241,9 +242,10 @@ def render_model_card(
             ("Pipeline execution", lineage.get("pipeline_execution")),
             ("Artifact", lineage.get("artifact_uri")),
             ("Artifact sha256", lineage.get("artifact_sha256")),
-            ("Estimator", lineage.get("estimator") or spec.training.estimator),
+            ("Estimator", lineage.get("estimator") or spec.training.estimator or spec.training.entry_point),
             ("Imported", describe_origin(lineage.get("imported"))),
             ("Parameters", _params(lineage.get("params"))),
+            ("Training code", _training_code(lineage.get("code"))),
             ("Search candidates trained", lineage.get("candidates")),
             ("Created at", lineage.get("created_at")),
         ]
@@ -290,6 +292,16 @@ def _threshold_section(threshold: Mapping[str, Any] | None) -> list[str]:
 
 def _rates(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{name} {_num(values.get(name))}" for name in ("precision", "recall", "f1"))
+
+
+def _training_code(code: Any) -> str | None:
+    """The code package a model was built from (``training.entry_point``), or None for a spec-built one."""
+    if not isinstance(code, Mapping) or not code.get("version"):
+        return None
+    return (
+        f"version {code['version']} of {code.get('package')} (sha256 {code.get('sha256')}), "
+        f"entry point `{code.get('entry_point')}`, uploaded by {code.get('uploader')}"
+    )
 
 
 def _limitations(

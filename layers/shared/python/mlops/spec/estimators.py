@@ -92,6 +92,8 @@ def estimator_problems(spec: ModelSpec, override: Mapping[str, Any] | None = Non
         Empty when every name is a parameter of the estimator.
     """
     estimator = spec.training.estimator
+    if estimator is None:
+        return []  # an entry point's build(spec, params) takes its own parameters
     valid = estimator_param_names(estimator)
     accepted = set(valid)
     space = spec.training.search.space if spec.training.search is not None else {}

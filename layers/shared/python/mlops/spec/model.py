@@ -220,8 +220,19 @@ def _threshold_kind(value: Any) -> str:
     return _CHOSEN if isinstance(value, dict | ThresholdObjective) else _FIXED
 
 
+# ``package.module:function`` of a code package (mlops.training.code parses it the same way).
+ENTRY_POINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class Training(_Strict):
-    estimator: str
+    """How the model is trained: an allow-listed ``estimator`` (the default path), or the
+    ``entry_point`` of the model's own code package (``mlops code upload``), pinned to
+    ``code_version`` or, when omitted, the latest version when the run starts (docs/bring-your-own-code.md).
+    """
+
+    estimator: str | None = None
+    entry_point: str | None = None
+    code_version: int | None = Field(default=None, ge=1)
     params: dict[str, Scalar | None] = Field(default_factory=dict)
     test_size: float = Field(default=0.2, gt=0, lt=1)
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
@@ -242,10 +253,19 @@ class Training(_Strict):
 
     @field_validator("estimator")
     @classmethod
-    def _allow_listed(cls, value: str) -> str:
-        if value not in ESTIMATORS:
+    def _allow_listed(cls, value: str | None) -> str | None:
+        if value is not None and value not in ESTIMATORS:
             allowed = ", ".join(sorted(ESTIMATORS))
             raise ValueError(f"estimator {value!r} is not in the allow-list ({allowed})")
+        return value
+
+    @field_validator("entry_point")
+    @classmethod
+    def _entry_point_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(ENTRY_POINT_PATTERN, value):
+            raise ValueError(
+                f"entry_point {value!r} is not package.module:function (for example churnfeatures.model:build)"
+            )
         return value
 
 
@@ -392,7 +412,25 @@ class ModelSpec(_Strict):
             raise ValueError(f"features: duplicate feature names {duplicates}")
         if self.target.name in names:
             raise ValueError(f"target.name: {self.target.name!r} is also listed as a feature")
-        estimator_task = ESTIMATORS[self.training.estimator]
+        training = self.training
+        if training.estimator is None and training.entry_point is None:
+            raise ValueError(
+                "training.estimator: required field is missing (an allow-listed scikit-learn class), unless "
+                "training.entry_point names your code package's build function"
+            )
+        if training.estimator is not None and training.entry_point is not None:
+            raise ValueError(
+                "training.entry_point: give estimator or entry_point, not both; your build(spec, params) "
+                "returns the estimator"
+            )
+        if training.entry_point is not None and training.backend == "sagemaker":
+            raise ValueError(
+                "training.entry_point: the SageMaker backend does not run a code package yet; "
+                "train it with backend lambda (the default)"
+            )
+        if training.code_version is not None and training.entry_point is None:
+            raise ValueError("training.code_version: pins the code of an entry_point; this spec has no entry_point")
+        estimator_task = ESTIMATORS[self.training.estimator] if self.training.estimator is not None else self.task
         if estimator_task != self.task:
             raise ValueError(
                 f"training.estimator: {self.training.estimator} is a {estimator_task} estimator but task is {self.task}"

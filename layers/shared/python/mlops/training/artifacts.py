@@ -19,6 +19,11 @@ Loading is where pickle is dangerous (a pickle can name any importable callable)
    foreign-code submodules (``numpy.f2py``, ``numpy.testing``, ``*.tests``,
    ``pandas.core.computation``, ...) are refused even inside an allowed package.
 
+A model trained from the user's own code (``training.entry_point``) is made of the classes and
+functions of its code package too: the caller names that package's top-level module
+(``code_modules``, recorded on the version) after :func:`mlops.training.code.activate_code` made
+the sha256-checked package importable, and only names defined in it are added to the list.
+
 Why not skops' secure format: it loads without running code, but its files are zip archives whose
 entries carry the time they were written and whose arrays are named by their object ids, so two
 trainings of the same data, spec and code give different bytes and the sha256 no longer
@@ -37,6 +42,7 @@ import hashlib
 import io
 import pickle
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 from mlops.errors import CheckFailedError
@@ -130,6 +136,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
     goes through :meth:`find_class`; nothing else in a pickle can reach a callable.
     """
 
+    def __init__(self, stream: Any, code_modules: frozenset[str] = frozenset()) -> None:
+        super().__init__(stream, fix_imports=False)
+        self.code_modules = code_modules
+
     def find_class(self, module: str, name: str) -> Any:
         if not name or "." in name or not module:
             # A dotted name is resolved as a walk of attributes from the module: it could end anywhere.
@@ -142,6 +152,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
             found = super().find_class(module, name)
             if (getattr(found, "__module__", None), getattr(found, "__name__", None)) not in ALLOWED_FUNCTIONS:
                 raise _refused(module, name)
+            return found
+        if _in_code(module, self.code_modules):
+            # The model's own code package (sha256-checked and activated by the caller): its classes
+            # and functions, defined there (not a re-export of something else).
+            found = super().find_class(module, name)
+            owner = getattr(found, "__module__", None)
+            if not isinstance(owner, str) or not _in_code(owner, self.code_modules) or not callable(found):
+                raise _refused(module, name, f"{owner}.{getattr(found, '__qualname__', '?')}")
             return found
         if (module, name) in DENIED or not _allowed_module(module):
             # Refused before importing: importing a module can itself run code.
@@ -158,6 +176,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             if (getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)) in DENIED:
                 raise _refused(module, name, f"a {cls.__module__}.{cls.__qualname__}")
         return found
+
+
+def _in_code(module: str, code_modules: frozenset[str]) -> bool:
+    return module.partition(".")[0] in code_modules
 
 
 def _allowed_module(module: str) -> bool:
@@ -179,7 +201,9 @@ def _refused(module: str, name: str, resolved: str | None = None) -> CheckFailed
     )
 
 
-def load_artifact(data: bytes, expected_sha256: str, *, strict_versions: bool = True) -> Any:
+def load_artifact(
+    data: bytes, expected_sha256: str, *, strict_versions: bool = True, code_modules: Iterable[str] = ()
+) -> Any:
     """Load an artifact, but only if it is the one the registry recorded and only model parts.
 
     Parameters
@@ -190,6 +214,9 @@ def load_artifact(data: bytes, expected_sha256: str, *, strict_versions: bool = 
         The sha256 recorded for this model version (hex; case is ignored).
     strict_versions
         Refuse an artifact pickled by another scikit-learn version (its predictions could differ).
+    code_modules
+        Top-level modules of the model's code package (the version's ``code_package``), already
+        made importable by :func:`mlops.training.code.activate_code`; empty for spec-built models.
 
     Returns
     -------
@@ -215,7 +242,7 @@ def load_artifact(data: bytes, expected_sha256: str, *, strict_versions: bool = 
         if strict_versions:
             warnings.simplefilter("error", InconsistentVersionWarning)
         try:
-            model = _RestrictedUnpickler(io.BytesIO(data), fix_imports=False).load()
+            model = _RestrictedUnpickler(io.BytesIO(data), frozenset(code_modules)).load()
         except CheckFailedError:
             raise
         except InconsistentVersionWarning as exc:

@@ -168,7 +168,14 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
 
     _register_converters()
     strings = category_columns(spec)
-    used = list(pipeline.named_steps["preprocess"].feature_names_in_)
+    # the platform's pipeline names its input at "preprocess"; a user's (training.entry_point) at its start
+    steps = getattr(pipeline, "named_steps", {})
+    used = list(getattr(steps.get("preprocess", pipeline), "feature_names_in_", []))
+    if not used:
+        raise OnnxExportError(
+            f"cannot export {spec.training.entry_point or spec.training.estimator} to ONNX: the fitted pipeline does"
+            " not record its input columns (feature_names_in_)"
+        )
     known = {c for f in spec.features if f.type is not FeatureType.STRING for c in _input_columns(spec, f.name)}
     unknown = [c for c in used if c not in known]
     if unknown:
@@ -180,7 +187,8 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
             _exportable_copy(pipeline), initial_types=inputs, target_opset=TARGET_OPSET, options=options
         )
     except Exception as exc:  # skl2onnx raises many kinds; the message names the part
-        raise OnnxExportError(f"cannot export {spec.training.estimator} to ONNX: {type(exc).__name__}: {exc}") from None
+        what = spec.training.estimator or spec.training.entry_point
+        raise OnnxExportError(f"cannot export {what} to ONNX: {type(exc).__name__}: {exc}") from None
     model.doc_string = f"mlops model {spec.name}"
     from onnx import helper
 

@@ -33,6 +33,7 @@ import pandas as pd
 from mlops.errors import InputError, SpecError
 from mlops.spec.estimators import check_estimator_params, estimator_class, estimator_param_names, param_path
 from mlops.spec.model import FeatureType, ModelSpec, Scalar
+from mlops.training.code import build_estimator
 from mlops.training.frames import DATETIME_PARTS, _input_columns, _plain, _target_array, model_input
 from mlops.training.onnx_model import MISSING_CATEGORY  # the value the ONNX graph takes for a null category
 from mlops.training.split import HoldoutFile, SplitInfo, prepare_split
@@ -158,6 +159,8 @@ def estimator_params(spec: ModelSpec, params_override: Mapping[str, Scalar | Non
     """
     check_estimator_params(spec, params_override)
     params: dict[str, Any] = {**spec.training.params, **(params_override or {})}
+    if spec.training.estimator is None:  # an entry point's build(spec, params) reads its own (and the seed)
+        return dict(sorted(params.items()))
     if "random_state" in estimator_param_names(spec.training.estimator) and params.get("random_state") is None:
         params["random_state"] = spec.training.seed
     return dict(sorted(params.items()))
@@ -214,6 +217,8 @@ def build_pipeline(
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     name = spec.training.estimator
+    if name is None:
+        raise SpecError("training.estimator: the spec names an entry_point; its build(spec, params) makes the pipeline")
     numeric: list[str] = []
     booleans: list[str] = []
     categories: list[str] = []
@@ -343,7 +348,11 @@ def train(
         for f in spec.features
         if f.type is FeatureType.CATEGORY and f.name in features and train_df[f.name].nunique() > MAX_ONE_HOT
     }
-    pipeline = build_pipeline(spec, params_override, exclude=set(dropped), many_valued=many_valued)
+    if spec.training.entry_point is not None:
+        # the user's code (activated by the caller: mlops.training.code.activate_code) builds it
+        pipeline = build_estimator(spec.training.entry_point, spec, estimator_params(spec, params_override))
+    else:
+        pipeline = build_pipeline(spec, params_override, exclude=set(dropped), many_valued=many_valued)
     x_train = model_input(train_df, spec)
     y_train = _target_array(train_df[target], spec)
     caught: list[str] = []
@@ -374,11 +383,11 @@ def train(
             caught.append(message)
 
     feature_columns = [column for name in features for column in _input_columns(spec, name)]
-    model = pipeline.named_steps["model"]
-    classes = [_plain(c) for c in model.classes_] if hasattr(model, "classes_") else None
+    # a Pipeline answers classes_ from its last step; a user's estimator may be a Pipeline or not
+    classes = [_plain(c) for c in pipeline.classes_] if hasattr(pipeline, "classes_") else None
     return TrainResult(
         pipeline=pipeline,
-        estimator=spec.training.estimator,
+        estimator=spec.training.estimator or f"entry point {spec.training.entry_point}",
         params=estimator_params(spec, params_override),
         features=features,
         feature_columns=feature_columns,

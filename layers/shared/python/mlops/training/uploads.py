@@ -14,6 +14,7 @@ from typing import Any
 from mlops.data.trigger import execution_name
 from mlops.errors import CheckFailedError, InputError, MlopsError
 from mlops.registry.versions import check_model_name
+from mlops.training.code import package_code
 
 
 @dataclass(frozen=True)
@@ -69,28 +70,8 @@ def upload_dataset(
     if size == 0:
         raise InputError(f"{path}: the file is empty")
     grant = authorize({"name": name or path.name, "sha256": sha256, "size": size})
-    # Content-Type set: urllib would call a PUT body a form (application/x-www-form-urlencoded).
-    headers = {
-        **{str(k): str(v) for k, v in (grant.get("headers") or {}).items()},
-        "Content-Length": str(size),
-        "Content-Type": "text/csv",
-    }
     with path.open("rb") as body:
-        request = urllib.request.Request(grant["url"], data=body, headers=headers, method="PUT")  # noqa: S310
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the presigned URL
-                version_id = response.headers.get("x-amz-version-id")
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode(errors="replace")
-            code = re.search(r"<Code>([^<]+)</Code>", text)
-            message = re.search(r"<Message>([^<]+)</Message>", text)
-            raise CheckFailedError(
-                f"S3 refused the upload of {path} to s3://{grant.get('bucket')}/{grant.get('key')} "
-                f"(HTTP {exc.code} {code.group(1) if code else ''}: {message.group(1) if message else text[:200]}); "
-                "if the file changed while uploading, upload it again"
-            ) from None
-        except urllib.error.URLError as exc:
-            raise MlopsError(f"cannot reach S3 for the upload: {exc.reason}") from None
+        version_id = put_presigned(grant, body, size, "text/csv", str(path), timeout=timeout)
     bucket, key = str(grant["bucket"]), str(grant["key"])
     if not version_id or version_id == "null":
         raise CheckFailedError(f"s3://{bucket}/{key}: the bucket is not versioned; the upload has no version id")
@@ -103,3 +84,61 @@ def upload_dataset(
         sha256=sha256,
         uploader=str(grant.get("caller") or ""),
     )
+
+
+def put_presigned(
+    grant: dict[str, Any], body: Any, size: int, content_type: str, what: str, *, timeout: float = 600
+) -> str | None:
+    """PUT ``body`` (bytes or a binary file) to a grant's presigned URL; the object's version id.
+
+    The grant is an upload API's answer: ``url`` and the ``headers`` it was signed with (the
+    uploader metadata, the SHA-256 S3 checks the body against).
+
+    Raises
+    ------
+    CheckFailedError
+        S3 refused the PUT (the content changed after it was hashed, or the URL expired).
+    MlopsError
+        S3 cannot be reached.
+    """
+    # Content-Type set: urllib would call a PUT body a form (application/x-www-form-urlencoded).
+    headers = {
+        **{str(k): str(v) for k, v in (grant.get("headers") or {}).items()},
+        "Content-Length": str(size),
+        "Content-Type": content_type,
+    }
+    request = urllib.request.Request(grant["url"], data=body, headers=headers, method="PUT")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the presigned URL
+            return response.headers.get("x-amz-version-id")
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        code = re.search(r"<Code>([^<]+)</Code>", text)
+        message = re.search(r"<Message>([^<]+)</Message>", text)
+        raise CheckFailedError(
+            f"S3 refused the upload of {what} to s3://{grant.get('bucket')}/{grant.get('key')} "
+            f"(HTTP {exc.code} {code.group(1) if code else ''}: {message.group(1) if message else text[:200]}); "
+            "if the file changed while uploading, upload it again"
+        ) from None
+    except urllib.error.URLError as exc:
+        raise MlopsError(f"cannot reach S3 for the upload: {exc.reason}") from None
+
+
+def upload_code(model: str, directory: str | Path, *, authorize: Authorize, timeout: float = 600) -> dict[str, Any]:
+    """Package ``directory`` (:func:`mlops.training.code.package_code`) and store it as the model's next code version.
+
+    ``authorize`` sends ``{"package", "sha256", "size"}`` to ``POST /models/<model>/code`` signed
+    with the caller's credentials and returns the API's answer: the recorded version and a
+    presigned PUT of exactly that content.
+
+    Returns
+    -------
+    dict
+        The code version as recorded (``version``, ``sha256``, ``size``, ``package``, ``uploader``,
+        ``uploaded_at``, ``uri``).
+    """
+    check_model_name(model)
+    data, sha256, package = package_code(directory)
+    grant = authorize({"package": package, "sha256": sha256, "size": len(data)})
+    put_presigned(grant, data, len(data), "application/zip", f"{directory} (package {package})", timeout=timeout)
+    return {k: v for k, v in grant.items() if k not in ("url", "method", "headers")}

@@ -12,10 +12,12 @@ from urllib.parse import quote
 from mlops.contracts.names import training_job_prefix
 from mlops.data.trigger import DatasetUpload
 from mlops.data.validation.api import validate_stream
-from mlops.errors import CheckFailedError, ConfigError, InputError, NotFoundError
+from mlops.errors import CheckFailedError, ConfigError, InputError, NotFoundError, SpecError
+from mlops.registry.code_versions import get_code_version
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import ModelSpec
 from mlops.training.artifacts import dump_artifact
+from mlops.training.code import activate_code, entry_point_package
 from mlops.training.evaluation import evaluate
 from mlops.training.fit import train
 from mlops.training.frames import load_training_frame
@@ -120,6 +122,26 @@ def holdout_file(services: Services, source: dict[str, Any] | None, spec: ModelS
     return HoldoutFile.from_bytes(data, spec, source["uri"], **extra)
 
 
+def code_for_run(services: Services, model: str, spec: ModelSpec) -> dict[str, Any] | None:
+    """The code version a run of ``spec`` trains with (its pin, or the latest now), as lineage; None without one."""
+    entry_point = spec.training.entry_point
+    if entry_point is None:
+        return None
+    record = get_code_version(services.registry, model, spec.training.code_version)
+    package = entry_point_package(entry_point)
+    if record.package != package:
+        raise SpecError(
+            f"training.entry_point: {entry_point!r} is in package {package!r}, but code version {record.version} of "
+            f"{model!r} is package {record.package!r}"
+        )
+    return record.lineage(entry_point)
+
+
+def activate(services: Services, code: dict[str, Any]) -> None:
+    """Make a run's code version importable here (sha256-checked against the registry's record)."""
+    activate_code(lambda uri: read_bytes(services, uri), code["uri"], code["sha256"])
+
+
 def plan_training(
     event: dict[str, Any], *, request_id: str | None = None, services: Services | None = None
 ) -> dict[str, Any]:
@@ -145,6 +167,10 @@ def plan_training(
     if holdout is not None:
         for item in planned:
             item["holdout"] = holdout
+    code = code_for_run(services, upload.model, spec)
+    if code is not None:
+        for item in planned:
+            item["code"] = code  # resolved once: every candidate runs the same code version
     plan: dict[str, Any] = {"candidates": planned, "backend": backend, "metric": metric, "input": None}
     if backend == "sagemaker":
         image = os.environ.get("SAGEMAKER_TRAINING_IMAGE", "")
@@ -198,6 +224,9 @@ def train_candidate(
     holdout = holdout_file(services, candidate.get("holdout"), spec)
     if candidate.get("imported"):
         return import_candidate(services, upload, spec, candidate, frame, holdout, event["execution_name"])
+    code = candidate.get("code")
+    if code:
+        activate(services, code)
     result = train(frame, spec, params_override=candidate.get("params"), code_revision=code_revision(), holdout=holdout)
     data, sha256 = dump_artifact(result.pipeline)
     key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"
@@ -209,7 +238,7 @@ def train_candidate(
         "artifact_uri": uri,
         "artifact_sha256": sha256,
         "metrics": metrics,
-        "training": result.summary(),
+        "training": {**result.summary(), **({"code": code} if code else {})},
         **({"holdout": candidate["holdout"]} if candidate.get("holdout") else {}),
     }
 

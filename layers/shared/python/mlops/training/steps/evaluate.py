@@ -17,6 +17,7 @@ from mlops.errors import MlopsError, NotFoundError
 from mlops.registry.origin import IMPORT_FORMATS, imported_of
 from mlops.spec.model import LOWER_IS_BETTER, ModelSpec
 from mlops.training.artifacts import load_artifact, sha256_hex
+from mlops.training.code import code_from_tags
 from mlops.training.evaluation import evaluate
 from mlops.training.export import ONNX_FILE_NAME, check_document, export_onnx
 from mlops.training.fingerprints import (
@@ -31,7 +32,7 @@ from mlops.training.imported import export_imported_onnx, load_imported
 from mlops.training.onnx_check import CHECK_FILE_NAME, CHECK_ROWS
 from mlops.training.search import best, leaderboard
 from mlops.training.split import prepare_split
-from mlops.training.steps.candidates import holdout_file, training_frame
+from mlops.training.steps.candidates import activate, holdout_file, training_frame
 from mlops.training.steps.imports import imported_onnx
 from mlops.training.steps.services import (
     Services,
@@ -92,7 +93,10 @@ def evaluate_candidates(
     if imported:
         pipeline = load_imported(data, chosen["artifact_sha256"], imported["format"], spec)
     else:
-        pipeline = load_artifact(data, chosen["artifact_sha256"])
+        code = (chosen.get("training") or {}).get("code")
+        if code:
+            activate(services, code)
+        pipeline = load_artifact(data, chosen["artifact_sha256"], code_modules=[code["package"]] if code else ())
     threshold = candidate_threshold(chosen, spec)
     scored = evaluate(pipeline, holdout, spec, threshold)
     if threshold is not None:
@@ -244,7 +248,12 @@ def _score_champion(
         if tags.get("artifact_format") in IMPORT_FORMATS:  # an imported champion (ONNX or its own columns)
             champion_pipeline = load_imported(data, current.artifact_sha256, tags["artifact_format"], spec)
         else:
-            champion_pipeline = load_artifact(data, current.artifact_sha256)
+            code = code_from_tags(current.tags)
+            if code:
+                activate(services, code)
+            champion_pipeline = load_artifact(
+                data, current.artifact_sha256, code_modules=[code["package"]] if code else ()
+            )
         champion["metrics"] = evaluate(champion_pipeline, rows, spec, champion_threshold).finite_metrics()
     except MlopsError as exc:  # a champion that cannot score this holdout is reported, not fatal
         champion["error"] = str(exc)

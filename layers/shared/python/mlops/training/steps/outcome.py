@@ -14,6 +14,7 @@ from mlops.registry.failures import failure_fields
 from mlops.registry.failures import record_failure as record_run_failure
 from mlops.registry.keys import training_run_key
 from mlops.registry.origin import origin_tags
+from mlops.training.code import code_tags
 from mlops.training.steps.services import (
     PIPELINE_ACTOR,
     Services,
@@ -135,6 +136,8 @@ def register_candidate(
                 **origin_tags(best_candidate),
                 # how a probability becomes a label, for serving, monitoring and the next champion comparison
                 **_threshold_tags(evaluation.get("threshold")),
+                # the code package a training.entry_point ran: version, sha256, entry point (lineage)
+                **code_tags(training.get("code")),
             },
             status=status,
             reason="; ".join(gate_result.get("reasons") or []) or None,

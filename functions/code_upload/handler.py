@@ -1,0 +1,101 @@
+"""Code upload API: POST /models/{model}/code (IAM-authorized, its own route and permission).
+
+Body ``{"package": "churnfeatures", "sha256": "<64 hex>", "size": <bytes>}``. The uploader is the
+caller's IAM identity (requestContext.identity.userArn), never a body field, and must be one of the
+environment's code uploaders (``CODE_UPLOADERS``): the code runs with the training role. The answer
+is the recorded code version and a presigned PUT (15 minutes) of exactly that content.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.apierrors import answer_errors_as_json, body_text
+from mlops.errors import InputError
+from mlops.observability import api_handler
+from mlops.registry.code_versions import authorize_code_upload
+
+app = APIGatewayRestResolver()
+
+MAX_BODY_CHARS = 4 * 1024
+FIELDS = ("package", "sha256", "size")
+_clients: dict[str, Any] = {}
+
+
+def _services() -> dict[str, Any]:
+    """The registry, a SigV4 S3 client (presigned URLs must be SigV4 for KMS), the bucket, the uploaders."""
+    if not _clients:
+        # here, not at the top: the clients are made on the first request, once per environment
+        import boto3
+        from botocore.config import Config
+
+        from mlops.registry.versions import Registry
+        from mlops.settings import Platform
+
+        platform = Platform.from_env()
+        _clients["registry"] = Registry.for_platform(boto3.client("dynamodb"), platform)
+        _clients["s3"] = boto3.client("s3", config=Config(signature_version="s3v4"))
+        _clients["bucket"] = platform.data_bucket
+        _clients["uploaders"] = tuple(json.loads(os.environ.get("CODE_UPLOADERS") or "[]"))
+    return _clients
+
+
+def _body(text: str | None) -> dict[str, Any]:
+    """The request body as the three fields, or InputError (400) naming what is wrong."""
+    if not text:
+        raise InputError('request body is missing: send {"package": ..., "sha256": ..., "size": ...}')
+    if len(text) > MAX_BODY_CHARS:
+        raise InputError(f"request body is {len(text)} characters; at most {MAX_BODY_CHARS} are accepted")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise InputError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InputError('request body must be a JSON object {"package": ..., "sha256": ..., "size": ...}')
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise InputError(
+            f"body field {unknown[0]!r} is not accepted (fields: {', '.join(FIELDS)}); "
+            "the uploader is taken from your credentials, never from the body"
+        )
+    missing = [f for f in FIELDS if f not in body]
+    if missing:
+        raise InputError(f"body field {missing[0]!r} is missing")
+    return body
+
+
+@app.post("/models/<model>/code")
+def create_code_version(model: str) -> Response:
+    event = app.current_event
+    identity = event.request_context.identity
+    caller = identity.user_arn or identity.caller
+    if not caller:
+        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
+    body = _body(body_text(event))
+    services = _services()
+    granted = authorize_code_upload(
+        services["registry"],
+        services["s3"],
+        services["bucket"],
+        model,
+        package=body["package"],
+        sha256=body["sha256"],
+        size=body["size"],
+        caller=caller,
+        uploaders=services["uploaders"],
+        request_id=event.request_context.request_id,
+    )
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=granted)
+
+
+answer_errors_as_json(app)
+
+
+@api_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

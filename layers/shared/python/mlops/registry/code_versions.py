@@ -1,0 +1,224 @@
+"""Training-code versions: a model's code packages, recorded like dataset versions.
+
+``mlops code upload DIR --model M`` asks the code upload API (``POST /models/{model}/code``, its
+own route and IAM permission, apart from dataset uploads) to record a new version: the next number,
+the package's sha256, size and top-level package name, and the caller AWS authenticated as the
+uploader (never a request field). The answer is a presigned PUT of exactly that content (S3 checks
+its SHA-256) to ``code/<model>/<version>/<sha256>.zip``
+(:func:`mlops.registry.keys.code_object_key`), which only the code upload function's role may
+write. Every use of a version checks the stored bytes against the recorded sha256 again
+(:func:`mlops.training.code.activate_code`).
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlops.errors import CheckFailedError, InputError, NotFoundError
+from mlops.registry.keys import CODE_SK_PREFIX, code_object_key, code_version_key, model_items, sk_prefix
+from mlops.registry.specs import SpecStore
+from mlops.registry.tables import Condition, ConditionFailedError, Put
+from mlops.registry.versions import Registry, check_actor, check_model_name
+
+CODE_URL_SECONDS = 15 * 60
+MAX_CODE_UPLOAD_BYTES = 50 * 1024**2  # mlops.training.code.MAX_CODE_BYTES: the CLI refuses larger first
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+CODE_UPLOADER_METADATA_KEY = "uploaded-by"
+_ALLOCATE_ATTEMPTS = 5
+
+
+class CodeUploadRefusedError(CheckFailedError):
+    """The caller is not one of the environment's code uploaders (403; the CLI exits 1)."""
+
+    http_status = 403
+
+
+@dataclass(frozen=True)
+class CodeVersion:
+    """One recorded code package of a model."""
+
+    model: str
+    version: int
+    sha256: str
+    size: int
+    package: str
+    uploader: str
+    uploaded_at: str
+    bucket: str
+    key: str
+    request_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> CodeVersion:
+        values: dict[str, Any] = {name: item.get(name) for name in cls.__dataclass_fields__}
+        values["version"] = int(values["version"] or 0)
+        values["size"] = int(values["size"] or 0)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "uri": self.uri}
+
+    def lineage(self, entry_point: str) -> dict[str, Any]:
+        """What a training run and a registered version record of the code they ran."""
+        return {
+            "version": self.version,
+            "sha256": self.sha256,
+            "uri": self.uri,
+            "package": self.package,
+            "entry_point": entry_point,
+            "uploader": self.uploader,
+            "uploaded_at": self.uploaded_at,
+        }
+
+
+def may_upload_code(caller: str, uploaders: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``caller`` (an ARN AWS verified) matches one of the environment's code uploader patterns."""
+    return any(fnmatch.fnmatchcase(caller.lower(), pattern.lower()) for pattern in uploaders)
+
+
+def check_code_request(model: str, package: Any, sha256: Any, size: Any) -> None:
+    """:class:`InputError` naming the bad field of a code upload request."""
+    check_model_name(model)
+    if not isinstance(package, str) or not _PACKAGE.match(package):
+        raise InputError(f"package: {package!r} is not a Python package name (letters, digits and '_')")
+    if not isinstance(sha256, str) or not _SHA256.match(sha256):
+        raise InputError("sha256: must be the package zip's SHA-256 as 64 lowercase hexadecimal digits")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_CODE_UPLOAD_BYTES:
+        raise InputError(f"size: must be the zip's size in bytes, a whole number from 1 to {MAX_CODE_UPLOAD_BYTES:,}")
+
+
+def list_code_versions(registry: Registry, model: str) -> list[CodeVersion]:
+    """Every code version of ``model``, oldest first."""
+    check_model_name(model)
+    found: list[CodeVersion] = []
+    start = None
+    while True:
+        page = registry.store.query(
+            registry.table, model_items(model), sk_prefix=sk_prefix(CODE_SK_PREFIX), start=start
+        )
+        found.extend(CodeVersion.from_item(i) for i in page.items)
+        if not page.last_key:
+            return found
+        start = page.last_key
+
+
+def get_code_version(registry: Registry, model: str, version: int | None = None) -> CodeVersion:
+    """Code version ``version`` of ``model`` (the latest when None); :class:`NotFoundError` saying how to add one."""
+    if version is None:
+        versions = list_code_versions(registry, model)
+        if not versions:
+            raise NotFoundError(
+                f"model {model!r} has no training code: its spec names training.entry_point; upload the package "
+                f"first (`mlops code upload DIR --model {model}`)"
+            )
+        return versions[-1]
+    item = registry.store.get(registry.table, code_version_key(model, version))
+    if item is None:
+        raise NotFoundError(
+            f"training.code_version: model {model!r} has no code version {version} (`mlops code list --model {model}`)"
+        )
+    return CodeVersion.from_item(item)
+
+
+def authorize_code_upload(
+    registry: Registry,
+    s3: Any,
+    bucket: str,
+    model: str,
+    *,
+    package: Any,
+    sha256: Any,
+    size: Any,
+    caller: str,
+    uploaders: list[str] | tuple[str, ...],
+    request_id: str | None = None,
+    expires_s: int = CODE_URL_SECONDS,
+) -> dict[str, Any]:
+    """Record the next code version of ``model`` for ``caller`` and presign the PUT of its package.
+
+    ``caller`` is the principal AWS authenticated at the API. It must match one of ``uploaders``
+    (the environment's ``code_uploaders``): uploading code is its own permission, since the code
+    runs with the training role. The version is audited (``code.upload``) in the same transaction.
+
+    Raises
+    ------
+    CodeUploadRefusedError
+        The caller may not upload training code (403).
+    InputError
+        A bad model name, package name, sha256 or size (the message names the field).
+    NotFoundError
+        The model has no spec.
+    """
+    check_actor(caller)
+    if not may_upload_code(caller, uploaders):
+        raise CodeUploadRefusedError(
+            f"{caller} may not upload training code for {model!r}: code runs with the training role, so uploading "
+            "it is its own permission (the environment's code_uploaders); ask a platform engineer to add you"
+        )
+    check_code_request(model, package, sha256, size)
+    try:
+        SpecStore(registry).get(model)
+    except NotFoundError:
+        raise NotFoundError(
+            f"model {model!r} has no spec: store it first (`mlops spec put {model}.yaml`); nothing was uploaded"
+        ) from None
+    registry.ensure_active(model)
+    for _ in range(_ALLOCATE_ATTEMPTS):
+        existing = list_code_versions(registry, model)
+        version = existing[-1].version + 1 if existing else 1
+        record = CodeVersion(
+            model=model,
+            version=version,
+            sha256=str(sha256),
+            size=int(size),
+            package=str(package),
+            uploader=caller,
+            uploaded_at=registry.clock(),
+            bucket=bucket,
+            key=code_object_key(model, version, str(sha256)),
+            request_id=request_id or "",
+        )
+        item = {**code_version_key(model, version), "kind": "code", **asdict(record)}
+        try:
+            registry.audit.append(
+                model,
+                actor=caller,
+                action="code.upload",
+                subject=f"model/{model}/code/{version}",
+                after={"sha256": record.sha256, "size": record.size, "package": record.package, "uri": record.uri},
+                request_id=request_id,
+                with_ops=[Put(registry.table, item, Condition(item_exists=False))],
+            )
+            break
+        except ConditionFailedError:
+            continue  # another upload took this number: take the next
+    else:
+        raise CheckFailedError(f"model {model!r}: could not allocate a code version; try again")
+    checksum = base64.b64encode(bytes.fromhex(record.sha256)).decode()
+    url = s3.generate_presigned_url(
+        "put_object",
+        Params={
+            "Bucket": bucket,
+            "Key": record.key,
+            "Metadata": {CODE_UPLOADER_METADATA_KEY: caller},
+            "ChecksumSHA256": checksum,
+            "ContentLength": record.size,
+        },
+        ExpiresIn=expires_s,
+        HttpMethod="PUT",
+    )
+    return {
+        **record.to_dict(),
+        "url": url,
+        "method": "PUT",
+        "headers": {f"x-amz-meta-{CODE_UPLOADER_METADATA_KEY}": caller, "x-amz-checksum-sha256": checksum},
+    }
