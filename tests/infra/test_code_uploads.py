@@ -66,4 +66,4 @@ def test_the_code_route_is_its_own_iam_authorized_method_and_its_role_puts_code_
     ]
     (grant,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert grant["Action"] == "execute-api:Invoke"
-    assert json.dumps(grant["Resource"]).endswith('/POST/models/*/code"]}')
+    assert json.dumps(grant["Resource"]).endswith('/*/POST/models/*/code"]]}')
