@@ -359,3 +359,24 @@ def _wait_for_alarm(ctx: ScenarioContext, name: str, state: str, timeout_s: floa
             return f"{name} -> {state} (notified the platform topic)"
         time.sleep(0.5)
     raise ScenarioError(f"alarm {name} is {current}, not {state}, {timeout_s:.0f} s after the drifted run")
+
+
+@step("batch")
+def score_a_file_in_batch(ctx: ScenarioContext) -> str:
+    """The last step: a file of 2,000 new customers scored in batch by the champion (docs/batch.md)."""
+    environment = ctx.cloud_environment()
+    ssm = ctx.client("ssm")
+    bucket = ssm.get_parameter(Name=f"/mlops/{environment}/data-bucket")["Parameter"]["Value"]
+    key = f"batch/{ctx.model}/nightly.csv"
+    # A plain S3 put under batch/<model>/ starts the job; `mlops batch start --wait` joins it.
+    ctx.client("s3").put_object(Bucket=bucket, Key=key, Body=_example_rows(ctx.model, rows=2000, seed=77))
+    ctx.status(f"batch job of s3://{bucket}/{key}")
+    job = ctx.cli("batch", "start", ctx.model, f"s3://{bucket}/{key}", "--wait", "--timeout", str(ctx.timeout_s))
+    manifest = job.get("manifest") or {}
+    if job.get("status") != "SUCCEEDED" or manifest.get("scored") != 2000:
+        raise ScenarioError(f"the batch job did not score the file's 2,000 rows: {job}")
+    return (
+        f"`mlops batch start {ctx.model} s3://{bucket}/{key} --wait` (the upload had started the job, the "
+        f"command joined it): {manifest['rows']} rows scored by version {manifest['version']} in "
+        f"{manifest['batches']} batch(es), {manifest['refused']} refused; output {manifest['output']['uri']}"
+    )

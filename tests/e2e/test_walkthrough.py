@@ -99,6 +99,9 @@ def test_the_demo_runs_the_lifecycle(kept: KeptDemo) -> None:
     assert "+ 400 labelled captures" in drift_line
     html = Path(drift_line.split("--html ", 1)[1].split("`", 1)[0])
     assert html.is_file() and "<html" in html.read_text()[:500].lower()
+    # AND it ends by scoring a file in batch (the upload starts the job, the CLI joins it)
+    batch_line = next(line for line in summary.splitlines() if line.strip().startswith("batch "))
+    assert "2000 rows scored by version" in batch_line and "0 refused" in batch_line
     # AND the kept cloud is handed over once the retraining it started has finished
     assert re.search(r"^  settled    run churn-[0-9a-f]{32} (SUCCEEDED|FAILED) ", text, re.M), text[-2000:]
 
