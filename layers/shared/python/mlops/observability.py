@@ -91,6 +91,8 @@ def run_id(event: Any) -> str | None:
     'run-7'
     >>> run_id({"plan": {"model": "churn", "run_id": "run-7"}})
     'run-7'
+    >>> run_id({"items": [], "job": {"execution": "arn:aws:states:us-east-1:1:execution:batch:churn.j-1"}})
+    'churn.j-1'
     >>> run_id({"model": "churn"}) is None
     True
     """
@@ -101,8 +103,12 @@ def run_id(event: Any) -> str | None:
         if isinstance(value, str) and value:
             # An execution ARN is arn:<partition>:states:<region>:<account>:execution:<machine>:<name>.
             return value.rsplit(":", 1)[-1] if value.startswith("arn:") else value
-    # The monitoring machine's states after Plan are sent the plan, which carries the run.
-    return run_id(event["plan"]) if isinstance(event.get("plan"), Mapping) else None
+    # The monitoring machine's states after Plan are sent the plan, which carries the run; the batch
+    # machine's Score and Finish states the job, which carries its execution.
+    for key in ("plan", "job"):
+        if isinstance(event.get(key), Mapping):
+            return run_id(event[key])
+    return None
 
 
 def _instrumented(handler: Handler, correlation_id: Callable[[Any, Any], str | None], *, trace: bool = True) -> Handler:
