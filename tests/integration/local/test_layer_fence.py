@@ -7,6 +7,9 @@ function's numpy) worked locally and failed on Lambda at its first cold start.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,8 +155,16 @@ def test_a_model_code_package_extracted_to_the_code_folder_imports(runtime: Lamb
         assert result.function_error is None, result.json()
         return result.json()
 
-    # THEN a package in <tmp>/mlops-code/<sha256>/ imports (on Lambda it is the function's code in /tmp)
-    assert invoke("mlops-code/" + "a" * 64, "fencecodepkg") == {"imported": True}
-    # AND the same put anywhere else is refused, as a package the function does not ship
-    refused = invoke("elsewhere/x", "fenceotherpkg")
-    assert refused == {"imported": False, "error": "No module named 'fenceotherpkg' (not in the function's layers)"}
+    folder = uuid.uuid4().hex * 2  # the shape of a sha256, new each run
+    try:
+        # THEN a package in <tmp>/mlops-code/<sha256>/ imports (on Lambda it is the function's code in /tmp)
+        assert invoke(f"mlops-code/{folder}", "fencecodepkg") == {"imported": True}
+        # AND the same put anywhere else is refused, as a package the function does not ship
+        refused = invoke(f"mlops-fence-elsewhere/{folder}", "fenceotherpkg")
+        assert refused == {
+            "imported": False,
+            "error": "No module named 'fenceotherpkg' (not in the function's layers)",
+        }
+    finally:
+        shutil.rmtree(Path(tempfile.gettempdir()) / "mlops-code" / folder, ignore_errors=True)
+        shutil.rmtree(Path(tempfile.gettempdir()) / "mlops-fence-elsewhere" / folder, ignore_errors=True)
