@@ -18,6 +18,7 @@ from stacks.nag import acknowledge, acknowledge_grant_wildcards, acknowledge_man
 from stacks.stateful import (
     CODE_PREFIX,
     DATASET_PREFIX,
+    IMPORT_PREFIX,
     RegistryTables,
     code_writer_role_name,
     name_dataset_writer,
@@ -220,6 +221,33 @@ class PlatformApi(Construct):
         acknowledge_grant_wildcards(
             self.code_upload_policy,
             "invoke POST /models/*/code of this deployment's API (any stage, any model): the code upload route alone",
+        )
+
+        # Model imports: like dataset uploads, their own route (so their own execute-api permission),
+        # the caller AWS authenticated recorded, a presigned PUT of exactly that content to imports/.
+        imports = MlopsFunction(
+            self,
+            "Imports",
+            name="model_import",
+            config=config,
+            key=tables.key,
+            kind="api",
+            layers=[layers.shared, layers.runtime],
+            description="Model import API: records the calling IAM principal, returns a presigned PUT under imports/",
+            environment=resource_environment(bucket, tables),
+            memory_size=256,
+            timeout=Duration.seconds(10),
+        )
+        tables.grant_registry_write(imports.function)  # the import grant, the spec and dataset checks, the audit
+        bucket.grant_put(imports.function, f"{IMPORT_PREFIX}*")  # what the presigned PUT may do, nothing else
+        acknowledge_grant_wildcards(
+            imports.function,
+            "put imports/* (the presigned uploads it signs), registry read/write, audit append, "
+            "KMS data keys through the bucket",
+        )
+        self.imports = imports.function
+        self.imports_method = model.add_resource("imports").add_method(
+            "POST", apigw.LambdaIntegration(imports.function)
         )
 
     @property

@@ -28,6 +28,7 @@ from stacks.stateful import (
     CODE_PREFIX,
     DATASET_PREFIX,
     HOLDOUT_PREFIX,
+    IMPORT_PREFIX,
     REPORT_PREFIX,
     RegistryTables,
     resource_environment,
@@ -162,6 +163,7 @@ class TrainingPipeline(Construct):
         bucket.grant_read(self.train, f"{DATASET_PREFIX}*")
         bucket.grant_read(self.train, f"{HOLDOUT_PREFIX}*")  # a spec's fixed holdout file
         bucket.grant_read(self.train, f"{CODE_PREFIX}*")  # the model's code package (training.entry_point)
+        bucket.grant_read(self.train, f"{IMPORT_PREFIX}*")  # an imported model, checked instead of trained
         bucket.grant_put(self.train, f"{ARTIFACT_PREFIX}*")
         tables.registry.grant_read_data(self.train)
         self.collect = step_function(
@@ -311,16 +313,23 @@ class TrainingPipeline(Construct):
         self.state_machine.grant_start_execution(self.starter)
         tables.grant_audit_append(self.starter)
         tables.registry.grant(self.starter, "dynamodb:GetItem", "dynamodb:UpdateItem")  # the audit chain's anchor
-        acknowledge_grant_wildcards(self.starter, "start the training state machine, append audit events")
+        # an import's grant (a query of the model's items) and the dataset version it names
+        tables.registry.grant(self.starter, "dynamodb:Query")
+        acknowledge_grant_wildcards(
+            self.starter, "start the training state machine, append audit events, read import grants"
+        )
 
         self.rule = events.Rule(
             self,
             "DatasetUploaded",
-            description="An object created under datasets/ in the data bucket starts the training pipeline",
+            description="An object created under datasets/ or imports/ in the data bucket starts the training pipeline",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
-                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": DATASET_PREFIX}]}},
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [{"prefix": DATASET_PREFIX}, {"prefix": IMPORT_PREFIX}]},
+                },
             ),
             targets=[
                 targets.LambdaFunction(

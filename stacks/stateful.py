@@ -17,6 +17,8 @@ from stacks.nag import acknowledge, skip_checkov
 # Inference captures live under this prefix and expire after capture_retention_days.
 CAPTURE_PREFIX = "captures/"
 DATASET_PREFIX = "datasets/"
+# Imported models (mlops models import): the object's creation starts the import's training run.
+IMPORT_PREFIX = "imports/"
 # Reports (validation, evaluation, drift) live apart from datasets/: writing one must not start a pipeline.
 REPORT_PREFIX = "reports/"
 # Model artifacts, model cards and reference profiles.

@@ -1,4 +1,5 @@
-"""EventBridge target: an upload under datasets/<model>/ starts the training pipeline once."""
+"""EventBridge target: an upload under datasets/<model>/ (or an import under imports/<model>/) starts
+the training pipeline once."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.data.trigger import start_training, upload_from_event
-from mlops.errors import InputError, TransitionError
+from mlops.errors import InputError, NotFoundError, TransitionError
 from mlops.observability import event_handler, logger
+from mlops.training.import_grants import import_grant_for, import_upload, is_import_key, start_import
 from mlops.training.steps.services import (
     Services,
     record_ignored_upload,
@@ -24,6 +26,9 @@ stepfunctions = functools.cache(lambda: boto3.client("stepfunctions"))
 
 @event_handler  # the S3 event's id as correlation id, then the run it starts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    key = str(event.get("detail", {}).get("object", {}).get("key", "?"))
+    if is_import_key(key):
+        return _start_import(key, context)
     try:
         upload = upload_from_event(event)
     except InputError as exc:
@@ -43,4 +48,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if result.get("execution_name"):
         logger.append_keys(run_id=result["execution_name"])  # ties this event to the run's own logs
     logger.info("training pipeline", extra={**result, "model": upload.model, "key": upload.key})
+    return result
+
+
+def _start_import(key: str, context: LambdaContext) -> dict[str, Any]:
+    """An imported artifact: its grant names the dataset version and the importer; the run evaluates it."""
+    try:
+        grant = import_grant_for(services().registry, key)
+        services().registry.ensure_active(grant.model)
+        upload = import_upload(services().registry, grant)
+    except (InputError, NotFoundError, TransitionError) as exc:
+        record_ignored_upload(key, str(exc), services=services(), request_id=context.aws_request_id)
+        logger.warning("ignored import", extra={"key": key, "reason": str(exc)})
+        return {"started": False, "ignored": True, "reason": str(exc)}
+    result = start_import(stepfunctions(), os.environ["TRAINING_STATE_MACHINE_ARN"], upload, grant.run_name)
+    logger.append_keys(run_id=grant.run_name)
+    logger.info("import pipeline", extra={**result, "model": grant.model, "key": key})
     return result

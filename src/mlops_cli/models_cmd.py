@@ -14,6 +14,7 @@ import click
 from mlops.contracts.names import schedule_group_name
 from mlops.deployment.history import deployment_history, render_history
 from mlops.errors import NotFoundError
+from mlops.registry.origin import describe_origin, origin_from_tags
 from mlops.registry.versions import ModelSummary, ModelVersion, Registry
 from mlops.registry.view import diff_versions, params_text, render_diff, version_facts
 from mlops.training.code import code_from_tags
@@ -144,6 +145,10 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
                 else "- (the spec's estimator)"
             )
         )
+        origin = origin_from_tags(record.tags or {})
+        if origin:  # a model trained elsewhere: where it came from and who (AWS verified) imported it
+            data["origin"] = origin
+            lines.append(f"  {'origin':<19} {describe_origin(origin)}")
         if record.params:
             lines.append(f"  {'estimator':<19} {_dash(record.params.get('estimator'))}")
             for key, value in sorted(record.params.items()):
@@ -285,3 +290,14 @@ def unarchive(app: AppContext, model: str, actor: str | None) -> None:
         _schedule_line(schedule),
     ]
     emit(app, data, "\n".join(lines))
+
+
+def _add_import() -> None:
+    # here: the import command's own imports (onnx, skl2onnx via mlops.training.imported) load only when
+    # `mlops models` is used, and models_import_cmd imports this module (a cycle at module level)
+    from mlops_cli.models_import_cmd import import_model
+
+    command.add_command(import_model)
+
+
+_add_import()

@@ -49,7 +49,7 @@ def write_mlflow_sklearn_dir(pipeline: Pipeline, folder: Path, run_id: str = "3f
 
     Written by hand from MLflow's documented layout (an ``MLmodel`` YAML file naming the flavors,
     ``model.pkl`` pickled with ``serialization_format: pickle``): mlflow itself is not a test
-    dependency (its pins conflict with this project's, see docs/import-a-model.md).
+    dependency (43 more packages for one test, see docs/import-a-model.md).
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.pkl").write_bytes(pickle.dumps(pipeline, protocol=5))

@@ -240,3 +240,27 @@ def test_one_sso_user_under_two_permission_sets_may_not_approve_their_own_upload
     # AND a record written before verification existed (no source) counts as unverified
     legacy = replace(DatasetVersion.from_item({"uploaded_by": uploader, "key": "k"}), uploaded_by=uploader)
     assert not legacy.uploader_verified
+
+
+def test_the_importer_of_an_imported_model_may_not_approve_it() -> None:
+    registry = Registry.in_memory()
+    store_spec(registry)
+    # GIVEN data the approver uploaded and a model the scientist imported onto it (tags Register writes)
+    _candidate(registry, uploaded_by=APPROVER, source="upload-api")
+    dataset = registry.get_version("churn", 1).dataset_version
+    version = registry.register_version(
+        "churn",
+        actor="pipeline:training",
+        metrics={"roc_auc": 0.9},
+        dataset_version=dataset,
+        tags={"imported_uploader": SCIENTIST, "imported_format": "onnx"},
+    ).version
+    request_approval(registry, "churn", version, token="t-imported", execution="arn:exec", timeout_seconds=60)
+    # WHEN the importer approves  THEN refused by the four-eyes rule
+    with pytest.raises(SelfApprovalError, match=r"four-eyes rule: .*scientist imported model 'churn'"):
+        decide(registry, "churn", version, "approve", actor=SCIENTIST, callbacks=None, four_eyes=True)
+    # AND the approver, who uploaded the data, may not either; a third person may
+    with pytest.raises(SelfApprovalError, match="uploaded the data"):
+        decide(registry, "churn", version, "approve", actor=APPROVER, callbacks=None, four_eyes=True)
+    third = f"arn:aws:iam::{ACCOUNT}:user/carol"
+    assert decide(registry, "churn", version, "approve", actor=third, callbacks=None, four_eyes=True)["by"] == third

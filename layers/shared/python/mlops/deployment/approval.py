@@ -36,6 +36,7 @@ from mlops.data.datasets import UNVERIFIED, DatasetVersion
 from mlops.data.uploads import same_principal
 from mlops.errors import CheckFailedError, ConflictError, InputError, NotFoundError
 from mlops.registry.keys import approval_key
+from mlops.registry.origin import origin_from_tags
 from mlops.registry.tables import Condition, ConditionFailedError, Put, Update
 from mlops.registry.versions import ModelVersion, Registry, Status, check_actor
 
@@ -359,6 +360,13 @@ def decide(
             raise SelfApprovalError(
                 f"four-eyes rule: {actor} uploaded the data model {model!r} version {version} was trained on "
                 f"(verified: {uploader}) and may not approve it; another approver must (rejecting is allowed)"
+            )
+        # an imported model: its importer (the caller the import API verified) is its author too
+        importer = (origin_from_tags(candidate.tags or {}) or {}).get("uploader")
+        if importer and same_identity(importer, actor):
+            raise SelfApprovalError(
+                f"four-eyes rule: {actor} imported model {model!r} version {version} (verified: {importer}) and may"
+                " not approve it; another approver must (rejecting is allowed)"
             )
     status = "approved" if decision == "approve" else "rejected"
     extra = {"four_eyes": four_eyes, "uploader": uploader or UNVERIFIED, "execution": request.execution}

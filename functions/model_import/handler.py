@@ -1,0 +1,96 @@
+"""Model import API: POST /models/{model}/imports (IAM-authorized, its own route and permission).
+
+Body ``{"format", "sha256", "size", "dataset_version", "source"}`` and optionally
+``source_sha256`` and ``run_id``. The importer is the caller's IAM identity
+(requestContext.identity.userArn), never a body field: the answer is a presigned PUT (15 minutes)
+of exactly that content to ``imports/<model>/<sha256>/``, whose creation starts the training
+pipeline's evaluation of the import on that dataset version.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.apierrors import answer_errors_as_json, body_text
+from mlops.errors import InputError
+from mlops.observability import api_handler
+from mlops.training.import_grants import authorize_import
+
+app = APIGatewayRestResolver()
+
+MAX_BODY_CHARS = 4 * 1024
+FIELDS = ("format", "sha256", "size", "dataset_version", "source", "source_sha256", "run_id")
+REQUIRED = FIELDS[:5]
+_clients: dict[str, Any] = {}
+
+
+def _services() -> dict[str, Any]:
+    """The registry, a SigV4 S3 client (presigned URLs must be SigV4 for KMS) and the bucket, once."""
+    if not _clients:
+        import boto3
+        from botocore.config import Config
+
+        from mlops.registry.versions import Registry
+        from mlops.settings import Platform
+
+        platform = Platform.from_env()
+        _clients["registry"] = Registry.for_platform(boto3.client("dynamodb"), platform)
+        _clients["s3"] = boto3.client("s3", config=Config(signature_version="s3v4"))
+        _clients["bucket"] = platform.data_bucket
+    return _clients
+
+
+def _body(text: str | None) -> dict[str, Any]:
+    """The request body as its fields, or InputError (400) naming what is wrong."""
+    if not text:
+        raise InputError(f"request body is missing: send a JSON object with {', '.join(REQUIRED)}")
+    if len(text) > MAX_BODY_CHARS:
+        raise InputError(f"request body is {len(text)} characters; at most {MAX_BODY_CHARS} are accepted")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise InputError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InputError(f"request body must be a JSON object with {', '.join(REQUIRED)}")
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise InputError(
+            f"body field {unknown[0]!r} is not accepted (fields: {', '.join(FIELDS)}); "
+            "the importer is taken from your credentials, never from the body"
+        )
+    missing = [f for f in REQUIRED if f not in body]
+    if missing:
+        raise InputError(f"body field {missing[0]!r} is missing")
+    return body
+
+
+@app.post("/models/<model>/imports")
+def create_import(model: str) -> Response:
+    event = app.current_event
+    identity = event.request_context.identity
+    caller = identity.user_arn or identity.caller
+    if not caller:
+        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
+    services = _services()
+    granted = authorize_import(
+        services["registry"],
+        services["s3"],
+        services["bucket"],
+        model,
+        _body(body_text(event)),
+        caller=caller,
+        request_id=event.request_context.request_id,
+    )
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=granted)
+
+
+answer_errors_as_json(app)
+
+
+@api_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
