@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / ".build" / "layers"))
 CONSTRAINTS = ROOT / "constraints.txt"
 PYTHON_VERSION = "3.12"
-BUILDER_REVISION = "3"  # bump when the build or pruning steps change
+BUILDER_REVISION = "4"  # bump when the build or pruning steps change
 # Layers whose modules are imported on a latency-sensitive cold start ship compiled bytecode.
 COMPILED_LAYERS = frozenset({"shared", "runtime", "inference"})
 
@@ -44,7 +44,10 @@ PLATFORM_TAGS = {
 # Removed after install: none of it is imported at run time. Shared objects are never stripped
 # (stripping breaks numpy).
 PRUNE_DIRS = frozenset({"tests", "__pycache__"})
-PRUNE_SUFFIXES = (".pyi", ".pyc")
+# Type stubs, bytecode, and the C, C++ and Cython sources and headers some wheels ship for building
+# other extensions against them (onnx's .cc files, numpy's headers, scipy's .pyx): nothing imports
+# them at run time. About 6.5 MiB of the science layer, which is what lets LightGBM fit beside it.
+PRUNE_SUFFIXES = (".pyi", ".pyc", ".c", ".cc", ".cpp", ".h", ".hpp", ".pyx", ".pxd", ".pxi", ".tp")
 # Test data shipped inside packages under other names (onnx's backend test cases: 15 MiB).
 PRUNE_PATHS = ("onnx/backend/test",)
 # What the Lambda Python runtime already ships (the AWS SDK and its dependencies), pulled into the
@@ -111,6 +114,22 @@ def _prune_runtime_provided(tree: Path, name: str) -> None:
             shutil.rmtree(info)
 
 
+def _add_openmp_runtime(work: Path, name: str) -> None:
+    """Give LightGBM the OpenMP runtime it links by name (``libgomp.so.1``) in the layer's ``lib/``.
+
+    LightGBM's wheel does not bundle it (scikit-learn's and XGBoost's do, under mangled names) and
+    Lambda's Python image is not known to ship it; ``/opt/lib`` is on Lambda's library path, after
+    the system's own directories, so a system copy still wins. The copy is scikit-learn's own
+    (same wheel tag as the layer).
+    """
+    if name != "science" or not (work / "python" / "lightgbm").is_dir():
+        return
+    bundled = sorted((work / "python" / "scikit_learn.libs").glob("libgomp*.so*"))
+    if bundled:
+        (work / "lib").mkdir(exist_ok=True)
+        shutil.copyfile(bundled[0], work / "lib" / "libgomp.so.1")
+
+
 def _prune(tree: Path) -> None:
     for relative in PRUNE_PATHS:
         shutil.rmtree(tree / relative, ignore_errors=True)
@@ -163,6 +182,7 @@ def build_dependency_layer(name: str, requirements: Path, architecture: str) -> 
         raise LayerBuildError(f"pip failed building layer {name} from {requirements}:\n{result.stderr[-4000:]}")
     _prune(work / "python")
     _prune_runtime_provided(work / "python", name)
+    _add_openmp_runtime(work, name)
     return _publish(work, target, asset_hash, name, compiled=compiled)
 
 
@@ -239,7 +259,8 @@ class PlatformLayers:
 
     - ``shared``: the ``mlops`` domain package from ``layers/shared/python`` (what the tests import);
     - ``runtime``: Powertools (with the X-Ray SDK its Tracer needs), pydantic, PyYAML;
-    - ``science``: numpy, pandas, scipy, scikit-learn, skl2onnx (functions that compute on data);
+    - ``science``: numpy, pandas, scipy, scikit-learn, skl2onnx, LightGBM and onnxmltools (functions
+      that compute on data);
     - ``inference``: numpy and onnxruntime only (the inference function: no scikit-learn to import).
     """
 
@@ -266,7 +287,7 @@ class PlatformLayers:
         for name, description in (
             ("inference", "numpy, onnxruntime (serving without scikit-learn)"),
             ("runtime", "Powertools, aws-xray-sdk, pydantic, PyYAML"),
-            ("science", "numpy, pandas, scipy, scikit-learn, joblib, skl2onnx"),
+            ("science", "numpy, pandas, scipy, scikit-learn, joblib, skl2onnx, lightgbm, onnxmltools"),
         ):
             built = build_dependency_layer(name, ROOT / "layers" / "deps" / name / "requirements.txt", architecture)
             self.built[name] = built

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mlops.errors import CheckFailedError
-from mlops.spec.model import ESTIMATORS, ModelSpec
+from mlops.spec.model import ESTIMATORS, SAGEMAKER_ONLY_ESTIMATORS, ModelSpec
 from mlops.training.artifacts import dump_artifact, load_artifact, sha256_hex
 from mlops.training.fit import train
 from mlops.training.frames import model_input
@@ -332,6 +332,8 @@ def _spec_for(estimator: str) -> ModelSpec:
     training = base.training.model_dump(mode="json")
     training.update(estimator=estimator, params=FAST_PARAMS.get(estimator, {}))
     training["search"] = None  # the example search space is for the example estimator
+    if estimator in SAGEMAKER_ONLY_ESTIMATORS:
+        training["backend"] = "sagemaker"
     return spec_with(base, training=training)
 
 

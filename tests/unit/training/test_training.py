@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mlops.errors import InputError, SpecError
-from mlops.spec.model import ESTIMATORS, ModelSpec
+from mlops.spec.model import ESTIMATORS, SAGEMAKER_ONLY_ESTIMATORS, ModelSpec
 from mlops.training.fit import TrainResult, build_pipeline, estimator_class, train
 from mlops.training.frames import coerce_frame, load_training_frame, model_input
 from mlops.training.split import split, split_for_training, split_frame
@@ -182,7 +182,9 @@ def test_every_allow_listed_estimator_trains_and_predicts(estimator: str) -> Non
     # GIVEN an example spec switched to this estimator, on a small frame
     model = "churn" if ESTIMATORS[estimator] == "classification" else "house-prices"
     params = SMALL_PARAMS.get(estimator.rsplit(".", 1)[1], {})
-    spec = spec_with(example_spec(model), training={"estimator": estimator, "params": params, "search": None})
+    backend = "sagemaker" if estimator in SAGEMAKER_ONLY_ESTIMATORS else "lambda"
+    training = {"estimator": estimator, "params": params, "search": None, "backend": backend}
+    spec = spec_with(example_spec(model), training=training)
     # WHEN trained
     result = train(example_frame(model, rows=200), spec)
     # THEN it predicts one value per holdout row

@@ -55,10 +55,71 @@ def estimator_class(import_path: str) -> type:
     return estimator
 
 
+# LightGBM's scikit-learn classes take the library's core parameters as keyword arguments, which
+# ``get_params`` of an unconfigured estimator does not list, and LightGBM only warns about a name it
+# does not know. These are the core parameters a spec may set (LightGBM's documented names, not
+# their aliases, and none that names a file or a thread count: the platform fixes ``n_jobs``).
+LIGHTGBM_CORE_PARAMS = frozenset(
+    {
+        "alpha",
+        "bagging_seed",
+        "bin_construct_sample_cnt",
+        "boost_from_average",
+        "cat_l2",
+        "cat_smooth",
+        "categorical_feature",
+        "cegb_penalty_split",
+        "cegb_tradeoff",
+        "data_sample_strategy",
+        "deterministic",
+        "drop_rate",
+        "drop_seed",
+        "extra_seed",
+        "extra_trees",
+        "fair_c",
+        "feature_fraction_bynode",
+        "feature_fraction_seed",
+        "interaction_constraints",
+        "is_unbalance",
+        "linear_lambda",
+        "linear_tree",
+        "max_bin",
+        "max_bin_by_feature",
+        "max_cat_threshold",
+        "max_cat_to_onehot",
+        "max_delta_step",
+        "max_drop",
+        "min_data_in_bin",
+        "min_data_per_group",
+        "monotone_constraints",
+        "monotone_constraints_method",
+        "monotone_penalty",
+        "other_rate",
+        "path_smooth",
+        "poisson_max_delta_step",
+        "scale_pos_weight",
+        "sigmoid",
+        "skip_drop",
+        "top_rate",
+        "tweedie_variance_power",
+        "uniform_drop",
+        "use_missing",
+        "xgboost_dart_mode",
+        "zero_as_missing",
+    }
+)
+EXTRA_PARAMS: dict[str, frozenset[str]] = {
+    "lightgbm.LGBMClassifier": LIGHTGBM_CORE_PARAMS,
+    "lightgbm.LGBMRegressor": LIGHTGBM_CORE_PARAMS,
+}
+
+
 @cache
 def estimator_param_names(import_path: str) -> tuple[str, ...]:
-    """The parameters an allow-listed estimator takes, sorted (scikit-learn's ``get_params`` keys)."""
-    return tuple(sorted(estimator_class(import_path)().get_params(deep=False)))
+    """The parameters an allow-listed estimator takes, sorted (``get_params`` keys, and LightGBM's
+    core parameters, :data:`LIGHTGBM_CORE_PARAMS`)."""
+    names = set(estimator_class(import_path)().get_params(deep=False)) | EXTRA_PARAMS.get(import_path, frozenset())
+    return tuple(sorted(names))
 
 
 def param_path(spec: ModelSpec, name: str, override: Mapping[str, Any] | None = None) -> str:

@@ -5,7 +5,7 @@ how to train it, which gates a candidate must pass, how it is approved, rolled o
 lives in its spec. Unknown keys, wrong types and estimators outside the allow-list are refused
 with a message that names the field path.
 
-Kept as one module (about 530 lines): it is one document's schema, section by section, and the
+Kept as one module (about 630 lines): it is one document's schema, section by section, and the
 whole-spec checks (``ModelSpec._consistent``) read across every section; split, each section
 would import the others to check itself.
 
@@ -41,6 +41,8 @@ from pydantic import (
 )
 
 from mlops.errors import SpecError
+from mlops.spec.params import ParamValue as ParamValue
+from mlops.spec.params import param_value
 
 # Defined without pydantic (the registry and serving need them on a cold start); read from here too.
 from mlops.spec.view import MODEL_NAME as MODEL_NAME
@@ -63,6 +65,19 @@ ESTIMATORS: dict[str, Literal["classification", "regression"]] = {
     "sklearn.ensemble.GradientBoostingRegressor": "regression",
     "sklearn.ensemble.HistGradientBoostingRegressor": "regression",
     "sklearn.tree.DecisionTreeRegressor": "regression",
+    # Gradient-boosting libraries (their scikit-learn interfaces), exported to ONNX by onnxmltools'
+    # converters registered with skl2onnx (mlops.training.export).
+    "lightgbm.LGBMClassifier": "classification",
+    "lightgbm.LGBMRegressor": "regression",
+    "xgboost.XGBClassifier": "classification",
+    "xgboost.XGBRegressor": "regression",
+}
+# Estimators whose library is not in the science layer: with it, a training function would pass
+# Lambda's 250 MiB unzipped limit (docs/training-pipeline.md gives the measured sizes). They train
+# only with ``training.backend: sagemaker`` (the training image installs them).
+SAGEMAKER_ONLY_ESTIMATORS: dict[str, str] = {
+    "xgboost.XGBClassifier": "xgboost",
+    "xgboost.XGBRegressor": "xgboost",
 }
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -151,9 +166,19 @@ class Search(_Strict):
     """Optional hyperparameter search: candidates train in parallel, the best goes on."""
 
     strategy: Literal["grid", "random"] = "grid"
-    space: dict[str, list[Scalar | None]] = Field(min_length=1)
+    space: dict[str, list[ParamValue]] = Field(min_length=1)
     max_candidates: int = Field(default=8, ge=1, le=40)
     metric: str | None = None
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _json_like(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {
+            name: [param_value(v, f"{name}.{i}") for i, v in enumerate(values)] if isinstance(values, list) else values
+            for name, values in value.items()
+        }
 
 
 class Split(_Strict):
@@ -233,7 +258,7 @@ class Training(_Strict):
     estimator: str | None = None
     entry_point: str | None = None
     code_version: int | None = Field(default=None, ge=1)
-    params: dict[str, Scalar | None] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
     test_size: float = Field(default=0.2, gt=0, lt=1)
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
     split: Split = Field(default_factory=Split)
@@ -267,6 +292,13 @@ class Training(_Strict):
                 f"entry_point {value!r} is not package.module:function (for example churnfeatures.model:build)"
             )
         return value
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _json_like(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {name: param_value(v, str(name)) for name, v in value.items()}
 
 
 class MetricGate(_Strict):
@@ -435,6 +467,12 @@ class ModelSpec(_Strict):
             raise ValueError(
                 f"training.estimator: {self.training.estimator} is a {estimator_task} estimator but task is {self.task}"
             )
+        library = SAGEMAKER_ONLY_ESTIMATORS.get(self.training.estimator or "")
+        if library is not None and self.training.backend != "sagemaker":
+            raise ValueError(
+                f"training.backend: {self.training.estimator} trains only on backend sagemaker ({library} does not"
+                " fit in a Lambda function beside the science layer, 250 MiB unzipped); set training.backend: sagemaker"
+            )
         if self.task == "classification":
             if self.target.classes is None:
                 raise ValueError("target.classes: a classification target must list its classes")
@@ -453,6 +491,13 @@ class ModelSpec(_Strict):
                     "training.threshold: a decision threshold applies to binary classification, and"
                     f" target.classes lists {len(self.target.classes or [])} classes (a multiclass model"
                     " predicts the class with the highest probability)"
+                )
+        if self.training.estimator == "xgboost.XGBClassifier" and self.target.classes is not None:
+            expected = list(range(len(self.target.classes)))
+            if [c if isinstance(c, int) and not isinstance(c, bool) else None for c in self.target.classes] != expected:
+                raise ValueError(
+                    f"target.classes: xgboost.XGBClassifier needs the classes 0 to {len(expected) - 1}, integers in"
+                    f" order (got {self.target.classes}); encode the labels as integers or use lightgbm.LGBMClassifier"
                 )
         valid_metrics = METRICS[self.task]
         for metric in [*self.gates.metrics, self.gates.primary_metric]:
@@ -531,12 +576,20 @@ def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
         field_named = re.match(r"^([A-Za-z_][\w.]*): (.*)$", message, re.DOTALL)
         if not error["loc"] and field_named:
             path, message = field_named.group(1), field_named.group(2)
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "param_value":
+            # A parameter value's own path (training.params.monotone_constraints.2).
+            path = ".".join(part for part in (path, str(error["ctx"]["path"])) if part)
+            message = str(error["ctx"]["reason"])
+        elif error["type"] == "extra_forbidden":
             message = "unknown field (not part of the spec format)"
         elif error["type"] == "missing":
             message = "required field is missing"
         got = error.get("input")
-        detail = f" (got {got!r})" if error["type"] not in ("missing",) and not isinstance(got, dict | list) else ""
+        detail = (
+            f" (got {got!r})"
+            if error["type"] not in ("missing", "param_value") and not isinstance(got, dict | list)
+            else ""
+        )
         lines.append(f"{source}: {path}: {message}{detail}")
     return "\n".join(lines)
 

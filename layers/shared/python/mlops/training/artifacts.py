@@ -9,8 +9,9 @@ Loading is where pickle is dangerous (a pickle can name any importable callable)
 
 1. the bytes must hash to the sha256 the registry recorded, or nothing is unpickled;
 2. the unpickler resolves only what a scikit-learn model needs: classes from scikit-learn, numpy,
-   scipy.sparse and pandas' core, numpy's array and random-state reconstructors, and a handful of
-   harmless builtins. Every name is checked three times: the module it names must be allowed (or
+   scipy.sparse and pandas' core, numpy's array and random-state reconstructors, a handful of
+   harmless builtins, and six named classes of LightGBM and XGBoost (their estimators and
+   Boosters, ``ALLOWED_LIBRARY_CLASSES``). Every name is checked three times: the module it names must be allowed (or
    nothing is imported: importing a module can itself run code), the name must be a plain name (a
    dotted name is a walk of attributes: ``numpy`` + ``f2py.subprocess.Popen`` reaches
    ``subprocess.Popen``), and what it resolves to must be a class defined in an allowed module (a
@@ -101,6 +102,19 @@ ALLOWED_FUNCTIONS = frozenset(
         ("_codecs", "encode"),
     }
 )
+# The gradient-boosting libraries' model classes, by exact name (their modules also hold data
+# loaders that read files, so no prefix of theirs is allowed): the scikit-learn estimator and its
+# Booster, which unpickles from the library's own model text (LightGBM) or bytes (XGBoost).
+ALLOWED_LIBRARY_CLASSES = frozenset(
+    {
+        ("lightgbm.sklearn", "LGBMClassifier"),
+        ("lightgbm.sklearn", "LGBMRegressor"),
+        ("lightgbm.basic", "Booster"),
+        ("xgboost.sklearn", "XGBClassifier"),
+        ("xgboost.sklearn", "XGBRegressor"),
+        ("xgboost.core", "Booster"),
+    }
+)
 ALLOWED_BUILTINS = frozenset(
     {"slice", "set", "frozenset", "complex", "bytearray", "range", "list", "dict", "tuple"}
     | {"int", "float", "bool", "str", "bytes", "object", "NoneType"}
@@ -160,6 +174,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
             owner = getattr(found, "__module__", None)
             if not isinstance(owner, str) or not _in_code(owner, self.code_modules) or not callable(found):
                 raise _refused(module, name, f"{owner}.{getattr(found, '__qualname__', '?')}")
+            return found
+        if (module, name) in ALLOWED_LIBRARY_CLASSES:
+            found = super().find_class(module, name)
+            if not isinstance(found, type) or (found.__module__, found.__qualname__) != (module, name):
+                raise _refused(module, name)
             return found
         if (module, name) in DENIED or not _allowed_module(module):
             # Refused before importing: importing a module can itself run code.

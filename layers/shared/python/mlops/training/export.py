@@ -20,6 +20,11 @@ Two adjustments to skl2onnx 1.20 (both checked by the tests against scikit-learn
   the exported copy treats ``"(missing)"`` as missing (the same value in, the same value out) and
   the server feeds ``"(missing)"`` for a null category.
 
+LightGBM and XGBoost models convert with onnxmltools' converters (``convert_lightgbm``,
+``convert_xgboost``), registered with skl2onnx for their scikit-learn classes
+(:func:`_register_booster_converters`) so the pipeline, preprocessing and all, converts in one
+graph, checked against the library's own ``predict_proba`` / ``predict`` with the same tolerance.
+
 Tolerance: see :mod:`mlops.training.onnx_check` (probabilities ``1e-4`` absolute, regression
 ``1e-3`` relative, no label may differ).
 
@@ -131,6 +136,47 @@ def _register_converters() -> None:
     tree_ensemble.add_node = add_node
 
 
+# The scikit-learn classes of the gradient-boosting libraries and their onnxmltools converters.
+BOOSTER_CONVERTERS = {
+    "lightgbm.LGBMClassifier": ("onnxmltools.convert.lightgbm.operator_converters.LightGbm", "convert_lightgbm"),
+    "lightgbm.LGBMRegressor": ("onnxmltools.convert.lightgbm.operator_converters.LightGbm", "convert_lightgbm"),
+    "xgboost.XGBClassifier": ("onnxmltools.convert.xgboost.operator_converters.XGBoost", "convert_xgboost"),
+    "xgboost.XGBRegressor": ("onnxmltools.convert.xgboost.operator_converters.XGBoost", "convert_xgboost"),
+}
+
+
+@functools.cache
+def _register_booster_converters(estimator: str) -> None:
+    """Register onnxmltools' converter for a LightGBM or XGBoost estimator with skl2onnx (once).
+
+    The library and onnxmltools are imported only for a spec that uses them: the scikit-learn
+    estimators export without either.
+    """
+    import importlib
+
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    module_name, function = BOOSTER_CONVERTERS[estimator]
+    convert = getattr(importlib.import_module(module_name), function)
+    library, _, class_name = estimator.rpartition(".")
+    model_class = getattr(importlib.import_module(library), class_name)
+    alias = f"{library.capitalize()}{class_name}"
+    if class_name.endswith("Classifier"):
+        update_registered_converter(
+            model_class,
+            alias,
+            calculate_linear_classifier_output_shapes,
+            convert,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
+    else:
+        update_registered_converter(model_class, alias, calculate_linear_regressor_output_shapes, convert)
+
+
 def _exportable_copy(pipeline: Any) -> Any:
     from sklearn.pipeline import Pipeline
 
@@ -167,6 +213,8 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
     from mlops.training.frames import _input_columns
 
     _register_converters()
+    if spec.training.estimator in BOOSTER_CONVERTERS:
+        _register_booster_converters(spec.training.estimator)
     strings = category_columns(spec)
     # the platform's pipeline names its input at "preprocess"; a user's (training.entry_point) at its start
     steps = getattr(pipeline, "named_steps", {})

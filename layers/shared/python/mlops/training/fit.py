@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import platform
 import re
+import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -32,12 +33,13 @@ import pandas as pd
 
 from mlops.errors import InputError, SpecError
 from mlops.spec.estimators import check_estimator_params, estimator_class, estimator_param_names, param_path
-from mlops.spec.model import FeatureType, ModelSpec, Scalar
+from mlops.spec.model import FeatureType, ModelSpec, ParamValue
 from mlops.training.code import build_estimator
-from mlops.training.frames import DATETIME_PARTS, _input_columns, _plain, _target_array, model_input
+from mlops.training.frames import DATETIME_PARTS, _input_columns, _plain, _target_array, class_labels, model_input
 from mlops.training.onnx_model import MISSING_CATEGORY  # the value the ONNX graph takes for a null category
 from mlops.training.split import HoldoutFile, SplitInfo, prepare_split
 from mlops.training.threshold import DecisionThreshold, choose_threshold
+from mlops.values import canonical_label
 
 # Estimators that need scaled inputs to converge and to weigh features fairly.
 LINEAR_ESTIMATORS = frozenset(
@@ -52,8 +54,20 @@ NATIVE_MISSING_ESTIMATORS = frozenset(
     {
         "sklearn.ensemble.HistGradientBoostingClassifier",
         "sklearn.ensemble.HistGradientBoostingRegressor",
+        "lightgbm.LGBMClassifier",
+        "lightgbm.LGBMRegressor",
+        "xgboost.XGBClassifier",
+        "xgboost.XGBRegressor",
     }
 )
+# Defaults the platform gives a gradient-boosting library unless the spec sets them: one thread
+# (the model must not depend on the core count) and no log lines on every fit.
+LIBRARY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lightgbm.LGBMClassifier": {"n_jobs": 1, "verbose": -1},
+    "lightgbm.LGBMRegressor": {"n_jobs": 1, "verbose": -1},
+    "xgboost.XGBClassifier": {"n_jobs": 1, "verbosity": 0},
+    "xgboost.XGBRegressor": {"n_jobs": 1, "verbosity": 0},
+}
 # One-hot columns per category feature; rarer categories share one "infrequent" column.
 MAX_ONE_HOT = 50
 # Threads a fit may use. Fixed, because the result must not depend on the machine's core count.
@@ -148,8 +162,10 @@ class TrainResult:
         }
 
 
-def estimator_params(spec: ModelSpec, params_override: Mapping[str, Scalar | None] | None = None) -> dict[str, Any]:
-    """The estimator's parameters: the spec's, then the override, then ``random_state`` from the seed.
+def estimator_params(spec: ModelSpec, params_override: Mapping[str, ParamValue] | None = None) -> dict[str, Any]:
+    """The estimator's parameters: the library's platform defaults, the spec's, the override, then
+    ``random_state`` from the seed. Values are the spec's JSON-like data (lists and mappings too);
+    a ``class_weight`` mapping is keyed by the classes as the model sees them (:func:`class_weight`).
 
     Raises
     ------
@@ -158,12 +174,37 @@ def estimator_params(spec: ModelSpec, params_override: Mapping[str, Scalar | Non
         names (:func:`mlops.spec.estimators.check_estimator_params`, the check ``spec put`` makes).
     """
     check_estimator_params(spec, params_override)
-    params: dict[str, Any] = {**spec.training.params, **(params_override or {})}
+    params: dict[str, Any] = {
+        **LIBRARY_DEFAULTS.get(spec.training.estimator or "", {}),
+        **spec.training.params,
+        **(params_override or {}),
+    }
     if spec.training.estimator is None:  # an entry point's build(spec, params) reads its own (and the seed)
         return dict(sorted(params.items()))
     if "random_state" in estimator_param_names(spec.training.estimator) and params.get("random_state") is None:
         params["random_state"] = spec.training.seed
+    if isinstance(params.get("class_weight"), dict):
+        where = param_path(spec, "class_weight", params_override)
+        params["class_weight"] = class_weight(spec, params["class_weight"], where)
     return dict(sorted(params.items()))
+
+
+def class_weight(spec: ModelSpec, weights: Mapping[str, Any], where: str) -> dict[Any, Any]:
+    """A spec's ``class_weight`` mapping (keys are text) keyed by the class labels the model is fitted on.
+
+    Raises
+    ------
+    SpecError
+        A key that is not one of ``target.classes`` (named by its path, with the classes).
+    """
+    labels = class_labels(spec) if spec.task == "classification" else []
+    by_text = {canonical_label(label): label for label in labels}
+    unknown = [key for key in weights if canonical_label(key) not in by_text]
+    if unknown:
+        raise SpecError(
+            f"{where}.{unknown[0]}: not one of target.classes ({', '.join(canonical_label(c) for c in labels)})"
+        )
+    return {by_text[canonical_label(key)]: value for key, value in weights.items()}
 
 
 def feature_plan(spec: ModelSpec) -> tuple[list[str], dict[str, str]]:
@@ -182,7 +223,7 @@ def feature_plan(spec: ModelSpec) -> tuple[list[str], dict[str, str]]:
 
 def build_pipeline(
     spec: ModelSpec,
-    params_override: Mapping[str, Scalar | None] | None = None,
+    params_override: Mapping[str, ParamValue] | None = None,
     exclude: set[str] | frozenset[str] = frozenset(),
     many_valued: set[str] | frozenset[str] = frozenset(),
 ) -> Any:
@@ -274,13 +315,18 @@ def build_pipeline(
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
 
-def library_versions(code_revision: str | None = None) -> dict[str, str]:
-    """Versions of everything that shapes a fitted model (recorded as lineage)."""
+def library_versions(code_revision: str | None = None, estimator: str | None = None) -> dict[str, str]:
+    """Versions of everything that shapes a fitted model (recorded as lineage), with the estimator's
+    own library when it is not scikit-learn (``lightgbm``, ``xgboost``)."""
     import joblib
     import scipy
     import sklearn
 
+    library = (estimator or "sklearn").partition(".")[0]
+    # The estimator was built from its library, so the module is loaded already.
+    own = {} if library == "sklearn" or library not in sys.modules else {library: sys.modules[library].__version__}
     return {
+        **own,
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
@@ -291,11 +337,19 @@ def library_versions(code_revision: str | None = None) -> dict[str, str]:
     }
 
 
+def _refused_value(exc: Exception, spec: ModelSpec, params_override: Mapping[str, ParamValue] | None) -> None:
+    """Raise scikit-learn's refusal of a parameter value as a SpecError naming the spec path."""
+    # "The 'max_depth' parameter of ... Got -3 instead.": name the field the value came from.
+    named = re.match(r"The '(\w+)' parameter", str(exc))
+    where = param_path(spec, named.group(1), params_override) if named else "training.params"
+    raise SpecError(f"{where}: {exc}") from None
+
+
 # -------------------------------------------------------------------------------------- training
 def train(
     frame: pd.DataFrame,
     spec: ModelSpec,
-    params_override: Mapping[str, Scalar | None] | None = None,
+    params_override: Mapping[str, ParamValue] | None = None,
     code_revision: str | None = None,
     holdout: HoldoutFile | None = None,
 ) -> TrainResult:
@@ -370,10 +424,15 @@ def train(
             # Any other ValueError (about the data) goes on as it is.
             if not isinstance(exc, TypeError):
                 raise
-            # "The 'max_depth' parameter of ... Got -3 instead.": name the field the value came from.
-            named = re.match(r"The '(\w+)' parameter", str(exc))
-            where = param_path(spec, named.group(1), params_override) if named else "training.params"
-            raise SpecError(f"{where}: {exc}") from None
+            _refused_value(exc, spec, params_override)
+        except Exception as exc:
+            # LightGBM and XGBoost refuse a parameter value with their own error (LightGBMError,
+            # XGBoostError) when the fit starts; the message names the parameter.
+            library = type(exc).__module__.partition(".")[0]
+            if library not in ("lightgbm", "xgboost") or library != (spec.training.estimator or "").partition(".")[0]:
+                raise
+            first = str(exc).strip().splitlines()[-1][:500] if str(exc).strip() else type(exc).__name__
+            raise SpecError(f"training.params: {library} refused the fit: {first}") from None
         fit_seconds = time.perf_counter() - started
         # Fitted copies on folds of the training rows only: the holdout stays the gate's.
         threshold = choose_threshold(pipeline, x_train, y_train, spec)
@@ -399,7 +458,7 @@ def train(
         classes=classes,
         seed=spec.training.seed,
         test_size=spec.training.test_size,
-        library_versions=library_versions(code_revision),
+        library_versions=library_versions(code_revision, spec.training.estimator),
         warnings=caught,
         fit_seconds=fit_seconds,
         split=split_info,

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from mlops.errors import CheckFailedError
-from mlops.spec.model import LOWER_IS_BETTER, ModelSpec, Scalar
+from mlops.spec.model import LOWER_IS_BETTER, ModelSpec, ParamValue
 from mlops.values import finite_number
 
 
-def candidates(spec: ModelSpec) -> list[dict[str, Scalar | None]]:
+def candidates(spec: ModelSpec) -> list[dict[str, ParamValue]]:
     """The parameter sets to train, in a deterministic order.
 
     Parameters
@@ -42,7 +42,7 @@ def candidates(spec: ModelSpec) -> list[dict[str, Scalar | None]]:
         Full estimator parameter sets (the spec's params with the searched ones replaced),
         at most ``search.max_candidates`` of them, without duplicates.
     """
-    base: dict[str, Scalar | None] = dict(spec.training.params)
+    base: dict[str, ParamValue] = dict(spec.training.params)
     search = spec.training.search
     if search is None:
         return [base]
@@ -60,7 +60,7 @@ def candidates(spec: ModelSpec) -> list[dict[str, Scalar | None]]:
     else:
         rng = np.random.default_rng(spec.training.seed)
         picks = sorted(int(i) for i in rng.choice(total, size=limit, replace=False))
-    out: list[dict[str, Scalar | None]] = []
+    out: list[dict[str, ParamValue]] = []
     seen: set[str] = set()
     for index in picks:
         point = _grid_point(axes, index)
