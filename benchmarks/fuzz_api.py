@@ -35,8 +35,8 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-# What the inference function serves on Lambda: ONNX exports (its layer has onnxruntime, not
-# scikit-learn; a pickle-only version answers 503 "re-register it", which tests/e2e/test_fuzz.py checks).
+# What the inference function serves itself: ONNX exports (its layer has onnxruntime, not
+# scikit-learn; a pickle-only version is predicted by the fallback function, which tests/e2e/test_fuzz.py checks).
 SERVED = {"fuzz-onnx": ("churn", "onnx"), "fuzz-house": ("house-prices", "onnx")}
 
 

@@ -7,6 +7,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mlops.contracts.names import FALLBACK_FUNCTION_ENV
 from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
@@ -21,12 +22,17 @@ class InferenceEndpoint(Construct):
     The function reads the registry (versions, aliases, spec revisions, rollouts), reads model
     artifacts under ``artifacts/`` and writes capture samples under ``captures/`` (which the
     bucket's lifecycle expires). It runs on the slim ``inference`` layer (numpy + onnxruntime)
-    when the layers provide one, else on the scientific layer.
+    when the layers provide one, else on the scientific layer. Versions without an ONNX export are
+    predicted by a second function on the scientific layer, which the inference function invokes
+    (:mod:`mlops.serving.fallback`): one predict route per model, whichever path serves it.
 
     Parameters
     ----------
     memory_size
         MiB; half of it is the model cache's budget.
+    fallback_memory_size
+        MiB of the fallback function (scikit-learn and pandas; more memory is also more CPU for
+        its cold start's imports).
     max_batch_size, alias_ttl_seconds, capture_rate
         See :class:`mlops.serving.settings.ServingSettings`.
 
@@ -34,6 +40,10 @@ class InferenceEndpoint(Construct):
     ----------
     function
         The inference function.
+    fallback_function
+        The fallback function (``functions/inference_fallback``): versions whose serving path is
+        ``python`` (no ONNX export), invoked synchronously by the inference function, which holds
+        the only permission to invoke it.
     predict_method, openapi_method
         The API methods.
     """
@@ -53,9 +63,36 @@ class InferenceEndpoint(Construct):
         alias_ttl_seconds: int = 30,
         capture_rate: float = 1.0,
         max_body_bytes: int = 5 * 1024 * 1024,
+        fallback_memory_size: int = 2048,
     ) -> None:
         super().__init__(scope, construct_id)
         model_layer = getattr(layers, "inference", None) or layers.science
+        # The Python path: versions without an ONNX export, predicted with scikit-learn (science
+        # layer). Invoked only by the inference function, with validated records; it reads the
+        # registry and the artifacts, and captures nothing (the inference function does).
+        fallback = MlopsFunction(
+            self,
+            "Fallback",
+            name="inference_fallback",
+            config=config,
+            key=tables.key,
+            kind="inference",
+            layers=[layers.shared, layers.runtime, layers.science],
+            description="Inference fallback: predictions of versions without an ONNX export (scikit-learn)",
+            environment={
+                **resource_environment(bucket, tables),
+                "ALIAS_TTL_SECONDS": str(alias_ttl_seconds),
+            },
+            memory_size=fallback_memory_size,
+            # below the inference function's 29 s, so a slow fallback is its 5xx, not the gateway's
+            timeout=Duration.seconds(27),
+            # its ArtifactRefused and InternalErrors count in the inference alarms (one serving service)
+            service="inference",
+        ).function
+        tables.registry.grant_read_data(fallback)
+        bucket.grant_read(fallback, f"{ARTIFACT_PREFIX}*")
+        acknowledge_grant_wildcards(fallback, "read the registry table and model artifacts")
+        self.fallback_function = fallback
         self.function = MlopsFunction(
             self,
             "Function",
@@ -71,6 +108,7 @@ class InferenceEndpoint(Construct):
                 "ALIAS_TTL_SECONDS": str(alias_ttl_seconds),
                 "CAPTURE_SAMPLE_RATE": str(capture_rate),
                 "MAX_BODY_BYTES": str(max_body_bytes),
+                FALLBACK_FUNCTION_ENV: fallback.function_name,
             },
             memory_size=memory_size,
             timeout=Duration.seconds(29),  # API Gateway's integration timeout
@@ -78,7 +116,11 @@ class InferenceEndpoint(Construct):
         tables.registry.grant_read_data(self.function)
         bucket.grant_read(self.function, f"{ARTIFACT_PREFIX}*")
         bucket.grant_put(self.function, f"{CAPTURE_PREFIX}*")
-        acknowledge_grant_wildcards(self.function, "read the registry table, read model artifacts, put capture samples")
+        fallback.grant_invoke(self.function)
+        acknowledge_grant_wildcards(
+            self.function,
+            "read the registry table, read model artifacts, put capture samples, invoke the fallback function",
+        )
 
         integration = apigw.LambdaIntegration(self.function)
         rest_api = api.rest_api

@@ -15,6 +15,7 @@ from mlops.contracts.names import schedule_group_name
 from mlops.deployment.history import deployment_history, render_history
 from mlops.errors import NotFoundError
 from mlops.registry.origin import describe_origin, origin_from_tags
+from mlops.registry.serving_path import describe_serving
 from mlops.registry.versions import ModelSummary, ModelVersion, Registry
 from mlops.registry.view import diff_versions, params_text, render_diff, version_facts
 from mlops.training.code import code_from_tags
@@ -129,6 +130,11 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
             "artifact_sha256",
         ):
             lines.append(f"  {name:<19} {_dash(data[name])}")
+        # which function serves it (ONNX or the Python fallback), its measured cold start, and why
+        data["serving"] = serving = describe_serving(record.tags)
+        lines.append(f"  {'serving_path':<19} {serving['serving_path']}: {serving['cold_start']}")
+        if "why_not_onnx" in serving:
+            lines.append(f"  {'why_not_onnx':<19} {serving['why_not_onnx']}")
         dataset = record.dataset_version or {}
         lines.append(
             f"  {'dataset_version':<19} {_dash(dataset.get('version_id'))}"

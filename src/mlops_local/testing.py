@@ -369,12 +369,14 @@ def serve_as_champion(
     prefix: str,
     onnx: bool = True,
     actor: str = "carol",
+    tags: dict[str, str] | None = None,
 ) -> int:
     """Register a fitted pipeline as ``spec``'s champion the way the pipeline does, and return its version.
 
     The pickle (and, with ``onnx``, its ONNX export) is stored under ``artifacts/<model>/<prefix>/``
     with the sha256 the registry records; the version is approved and made champion by ``actor``.
-    For scripts and tests that need a served model without running a training pipeline.
+    For scripts and tests that need a served model without running a training pipeline. ``tags``
+    are added to the version's (for example the serving path and why there is no ONNX export).
     """
     # Here, not at the top: the ONNX export (skl2onnx, about 0.8 s) only for this helper, not for
     # every test session that imports the harness.
@@ -384,11 +386,11 @@ def serve_as_champion(
     data, sha256 = dump_artifact(pipeline)
     key = f"artifacts/{spec.name}/{prefix}/model.pkl"
     s3.put_object(Bucket=bucket, Key=key, Body=data)
-    tags: dict[str, str] = {}
+    tags = dict(tags or {})
     if onnx:
         exported = export_onnx(pipeline, spec)
         s3.put_object(Bucket=bucket, Key=f"{key}.onnx", Body=exported)
-        tags = {ONNX_TAG_URI: f"s3://{bucket}/{key}.onnx", ONNX_TAG_SHA256: sha256_hex(exported)}
+        tags.update({ONNX_TAG_URI: f"s3://{bucket}/{key}.onnx", ONNX_TAG_SHA256: sha256_hex(exported)})
     version = int(
         registry.register_version(
             spec.name,

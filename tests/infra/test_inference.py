@@ -97,3 +97,54 @@ def test_the_configured_request_limits_reach_the_function_and_the_api(
     models = template.find_resources("AWS::ApiGateway::Model")
     (predict,) = [m for m in models.values() if m["Properties"]["Schema"].get("title") == "PredictRequest"]
     assert predict["Properties"]["Schema"]["properties"]["records"]["maxItems"] == batch
+
+
+def _functions_by_handler_dir(template: Template) -> dict[str, tuple[str, dict]]:
+    """Each function's logical id and properties, by its description's first word (inference or fallback)."""
+    found = {}
+    for logical_id, resource in template.find_resources("AWS::Lambda::Function").items():
+        description = resource["Properties"].get("Description", "")
+        if description.startswith("Inference fallback"):
+            found["fallback"] = (logical_id, resource["Properties"])
+        elif description.startswith("Inference:"):
+            found["inference"] = (logical_id, resource["Properties"])
+    return found
+
+
+def test_the_fallback_function_carries_the_scientific_stack_and_is_named_to_the_inference_function(
+    template: Template,
+) -> None:
+    # GIVEN the construct WHEN reading its two functions
+    functions = _functions_by_handler_dir(template)
+    (fallback_id, fallback), (_, inference) = functions["fallback"], functions["inference"]
+    # THEN the fallback has three layers (shared, runtime, science), below the inference function's timeout
+    assert len(fallback["Layers"]) == 3 and fallback["Timeout"] < inference["Timeout"]
+    assert fallback["MemorySize"] == 2048
+    # AND the inference function is told which function it is
+    assert inference["Environment"]["Variables"]["FALLBACK_FUNCTION"] == {"Ref": fallback_id}
+    # AND both count in the same serving service (one set of inference alarms)
+    service = inference["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    assert fallback["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == service
+
+
+def test_only_the_inference_function_may_invoke_the_fallback_and_the_fallback_reads_only(template: Template) -> None:
+    # GIVEN the construct's policies
+    functions = _functions_by_handler_dir(template)
+    fallback_id = functions["fallback"][0]
+    invokers = []
+    fallback_actions: set[str] = set()
+    for resource in template.find_resources("AWS::IAM::Policy").values():
+        statements = resource["Properties"]["PolicyDocument"]["Statement"]
+        roles = json.dumps(resource["Properties"]["Roles"])
+        for statement in statements:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "lambda:InvokeFunction" in actions:
+                assert fallback_id in json.dumps(statement["Resource"]), statement
+                invokers.append(roles)
+            if "InferenceFallback" in roles:
+                fallback_actions.update(actions)
+    # THEN exactly one role may invoke it: the inference function's
+    assert len(invokers) == 1 and "InferenceFunction" in invokers[0] and "Fallback" not in invokers[0]
+    # AND the fallback reads the registry and artifacts, and writes nothing but its logs and traces
+    writes = {a for a in fallback_actions if a.startswith(("s3:Put", "s3:Delete", "dynamodb:Put", "dynamodb:Update"))}
+    assert writes == set() and "s3:GetObject*" in fallback_actions and "dynamodb:GetItem" in fallback_actions

@@ -64,3 +64,7 @@ DIGEST_FAILED_METRIC = "AuditDigestFailed"
 # job's results are written under batch-jobs/<model>/<job id>/.
 BATCH_INPUT_PREFIX = "batch"
 BATCH_JOB_PREFIX = "batch-jobs"
+
+# The inference function's setting naming the fallback function (the Python serving path), which
+# stacks/inference.py writes and mlops.serving.fallback reads.
+FALLBACK_FUNCTION_ENV = "FALLBACK_FUNCTION"

@@ -65,7 +65,9 @@ def render_model_card(
     lineage
         Training facts (``TrainResult.summary()``) plus ``code_revision``, ``pipeline_execution``,
         ``spec_revision``, ``artifact_uri``, ``artifact_sha256``, ``created_at``, ``candidates``
-        (how many search candidates were trained); every key is optional.
+        (how many search candidates were trained), and the serving facts of
+        :func:`mlops.registry.serving_path.describe_serving` (``serving_path``, ``cold_start``,
+        ``why_not_onnx``: a "Serving" section); every key is optional.
     gate_result
         A ``GateResult`` or its dict (``passed``, ``reasons``, ``checks``); ``None`` if not gated.
     champion_comparison
@@ -232,6 +234,17 @@ def render_model_card(
     lines += [f"- {text}" for text in limits] if limits else ["- None found by the pipeline's checks."]
     lines.append("")
 
+    if lineage.get("serving_path"):
+        lines += ["## Serving", ""]
+        lines += _bullets(
+            [
+                ("Served by", _SERVED_BY.get(str(lineage["serving_path"]), lineage["serving_path"])),
+                ("Cold start", lineage.get("cold_start")),
+                ("No ONNX export because", lineage.get("why_not_onnx")),
+            ]
+        )
+        lines.append("")
+
     lines += ["## Lineage", ""]
     lines += _bullets(
         [
@@ -302,6 +315,14 @@ def _training_code(code: Any) -> str | None:
         f"version {code['version']} of {code.get('package')} (sha256 {code.get('sha256')}), "
         f"entry point `{code.get('entry_point')}`, uploaded by {code.get('uploader')}"
     )
+
+
+# How each serving path (mlops.registry.serving_path) reaches the model, in a reader's words.
+_SERVED_BY = {
+    "onnx": "`onnx`: its ONNX export, run by onnxruntime in the inference function",
+    "python": "`python`: its pickled pipeline (restricted unpickler, sha256 checked), run by scikit-learn in the"
+    " fallback function, which the inference function invokes",
+}
 
 
 def _limitations(

@@ -1,4 +1,5 @@
-"""Loaded models that predict validated records: ONNX (onnxruntime) or a pickled scikit-learn pipeline.
+"""Loaded models that predict validated records: ONNX (onnxruntime), a pickled scikit-learn pipeline,
+or (in the inference function, for a ``python``-path version) the fallback function's answers.
 
 :func:`load_predictor` reads a version's artifact, checks its bytes against the sha256 the
 registry recorded, and prefers the ONNX export (no scikit-learn, no code run on load). A version
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mlops.errors import CheckFailedError, NotFoundError
+from mlops.registry.serving_path import serving_path
 from mlops.registry.versions import ModelVersion
 from mlops.serving.errors import ArtifactRefusedError, ServingUnavailableError
+from mlops.serving.fallback import FallbackInvoker, RemotePredictor
 from mlops.spec.view import SpecView
 from mlops.training.onnx_model import (  # the ONNX model's interface, shared with the export's check
     ONNX_TAG_SHA256,
@@ -131,11 +134,22 @@ class MemoryArtifacts:
         return self.objects[uri]
 
 
-def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts: ArtifactSource) -> Predictor:
+def load_predictor(
+    version: ModelVersion,
+    spec: ModelSpec | SpecView,
+    artifacts: ArtifactSource,
+    *,
+    fallback: FallbackInvoker | None = None,
+    serve_onnx: bool = True,
+) -> Predictor:
     """Load a version's model after checking its bytes against the registry's sha256.
 
-    The ONNX export (tags ``onnx_uri`` and ``onnx_sha256``) is preferred; without one, the
-    pickled pipeline is loaded with :func:`mlops.training.artifacts.load_artifact` (restricted unpickler).
+    The version's serving path (:func:`mlops.registry.serving_path.serving_path`) decides: ``onnx``
+    loads the ONNX export (tags ``onnx_uri`` and ``onnx_sha256``); ``python`` is a
+    :class:`~mlops.serving.fallback.RemotePredictor` when a ``fallback`` function is given (the
+    inference function), else the pickled pipeline loaded here with
+    :func:`mlops.training.artifacts.load_artifact` (restricted unpickler; the fallback function, and
+    tests). ``serve_onnx=False`` (the fallback function) always loads the pickle.
 
     Raises
     ------
@@ -148,7 +162,8 @@ def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts:
 
     where = f"model {version.model!r} version {version.version}"
     onnx_uri = version.tags.get(ONNX_TAG_URI)
-    if onnx_uri:
+    python_path = serving_path(version.tags) == "python"
+    if onnx_uri and serve_onnx and not python_path:
         data = artifacts.read(onnx_uri)
         expected = (version.tags.get(ONNX_TAG_SHA256) or "").lower()
         actual = sha256_hex(data)
@@ -168,6 +183,9 @@ def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts:
         return _thresholded(onnx, version)
     if not version.artifact_uri or not version.artifact_sha256:
         raise ServingUnavailableError(f"{where} records no model artifact")
+    if fallback is not None and serve_onnx:
+        # The Python path, from the inference function: the fallback function loads and checks it.
+        return RemotePredictor(fallback, version.model, version.version)
     data = artifacts.read(version.artifact_uri)
     try:
         from mlops.training.artifacts import load_artifact
@@ -175,7 +193,8 @@ def load_predictor(version: ModelVersion, spec: ModelSpec | SpecView, artifacts:
         pipeline = load_artifact(data, version.artifact_sha256)
     except ImportError:
         raise ServingUnavailableError(
-            f"{where} has no ONNX export and this function does not carry scikit-learn; re-register it"
+            f"{where} is served by the Python path (no ONNX export) and this function has no fallback function"
+            " configured (FALLBACK_FUNCTION) nor scikit-learn"
         ) from None
     except CheckFailedError as exc:
         integrity = "sha256 mismatch" in str(exc)

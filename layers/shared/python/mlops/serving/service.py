@@ -12,7 +12,9 @@ part lives in its own module of :mod:`mlops.serving`:
   sha256 the registry recorded (an ONNX export when the version has one, served with onnxruntime
   and no scikit-learn; otherwise the pickled pipeline through
   :func:`mlops.training.artifacts.load_artifact`), and kept in an LRU cache bounded in bytes
-  (:class:`~mlops.serving.cache.ModelCache`);
+  (:class:`~mlops.serving.cache.ModelCache`). A ``python``-path version (no ONNX export) is predicted
+  by the fallback function (:mod:`~mlops.serving.fallback`), after the same validation and routing,
+  and captured the same way;
 - **aliases** are re-read at most every ``alias_ttl_seconds``; when the champion or challenger
   moves, the next request after the check serves the new version;
 - **rollouts** (:mod:`~mlops.serving.routing`) come from the model's rollout item
@@ -48,6 +50,7 @@ from mlops.registry.versions import Registry
 from mlops.serving.cache import LoadedModel, ModelCache
 from mlops.serving.capture import CaptureSink, capture_key, capture_lines
 from mlops.serving.errors import ArtifactRefusedError, NoChampionError, ServingError, ServingUnavailableError
+from mlops.serving.fallback import FallbackInvoker, RemotePredictor
 from mlops.serving.predictors import ArtifactSource, Prediction, load_predictor
 from mlops.serving.requests import RequestModels, parse_request, request_models
 from mlops.serving.routing import PredictResult, Routing, read_routing
@@ -75,6 +78,13 @@ class InferenceService:
         Random numbers for canary routing and capture sampling (tests pass a seeded one).
     capture_async
         Write captures on a background thread (the default); tests may write inline.
+    on_refused
+        Called with the model, version and code of a refused artifact (the function's metrics).
+    fallback
+        Reaches the fallback function, which serves ``python``-path versions (the inference
+        function's service); without it they are loaded here (the fallback function, tests).
+    serve_onnx
+        False in the fallback function: every version is loaded from its pickle.
     """
 
     def __init__(
@@ -88,6 +98,8 @@ class InferenceService:
         rng: random.Random | None = None,
         capture_async: bool = True,
         on_refused: Callable[[str, int, str], None] | None = None,
+        fallback: FallbackInvoker | None = None,
+        serve_onnx: bool = True,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
@@ -101,6 +113,8 @@ class InferenceService:
         self.capture_failures = 0
         self.captured = 0
         self.on_refused = on_refused
+        self.fallback = fallback
+        self.serve_onnx = serve_onnx
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="capture") if capture_async else None
         self._pending: list[Any] = []
 
@@ -133,7 +147,9 @@ class InferenceService:
         version_record = self.registry.get_version(model, version)
         spec = SpecStore(self.registry).get(model, version_record.spec_revision).view()
         try:
-            predictor = load_predictor(version_record, spec, self.artifacts)
+            predictor = load_predictor(
+                version_record, spec, self.artifacts, fallback=self.fallback, serve_onnx=self.serve_onnx
+            )
         except ArtifactRefusedError as exc:
             self.refused[key] = (self.clock(), exc)
             logger.error(
@@ -209,7 +225,7 @@ class InferenceService:
         if challenger is not None and routing.mode == "canary" and self.rng.random() < routing.share:
             answering, role = challenger, "challenger"
         try:
-            prediction = answering.predictor.predict(records)
+            prediction = _predict(answering, records, request_id)
         except Exception:
             if answering is champion:
                 raise
@@ -217,13 +233,13 @@ class InferenceService:
                 "canary failed; the champion answers", extra={"model": model, "version": answering.version}
             )
             answering, role = champion, "champion"
-            prediction = champion.predictor.predict(records)
+            prediction = _predict(champion, records, request_id)
         predicted = time.perf_counter()
         shadow: Prediction | None = None
         shadow_error: str | None = None
         if challenger is not None and routing.mode == "shadow":
             try:
-                shadow = challenger.predictor.predict(records)
+                shadow = _predict(challenger, records, request_id)
             except Exception as exc:  # a shadow never affects the answer
                 shadow_error = type(exc).__name__
                 logger.warning("shadow prediction failed", extra={"model": model, "version": challenger.version})
@@ -291,3 +307,10 @@ class InferenceService:
         for future in list(self._pending):
             future.result(timeout=max(0.0, deadline - time.monotonic()))
         self._pending = []
+
+
+def _predict(entry: LoadedModel, records: list[dict[str, Any]], request_id: str) -> Prediction:
+    """A loaded version's prediction; the fallback function is told the API's request id."""
+    if isinstance(entry.predictor, RemotePredictor):
+        return entry.predictor.predict(records, request_id)
+    return entry.predictor.predict(records)

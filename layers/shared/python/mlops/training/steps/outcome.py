@@ -15,6 +15,7 @@ from mlops.registry.failures import record_failure as record_run_failure
 from mlops.registry.keys import training_run_key
 from mlops.registry.origin import origin_tags
 from mlops.training.code import code_tags
+from mlops.registry.serving_path import ONNX_ERROR_TAG, SERVING_PATH_TAG, describe_serving
 from mlops.training.steps.services import (
     PIPELINE_ACTOR,
     Services,
@@ -74,10 +75,12 @@ def _threshold_tags(threshold: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _onnx_tags(onnx: dict[str, Any]) -> dict[str, str]:
-    """The version's ONNX tags from CheckOnnx's result: the checked export, or why it has none."""
+    """The version's serving path and ONNX tags from CheckOnnx's result: the checked export (``onnx``),
+    or why it has none (``python``: served by the fallback function, mlops.registry.serving_path)."""
     if onnx.get("uri"):
-        return {"onnx_uri": onnx["uri"], "onnx_sha256": onnx["sha256"]}
-    return {"onnx_error": str(onnx.get("error", "not exported"))[:500]}
+        return {"onnx_uri": onnx["uri"], "onnx_sha256": onnx["sha256"], SERVING_PATH_TAG: "onnx"}
+    # Not a failure: the pickled pipeline is served by the fallback function (mlops.registry.serving_path).
+    return {ONNX_ERROR_TAG: str(onnx.get("error", "not exported"))[:500], SERVING_PATH_TAG: "python"}
 
 
 def _existing_version(services: Services, model: str, execution: str) -> Any:
@@ -161,6 +164,8 @@ def register_candidate(
             "status": version.status.value,
             "candidates": evaluation.get("candidates_trained", 1),
             **training,
+            # which function serves it, its measured cold start, and why not ONNX when not
+            **describe_serving(version.tags),
         },
         gate_result,
         evaluation.get("champion"),
