@@ -13,7 +13,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge_grant_wildcards
-from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, RegistryTables, resource_environment
+from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, CODE_PREFIX, RegistryTables, resource_environment
 
 
 class InferenceEndpoint(Construct):
@@ -91,7 +91,8 @@ class InferenceEndpoint(Construct):
         ).function
         tables.registry.grant_read_data(fallback)
         bucket.grant_read(fallback, f"{ARTIFACT_PREFIX}*")
-        acknowledge_grant_wildcards(fallback, "read the registry table and model artifacts")
+        bucket.grant_read(fallback, f"{CODE_PREFIX}*")  # the code package of a model built by user code
+        acknowledge_grant_wildcards(fallback, "read the registry table, model artifacts and training-code packages")
         self.fallback_function = fallback
         self.function = MlopsFunction(
             self,

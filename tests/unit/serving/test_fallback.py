@@ -314,3 +314,65 @@ def test_the_fallback_handler_answers_and_refuses_in_its_payload(kernel: Any, wo
     expected = kernel.predict(model_input(pd.DataFrame(world.records[:3]), world.spec))
     assert answers[0]["predictions"] == [int(v) for v in expected]
     assert answers[1] == {"error": "artifact_integrity", "status": 503, "message": answers[1]["message"]}
+
+
+TRANSFORMER = """
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+class SignedLog(BaseEstimator, TransformerMixin):
+    '''A custom transformer (no skl2onnx converter): sign(x) * log1p(|x|).'''
+
+    def fit(self, x, y=None):
+        return self
+
+    def transform(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.sign(x) * np.log1p(np.abs(x))
+"""
+
+
+def test_a_model_built_by_user_code_is_served_by_the_fallback_with_its_package(
+    world: World, tmp_path: Path, churn_models: Any
+) -> None:
+    # GIVEN a code package with a custom transformer (uploaded as `mlops code upload` stores it)
+    from sklearn.base import clone
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from mlops.training.code import activate_code, package_code
+    from mlops.training.frames import coerce_frame, target_array
+
+    source = tmp_path / "fallbackcode"
+    source.mkdir()
+    (source / "__init__.py").write_text("")
+    (source / "transforms.py").write_text(TRANSFORMER)
+    package, code_sha256, name = package_code(source)
+    code_uri = "s3://bucket/code/churn/1/fallbackcode.zip"
+    world.artifacts.objects[code_uri] = package
+    activate_code(world.artifacts.read, code_uri, code_sha256)
+    transforms = importlib.import_module(f"{name}.transforms")
+    # AND a pipeline built with it (as a training entry point would), registered with its code tags
+    spec, trained = churn_models
+    frame = coerce_frame(example_frame("churn", rows=600), spec)
+    frame = frame[frame[spec.target.name].notna()]
+    pipeline = Pipeline(
+        [
+            ("preprocess", clone(trained[0].pipeline.named_steps["preprocess"])),
+            ("impute", SimpleImputer()),
+            ("signed_log", transforms.SignedLog()),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(model_input(frame, spec), target_array(frame, spec))
+    with pytest.raises(OnnxExportError):
+        export_onnx(pipeline, spec)
+    code = {"code_uri": code_uri, "code_sha256": code_sha256, "code_package": name}
+    world.champion(register_pipeline(world, pipeline, "code", serving_path="python", **code))
+    front, _ = pair(world)
+    # WHEN predicted through the inference service and its fallback
+    result = front.predict(MODEL, json.dumps({"records": world.records}), content_type=JSON, request_id="u")
+    # THEN the answer is the pipeline's own: the fallback loaded the artifact with the package allowed
+    expected = pipeline.predict_proba(model_input(pd.DataFrame(world.records), world.spec))
+    np.testing.assert_allclose(result.body["probabilities"], expected, atol=1e-6)

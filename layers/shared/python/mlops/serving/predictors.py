@@ -190,7 +190,15 @@ def load_predictor(
     try:
         from mlops.training.artifacts import load_artifact
 
-        pipeline = load_artifact(data, version.artifact_sha256)
+        code_modules: tuple[str, ...] = ()
+        if version.tags.get("code_uri"):
+            # A model built by user code (training.entry_point): its package, sha256 checked, is made
+            # importable, and the unpickler allows exactly that package besides the allow-list.
+            from mlops.training.code import activate_code
+
+            activate_code(artifacts.read, version.tags["code_uri"], version.tags.get("code_sha256", ""))
+            code_modules = (version.tags.get("code_package", ""),)
+        pipeline = load_artifact(data, version.artifact_sha256, code_modules=code_modules)
     except ImportError:
         raise ServingUnavailableError(
             f"{where} is served by the Python path (no ONNX export) and this function has no fallback function"

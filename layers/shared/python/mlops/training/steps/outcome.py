@@ -14,8 +14,8 @@ from mlops.registry.failures import failure_fields
 from mlops.registry.failures import record_failure as record_run_failure
 from mlops.registry.keys import training_run_key
 from mlops.registry.origin import origin_tags
-from mlops.training.code import code_tags
 from mlops.registry.serving_path import ONNX_ERROR_TAG, SERVING_PATH_TAG, describe_serving
+from mlops.training.code import code_tags
 from mlops.training.steps.services import (
     PIPELINE_ACTOR,
     Services,
