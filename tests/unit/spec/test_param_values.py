@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from mlops.errors import SpecError
+from mlops.errors import NotFoundError, SpecError
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
 from mlops.spec.estimators import check_estimator_params
 from mlops.spec.model import parse_spec, parse_spec_text
 from mlops.training.fit import build_pipeline, estimator_params
@@ -137,3 +139,23 @@ def test_a_value_the_library_refuses_fails_the_fit_with_the_params_path() -> Non
     frame = pd.DataFrame(rng.normal(size=(200, 4)), columns=["a", "b", "c", "y"]).assign(c=lambda f: f.c.round())
     with pytest.raises(SpecError, match=r"^training\.params: lightgbm refused the fit: .*monotone"):
         train(frame, spec)
+
+
+@pytest.mark.parametrize("estimator", ["xgboost.XGBRegressor", "xgboost.XGBClassifier"])
+def test_a_spec_the_pipeline_cannot_run_yet_is_not_stored(estimator: str) -> None:
+    # GIVEN an XGBoost spec on the SageMaker backend (it parses: the library path works)
+    task = "regression" if estimator.endswith("Regressor") else "classification"
+    document = _spec({"estimator": estimator, "backend": "sagemaker"}, task=task)
+    if task == "classification":
+        document["target"]["classes"] = [0, 1]
+    spec = parse_spec(document)
+    # WHEN it is stored THEN it is refused, naming the field, why, and what to use instead
+    store = SpecStore(Registry.in_memory())
+    refused = r"xgb\.yaml: training\.estimator: .* cannot run in the pipeline yet: .*Evaluate"
+    with pytest.raises(SpecError, match=refused):
+        store.put(spec, actor="alice", source="xgb.yaml")
+    with pytest.raises(NotFoundError):
+        store.get(spec.name)
+    # AND a LightGBM spec is stored
+    lgbm = parse_spec(_spec({"estimator": "lightgbm.LGBMRegressor"}, task="regression"))
+    assert store.put(lgbm, actor="alice").revision == 1

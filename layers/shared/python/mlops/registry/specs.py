@@ -118,10 +118,15 @@ class SpecStore:
             not take (each named by its path, with the valid names); nothing is stored.
         """
         # Here, not at the top: the check imports scikit-learn, which readers of specs never need.
+        from mlops.errors import SpecError
         from mlops.spec.estimators import check_estimator_params
+        from mlops.spec.model import pipeline_problems
 
         check_actor(actor)
         check_estimator_params(spec, source=source)
+        problems = pipeline_problems(spec)
+        if problems:
+            raise SpecError("; ".join(f"{source}: {problem}" if source else problem for problem in problems))
         model = spec.name
         fingerprint = spec.fingerprint()
         latest = self._latest(model)

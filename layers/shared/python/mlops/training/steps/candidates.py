@@ -15,7 +15,7 @@ from mlops.data.validation.api import validate_stream
 from mlops.errors import CheckFailedError, ConfigError, InputError, NotFoundError, SpecError
 from mlops.registry.code_versions import get_code_version
 from mlops.registry.specs import SpecStore
-from mlops.spec.model import ModelSpec
+from mlops.spec.model import ModelSpec, pipeline_problems
 from mlops.training.artifacts import dump_artifact
 from mlops.training.code import activate_code, entry_point_package
 from mlops.training.evaluation import evaluate
@@ -156,6 +156,9 @@ def plan_training(
     upload = DatasetUpload(**event["upload"])
     revision = SpecStore(services.registry).get(upload.model, int(event["spec_revision"]))
     spec = revision.spec()
+    problems = [] if upload.imported else pipeline_problems(spec)
+    if problems:  # a spec stored before the check existed fails here, with the same message
+        raise SpecError("; ".join(problems))
     search = spec.training.search
     metric = (search.metric if search is not None and search.metric else None) or spec.primary_metric
     planned: list[dict[str, Any]] = [{"index": i, "params": params} for i, params in enumerate(candidates(spec))]
