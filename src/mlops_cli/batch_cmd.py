@@ -1,4 +1,4 @@
-"""``mlops batch start M s3://... [--version V] [--wait]``, ``mlops batch list M``, ``mlops batch show JOB``."""
+"""``mlops batch start M s3://... [--version V] [--wait]``, ``list M``, ``show JOB``, ``redrive JOB [--wait]``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from typing import Any
 import click
 from botocore.exceptions import ClientError
 
-from mlops.batch.runs import describe_job, job_prefix, list_jobs, object_job_id, parse_uri, start_object_job
+from mlops.batch.runs import (
+    describe_job,
+    job_prefix,
+    list_jobs,
+    object_job_id,
+    parse_uri,
+    redrive_job,
+    start_object_job,
+)
 from mlops.contracts.batch import BatchInput
 from mlops.errors import CheckFailedError, NotFoundError
 from mlops.registry.versions import check_model_name
@@ -129,3 +137,22 @@ def show(app: AppContext, job_id: str) -> None:
     """One job: status, counts, input version and sha256, output, errors and manifest objects."""
     job = describe_job(app.session().client("stepfunctions"), batch_state_machine(app), job_id)
     emit(app, job, _text(job))
+
+
+@command.command("redrive")
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Wait for the job, showing progress, and print its manifest.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait (then exit 3; the job goes on).")
+@json_option
+@pass_app
+def redrive(app: AppContext, job_id: str, wait: bool, timeout: float) -> None:
+    """Resume JOB_ID, which ended FAILED, where it failed: only the work not done runs again."""
+    arn = batch_state_machine(app)
+    redriven = redrive_job(app.session().client("stepfunctions"), arn, job_id)
+    if not wait:
+        emit(app, redriven, f"redriven {job_id} at {redriven['redriven']}  (mlops batch show {job_id})")
+        return
+    job = _wait(app, arn, job_id, timeout)
+    emit(app, job, _text(job))
+    if job["status"] != "SUCCEEDED":
+        raise CheckFailedError(f"batch job {job_id} ended {job['status']}: {job.get('error') or ''}")

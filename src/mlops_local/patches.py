@@ -7,6 +7,9 @@
 - Step Functions Retry back-off and Wait states are compressed (unless real time is asked for);
 - a Distributed Map's ItemReader runs what moto lacks (ItemBatcher, JSON Lines, the ItemSelector
   per item) for the Map states :func:`mlops_local.distributed_map.rewrite` marked;
+- a Distributed Map fails when its failed children exceed its tolerated failures
+  (:func:`_enforce_tolerated_failures`; moto's Map succeeds whatever fails);
+- Step Functions gains ``RedriveExecution``, which moto lacks (:mod:`mlops_local.redrive`);
 - DynamoDB requests are applied one at a time per account and region (:func:`serialize_dynamodb`);
 - every AWS API request passes the failure drills' plan first (:mod:`mlops_local.faults`), which
   may throttle it, fail it or cut its answer short.
@@ -25,6 +28,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from mlops_local import redrive
 
 _active: dict[str, Any] = {"cloud": None, "installed": False}
 _REASONS = {
@@ -145,6 +150,57 @@ def _emulate_item_reader() -> None:
     item_reader_decl.ItemReader._eval_body = eval_body  # type: ignore[method-assign]
 
 
+def _enforce_tolerated_failures() -> None:
+    """A Distributed Map whose failed children exceed its tolerated failures fails, as on AWS.
+
+    moto's Distributed Map records a failed child execution and goes on: the Map succeeds with
+    ``null`` in the failed children's places, whatever ``ToleratedFailureCount`` says. AWS fails
+    the Map Run with ``States.ExceedToleratedFailureThreshold`` (both thresholds default to 0), which
+    is what a redrive resumes. The seam is ``DistributedIterationComponent._map_run``, which
+    returns once every child has ended; the children counted are those that failed, timed out or
+    were aborted. Differences: AWS stops starting children once the threshold is exceeded (here
+    every child runs first), and with both thresholds given AWS fails when either is exceeded
+    (here: when both are; one given alone behaves as on AWS).
+    """
+    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as component,
+    )
+
+    original = component.DistributedIterationComponent._map_run
+
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        original(self, env, eval_input)
+        counter = eval_input.map_run_record.item_counter
+        total = counter.total.get()
+        failed = counter.failed.get() + counter.timed_out.get() + counter.aborted.get()
+        count = int(eval_input.tolerated_failure_count or 0)
+        percentage = float(eval_input.tolerated_failure_percentage or 0)
+        if failed <= count or (total and failed * 100.0 <= percentage * total):
+            return
+        error = StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold)
+        cause = f"{failed} of {total} child execution(s) failed; tolerated: {count} ({percentage:g}%)"
+        details: Any = {"mapRunFailedEventDetails": MapRunFailedEventDetails(error=error.error_name, cause=cause)}
+        raise FailureEventException(
+            failure_event=FailureEvent(
+                env=env,
+                error_name=error,
+                event_type=HistoryEventType.MapRunFailed,
+                event_details=details,
+            )
+        )
+
+    component.DistributedIterationComponent._map_run = map_run  # type: ignore[method-assign]
+
+
 def _install() -> None:
     if _active["installed"]:
         return
@@ -240,6 +296,8 @@ def _install() -> None:
 
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
     _emulate_item_reader()
+    _enforce_tolerated_failures()
+    redrive.install()
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         deadline = time.time() + scaled(float(wait_seconds))

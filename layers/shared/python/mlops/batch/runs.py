@@ -98,6 +98,24 @@ def describe_job(sfn: Any, state_machine_arn: str, job_id: str) -> dict[str, Any
     }
 
 
+def redrive_job(sfn: Any, state_machine_arn: str, job_id: str) -> dict[str, Any]:
+    """Redrive a job that ended FAILED, TIMED_OUT or ABORTED (Step Functions ``RedriveExecution``).
+
+    The execution resumes where it failed (for a job, the Map: its failed batches run again, and
+    batches already written are written again with the same content), with the same input and the
+    model version and input object version pinned at its Start.
+    """
+    arn = execution_arn(state_machine_arn, job_id)
+    try:
+        answer = sfn.redrive_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        raise NotFoundError(f"batch job {job_id!r} does not exist") from None
+    except sfn.exceptions.ExecutionNotRedrivable as exc:
+        message = exc.response.get("Error", {}).get("Message") or "not redrivable"
+        raise InputError(f"batch job {job_id!r} cannot be redriven: {message}") from None
+    return {"job_id": job_id, "redriven": iso_time(answer.get("redriveDate")), "prefix": job_prefix(job_id)}
+
+
 def upload_job(event: dict[str, Any]) -> BatchInput:
     """The job an S3 "Object Created" event under ``batch/<model>/`` asks for (one per object version).
 
