@@ -15,7 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX
+from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX, BATCH_TICK_MINUTES
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
@@ -176,11 +176,59 @@ class BatchPipeline(Construct):
             "resource-level permissions exist for those)",
         )
 
-        self._upload_starter(config=config, layers=layers, bucket=bucket, tables=tables)
+        self.dead_letters = self._upload_starter(config=config, layers=layers, bucket=bucket, tables=tables)
+        self._scheduler(config=config, layers=layers, bucket=bucket, tables=tables, executions=executions)
+
+    def _scheduler(
+        self,
+        *,
+        config: EnvironmentConfig,
+        layers: PlatformLayers,
+        bucket: s3.IBucket,
+        tables: RegistryTables,
+        executions: str,
+    ) -> None:
+        """One rule every BATCH_TICK_MINUTES starts each model's due ``batch.schedule`` job (mlops.batch.schedules).
+
+        A model is data, not a stack: the schedules live in the specs, not in one rule per model.
+        """
+        self.schedule_starter = MlopsFunction(
+            self,
+            "ScheduleStarter",
+            name="batch_schedule",
+            config=config,
+            key=tables.key,
+            kind="trigger",
+            dead_letter_queue=self.dead_letters,
+            layers=[layers.shared, layers.runtime],
+            description="Every 15 minutes: starts each model's due scheduled batch job once (spec batch.schedule)",
+            environment={**resource_environment(bucket, tables), "BATCH_STATE_MACHINE_ARN": self.state_machine_arn},
+            memory_size=256,
+            timeout=Duration.minutes(2),
+        ).function
+        fn = self.schedule_starter
+        tables.registry.grant_read_data(fn)  # the models and their specs
+        bucket.grant_read(fn, f"{BATCH_INPUT_PREFIX}/*")  # the input's current VersionId (HeadObject)
+        self.state_machine.grant_start_execution(fn)
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
+        acknowledge_grant_wildcards(
+            fn, "registry read, read batch/* (the inputs' versions), describe the batch machine's executions"
+        )
+        self.schedule_rule = events.Rule(
+            self,
+            "BatchSchedule",
+            description="Starts the batch jobs whose spec batch.schedule is due",
+            schedule=events.Schedule.rate(Duration.minutes(BATCH_TICK_MINUTES)),
+            targets=[
+                targets.LambdaFunction(
+                    fn, dead_letter_queue=self.dead_letters, retry_attempts=2, max_event_age=Duration.minutes(15)
+                )
+            ],
+        )
 
     def _upload_starter(
         self, *, config: EnvironmentConfig, layers: PlatformLayers, bucket: s3.IBucket, tables: RegistryTables
-    ) -> None:
+    ) -> sqs.Queue:
         """An object created under ``batch/`` starts one job per object version (as training's uploads do)."""
         dead_letters = sqs.Queue(
             self,
@@ -189,7 +237,11 @@ class BatchPipeline(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the upload rule.")
+        acknowledge(
+            dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the upload and schedule rules.",
+        )
         skip_checkov(
             dead_letters,
             "CKV_AWS_27",
@@ -233,3 +285,4 @@ class BatchPipeline(Construct):
                 )
             ],
         )
+        return dead_letters

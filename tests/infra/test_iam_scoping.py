@@ -84,8 +84,9 @@ def test_every_platform_log_group_and_function_uses_the_customer_key(synthesized
     assert len(groups) >= 18 and len(functions) >= 14
     assert all("KmsKeyId" in g["Properties"] for g in groups)
     assert all("KmsKeyArn" in f["Properties"] for f in functions)
-    # the asynchronously invoked functions (the two upload starters, the scheduled audit digest) send
-    # failed events to a queue
+    # the asynchronously invoked functions (the two upload starters, the batch schedule, the scheduled
+    # audit digest) send failed events to a queue
     with_dlq = sorted(f["Properties"]["Description"] for f in functions if "DeadLetterConfig" in f["Properties"])
-    assert len(with_dlq) == 3
-    assert "batch job" in with_dlq[0] and "training pipeline" in with_dlq[1] and "signed digest" in with_dlq[2]
+    assert len(with_dlq) == 4
+    assert "scheduled batch job" in with_dlq[0] and "batch job" in with_dlq[1]
+    assert "training pipeline" in with_dlq[2] and "signed digest" in with_dlq[3]

@@ -64,6 +64,8 @@ DIGEST_FAILED_METRIC = "AuditDigestFailed"
 # job's results are written under batch-jobs/<model>/<job id>/.
 BATCH_INPUT_PREFIX = "batch"
 BATCH_JOB_PREFIX = "batch-jobs"
+# The batch trigger's period (stacks/batch.py's rule); a spec's batch.schedule is no more frequent.
+BATCH_TICK_MINUTES = 15
 
 # The inference function's setting naming the fallback function (the Python serving path), which
 # stacks/inference.py writes and mlops.serving.fallback reads.

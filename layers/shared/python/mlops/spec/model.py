@@ -40,9 +40,11 @@ from pydantic import (
     model_validator,
 )
 
+from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX
 from mlops.errors import SpecError
 from mlops.spec.params import ParamValue as ParamValue
 from mlops.spec.params import param_value
+from mlops.spec.schedule import BATCH_TICK, ScheduleError, parse_schedule
 
 # Defined without pydantic (the registry and serving need them on a cold start); read from here too.
 from mlops.spec.view import MODEL_NAME as MODEL_NAME
@@ -395,6 +397,35 @@ class Monitoring(_Strict):
         return value
 
 
+class Batch(_Strict):
+    """Scheduled batch scoring: ``input`` (a key under ``batch/<model>/``) scored at each ``schedule`` time.
+
+    The platform's one periodic trigger starts each due time's job once, on the input's current
+    object version (docs/batch.md); ``output`` is a prefix under ``batch-jobs/<model>/`` (each job
+    writes under ``<output>/<job id>/``), by default ``batch-jobs/<model>/``.
+    """
+
+    schedule: str | None = None
+    input: str | None = None
+    output: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_expression(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            schedule = parse_schedule(value)
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        if schedule.period is not None and schedule.period < BATCH_TICK:
+            raise ValueError(
+                f"{value!r}: the batch trigger runs every {int(BATCH_TICK.total_seconds() // 60)} minutes;"
+                " a batch schedule may not be more frequent"
+            )
+        return value
+
+
 class Fairness(_Strict):
     protected_attributes: list[str] = Field(default_factory=list)
     # Disparate impact: the lowest group positive rate over the highest must be at least this.
@@ -435,6 +466,7 @@ class ModelSpec(_Strict):
     deployment: Deployment = Field(default_factory=Deployment)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     fairness: Fairness = Field(default_factory=Fairness)
+    batch: Batch = Field(default_factory=Batch)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
 
     @field_validator("name")
@@ -446,6 +478,24 @@ class ModelSpec(_Strict):
                 " (at most 63 characters)"
             )
         return value
+
+    def _check_batch(self) -> None:
+        batch, inputs, outputs = self.batch, f"{BATCH_INPUT_PREFIX}/{self.name}/", f"{BATCH_JOB_PREFIX}/{self.name}"
+        if batch.input is not None and (not batch.input.startswith(inputs) or batch.input.endswith("/")):
+            raise ValueError(
+                f"batch.input: {batch.input!r} must be an object key under {inputs} (e.g. {inputs}nightly.csv);"
+                " batch jobs read only the data bucket's batch/<model>/"
+            )
+        if (
+            batch.output is not None
+            and batch.output.strip("/") != outputs
+            and not batch.output.startswith(f"{outputs}/")
+        ):
+            raise ValueError(f"batch.output: {batch.output!r} must be a prefix under {outputs}/ (or omitted)")
+        if batch.schedule is not None and batch.input is None:
+            raise ValueError("batch.input: a batch.schedule needs the input it scores (a key under " + inputs + ")")
+        if batch.schedule is None and (batch.input is not None or batch.output is not None):
+            raise ValueError("batch.schedule: batch.input and batch.output are used only by a schedule; add one")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -517,6 +567,7 @@ class ModelSpec(_Strict):
         search = self.training.search
         if search is not None and search.metric is not None and search.metric not in valid_metrics:
             raise ValueError(f"training.search.metric: {search.metric!r} is not a {self.task} metric")
+        self._check_batch()
         for attribute in self.fairness.protected_attributes:
             if attribute not in names:
                 raise ValueError(f"fairness.protected_attributes: {attribute!r} is not a feature")
