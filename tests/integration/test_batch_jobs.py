@@ -187,6 +187,8 @@ def test_a_csv_is_scored_in_input_order_with_refused_rows_named(
     # AND the job is an audit event of the model's chain
     events = list(services.registry.audit.items(MODEL))
     assert [e["action"] for e in events][-1] == "batch.score"
+    after = events[-1]["after"]
+    assert (json.loads(after) if isinstance(after, str) else after)["trigger"] == job.trigger
     assert job.actor == f"pipeline:{MODEL}.job-0"
 
 

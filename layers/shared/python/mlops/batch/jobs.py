@@ -282,7 +282,7 @@ def finish(request: FinishRequest, services: BatchServices, *, request_id: str |
         subject=f"model/{job.model}/version/{job.version}/batch/{job.job_id}",
         after={
             k: manifest.model_dump(mode="json")[k]
-            for k in ("job_id", "version", "input", "rows", "scored", "refused", "output", "manifest_key")
+            for k in ("job_id", "version", "input", "rows", "scored", "refused", "output", "manifest_key", "trigger")
         },
         request_id=request_id,
     )
