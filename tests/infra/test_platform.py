@@ -156,7 +156,11 @@ def test_upload_rule_matches_dataset_prefix_of_the_data_bucket(synthesized: Synt
             "EventPattern": {
                 "source": ["aws.s3"],
                 "detail-type": ["Object Created"],
-                "detail": {"bucket": {"name": [Match.any_value()]}, "object": {"key": [{"prefix": "datasets/"}]}},
+                # datasets start a training run; imported models (docs/import-a-model.md) go through the same pipeline
+                "detail": {
+                    "bucket": {"name": [Match.any_value()]},
+                    "object": {"key": [{"prefix": "datasets/"}, {"prefix": "imports/"}]},
+                },
             },
             "Targets": [
                 Match.object_like(
