@@ -233,7 +233,7 @@ class PlatformApi(Construct):
             key=tables.key,
             kind="api",
             layers=[layers.shared, layers.runtime],
-            description="Model import API: records the calling IAM principal, returns a presigned PUT under imports/",
+            description="Model import API (and notebook runs): records the calling IAM principal, presigned PUTs",
             environment=resource_environment(bucket, tables),
             memory_size=256,
             timeout=Duration.seconds(10),
@@ -249,6 +249,9 @@ class PlatformApi(Construct):
         self.imports_method = model.add_resource("imports").add_method(
             "POST", apigw.LambdaIntegration(imports.function)
         )
+        # Notebook runs (mlops.tracking): the same function (registry write, the caller AWS verified),
+        # its own route so that recording runs is its own execute-api permission (POST/models/*/runs).
+        self.runs_method = model.add_resource("runs").add_method("POST", apigw.LambdaIntegration(imports.function))
 
     @property
     def url(self) -> str:

@@ -1,10 +1,14 @@
-"""Model import API: POST /models/{model}/imports (IAM-authorized, its own route and permission).
+"""Model import API: POST /models/{model}/imports and POST /models/{model}/runs (IAM-authorized, each its
+own route and permission).
 
 Body ``{"format", "sha256", "size", "dataset_version", "source"}`` and optionally
 ``source_sha256`` and ``run_id``. The importer is the caller's IAM identity
 (requestContext.identity.userArn), never a body field: the answer is a presigned PUT (15 minutes)
 of exactly that content to ``imports/<model>/<sha256>/``, whose creation starts the training
 pipeline's evaluation of the import on that dataset version.
+
+``POST /models/{model}/runs`` records a notebook run (:mod:`mlops.tracking`): body ``{"params",
+"metrics", "tags"}``, the recorder again the caller's IAM identity; answers the run and its run id.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from mlops.apierrors import answer_errors_as_json, body_text
 from mlops.errors import InputError
 from mlops.observability import api_handler
 from mlops.training.import_grants import authorize_import
+from mlops.training.notebook_runs import parse_body, record_run
 
 app = APIGatewayRestResolver()
 
 MAX_BODY_CHARS = 4 * 1024
+MAX_RUN_BODY_CHARS = 256 * 1024  # a run's params, metrics and tags (DynamoDB items hold 400 KB)
 FIELDS = ("format", "sha256", "size", "dataset_version", "source", "source_sha256", "run_id")
 REQUIRED = FIELDS[:5]
 _clients: dict[str, Any] = {}
@@ -86,6 +92,24 @@ def create_import(model: str) -> Response:
         request_id=event.request_context.request_id,
     )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=granted)
+
+
+@app.post("/models/<model>/runs")
+def create_run(model: str) -> Response:
+    event = app.current_event
+    identity = event.request_context.identity
+    caller = identity.user_arn or identity.caller
+    if not caller:
+        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
+    text = body_text(event)
+    if not text:
+        raise InputError("request body is missing: send a JSON object with params, metrics and tags")
+    if len(text) > MAX_RUN_BODY_CHARS:
+        raise InputError(f"request body is {len(text)} characters; at most {MAX_RUN_BODY_CHARS} are accepted")
+    recorded = record_run(
+        _services()["registry"], model, parse_body(text), caller=caller, request_id=event.request_context.request_id
+    )
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=recorded)
 
 
 answer_errors_as_json(app)

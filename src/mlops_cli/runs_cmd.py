@@ -10,13 +10,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.errors import CheckFailedError, MlopsError, NotFoundError
 from mlops.registry.keys import training_run_key
+from mlops.registry.versions import Registry
 from mlops.registry.view import render_candidates
 from mlops.registry.view import run_candidates as stored_candidates
 from mlops.training.history import Run
+from mlops.training.notebook_runs import NotebookRun, list_notebook_runs
 from mlops.training.run_view import render_run
 from mlops.training.runs import describe_run, list_runs, wait_run
 from mlops_cli.common import AppContext, emit, json_option, pass_app
-from mlops_cli.models_cmd import open_registry
+
+
+def open_registry(app: AppContext) -> Registry:
+    """The environment's registry (models_cmd's own, repeated: importing models_cmd here made a cycle
+    through models_import_cmd, which imports this module, so `mlops runs` failed to load first)."""
+    return Registry.for_platform(app.session().client("dynamodb"), app.platform())
 
 
 def training_state_machine(app: AppContext) -> str:
@@ -96,10 +103,33 @@ def command() -> None:
 @json_option
 @pass_app
 def list_cmd(app: AppContext, model: str | None, limit: int) -> None:
-    """The newest runs, newest first."""
+    """The newest runs, newest first; with --model, the runs recorded from notebooks too (source notebook)."""
     runs = list_runs(app.session().client("stepfunctions"), training_state_machine(app), model=model, limit=limit)
+    notebook = list_notebook_runs(open_registry(app), model)[:limit] if model else []
     lines = [f"{r.status:<10} {r.started or '-':<33} {r.name}" for r in runs] or ["no runs"]
-    emit(app, {"runs": [r.to_dict() for r in runs]}, "\n".join(lines))
+    if notebook:
+        lines += ["", "notebook runs (source notebook):"] + [line for r in notebook for line in render_notebook_run(r)]
+    data: dict[str, Any] = {"runs": [{**r.to_dict(), "source": "pipeline"} for r in runs]}
+    if model:
+        data["notebook_runs"] = [r.to_dict() for r in notebook]
+    emit(app, data, "\n".join(lines))
+
+
+def _values(values: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={json.dumps(v) if not isinstance(v, float) else f'{v:.4g}'}" for k, v in sorted(values.items())
+    )
+
+
+def render_notebook_run(run: NotebookRun) -> list[str]:
+    """``NOTEBOOK   <when>   <run id>  by <who>`` and its params and metrics."""
+    status = run.tags.get("status", "RECORDED")
+    lines = [f"{status:<10} {run.created_at:<33} {run.run_id}  by {run.caller}"]
+    if run.params:
+        lines.append(f"  params:  {_values(run.params)}")
+    if run.metrics:
+        lines.append(f"  metrics: {_values(run.metrics)}")
+    return lines
 
 
 @command.command("show")

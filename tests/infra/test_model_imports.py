@@ -60,3 +60,25 @@ def test_an_object_under_imports_raises_the_rule_that_starts_the_pipeline(synthe
     ]
     keys = [p["detail"]["object"]["key"] for p in patterns if "object" in p.get("detail", {})]
     assert [{"prefix": "datasets/"}, {"prefix": "imports/"}] in keys, keys
+
+
+def test_notebook_runs_are_their_own_iam_authorized_route_on_the_import_function(synthesized: Synthesized) -> None:
+    resources = synthesized.template_json("dev", "platform")["Resources"]
+    # GIVEN the API resources /models/{model}/runs and /models/{model}/imports
+    methods = {}
+    for part in ("runs", "imports"):
+        (resource,) = [
+            k
+            for k, r in resources.items()
+            if r["Type"] == "AWS::ApiGateway::Resource" and r["Properties"]["PathPart"] == part
+        ]
+        (methods[part],) = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["ResourceId"] == {"Ref": resource}
+        ]
+    # THEN recording a run is a POST behind IAM (its own execute-api ARN: .../POST/models/*/runs)
+    runs = methods["runs"]["Properties"]
+    assert runs["HttpMethod"] == "POST" and runs["AuthorizationType"] == "AWS_IAM"
+    # AND it is answered by the import API's function (registry write, nothing more on S3)
+    assert runs["Integration"]["Uri"] == methods["imports"]["Properties"]["Integration"]["Uri"]

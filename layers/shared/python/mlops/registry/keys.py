@@ -64,6 +64,7 @@ CODE_SK_PREFIX = "CODE#"
 APPROVAL_SK_PREFIX = "APPROVAL#"
 MONITOR_RUN_SK_PREFIX = "MONITOR#RUN#"
 TRAINING_RUN_SK_PREFIX = "RUN#"
+NOTEBOOK_RUN_SK_PREFIX = "NOTEBOOK#"
 META_SK = "META"
 ROLLOUT_SK = "ROLLOUT#current"
 MONITOR_SK = "MONITOR"
@@ -184,6 +185,11 @@ def monitor_run_key(model: str, started_at: str, run_id: str) -> dict[str, str]:
 def training_run_key(model: str, execution_name: str) -> dict[str, str]:
     """Key of a failed training run's item (one per execution of the training pipeline)."""
     return {PK: model_pk(model), SK: f"{TRAINING_RUN_SK_PREFIX}{execution_name}"}
+
+
+def notebook_run_key(model: str, run_id: str) -> dict[str, str]:
+    """Key of one run recorded from a notebook (``mlops.tracking``), found again by its run id."""
+    return {PK: model_pk(model), SK: f"{NOTEBOOK_RUN_SK_PREFIX}{run_id}"}
 
 
 # ------------------------------------------------------------------------------ audit chains

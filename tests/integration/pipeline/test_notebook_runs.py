@@ -1,0 +1,255 @@
+"""Notebook runs (``mlops.tracking``) over real signed HTTP: the client signs with the caller's own
+credentials, a loopback server checks the SigV4 signature as API Gateway does (the local cloud's
+verifier) and hands the request, with the identity it verified, to the import API's real handler,
+whose registry is on moto. Then ``mlops runs list --model M`` lists the run beside pipeline runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner
+
+from mlops import tracking
+from mlops.errors import InputError
+from mlops.registry.specs import SpecStore
+from mlops.spec.model import parse_spec
+from mlops.training.notebook_runs import get_notebook_run, list_notebook_runs
+from mlops.training.steps.services import Services
+from mlops_cli.main import cli
+from mlops_local.apigw import SignatureError, verify_sigv4
+from tests.integration.pipeline.test_validate_step import SPEC
+from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
+
+HANDLER = Path(__file__).resolve().parents[3] / "functions" / "model_import" / "handler.py"
+ACCOUNT = "123456789012"
+USERS = {"AKIDSCIENTIST": ("scientist-secret", "scientist"), "AKIDCAROL": ("carol-secret", "carol")}
+
+
+class Context:
+    function_name = "model-import"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:model-import"
+    aws_request_id = "r"
+
+
+def _handler() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("model_import_handler_runs", HANDLER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The import API's handler behind a loopback HTTP server that verifies SigV4 like API Gateway."""
+    for name, value in (
+        ("DATA_BUCKET", DATA_BUCKET),
+        ("REGISTRY_TABLE", REGISTRY_TABLE),
+        ("AUDIT_TABLE", AUDIT_TABLE),
+        ("MLOPS_ENVIRONMENT", "dev"),
+        ("POWERTOOLS_TRACE_DISABLED", "1"),
+    ):
+        monkeypatch.setenv(name, value)
+    SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
+    handler = _handler()
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            url = f"http://{self.headers['Host']}{self.path}"
+            try:
+                key = verify_sigv4(
+                    method="POST",
+                    url=url,
+                    headers=dict(self.headers.items()),
+                    body=body,
+                    credentials={k: v[0] for k, v in USERS.items()},
+                    region="us-east-1",
+                )
+            except SignatureError as exc:
+                return self._answer(403, json.dumps({"message": str(exc)}).encode())
+            path = self.path.removeprefix("/v1")
+            model = path.split("/")[2]
+            event = {
+                "resource": "/models/{model}/runs",
+                "path": path,
+                "httpMethod": "POST",
+                "headers": {"Content-Type": "application/json"},
+                "pathParameters": {"model": model},
+                "requestContext": {
+                    "requestId": "req-1",
+                    "stage": "v1",
+                    "resourcePath": "/models/{model}/runs",
+                    "httpMethod": "POST",
+                    "identity": {"userArn": f"arn:aws:iam::{ACCOUNT}:user/{USERS[key][1]}", "caller": key},
+                },
+                "body": body.decode(),
+                "isBase64Encoded": False,
+            }
+            answer = handler.handler(event, Context())
+            self._answer(answer["statusCode"], answer["body"].encode())
+
+        def _answer(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1/"
+    finally:
+        httpd.shutdown()
+
+
+def _as(monkeypatch: pytest.MonkeyPatch, access_key: str) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", USERS.get(access_key, ("wrong",))[0])
+
+
+def test_a_notebook_run_is_recorded_as_the_signer_and_audited(
+    api: str, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the scientist's own credentials in the notebook
+    _as(monkeypatch, "AKIDSCIENTIST")
+    # WHEN a run logs params and metrics (a tag claiming another caller is just a tag)
+    with tracking.start_run(model="tiny", api_url=api, region="us-east-1", tags={"caller": "mallory"}) as run:
+        run.log_params({"C": 0.5, "columns": ["x", "y"], "penalty": "l2", "fit_intercept": True})
+        run.log_metrics({"accuracy": 0.93, "f1": 1})
+    # THEN the platform stored it under the identity AWS verified, with its values
+    assert run.run_id is not None and run.run_id.startswith("nb-")
+    stored = get_notebook_run(services.registry, "tiny", run.run_id)
+    assert stored.caller == f"arn:aws:iam::{ACCOUNT}:user/scientist"
+    assert stored.params == {"C": 0.5, "columns": ["x", "y"], "penalty": "l2", "fit_intercept": True}
+    assert stored.metrics == {"accuracy": 0.93, "f1": 1.0}
+    assert stored.tags == {"caller": "mallory", "status": "FINISHED"}
+    # AND the recording is in the model's audit chain, by the scientist
+    events, _ = services.registry.audit.list_events("tiny", limit=50)
+    recorded = [e for e in events if e.action == "run.recorded"]
+    assert [e.actor for e in recorded] == [f"arn:aws:iam::{ACCOUNT}:user/scientist"]
+
+
+def test_the_signer_is_recorded_whoever_signs(api: str, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    _as(monkeypatch, "AKIDCAROL")
+    with tracking.start_run(model="tiny", api_url=api, region="us-east-1") as run:
+        run.log_metrics({"accuracy": 0.5})
+    assert get_notebook_run(services.registry, "tiny", str(run.run_id)).caller.endswith(":user/carol")
+
+
+def test_a_bad_signature_records_nothing(api: str, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSCIENTIST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    run = tracking.start_run(model="tiny", api_url=api, region="us-east-1")
+    run.log_metrics({"accuracy": 0.9})
+    with pytest.raises(tracking.TrackingError, match=r"HTTP 403"):
+        run.end()
+    assert list_notebook_runs(services.registry, "tiny") == []
+
+
+@pytest.mark.parametrize(
+    ("log", "message"),
+    [
+        (lambda r: r.log_metrics({"auc": float("nan")}), r"metric 'auc': nan is not a finite number"),
+        (lambda r: r.log_metrics({"auc": float("inf")}), r"metric 'auc': inf is not a finite number"),
+        (lambda r: r.log_metrics({"auc": "0.9"}), r"metric 'auc': '0.9' \(str\) is not a number"),
+        (lambda r: r.log_params({"model": object()}), r"param 'model': <object object .*> \(object\) is not a JSON"),
+        (lambda r: r.log_params({"alpha": float("nan")}), r"param 'alpha': nan \(float\) is not a JSON value"),
+    ],
+)
+def test_bad_values_are_refused_in_the_notebook_with_their_name(log: Any, message: str) -> None:
+    run = tracking.start_run(model="tiny", api_url="http://127.0.0.1:9/v1/", region="us-east-1")
+    with pytest.raises(InputError, match=message):
+        log(run)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"metrics": {"auc": NaN}}', "not valid JSON (NaN is not a JSON number); metrics must be finite"),
+        ('{"metrics": {"auc": Infinity}}', "Infinity is not a JSON number"),
+        ('{"metrics": {"auc": true}}', "metrics.auc: True is not a number"),
+        ('{"params": {"a": {"nested": 1}}}', r"params.a: {'nested': 1} (dict) is not a JSON value"),
+        ('{"params": {"bad name": 1}}', "params.bad name: a name is 1-128 characters"),
+        ('{"caller": "mallory"}', "body field 'caller' is not accepted"),
+    ],
+)
+def test_the_api_refuses_what_the_client_would_not_send(
+    api: str, services: Services, monkeypatch: pytest.MonkeyPatch, body: str, message: str
+) -> None:
+    # a request made by hand (not through the client's checks), signed as the scientist
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = api + "models/tiny/runs"
+    request = AWSRequest(method="POST", url=url, data=body.encode(), headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials("AKIDSCIENTIST", "scientist-secret"), "execute-api", "us-east-1").add_auth(request)
+    import urllib.error
+    import urllib.request
+
+    outgoing = urllib.request.Request(url, data=body.encode(), headers=dict(request.headers.items()), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(outgoing, timeout=10)
+    assert refused.value.code == 400
+    answer = json.loads(refused.value.read())
+    assert message in (answer.get("message") or answer.get("error")), answer
+    assert list_notebook_runs(services.registry, "tiny") == []
+
+
+def test_a_model_without_a_spec_is_named(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _as(monkeypatch, "AKIDSCIENTIST")
+    run = tracking.start_run(model="churn", api_url=api, region="us-east-1")
+    with pytest.raises(InputError, match=r"model 'churn' has no spec.*\(HTTP 404\)"):
+        run.end()
+
+
+def test_runs_list_shows_notebook_runs_beside_pipeline_runs(
+    api: str, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a training state machine with no executions, and one notebook run
+    _as(monkeypatch, "AKIDSCIENTIST")
+    with tracking.start_run(model="tiny", api_url=api, region="us-east-1") as run:
+        run.log_params({"C": 0.5})
+        run.log_metrics({"accuracy": 0.93})
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    machine = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
+        name="training", definition='{"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}', roleArn=role
+    )["stateMachineArn"]
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    for name, value in (
+        ("data-bucket", DATA_BUCKET),
+        ("registry-table", REGISTRY_TABLE),
+        ("audit-table", AUDIT_TABLE),
+        ("training-state-machine-arn", machine),
+    ):
+        ssm.put_parameter(Name=f"/mlops/dev/{name}", Value=value, Type="String")
+    # WHEN the runs of the model are listed
+    text = CliRunner().invoke(cli, ["runs", "list", "--model", "tiny"])
+    listed = CliRunner().invoke(cli, ["runs", "list", "--model", "tiny", "--json"])
+    # THEN the notebook run is there with who, params and metrics
+    assert text.exit_code == 0, text.output
+    assert f"FINISHED   {get_notebook_run(services.registry, 'tiny', str(run.run_id)).created_at}" in text.output
+    assert f"{run.run_id}  by arn:aws:iam::{ACCOUNT}:user/scientist" in text.output
+    assert "params:  C=0.5" in text.output and "metrics: accuracy=0.93" in text.output
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.output)
+    assert data["runs"] == []
+    assert [(r["run_id"], r["source"], r["metrics"]) for r in data["notebook_runs"]] == [
+        (run.run_id, "notebook", {"accuracy": 0.93})
+    ]
