@@ -15,14 +15,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.apierrors import answer_errors_as_json, body_text
-from mlops.errors import InputError
+from mlops.apierrors import answer_errors_as_json, body_text, grant_fields, verified_caller
 from mlops.observability import api_handler
 from mlops.registry.code_versions import authorize_code_upload
 
 app = APIGatewayRestResolver()
 
-MAX_BODY_CHARS = 4 * 1024
 FIELDS = ("package", "sha256", "size")
 _clients: dict[str, Any] = {}
 
@@ -45,38 +43,11 @@ def _services() -> dict[str, Any]:
     return _clients
 
 
-def _body(text: str | None) -> dict[str, Any]:
-    """The request body as the three fields, or InputError (400) naming what is wrong."""
-    if not text:
-        raise InputError('request body is missing: send {"package": ..., "sha256": ..., "size": ...}')
-    if len(text) > MAX_BODY_CHARS:
-        raise InputError(f"request body is {len(text)} characters; at most {MAX_BODY_CHARS} are accepted")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise InputError("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InputError('request body must be a JSON object {"package": ..., "sha256": ..., "size": ...}')
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise InputError(
-            f"body field {unknown[0]!r} is not accepted (fields: {', '.join(FIELDS)}); "
-            "the uploader is taken from your credentials, never from the body"
-        )
-    missing = [f for f in FIELDS if f not in body]
-    if missing:
-        raise InputError(f"body field {missing[0]!r} is missing")
-    return body
-
-
 @app.post("/models/<model>/code")
 def create_code_version(model: str) -> Response:
     event = app.current_event
-    identity = event.request_context.identity
-    caller = identity.user_arn or identity.caller
-    if not caller:
-        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
-    body = _body(body_text(event))
+    caller = verified_caller(event)
+    body = grant_fields(body_text(event), FIELDS)
     services = _services()
     granted = authorize_code_upload(
         services["registry"],

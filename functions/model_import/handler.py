@@ -13,13 +13,12 @@ pipeline's evaluation of the import on that dataset version.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.apierrors import answer_errors_as_json, body_text
+from mlops.apierrors import answer_errors_as_json, body_text, grant_fields, verified_caller
 from mlops.errors import InputError
 from mlops.observability import api_handler
 from mlops.training.import_grants import authorize_import
@@ -27,7 +26,6 @@ from mlops.training.notebook_runs import parse_body, record_run
 
 app = APIGatewayRestResolver()
 
-MAX_BODY_CHARS = 4 * 1024
 MAX_RUN_BODY_CHARS = 256 * 1024  # a run's params, metrics and tags (DynamoDB items hold 400 KB)
 FIELDS = ("format", "sha256", "size", "dataset_version", "source", "source_sha256", "run_id")
 REQUIRED = FIELDS[:5]
@@ -50,44 +48,17 @@ def _services() -> dict[str, Any]:
     return _clients
 
 
-def _body(text: str | None) -> dict[str, Any]:
-    """The request body as its fields, or InputError (400) naming what is wrong."""
-    if not text:
-        raise InputError(f"request body is missing: send a JSON object with {', '.join(REQUIRED)}")
-    if len(text) > MAX_BODY_CHARS:
-        raise InputError(f"request body is {len(text)} characters; at most {MAX_BODY_CHARS} are accepted")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise InputError("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InputError(f"request body must be a JSON object with {', '.join(REQUIRED)}")
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise InputError(
-            f"body field {unknown[0]!r} is not accepted (fields: {', '.join(FIELDS)}); "
-            "the importer is taken from your credentials, never from the body"
-        )
-    missing = [f for f in REQUIRED if f not in body]
-    if missing:
-        raise InputError(f"body field {missing[0]!r} is missing")
-    return body
-
-
 @app.post("/models/<model>/imports")
 def create_import(model: str) -> Response:
     event = app.current_event
-    identity = event.request_context.identity
-    caller = identity.user_arn or identity.caller
-    if not caller:
-        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
+    caller = verified_caller(event)
     services = _services()
     granted = authorize_import(
         services["registry"],
         services["s3"],
         services["bucket"],
         model,
-        _body(body_text(event)),
+        grant_fields(body_text(event), FIELDS, REQUIRED, who="importer"),
         caller=caller,
         request_id=event.request_context.request_id,
     )
@@ -97,10 +68,7 @@ def create_import(model: str) -> Response:
 @app.post("/models/<model>/runs")
 def create_run(model: str) -> Response:
     event = app.current_event
-    identity = event.request_context.identity
-    caller = identity.user_arn or identity.caller
-    if not caller:
-        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
+    caller = verified_caller(event)
     text = body_text(event)
     if not text:
         raise InputError("request body is missing: send a JSON object with params, metrics and tags")

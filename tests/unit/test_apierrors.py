@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from mlops.apierrors import answer_errors_as_json
+from mlops.apierrors import answer_errors_as_json, grant_fields
 from mlops.deployment.approval import SelfApprovalError, UnverifiedUploaderError
 from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError, NotFoundError, SpecError
 
@@ -70,3 +71,30 @@ def test_a_body_that_is_not_utf8_is_the_callers_error() -> None:
         with pytest.raises(InputError, match="not UTF-8 text") as refused:
             body_text(event(hostile, True))
         assert refused.value.http_status == 400
+
+
+FIELDS = ("name", "sha256", "size")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "request body is missing: send a JSON object with name, sha256, size"),
+        ("x" * 5000, "request body is 5000 characters; at most 4096 are accepted"),
+        ('{"name": [[[[["deep"]]]]]}', "request body must be one flat JSON object"),
+        ("{not json", "request body is not valid JSON"),
+        ('["name"]', "request body must be a JSON object with name, sha256, size"),
+        ('{"name": "a", "sha256": "b", "size": 1, "uploader": "me"}', "body field 'uploader' is not accepted"),
+        ('{"name": "a", "size": 1}', "body field 'sha256' is missing"),
+    ],
+)
+def test_a_grant_request_body_is_refused_naming_what_is_wrong(text: str | None, message: str) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        grant_fields(text, FIELDS)
+
+
+def test_a_grant_request_body_takes_optional_fields_and_names_who_comes_from_credentials() -> None:
+    body = grant_fields('{"format": "onnx", "run_id": "r1"}', ("format", "run_id"), ("format",), who="importer")
+    assert body == {"format": "onnx", "run_id": "r1"}
+    with pytest.raises(InputError, match="the importer is taken from your credentials"):
+        grant_fields('{"format": "onnx", "importer": "x"}', ("format", "run_id"), ("format",), who="importer")

@@ -6,6 +6,7 @@ fault of the platform and is left to the resolver (500, logged with the request 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -40,3 +41,53 @@ def body_text(event: Any) -> str | None:
         return str(event.decoded_body)
     except (UnicodeDecodeError, ValueError):  # ValueError: base64 that is not base64 (binascii.Error)
         raise InputError("request body is not UTF-8 text: send a JSON object") from None
+
+
+MAX_GRANT_BODY_CHARS = 4 * 1024  # a grant request is a few short fields
+
+
+def verified_caller(event: Any) -> str:
+    """The caller AWS authenticated (IAM: ``requestContext.identity``), never a value the client wrote."""
+    identity = event.request_context.identity
+    caller = identity.user_arn or identity.caller
+    if not caller:
+        raise InputError("the request carries no IAM identity (the route must use IAM authorization)")
+    return str(caller)
+
+
+def grant_fields(
+    text: str | None,
+    fields: tuple[str, ...],
+    required: tuple[str, ...] | None = None,
+    *,
+    who: str = "uploader",
+    max_chars: int = MAX_GRANT_BODY_CHARS,
+) -> dict[str, Any]:
+    """A grant request's body (upload, code upload, import) as one flat JSON object of ``fields``,
+    or :class:`InputError` (400) naming what is wrong: missing, too long, nested, not JSON, not an
+    object, an unknown field (the ``who`` is taken from the credentials, never the body), or a
+    ``required`` field (default: all) missing."""
+    required = fields if required is None else required
+    wanted = f"a JSON object with {', '.join(required)}"
+    if not text:
+        raise InputError(f"request body is missing: send {wanted}")
+    if len(text) > max_chars:
+        raise InputError(f"request body is {len(text)} characters; at most {max_chars} are accepted")
+    if text.count("{") + text.count("[") > 4:  # refused before parsing: no deep nesting reaches json
+        raise InputError(f"request body must be one flat JSON object: send {wanted}")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise InputError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InputError(f"request body must be {wanted}")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InputError(
+            f"body field {unknown[0]!r} is not accepted (fields: {', '.join(fields)}); "
+            f"the {who} is taken from your credentials, never from the body"
+        )
+    missing = [f for f in required if f not in body]
+    if missing:
+        raise InputError(f"body field {missing[0]!r} is missing")
+    return body
