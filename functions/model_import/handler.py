@@ -8,7 +8,8 @@ of exactly that content to ``imports/<model>/<sha256>/``, whose creation starts 
 pipeline's evaluation of the import on that dataset version.
 
 ``POST /models/{model}/runs`` records a notebook run (:mod:`mlops.tracking`): body ``{"params",
-"metrics", "tags"}``, the recorder again the caller's IAM identity; answers the run and its run id.
+"metrics", "tags"}`` and optionally the logged ``model`` (format, sha256, size), the recorder again
+the caller's IAM identity; answers the run, its run id and for a model a presigned PUT under imports/.
 """
 
 from __future__ import annotations
@@ -74,8 +75,15 @@ def create_run(model: str) -> Response:
         raise InputError("request body is missing: send a JSON object with params, metrics and tags")
     if len(text) > MAX_RUN_BODY_CHARS:
         raise InputError(f"request body is {len(text)} characters; at most {MAX_RUN_BODY_CHARS} are accepted")
+    services = _services()
     recorded = record_run(
-        _services()["registry"], model, parse_body(text), caller=caller, request_id=event.request_context.request_id
+        services["registry"],
+        model,
+        parse_body(text),
+        caller=caller,
+        request_id=event.request_context.request_id,
+        s3=services["s3"],
+        bucket=services["bucket"],
     )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=recorded)
 

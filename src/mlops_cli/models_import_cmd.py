@@ -9,22 +9,32 @@ version's holdout, Gate, Register, approval and deployment, as for a trained can
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import tempfile
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
+from botocore.exceptions import ClientError
 
-from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError
+from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError, NotFoundError
 from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.spec.model import ModelSpec
+from mlops.training.notebook_runs import TRACKING_SOURCE, get_notebook_run
 from mlops.training.runs import describe_run, wait_run
 from mlops_cli.common import AppContext, emit, json_option, pass_app, signed_request
 from mlops_cli.models_cmd import open_registry
 from mlops_cli.runs_cmd import check_succeeded, explain, print_run, training_state_machine
+
+if TYPE_CHECKING:  # import_prep loads the science stack: only when a model is imported (below)
+    from mlops_cli.import_prep import PreparedImport
 
 # A refused import: a bad request, no spec or dataset version is the caller's input (exit 2);
 # a missing permission is exit 1 as for a refused upload.
@@ -58,12 +68,38 @@ def _put(grant: dict[str, Any], data: bytes) -> None:
         raise MlopsError(f"cannot reach S3 for the import's upload: {exc.reason}") from None
 
 
+def _run_model(app: AppContext, registry: Registry, model: str, run_id: str, spec: ModelSpec) -> PreparedImport:
+    """The model notebook run ``run_id`` logged, read back from S3 (its sha256 checked), then prepared
+    exactly as a file would be, its origin ``tracking-run`` with the run id (the lineage's source run)."""
+    # here: as for prepare_import above, the science stack loads only when a model is imported
+    from mlops_cli.import_prep import prepare_import
+
+    run = get_notebook_run(registry, model, run_id)  # NotFoundError (exit 3) names it
+    if not run.artifact:
+        raise InputError(f"notebook run {run_id} of {model!r} logged no model (run.log_model in the notebook)")
+    found = run.artifact
+    try:
+        data = app.session().client("s3").get_object(Bucket=found["bucket"], Key=found["key"])["Body"].read()
+    except ClientError as exc:
+        raise NotFoundError(
+            f"notebook run {run_id}'s model s3://{found['bucket']}/{found['key']} cannot be read"
+            f" ({exc.response.get('Error', {}).get('Code')}): was its upload finished?"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != found["sha256"]:
+        raise CheckFailedError(f"s3://{found['bucket']}/{found['key']} is not the model notebook run {run_id} logged")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / found["key"].rsplit("/", 1)[-1]
+        path.write_bytes(data)
+        prepared = prepare_import(path, spec)
+    return replace(prepared, source=TRACKING_SOURCE, run_id=run_id)
+
+
 @click.command("import")
 @click.argument("model")
 @click.option(
     "--artifact",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="An ONNX file, a scikit-learn model in the platform's restricted format (.pkl), or an MLflow model "
     "directory (sklearn or onnx flavor).",
 )
@@ -73,11 +109,25 @@ def _put(grant: dict[str, Any], data: bytes) -> None:
     required=True,
     help="The dataset version (its S3 version id, as `mlops data upload` prints it) whose holdout evaluates it.",
 )
+@click.option(
+    "--run",
+    "notebook_run",
+    default=None,
+    help="Instead of --artifact: the model a notebook run logged (mlops.tracking; `mlops runs list --model M`).",
+)
 @click.option("--wait/--no-wait", default=False, help="Wait for the run and show it (exit 1 if it failed).")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
 @json_option
 @pass_app
-def import_model(app: AppContext, model: str, artifact: Path, dataset_version: str, wait: bool, timeout: float) -> None:
+def import_model(
+    app: AppContext,
+    model: str,
+    artifact: Path | None,
+    notebook_run: str | None,
+    dataset_version: str,
+    wait: bool,
+    timeout: float,
+) -> None:
     """Import a model trained elsewhere into MODEL: checked against its spec, then evaluated, gated and
     registered like a trained candidate (approval and deployment follow as usual)."""
     registry = open_registry(app)
@@ -86,7 +136,13 @@ def import_model(app: AppContext, model: str, artifact: Path, dataset_version: s
     # here: onnx, skl2onnx and scikit-learn load only when a model is imported, not for `mlops models list`
     from mlops_cli.import_prep import prepare_import
 
-    prepared = prepare_import(artifact, spec)  # InputError (exit 2) names what does not fit
+    if (artifact is None) == (notebook_run is None):
+        raise InputError("give exactly one of --artifact FILE and --run RUN_ID (a notebook run's logged model)")
+    if notebook_run is not None:
+        prepared = _run_model(app, registry, model, notebook_run, spec)
+    else:
+        assert artifact is not None
+        prepared = prepare_import(artifact, spec)  # InputError (exit 2) names what does not fit
     grant = signed_request(
         app,
         "POST",

@@ -7,6 +7,7 @@
     with tracking.start_run(model="penguins") as run:
         run.log_params({"C": 0.5, "columns": ["bill_length_mm", "island"]})
         run.log_metrics({"accuracy": 0.97})
+        run.log_model(onnx_bytes)  # or a fitted scikit-learn pipeline
     print(run.run_id)  # nb-...: `mlops runs list --model penguins` lists it
 
 The run is sent when the ``with`` block ends (``tags.status`` is ``FINISHED``, or ``FAILED`` when
@@ -16,6 +17,11 @@ records the identity AWS verified, never a name this client writes. Values are c
 are logged, so a bad one fails in the notebook cell that logs it: metrics are finite numbers,
 params are strings, finite numbers, booleans, null or lists of those.
 
+A logged model (ONNX bytes, or a fitted scikit-learn model stored in the platform's restricted
+format) is uploaded with the presigned PUT the API answers, of exactly its sha256, under
+``imports/<model>/<sha256>/``; it starts nothing until ``mlops models import M --run RUN_ID
+--dataset VERSION`` imports it (checked against the spec there, as any import).
+
 ``api_url`` defaults to ``$MLOPS_API_URL`` (``mlops status`` prints it), ``region`` to the one in
 the API's host name, else ``$AWS_REGION``/``$AWS_DEFAULT_REGION``. Light on purpose: the standard
 library and botocore only (no CLI, no science stack).
@@ -23,6 +29,7 @@ library and botocore only (no CLI, no science stack).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -38,6 +45,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from mlops.errors import InputError, MlopsError
+from mlops.registry.origin import ONNX_FORMAT, SKLEARN_FORMAT
 
 API_URL_ENV = "MLOPS_API_URL"
 
@@ -93,6 +101,8 @@ class Run:
         self.tags: dict[str, str] = {}
         self.run_id: str | None = None
         self.recorded: dict[str, Any] | None = None
+        self.model_data: bytes | None = None
+        self.model_format: str | None = None
         self.set_tags(tags or {})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -103,6 +113,21 @@ class Run:
         """Add metrics: finite numbers (numpy scalars too)."""
         self.metrics.update({str(k): _check_metric(str(k), _plain(v)) for k, v in metrics.items()})
 
+    def log_model(self, model: Any) -> None:
+        """The run's model: ONNX bytes, or a fitted scikit-learn estimator or pipeline."""
+        if isinstance(model, bytes | bytearray):
+            if not model:
+                raise InputError("log_model: the ONNX model is empty")
+            self.model_data, self.model_format = bytes(model), ONNX_FORMAT
+            return
+        if not callable(getattr(model, "predict", None)):
+            raise InputError(f"log_model: {type(model).__name__} is neither ONNX bytes nor a fitted scikit-learn model")
+        # here: the science stack loads only when a scikit-learn model is logged (an optional heavy dependency)
+        from mlops.training.artifacts import dump_artifact
+
+        self.model_data, _ = dump_artifact(model)
+        self.model_format = SKLEARN_FORMAT
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             if not isinstance(value, str):
@@ -111,7 +136,11 @@ class Run:
 
     def body(self) -> dict[str, Any]:
         """What is sent: never who sends it (the platform takes that from the signature)."""
-        return {"params": self.params, "metrics": self.metrics, "tags": self.tags}
+        body: dict[str, Any] = {"params": self.params, "metrics": self.metrics, "tags": self.tags}
+        if self.model_data is not None:
+            sha256 = hashlib.sha256(self.model_data).hexdigest()
+            body["model"] = {"format": self.model_format, "sha256": sha256, "size": len(self.model_data)}
+        return body
 
     def end(self, status: str = "FINISHED") -> dict[str, Any]:
         """Record the run now (once); answers the run as the platform stored it."""
@@ -120,6 +149,8 @@ class Run:
         self.tags["status"] = status
         self.recorded = _post(self.api_url, self.region, f"models/{quote(self.model, safe='')}/runs", self.body())
         self.run_id = str(self.recorded["run_id"])
+        if self.model_data is not None:
+            _put(self.recorded["upload"], self.model_data)
         return self.recorded
 
     def __enter__(self) -> Run:
@@ -147,6 +178,25 @@ def start_run(
     if not url:
         raise InputError(f"no platform API URL: pass api_url=... or set {API_URL_ENV} (`mlops status` prints it)")
     return Run(model, api_url=url, region=_region(url, region), tags=tags)
+
+
+def _put(upload: dict[str, Any], data: bytes) -> None:
+    """The presigned PUT of exactly the logged model (S3 checks its SHA-256)."""
+    # Content-Type named: urllib's default for a body (application/x-www-form-urlencoded) would be
+    # stored on the object, and a server that parses forms (moto's) reads the model as one
+    headers = {
+        **{str(k): str(v) for k, v in (upload.get("headers") or {}).items()},
+        "Content-Length": str(len(data)),
+        "Content-Type": "application/octet-stream",
+    }
+    request = urllib.request.Request(upload["url"], data=data, headers=headers, method="PUT")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=600):  # noqa: S310 - the presigned URL the API answered
+            pass
+    except urllib.error.HTTPError as exc:
+        raise TrackingError(f"S3 refused the run's model (HTTP {exc.code}: {exc.read()[:200]!r})") from None
+    except urllib.error.URLError as exc:
+        raise TrackingError(f"cannot reach S3 for the run's model: {exc.reason}") from None
 
 
 def _post(base: str, region: str, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ training pipeline's (source ``notebook``). Light imports only: the API function 
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -16,18 +17,23 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlops.data.datasets import UPLOADER_METADATA_KEY
 from mlops.errors import InputError, NotFoundError
 from mlops.registry.keys import NOTEBOOK_RUN_SK_PREFIX, SK, model_items, notebook_run_key, sk_prefix
+from mlops.registry.origin import IMPORT_FILE_NAMES, IMPORT_FORMATS
 from mlops.registry.specs import SpecStore
 from mlops.registry.tables import Condition, Put
 from mlops.registry.versions import Registry, check_actor, check_model_name
+from mlops.training.import_grants import IMPORT_URL_SECONDS, MAX_IMPORT_BYTES, import_key
 
 NOTEBOOK_SOURCE = "notebook"
+TRACKING_SOURCE = "tracking-run"  # an import's origin (mlops.registry.origin.SOURCES): a notebook run's model
 MAX_ENTRIES = 200  # params, metrics or tags of one run
 MAX_VALUE_CHARS = 1024  # a parameter or tag value as JSON
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
 _RUN_ID = re.compile(r"^nb-[0-9a-f]{20}$")
-FIELDS = ("params", "metrics", "tags")
+FIELDS = ("params", "metrics", "tags", "model")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class NotebookRun:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     source: str = NOTEBOOK_SOURCE
+    artifact: dict[str, Any] | None = None  # the logged model: bucket, key, format, sha256, size
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> NotebookRun:
@@ -54,6 +61,7 @@ class NotebookRun:
             params=json.loads(item.get("params_json") or "{}"),
             metrics=json.loads(item.get("metrics_json") or "{}"),
             tags=json.loads(item.get("tags_json") or "{}"),
+            artifact=json.loads(item["artifact_json"]) if item.get("artifact_json") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,10 +142,33 @@ def check_param(key: str, value: Any) -> None:
         raise InputError(f"params.{key}: {len(text)} characters as JSON; at most {MAX_VALUE_CHARS} are accepted")
 
 
+def check_logged_model(value: Any) -> dict[str, Any]:
+    """The logged model's ``{"format", "sha256", "size"}``, or :class:`InputError` naming the field."""
+    if not isinstance(value, dict) or set(value) != {"format", "sha256", "size"}:
+        raise InputError("model: must be an object with exactly format, sha256 and size")
+    if value["format"] not in IMPORT_FORMATS:
+        raise InputError(f"model.format: must be one of {', '.join(IMPORT_FORMATS)}")
+    if not isinstance(value["sha256"], str) or not _SHA256.match(value["sha256"]):
+        raise InputError("model.sha256: must be a SHA-256 as 64 lowercase hexadecimal digits")
+    size = value["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_IMPORT_BYTES:
+        raise InputError(f"model.size: must be the model's size in bytes, from 1 to {MAX_IMPORT_BYTES:,}")
+    return dict(value)
+
+
 def record_run(
-    registry: Registry, model: str, body: dict[str, Any], *, caller: str, request_id: str | None = None
+    registry: Registry,
+    model: str,
+    body: dict[str, Any],
+    *,
+    caller: str,
+    request_id: str | None = None,
+    s3: Any = None,
+    bucket: str | None = None,
 ) -> dict[str, Any]:
-    """Record ``caller``'s run of ``model`` and audit it; answers the run as stored.
+    """Record ``caller``'s run of ``model`` and audit it; answers the run as stored and, when the run
+    logged a model, ``upload``: a presigned PUT of exactly those bytes under ``imports/<model>/<sha256>/``
+    (no import grant names it, so its arrival starts nothing; ``mlops models import M --run`` does).
 
     Raises
     ------
@@ -151,6 +182,9 @@ def record_run(
     check_actor(caller)
     check_model_name(model)
     params, metrics, tags = check_run(body)
+    logged = check_logged_model(body["model"]) if body.get("model") is not None else None
+    if logged is not None and (s3 is None or not bucket):
+        raise InputError("model: this deployment cannot store a run's model")
     try:
         SpecStore(registry).get(model)
     except NotFoundError:
@@ -159,14 +193,20 @@ def record_run(
             f" (`mlops spec put {model}.yaml`)"
         ) from None
     registry.ensure_active(model)
+    run_id = f"nb-{uuid.uuid4().hex[:20]}"
+    artifact = None
+    if logged is not None:
+        key = f"{import_key(model, logged['sha256'])}{IMPORT_FILE_NAMES[logged['format']]}"
+        artifact = {"bucket": bucket, "key": key, **logged}
     run = NotebookRun(
         model=model,
-        run_id=f"nb-{uuid.uuid4().hex[:20]}",
+        run_id=run_id,
         caller=caller,
         created_at=registry.clock(),
         params=params,
         metrics=metrics,
         tags=tags,
+        artifact=artifact,
     )
     item = {
         **notebook_run_key(model, run.run_id),
@@ -178,17 +218,45 @@ def record_run(
         "params_json": json.dumps(params, sort_keys=True),
         "metrics_json": json.dumps(metrics, sort_keys=True),
         "tags_json": json.dumps(tags, sort_keys=True),
+        **({"artifact_json": json.dumps(artifact, sort_keys=True)} if artifact else {}),
     }
     registry.audit.append(
         model,
         actor=caller,
         action="run.recorded",
         subject=f"{model}/runs/{run.run_id}",
-        after={"run_id": run.run_id, "source": NOTEBOOK_SOURCE, "params": params, "metrics": metrics, "tags": tags},
+        after={
+            "run_id": run.run_id,
+            "source": NOTEBOOK_SOURCE,
+            "params": params,
+            "metrics": metrics,
+            "tags": tags,
+            **({"artifact": artifact} if artifact else {}),
+        },
         request_id=request_id,
         with_ops=[Put(registry.table, item, Condition(item_exists=False))],
     )
-    return run.to_dict()
+    answer = run.to_dict()
+    if artifact is not None:
+        checksum = base64.b64encode(bytes.fromhex(artifact["sha256"])).decode()
+        url = s3.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": bucket,
+                "Key": artifact["key"],
+                "Metadata": {UPLOADER_METADATA_KEY: caller},
+                "ChecksumSHA256": checksum,
+                "ContentLength": artifact["size"],
+            },
+            ExpiresIn=IMPORT_URL_SECONDS,
+            HttpMethod="PUT",
+        )
+        answer["upload"] = {
+            "url": url,
+            "method": "PUT",
+            "headers": {f"x-amz-meta-{UPLOADER_METADATA_KEY}": caller, "x-amz-checksum-sha256": checksum},
+        }
+    return answer
 
 
 def list_notebook_runs(registry: Registry, model: str) -> list[NotebookRun]:

@@ -1,0 +1,208 @@
+"""A notebook run's logged model, then imported with ``mlops models import M --run RUN_ID``, all over real
+HTTP: moto as a server (so the presigned PUTs are real HTTP too), the import API's real handler behind a
+loopback server that checks SigV4 as API Gateway does, and the CLI. The import's grant carries the run
+id as its source run (``tracking-run``), which is what the pipeline's starter reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from mlops import tracking
+from mlops.data.trigger import upload_from_event
+from mlops.registry.specs import SpecStore
+from mlops.registry.versions import Registry
+from mlops.settings import Platform
+from mlops.training.import_grants import import_grant_for, import_upload
+from mlops.training.notebook_runs import get_notebook_run
+from mlops.training.steps.services import Services
+from mlops.training.steps.validate import validate_upload
+from mlops_local.apigw import SignatureError, verify_sigv4
+from tests.conformance.datasets import PENGUINS
+from tests.conformance.notebook import notebook_pipeline, penguins_frame
+from tests.integration.console import Result, console
+from tests.integration.pipeline.test_notebook_runs import ACCOUNT, USERS, Context, _handler
+from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, create_tables
+
+MODEL = PENGUINS.spec.name
+
+
+@pytest.fixture
+def mlops(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    return console(monkeypatch, capsys)
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """moto as a server in this process (one per module): presigned URLs are then real HTTP too."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cloud(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+    """moto over HTTP: every boto3 client (ours, the handler's, the CLI's) and every presigned URL."""
+    # every test starts from empty backends (the server lives for the module, its backends in-process)
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+    for name, value in (
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "AKIDSCIENTIST"),
+        ("AWS_SECRET_ACCESS_KEY", USERS["AKIDSCIENTIST"][0]),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("DATA_BUCKET", DATA_BUCKET),
+        ("REGISTRY_TABLE", REGISTRY_TABLE),
+        ("AUDIT_TABLE", AUDIT_TABLE),
+        ("MLOPS_ENVIRONMENT", "dev"),
+        ("POWERTOOLS_TRACE_DISABLED", "1"),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    create_tables(dynamodb)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_bucket_versioning(Bucket=DATA_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    platform = Platform(
+        environment="dev", data_bucket=DATA_BUCKET, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE
+    )
+    registry = Registry.for_dynamodb(dynamodb, registry_table=REGISTRY_TABLE, audit_table=AUDIT_TABLE)
+    yield Services(platform=platform, s3=s3, registry=registry)
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+
+
+@pytest.fixture
+def api(cloud: Services) -> Iterator[str]:
+    handler = _handler()
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                key = verify_sigv4(
+                    method="POST",
+                    url=f"http://{self.headers['Host']}{self.path}",
+                    headers=dict(self.headers.items()),
+                    body=body,
+                    credentials={k: v[0] for k, v in USERS.items()},
+                    region="us-east-1",
+                )
+            except SignatureError as exc:
+                return self._answer(403, json.dumps({"message": str(exc)}).encode())
+            path = self.path.removeprefix("/v1")
+            resource = "/models/{model}/" + path.rsplit("/", 1)[-1]
+            event = {
+                "resource": resource,
+                "path": path,
+                "httpMethod": "POST",
+                "headers": {"Content-Type": "application/json"},
+                "pathParameters": {"model": path.split("/")[2]},
+                "requestContext": {
+                    "requestId": "req-1",
+                    "stage": "v1",
+                    "resourcePath": resource,
+                    "httpMethod": "POST",
+                    "identity": {"userArn": f"arn:aws:iam::{ACCOUNT}:user/{USERS[key][1]}", "caller": key},
+                },
+                "body": body.decode(),
+                "isBase64Encoded": False,
+            }
+            answer = handler.handler(event, Context())
+            self._answer(answer["statusCode"], answer["body"].encode())
+
+        def _answer(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1/"
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    for name, value in (
+        ("data-bucket", DATA_BUCKET),
+        ("registry-table", REGISTRY_TABLE),
+        ("audit-table", AUDIT_TABLE),
+        ("api-url", url),
+    ):
+        ssm.put_parameter(Name=f"/mlops/dev/{name}", Value=value, Type="String")
+    try:
+        yield url
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture
+def dataset_version(cloud: Services) -> str:
+    SpecStore(cloud.registry).put(PENGUINS.spec, actor="alice")
+    key = f"datasets/{MODEL}/penguins.csv"
+    version = cloud.s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=PENGUINS.training_bytes())["VersionId"]
+    event = {"detail": {"bucket": {"name": DATA_BUCKET}, "object": {"key": key, "version-id": version}}}
+    assert validate_upload(upload_from_event(event).to_dict(), services=cloud)["valid"]
+    return str(version)
+
+
+def test_a_logged_model_is_stored_and_imported_with_its_run_as_source_run(
+    api: str, cloud: Services, dataset_version: str, mlops: Callable[..., Result]
+) -> None:
+    # GIVEN a notebook run that logged a fitted scikit-learn pipeline (the scientist's credentials)
+    pipeline = notebook_pipeline(penguins_frame())
+    with tracking.start_run(model=MODEL, api_url=api) as run:
+        run.log_params({"C": 1.0})
+        run.log_metrics({"accuracy": 0.98})
+        run.log_model(pipeline)
+    # THEN its bytes are under imports/ at exactly the sha256 the run recorded
+    stored = get_notebook_run(cloud.registry, MODEL, str(run.run_id))
+    assert stored.artifact is not None and stored.artifact["format"] == "sklearn-pickle-5"
+    data = cloud.s3.get_object(Bucket=DATA_BUCKET, Key=stored.artifact["key"])["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == stored.artifact["sha256"]
+    assert stored.artifact["key"] == f"imports/{MODEL}/{stored.artifact['sha256']}/model.pkl"
+    # AND no import grant names it yet: its arrival alone starts nothing
+    with pytest.raises(Exception, match="no import was authorized"):
+        import_grant_for(cloud.registry, stored.artifact["key"])
+    # WHEN it is imported by its run id
+    result = mlops("models", "import", MODEL, "--run", str(run.run_id), "--dataset", dataset_version, "--json")
+    # THEN it went through the import path: a grant for the signer, the run id as its source run
+    assert result.code == 0, result.err
+    answer = result.json()
+    assert answer["source"] == "tracking-run" and answer["run_id"] == run.run_id
+    assert answer["importer"] == f"arn:aws:iam::{ACCOUNT}:user/scientist"
+    grant = import_grant_for(cloud.registry, answer["key"])
+    assert (grant.source, grant.run_id, grant.dataset_version) == ("tracking-run", run.run_id, dataset_version)
+    assert import_upload(cloud.registry, grant).imported["run_id"] == run.run_id
+
+
+def test_import_of_a_run_without_a_model_is_refused(
+    api: str, cloud: Services, dataset_version: str, mlops: Callable[..., Result]
+) -> None:
+    with tracking.start_run(model=MODEL, api_url=api) as run:
+        run.log_metrics({"accuracy": 0.5})
+    result = mlops("models", "import", MODEL, "--run", str(run.run_id), "--dataset", dataset_version)
+    assert result.code == 2, result.err
+    assert f"notebook run {run.run_id} of {MODEL!r} logged no model" in result.err
+
+
+def test_import_needs_exactly_one_of_artifact_and_run(
+    api: str, cloud: Services, dataset_version: str, mlops: Callable[..., Result]
+) -> None:
+    result = mlops("models", "import", MODEL, "--dataset", dataset_version)
+    assert result.code == 2, result.err
+    assert "give exactly one of --artifact FILE and --run RUN_ID" in result.err
