@@ -19,6 +19,7 @@ from mlops.registry.serving_path import describe_serving
 from mlops.registry.versions import ModelSummary, ModelVersion, Registry
 from mlops.registry.view import diff_versions, params_text, render_diff, version_facts
 from mlops.training.code import code_from_tags
+from mlops.training.run_view import render_code
 from mlops.training.threshold import DecisionThreshold
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 
@@ -142,15 +143,7 @@ def show_model(app: AppContext, model: str, version: int | None, limit: int, nex
         )
         code = code_from_tags(record.tags)
         data["code"] = code  # the training code's version, sha256 and entry point (None: the spec's estimator)
-        lines.append(
-            f"  {'code':<19} "
-            + (
-                f"version {code.get('version')} of {code.get('package')} (sha256 {str(code.get('sha256'))[:12]}...), "
-                f"entry point {code.get('entry_point')}, uploaded by {code.get('uploader')}"
-                if code
-                else "- (the spec's estimator)"
-            )
-        )
+        lines.append(f"  {'code':<19} {render_code(code)}")
         origin = origin_from_tags(record.tags or {})
         if origin:  # a model trained elsewhere: where it came from and who (AWS verified) imported it
             data["origin"] = origin

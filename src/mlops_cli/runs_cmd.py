@@ -8,14 +8,15 @@ from typing import Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.errors import CheckFailedError, MlopsError, NotFoundError
+from mlops.errors import CheckFailedError, InputError, MlopsError, NotFoundError
 from mlops.registry.keys import training_run_key
 from mlops.registry.versions import Registry
 from mlops.registry.view import render_candidates
 from mlops.registry.view import run_candidates as stored_candidates
+from mlops.training.code import code_from_tags
 from mlops.training.history import Run
-from mlops.training.notebook_runs import NotebookRun, list_notebook_runs
-from mlops.training.run_view import render_run
+from mlops.training.notebook_runs import get_notebook_run, imported_from, is_notebook_run_id, list_notebook_runs
+from mlops.training.run_view import render_code, render_notebook_run, render_notebook_run_detail, render_run
 from mlops.training.runs import describe_run, list_runs, wait_run
 from mlops_cli.common import AppContext, emit, json_option, pass_app
 
@@ -115,38 +116,55 @@ def list_cmd(app: AppContext, model: str | None, limit: int) -> None:
     emit(app, data, "\n".join(lines))
 
 
-def _values(values: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={json.dumps(v) if not isinstance(v, float) else f'{v:.4g}'}" for k, v in sorted(values.items())
-    )
-
-
-def render_notebook_run(run: NotebookRun) -> list[str]:
-    """``NOTEBOOK   <when>   <run id>  by <who>`` and its params and metrics."""
-    status = run.tags.get("status", "RECORDED")
-    lines = [f"{status:<10} {run.created_at:<33} {run.run_id}  by {run.caller}"]
-    if run.params:
-        lines.append(f"  params:  {_values(run.params)}")
-    if run.metrics:
-        lines.append(f"  metrics: {_values(run.metrics)}")
-    return lines
-
-
 @command.command("show")
 @click.argument("run")
+@click.option("--model", "-m", default=None, help="The run's model: needed for a notebook run (nb-...).")
 @json_option
 @pass_app
-def show(app: AppContext, run: str) -> None:
-    """RUN's steps: status, attempts, failure reasons, output, and every search candidate's score
-    best first (RUN is a name or an execution ARN)."""
+def show(app: AppContext, run: str, model: str | None) -> None:
+    """RUN's steps: status, attempts, failure reasons, output, the code version it trained, and every
+    search candidate's score best first (RUN is a name or an execution ARN). A notebook run (nb-..., with
+    --model): its params, metrics, tags, who recorded it, its logged model and the version it became."""
+    if is_notebook_run_id(run):
+        if not model:
+            raise InputError(f"{run} is a notebook run: show it with --model MODEL (`mlops runs list --model MODEL`)")
+        show_notebook_run(app, model, run)
+        return
     found = explain(app, describe_run(app.session().client("stepfunctions"), training_state_machine(app), run))
     candidates = run_candidates(app, found)
+    code = run_code(app, found)
     if app.as_json:
-        emit(app, {**found.to_dict(), "candidates": candidates})
+        emit(app, {**found.to_dict(), "candidates": candidates, "code": code})
     else:
         print_run(found)
+        if code is not None:
+            click.echo(f"  code:    {render_code(code)}")
         if candidates is not None:
             click.echo("\n".join(render_candidates(candidates)))
+
+
+def run_code(app: AppContext, run: Run) -> dict[str, Any] | None:
+    """The code version (code_* tags) of the version ``run`` registered, or None (none registered, or
+    the spec's own estimator)."""
+    output = run.output if isinstance(run.output, dict) else {}
+    model, version = output.get("model"), output.get("version")
+    if not model or not isinstance(version, int):
+        return None
+    try:
+        return code_from_tags(open_registry(app).get_version(str(model), version).tags)
+    except NotFoundError:
+        return None
+
+
+def show_notebook_run(app: AppContext, model: str, run_id: str) -> None:
+    registry = open_registry(app)
+    found = get_notebook_run(registry, model, run_id)  # NotFoundError (exit 3) names it
+    imported = imported_from(registry, model, run_id)
+    data = {
+        **found.to_dict(),
+        "imported_versions": [{"version": v.version, "status": v.status.value} for v in imported],
+    }
+    emit(app, data, "\n".join(render_notebook_run_detail(found, imported)))
 
 
 @command.command("wait")

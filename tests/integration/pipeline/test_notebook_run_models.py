@@ -30,6 +30,7 @@ from mlops_local.apigw import SignatureError, verify_sigv4
 from tests.conformance.datasets import PENGUINS
 from tests.conformance.notebook import notebook_pipeline, penguins_frame
 from tests.integration.console import Result, console
+from tests.integration.pipeline.test_import_steps import run_import
 from tests.integration.pipeline.test_notebook_runs import ACCOUNT, USERS, Context, _handler
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, create_tables
 
@@ -187,7 +188,69 @@ def test_a_logged_model_is_stored_and_imported_with_its_run_as_source_run(
     assert answer["importer"] == f"arn:aws:iam::{ACCOUNT}:user/scientist"
     grant = import_grant_for(cloud.registry, answer["key"])
     assert (grant.source, grant.run_id, grant.dataset_version) == ("tracking-run", run.run_id, dataset_version)
-    assert import_upload(cloud.registry, grant).imported["run_id"] == run.run_id
+    imported = import_upload(cloud.registry, grant).imported
+    assert imported["run_id"] == run.run_id
+
+
+def test_runs_show_tells_a_notebook_runs_values_signer_model_and_the_version_it_became(
+    api: str, cloud: Services, dataset_version: str, mlops: Callable[..., Result]
+) -> None:
+    # GIVEN a notebook run (the scientist's credentials) that logged its pipeline
+    with tracking.start_run(model=MODEL, api_url=api, tags={"notebook": "penguins.ipynb"}) as run:
+        run.log_params({"C": 1.0, "columns": ["island", "bill_length_mm"]})
+        run.log_metrics({"accuracy": 0.98})
+        run.log_model(notebook_pipeline(penguins_frame()))
+    run_id = str(run.run_id)
+    # WHEN it is shown before any import
+    before = mlops("runs", "show", run_id, "--model", MODEL)
+    # THEN everything it recorded is there, with the identity AWS verified and where its model is
+    assert before.code == 0, before.err
+    sha256 = str(get_notebook_run(cloud.registry, MODEL, run_id).artifact["sha256"])  # type: ignore[index]
+    assert (
+        before.out.splitlines()[:7]
+        == [
+            f"notebook run {run_id}  [FINISHED]  model {MODEL}",
+            f"  recorded {run.recorded['created_at']}  by arn:aws:iam::{ACCOUNT}:user/scientist"  # type: ignore[index]
+            " (the identity AWS verified)",
+            '  params:  C=1, columns=["island", "bill_length_mm"]',
+            "  metrics: accuracy=0.98",
+            '  tags:    notebook="penguins.ipynb", status="FINISHED"',
+            f"  model:   sklearn-pickle-5, {run.recorded['artifact']['size']:,} bytes, sha256 {sha256[:12]}..."  # type: ignore[index]
+            f"  s3://{DATA_BUCKET}/imports/{MODEL}/{sha256}/model.pkl",
+            f"  imported: not yet  (mlops models import {MODEL} --run {run_id} --dataset VERSION)",
+        ]
+    )
+    # WHEN it is imported and the pipeline's steps evaluate, gate and register it
+    result = mlops("models", "import", MODEL, "--run", run_id, "--dataset", dataset_version, "--json")
+    assert result.code == 0, result.err
+    imported = import_upload(cloud.registry, import_grant_for(cloud.registry, result.json()["key"])).imported
+    registered = run_import(cloud, imported, "import-notebook-run")["registered"]
+    # THEN the run names the version it became, and the version its source run
+    after = mlops("runs", "show", run_id, "--model", MODEL)
+    data = mlops("runs", "show", run_id, "--model", MODEL, "--json").json()
+    shown = mlops("models", "show", MODEL, "--version", str(registered["version"]))
+    assert after.code == 0, after.err
+    assert (
+        f"  imported as version {registered['version']} [PENDING_APPROVAL]"
+        f"  (mlops models show {MODEL} --version {registered['version']})" in after.out
+    )
+    assert data["imported_versions"] == [{"version": registered["version"], "status": "PENDING_APPROVAL"}]
+    assert data["caller"] == f"arn:aws:iam::{ACCOUNT}:user/scientist" and data["artifact"]["sha256"] == sha256
+    assert shown.code == 0, shown.err
+    assert f"from tracking-run (run {run_id})" in shown.out
+
+
+def test_runs_show_of_a_notebook_run_needs_its_model_and_names_a_missing_one(
+    api: str, cloud: Services, dataset_version: str, mlops: Callable[..., Result]
+) -> None:
+    with tracking.start_run(model=MODEL, api_url=api) as run:
+        run.log_metrics({"accuracy": 0.5})
+    no_model = mlops("runs", "show", str(run.run_id))
+    assert no_model.code == 2 and f"{run.run_id} is a notebook run: show it with --model MODEL" in no_model.err
+    missing = mlops("runs", "show", "nb-00000000000000000000", "--model", MODEL)
+    assert missing.code == 3 and f"model {MODEL!r} has no notebook run 'nb-00000000000000000000'" in missing.err
+    bare = mlops("runs", "show", str(run.run_id), "--model", MODEL)
+    assert bare.code == 0 and "  model:   - (the run logged none: run.log_model in the notebook)" in bare.out
 
 
 def test_import_of_a_run_without_a_model_is_refused(

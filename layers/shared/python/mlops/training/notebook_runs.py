@@ -20,10 +20,10 @@ from typing import Any
 from mlops.data.datasets import UPLOADER_METADATA_KEY
 from mlops.errors import InputError, NotFoundError
 from mlops.registry.keys import NOTEBOOK_RUN_SK_PREFIX, SK, model_items, notebook_run_key, sk_prefix
-from mlops.registry.origin import IMPORT_FILE_NAMES, IMPORT_FORMATS
+from mlops.registry.origin import IMPORT_FILE_NAMES, IMPORT_FORMATS, ORIGIN_TAG_PREFIX
 from mlops.registry.specs import SpecStore
 from mlops.registry.tables import Condition, Put
-from mlops.registry.versions import Registry, check_actor, check_model_name
+from mlops.registry.versions import ModelVersion, Registry, check_actor, check_model_name
 from mlops.training.import_grants import IMPORT_URL_SECONDS, MAX_IMPORT_BYTES, import_key
 
 NOTEBOOK_SOURCE = "notebook"
@@ -273,6 +273,22 @@ def list_notebook_runs(registry: Registry, model: str) -> list[NotebookRun]:
         start = page.last_key
     runs.sort(key=lambda r: r.created_at, reverse=True)
     return runs
+
+
+def is_notebook_run_id(run_id: str) -> bool:
+    """``nb-`` and 20 hexadecimal digits: the ids :func:`record_run` gives."""
+    return bool(_RUN_ID.match(run_id))
+
+
+def imported_from(registry: Registry, model: str, run_id: str) -> list[ModelVersion]:
+    """The versions of ``model`` imported from notebook run ``run_id`` (origin ``tracking-run``), oldest first."""
+    found = [
+        version
+        for version in registry.iter_versions(model)
+        if version.tags.get(f"{ORIGIN_TAG_PREFIX}run_id") == run_id
+        and version.tags.get(f"{ORIGIN_TAG_PREFIX}source") == TRACKING_SOURCE
+    ]
+    return sorted(found, key=lambda version: version.version)
 
 
 def get_notebook_run(registry: Registry, model: str, run_id: str) -> NotebookRun:

@@ -1,10 +1,15 @@
-"""A run as text: one line per step, the failure with its checks (``mlops runs show``, ``runs wait``)."""
+"""A run as text: one line per step, the failure with its checks (``mlops runs show``, ``runs wait``);
+a notebook run's params, metrics, tags, recorder, logged model and the version it was imported as."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from mlops.registry.versions import ModelVersion
 from mlops.training.history import CONTAINERS, Failure, Run, Step, cause_message
+from mlops.training.notebook_runs import NotebookRun
 
 
 def _clip(text: str, limit: int) -> str:
@@ -133,4 +138,59 @@ def render_run(run: Run) -> list[str]:
         lines += render_failure(run.failure, model=run.model)
     elif run.error:
         lines.append(f"  failed: {run.error}: {run.cause or ''}")
+    return lines
+
+
+def render_code(code: Mapping[str, Any] | None) -> str:
+    """``version 2 of churn_features (sha256 ab12cd34ef56...), entry point ..., uploaded by ...``."""
+    if not code:
+        return "- (the spec's estimator)"
+    return (
+        f"version {code.get('version')} of {code.get('package')} (sha256 {str(code.get('sha256'))[:12]}...), "
+        f"entry point {code.get('entry_point')}, uploaded by {code.get('uploader')}"
+    )
+
+
+def render_values(values: Mapping[str, Any]) -> str:
+    """``C=0.5, columns=["x", "y"]``: numbers to 4 significant digits, the rest as JSON."""
+    return ", ".join(
+        f"{k}={json.dumps(v) if not isinstance(v, float) else f'{v:.4g}'}" for k, v in sorted(values.items())
+    )
+
+
+def render_notebook_run(run: NotebookRun) -> list[str]:
+    """``FINISHED   <when>   <run id>  by <who>`` and its params and metrics (``mlops runs list``)."""
+    status = run.tags.get("status", "RECORDED")
+    lines = [f"{status:<10} {run.created_at:<33} {run.run_id}  by {run.caller}"]
+    if run.params:
+        lines.append(f"  params:  {render_values(run.params)}")
+    if run.metrics:
+        lines.append(f"  metrics: {render_values(run.metrics)}")
+    return lines
+
+
+def render_notebook_run_detail(run: NotebookRun, imported: Sequence[ModelVersion]) -> list[str]:
+    """``mlops runs show nb-... --model M``: everything the run recorded, and what became of its model."""
+    lines = [
+        f"notebook run {run.run_id}  [{run.tags.get('status', 'RECORDED')}]  model {run.model}",
+        f"  recorded {run.created_at}  by {run.caller} (the identity AWS verified)",
+        f"  params:  {render_values(run.params) or '-'}",
+        f"  metrics: {render_values(run.metrics) or '-'}",
+        f"  tags:    {render_values(run.tags) or '-'}",
+    ]
+    artifact = run.artifact
+    if not artifact:
+        lines.append("  model:   - (the run logged none: run.log_model in the notebook)")
+        return lines
+    lines.append(
+        f"  model:   {artifact.get('format')}, {int(artifact.get('size') or 0):,} bytes,"
+        f" sha256 {str(artifact.get('sha256'))[:12]}...  s3://{artifact.get('bucket')}/{artifact.get('key')}"
+    )
+    for version in imported:
+        lines.append(
+            f"  imported as version {version.version} [{version.status.value}]"
+            f"  (mlops models show {run.model} --version {version.version})"
+        )
+    if not imported:
+        lines.append(f"  imported: not yet  (mlops models import {run.model} --run {run.run_id} --dataset VERSION)")
     return lines
