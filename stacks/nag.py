@@ -219,12 +219,13 @@ def finalize(scope: IConstruct, imports: Mapping[tuple[str, str], Any]) -> None:
             return imports[reference]
         return {key: as_imports(value, local) for key, value in node.items()}
 
+    local_ids = StackLogicalIds()
     for marked_scope, grants in marked:
         for construct in marked_scope.node.find_all():
             if not isinstance(construct, iam.CfnPolicy | iam.CfnManagedPolicy):
                 continue
             consumer = Stack.of(construct)
-            document = as_imports(consumer.resolve(construct.policy_document), logical_ids(consumer))
+            document = as_imports(consumer.resolve(construct.policy_document), local_ids(consumer))
             for finding in wildcard_findings(document, construct.node.path):
                 acknowledge(
                     construct,
@@ -238,3 +239,21 @@ def logical_ids(stack: Stack) -> frozenset[str]:
     return frozenset(
         stack.get_logical_id(c) for c in stack.node.find_all() if isinstance(c, CfnResource) and Stack.of(c) is stack
     )
+
+
+class StackLogicalIds:
+    """:func:`logical_ids` of each stack, worked out once per stack for one pass over many policies.
+
+    Each logical id is a call into the CDK's JavaScript process: reading a stack's ids again for
+    each of its ~90 policies took about half of building and synthesizing a stage. A pass
+    that adds resources to a stack must not use one instance before and after.
+    """
+
+    def __init__(self) -> None:
+        self._by_path: dict[str, frozenset[str]] = {}
+
+    def __call__(self, stack: Stack) -> frozenset[str]:
+        path = stack.node.path
+        if path not in self._by_path:
+            self._by_path[path] = logical_ids(stack)
+        return self._by_path[path]

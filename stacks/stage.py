@@ -85,8 +85,9 @@ def export_policy_references(stage: Stage) -> dict[tuple[str, str], Any]:
             for value in node.values():
                 visit(value, consumer, local)
 
+    local_ids = nag.StackLogicalIds()  # exports add outputs, never resources: the ids stay the same
     for construct in stage.node.find_all():
         if isinstance(construct, iam.CfnPolicy):
             consumer = Stack.of(construct)
-            visit(consumer.resolve(construct.policy_document), consumer, nag.logical_ids(consumer))
+            visit(consumer.resolve(construct.policy_document), consumer, local_ids(consumer))
     return imports
