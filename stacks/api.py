@@ -199,9 +199,11 @@ class PlatformApi(Construct):
         cfn_role.role_name = code_writer_role_name(config)  # the bucket policy names it
         tables.grant_registry_write(code.function)  # the code version, the spec check, the audit event
         bucket.grant_put(code.function, f"{CODE_PREFIX}*")  # what the presigned PUT may do, nothing else
+        bucket.grant_read(code.function, f"{CODE_PREFIX}*")  # a confirmation reads the package back (sha256)
         acknowledge_grant_wildcards(
             code.function,
-            "put code/* (the presigned uploads it signs), registry read/write, audit append, "
+            "put code/* (the presigned uploads it signs), read code/* (a confirmation checks the package's "
+            "sha256), registry read/write, audit append, "
             "KMS data keys through the bucket",
         )
         self.code_uploads = code.function

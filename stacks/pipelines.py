@@ -150,6 +150,7 @@ class TrainingPipeline(Construct):
             service="plan_training",
         )
         bucket.grant_read(self.plan, f"{HOLDOUT_PREFIX}*")  # a spec's fixed holdout file, validated once
+        bucket.grant_read(self.plan, f"{CODE_PREFIX}*")  # whether the run's code version's package arrived
         bucket.grant_put(self.plan, f"{ARTIFACT_PREFIX}*")  # its report; its copy into a job's input
         tables.registry.grant_read_data(self.plan)
         self.train = step_function(

@@ -3,7 +3,9 @@
 Body ``{"package": "churnfeatures", "sha256": "<64 hex>", "size": <bytes>}``. The uploader is the
 caller's IAM identity (requestContext.identity.userArn), never a body field, and must be one of the
 environment's code uploaders (``CODE_UPLOADERS``): the code runs with the training role. The answer
-is the recorded code version and a presigned PUT (15 minutes) of exactly that content.
+is the recorded code version (``pending``) and a presigned PUT (15 minutes) of exactly that content.
+Body ``{"confirm": <version>}``, sent by the CLI after its PUT, records that version ``stored`` once
+its package is there with the recorded sha256 (409 naming what is missing otherwise).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text, grant_fields, verified_caller
 from mlops.observability import api_handler
-from mlops.registry.code_versions import authorize_code_upload
+from mlops.registry.code_versions import authorize_code_upload, confirm_code_upload
+from mlops.storage import read_uri_if_any
 
 app = APIGatewayRestResolver()
 
 FIELDS = ("package", "sha256", "size")
+CONFIRM = "confirm"
 _clients: dict[str, Any] = {}
 
 
@@ -47,8 +51,20 @@ def _services() -> dict[str, Any]:
 def create_code_version(model: str) -> Response:
     event = app.current_event
     caller = verified_caller(event)
-    body = grant_fields(body_text(event), FIELDS)
+    text = body_text(event)
     services = _services()
+    if CONFIRM in grant_fields(text, (*FIELDS, CONFIRM), required=()):
+        confirmed = confirm_code_upload(
+            services["registry"],
+            lambda uri: read_uri_if_any(services["s3"], uri),
+            model,
+            grant_fields(text, (CONFIRM,))[CONFIRM],  # a confirmation carries nothing else
+            caller=caller,
+            uploaders=services["uploaders"],
+            request_id=event.request_context.request_id,
+        )
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=confirmed.to_dict())
+    body = grant_fields(text, FIELDS)
     granted = authorize_code_upload(
         services["registry"],
         services["s3"],

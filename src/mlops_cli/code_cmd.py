@@ -10,7 +10,7 @@ from urllib.parse import quote
 import click
 
 from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError
-from mlops.registry.code_versions import list_code_versions
+from mlops.registry.code_versions import STORED, list_code_versions
 from mlops.training.uploads import upload_code
 from mlops_cli.common import AppContext, emit, json_option, pass_app, signed_request
 from mlops_cli.models_cmd import open_registry
@@ -69,7 +69,7 @@ def upload(app: AppContext, directory: Path, model: str) -> None:
 @json_option
 @pass_app
 def list_versions(app: AppContext, model: str) -> None:
-    """A model's code versions, oldest first: version, package, sha256, size, uploader, time."""
+    """A model's code versions, oldest first: version, state, package, sha256, size, uploader, time."""
     versions = list_code_versions(open_registry(app), model)
     rows = [v.to_dict() for v in versions]
     if app.as_json:
@@ -78,8 +78,16 @@ def list_versions(app: AppContext, model: str) -> None:
     if not rows:
         click.echo(f"{model} has no training code (mlops code upload DIR --model {model})")
         return
-    click.echo(f"{'VERSION':>7}  {'PACKAGE':<20} {'SHA256':<14} {'BYTES':>9}  {'UPLOADED AT':<24} UPLOADER")
+    click.echo(
+        f"{'VERSION':>7}  {'STATE':<8} {'PACKAGE':<20} {'SHA256':<14} {'BYTES':>9}  {'UPLOADED AT':<24} UPLOADER"
+    )
     for v in versions:
         click.echo(
-            f"{v.version:>7}  {v.package:<20} {v.sha256[:12]:<14} {v.size:>9,}  {v.uploaded_at:<24} {v.uploader}"
+            f"{v.version:>7}  {v.state:<8} {v.package:<20} {v.sha256[:12]:<14} {v.size:>9,}  {v.uploaded_at:<24} "
+            f"{v.uploader}"
+        )
+    if any(v.state != STORED for v in versions):
+        click.echo(
+            "pending: the upload was authorized but its package was not confirmed stored; a run skips it for "
+            "'latest' (unless its package did arrive) and refuses it when pinned"
         )

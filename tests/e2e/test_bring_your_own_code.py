@@ -3,8 +3,9 @@
 A training package with a derived feature and a ColumnTransformer (examples/code/creditfeatures)
 trains on ISLP's Default data through Register; the registered version records the code version,
 its sha256 and entry point, and `models show` and the model card say so. Uploading code is its own
-permission (the approver may not), and a package whose stored bytes no longer match the sha256
-the registry recorded never runs.
+permission (the approver may not), a package whose stored bytes no longer match the sha256
+the registry recorded never runs, and a version whose package never arrived stays pending: listed
+so, refused at PlanTraining when pinned.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def test_code_trains_through_register_with_its_lineage_and_only_its_uploader_and
     # WHEN the scientist uploads the package THEN it is code version 1, by the identity AWS verified
     code = ok(envs["scientist"], "code", "upload", str(package), "--model", MODEL)
     assert code["version"] == 1 and code["uploader"] == SCIENTIST and code["package"] == "creditfeatures"
+    assert code["state"] == "stored" and code["stored_at"], code  # the API read the package back
     assert [v["sha256"] for v in ok(envs["testing"], "code", "list", "--model", MODEL)] == [code["sha256"]]
 
     # WHEN ISLP Default is uploaded THEN the run trains the package's pipeline and registers it
@@ -116,3 +118,26 @@ def test_code_trains_through_register_with_its_lineage_and_only_its_uploader_and
     failed = json.loads(again.stdout)["run"]
     assert failed["status"] == "FAILED"
     assert "code package sha256 mismatch" in _failure(failed) and second["sha256"] in _failure(failed), failed
+
+    # GIVEN a third version whose upload is authorized (the real API, as the scientist) but never put
+    status, granted = local_cloud.api(
+        "POST",
+        f"models/{MODEL}/code",
+        {"package": "creditfeatures", "sha256": "c" * 64, "size": 100},
+        identity="scientist",
+    )
+    assert status == 201 and granted["version"] == 3 and granted["state"] == "pending", granted
+    # THEN confirming it says the package is not there (409), and `code list` shows it pending
+    status, refused_confirm = local_cloud.api("POST", f"models/{MODEL}/code", {"confirm": 3}, identity="scientist")
+    assert status == 409 and "no package at" in json.dumps(refused_confirm), refused_confirm
+    listed = _text(envs["testing"], "code", "list", "--model", MODEL)
+    assert [v["state"] for v in ok(envs["testing"], "code", "list", "--model", MODEL)] == ["stored"] * 2 + ["pending"]
+    assert "pending" in listed, listed
+    # WHEN a spec pins it THEN the run fails at PlanTraining, naming the version and what to do
+    _put_spec(envs["testing"], tmp, code_version=3)
+    pinned = mlops(envs["scientist"], "data", "upload", str(data), "--model", MODEL, "--name", "pinned.csv", "--wait")
+    assert pinned.returncode == 1, pinned
+    failed = json.loads(pinned.stdout)["run"]
+    reason = _failure(failed)
+    assert f"code version 3 of '{MODEL}' is pending: its package never arrived" in reason, failed
+    assert f"mlops code upload DIR --model {MODEL}" in reason, reason

@@ -14,10 +14,13 @@ from botocore.config import Config
 
 from mlops.errors import InputError, NotFoundError
 from mlops.registry.code_versions import (
+    CodePendingError,
     CodeUploadRefusedError,
     authorize_code_upload,
+    confirm_code_upload,
     get_code_version,
     list_code_versions,
+    resolve_code_version,
 )
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
@@ -112,3 +115,53 @@ def test_a_model_without_spec_or_code_says_what_to_do(registry: Registry, s3: An
         get_code_version(registry, "credit-code")
     with pytest.raises(NotFoundError, match=r"training.code_version: .* has no code version 4"):
         get_code_version(registry, "credit-code", 4)
+
+
+def test_a_version_counts_once_its_package_arrived_with_its_sha256(registry: Registry, s3: Any) -> None:
+    stored: dict[str, bytes] = {}  # the bucket: URI -> bytes
+
+    def confirm(version: Any, caller: str = SCIENTIST) -> Any:
+        return confirm_code_upload(
+            registry, stored.get, "credit-code", version, caller=caller, uploaders=UPLOADERS, request_id="r"
+        )
+
+    # GIVEN version 1 authorized, its PUT not (yet) landed
+    first = _upload(registry, s3)
+    assert first["state"] == "pending" and list_code_versions(registry, "credit-code")[0].state == "pending"
+    # THEN a run has no latest code, and a pin of it is refused naming it and what to do
+    with pytest.raises(NotFoundError, match=r"no stored training code: its code versions 1 are pending"):
+        resolve_code_version(registry, "credit-code", None, stored.get)
+    with pytest.raises(CodePendingError, match=r"code version 1 of 'credit-code' is pending: its package never") as e:
+        resolve_code_version(registry, "credit-code", 1, stored.get)
+    assert "mlops code upload DIR --model credit-code" in str(e.value) and first["uri"] in str(e.value)
+    # AND confirming it says the package is not there
+    with pytest.raises(CodePendingError, match="no package at"):
+        confirm(1)
+    # WHEN other bytes land THEN still refused, naming both sha256
+    stored[first["uri"]] = b"not the zip"
+    with pytest.raises(CodePendingError, match=f"hashes to {hashlib.sha256(b'not the zip').hexdigest()}"):
+        confirm(1)
+    # WHEN the right bytes land THEN an uploader's confirmation records it stored, audited
+    stored[first["uri"]] = b"zip"
+    with pytest.raises(CodeUploadRefusedError):
+        confirm(1, caller=APPROVER)
+    confirmed = confirm(1)
+    assert confirmed.state == "stored" and confirmed.stored_at and confirm(1).stored_at == confirmed.stored_at
+    actions = [e.action for e in registry.audit.list_events("credit-code")[0]]
+    assert actions.count("code.stored") == 1
+    assert resolve_code_version(registry, "credit-code", None, stored.get).version == 1
+    # GIVEN version 2 authorized and never put THEN "latest" skips it; a pin of it is refused
+    second = _upload(registry, s3, sha256=hashlib.sha256(b"zip2").hexdigest())
+    assert resolve_code_version(registry, "credit-code", None, stored.get).version == 1
+    with pytest.raises(CodePendingError, match="code version 2"):
+        resolve_code_version(registry, "credit-code", 2, stored.get)
+    # WHEN its package lands but the confirmation never comes THEN it counts after the same check
+    stored[second["uri"]] = b"zip2"
+    assert resolve_code_version(registry, "credit-code", None, stored.get).version == 2
+    assert resolve_code_version(registry, "credit-code", 2, stored.get).state == "pending"
+
+
+@pytest.mark.parametrize("version", [0, True, "1", 1.5, None])
+def test_a_confirmation_names_a_bad_version(registry: Registry, version: Any) -> None:
+    with pytest.raises(InputError, match="confirm: must be the code version"):
+        confirm_code_upload(registry, {}.get, "credit-code", version, caller=SCIENTIST, uploaders=UPLOADERS)

@@ -255,3 +255,64 @@ def test_two_versions_of_one_package_take_turns_in_one_process(tmpdir_as_tmp: Pa
     activate_code(lambda uri: one[0], "s3://b/1.zip", one[1])
     assert importlib.import_module("pkgturns").VERSION == 1
     del sys.modules["pkgturns"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"C": float("nan")}, r"training.params.C: nan is not a finite number"),
+        ({"weights": {"yes": object()}}, r"training.params.weights.yes: a value of type object is not JSON"),
+        ({"deep": [[[[1]]]]}, r"training.params.deep.0.0.0: nested more than 3 levels deep"),
+    ],
+)
+def test_build_params_are_checked_as_json_like_values(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        build_estimator("anypkg.model:build", None, params)  # refused before the code is imported
+
+
+def test_build_errors_name_the_parameter_or_the_entry_point(tmpdir_as_tmp: Path, tmp_path: Path) -> None:
+    source = (
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def needs(spec, params):\n    return LogisticRegression(C=params['C'])\n"
+        "def strict(spec, params):\n    if params['C'] <= 0:\n        raise ValueError(\"'C' must be positive\")\n"
+        "    return LogisticRegression(C=params['C'])\n"
+        "def spread(spec, params):\n    return LogisticRegression(**params)\n"
+        "def floats(spec, params):\n    return LogisticRegression(C=float(params['C']))\n"
+        "def one(spec):\n    return LogisticRegression()\n"
+        "def mutates(spec, params):\n    params['C'] = 99.0\n    params['w']['yes'] = 0\n"
+        "    return LogisticRegression(C=params['C'])\n"
+    )
+    data, sha256, _ = package_code(_package(tmp_path, "pkgparams", {"__init__.py": "", "model.py": source}))
+    activate_code(lambda uri: data, "s3://b/k.zip", sha256)
+    try:
+        cases = [
+            ("needs", {"max_iter": 5}, r"training.params: .*read parameter 'C', which the spec does not set"),
+            ("strict", {"C": -1.0}, r"training.params.C: pkgparams.model:strict.* refused its value -1.0"),
+            ("spread", {"bogus": 1}, r"training.params.bogus: .*unexpected keyword argument 'bogus'"),
+            ("floats", {"C": "abc"}, r"training.params.C: .*refused its value 'abc': ValueError: could not convert"),
+            ("one", {}, r"training.entry_point: pkgparams.model:one must take two arguments, build\(spec, params\)"),
+        ]
+        for function, params, message in cases:
+            with pytest.raises(SpecError, match=message):
+                build_estimator(f"pkgparams.model:{function}", None, params)
+        # a search candidate's value is named by its path in the search space
+        with pytest.raises(SpecError, match=r"training.search.space.C: "):
+            build_estimator("pkgparams.model:strict", None, {"C": -2.0}, lambda name: f"training.search.space.{name}")
+        # build gets its own copy: what the run records is what the spec said
+        params = {"C": 0.5, "w": {"yes": 2}}
+        assert build_estimator("pkgparams.model:mutates", None, params).C == 99.0
+        assert params == {"C": 0.5, "w": {"yes": 2}}
+    finally:
+        for name in [n for n in sys.modules if n.startswith("pkgparams")]:
+            del sys.modules[name]
+
+
+def test_a_bad_parameter_of_an_entry_point_fails_training_naming_it(credit_code: dict[str, Any]) -> None:
+    # GIVEN the example's spec with a value its build cannot use, and one LogisticRegression refuses at fit
+    document = yaml.safe_load(EXAMPLE_SPEC.read_text())
+    document["training"]["params"] = {"C": "abc"}
+    with pytest.raises(SpecError, match=r"training.params.C: creditfeatures.model:build\(spec, params\) refused"):
+        train(DEFAULT.frame(), parse_spec(document, "credit-code.yaml"))
+    document["training"]["params"] = {"C": -1}
+    with pytest.raises(SpecError, match=r"training.params.C: The 'C' parameter of LogisticRegression must be"):
+        train(DEFAULT.frame(), parse_spec(document, "credit-code.yaml"))

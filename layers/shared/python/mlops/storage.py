@@ -34,3 +34,15 @@ def read_object(s3: Any, bucket: str, key: str) -> bytes:
 def read_uri(s3: Any, uri: str) -> bytes:
     """The bytes of the object an ``s3://bucket/key`` URI names."""
     return read_object(s3, *split_s3_uri(uri))
+
+
+def read_uri_if_any(s3: Any, uri: str) -> bytes | None:
+    """The bytes of the object ``uri`` names, or None when there is no such object (other errors raise)."""
+    bucket, key = split_s3_uri(uri)
+    try:
+        return read_object(s3, bucket, key)
+    except Exception as exc:  # botocore's ClientError: the domain names no botocore class
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        raise

@@ -35,7 +35,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pydantic_core import PydanticCustomError
+
 from mlops.errors import CheckFailedError, InputError, SpecError
+from mlops.spec.params import param_value
 
 # Where packages are extracted, under the temporary folder; the local cloud's import fence lets a
 # function import from here (src/mlops_local/worker.py reads the same name).
@@ -270,22 +273,91 @@ def load_entry_point(entry_point: str) -> Callable[..., Any]:
     return found
 
 
-def build_estimator(entry_point: str, spec: Any, params: Mapping[str, Any]) -> Any:
+def check_build_params(params: Mapping[str, Any], where: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """A fresh copy of ``params`` checked as JSON-like values (:func:`mlops.spec.params.param_value`).
+
+    ``where(name)`` is the spec path of parameter ``name`` (``training.params.C`` by default; a
+    search candidate's comes from ``training.search.space``). A value that is not text, a number, a
+    boolean, null, or a list or mapping of them is refused there, with the path inside the value.
+    The copy keeps ``build`` from changing what the run records.
+
+    Examples
+    --------
+    >>> check_build_params({"C": 0.5, "weights": {"yes": 2}})
+    {'C': 0.5, 'weights': {'yes': 2}}
+    """
+    path = where or (lambda name: f"training.params.{name}")
+    checked: dict[str, Any] = {}
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise SpecError(f"training.params: parameter name {name!r} is not text")
+        try:
+            checked[name] = param_value(value, name)
+        except PydanticCustomError as exc:
+            reason = str(exc.context.get("reason")) if exc.context else exc.message()
+            inner = str(exc.context.get("path")) if exc.context else name
+            raise SpecError(f"{path(name)}{inner[len(name) :]}: {reason}") from None
+    return checked
+
+
+class MissingParamError(KeyError):
+    """``params[name]`` in a ``build`` for a parameter the spec does not set."""
+
+
+class BuildParams(dict[str, Any]):
+    """The parameters ``build`` receives: a plain dict whose missing key says it is a parameter."""
+
+    def __missing__(self, key: Any) -> Any:
+        raise MissingParamError(key)
+
+
+def _build_failure(entry_point: str, exc: Exception, params: Mapping[str, Any], where: Callable[[str], str]) -> str:
+    """What a ``build(spec, params)`` error means for the spec: a parameter's path, or the entry point."""
+    text = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, MissingParamError):
+        return (
+            f"training.params: {entry_point}(spec, params) read parameter {exc.args[0]!r}, which the spec does "
+            f"not set (it sets: {', '.join(sorted(params)) or 'none'}); add it under training.params"
+        )
+    if isinstance(exc, TypeError | ValueError):
+        # scikit-learn: "The 'C' parameter of LogisticRegression must be ..."; others quote the name
+        named = re.match(r"The '(\w+)' parameter", text)
+        quoted = [n for n in params if f"'{n}'" in text or f'"{n}"' in text]
+        # "could not convert string to float: 'abc'": the one text value the message quotes
+        quoted = quoted or [n for n, v in params.items() if isinstance(v, str) and v and repr(v) in text]
+        name = named.group(1) if named and named.group(1) in params else quoted[0] if len(quoted) == 1 else None
+        if name is not None:
+            return f"{where(name)}: {entry_point}(spec, params) refused its value {params[name]!r}: {detail}"
+        if isinstance(exc, TypeError) and "positional argument" in text:
+            return f"training.entry_point: {entry_point} must take two arguments, build(spec, params): {detail}"
+    return f"training.entry_point: {entry_point}(spec, params) raised {detail}"
+
+
+def build_estimator(
+    entry_point: str, spec: Any, params: Mapping[str, Any], where: Callable[[str], str] | None = None
+) -> Any:
     """Call the entry point's ``build(spec, params)``: an unfitted scikit-learn-compatible estimator.
+
+    ``params`` are checked as JSON-like values first (:func:`check_build_params`) and ``build``
+    gets its own copy; ``where(name)`` names a parameter's spec path in messages.
 
     Raises
     ------
     SpecError
-        The entry point cannot be imported, raised an error, or returned something that is not an
-        estimator (no ``fit``/``predict``/``get_params``).
+        A parameter value that is not JSON-like (``training.params.<name>...``); ``build`` refused a
+        parameter's value (``training.params.<name>``, when its error names one the spec sets) or
+        read one the spec does not set; the entry point cannot be imported, raised another error,
+        or returned something that is not an estimator (no ``fit``/``predict``/``get_params``).
+        Never the user's traceback: the message is the run's reason.
     """
+    path = where or (lambda name: f"training.params.{name}")
+    checked = check_build_params(params, path)
     build = load_entry_point(entry_point)
     try:
-        estimator = build(spec, dict(params))
-    except Exception as exc:  # the user's build failed: name it
-        raise SpecError(
-            f"training.entry_point: {entry_point}(spec, params) raised {type(exc).__name__}: {exc}"
-        ) from None
+        estimator = build(spec, BuildParams(checked))
+    except Exception as exc:  # the user's build failed: name what it means, never a traceback
+        raise SpecError(_build_failure(entry_point, exc, check_build_params(params, path), path)) from None
     missing = [m for m in ("fit", "predict", "get_params") if not callable(getattr(estimator, m, None))]
     if missing:
         raise SpecError(

@@ -341,6 +341,10 @@ def _refused_value(exc: Exception, spec: ModelSpec, params_override: Mapping[str
     """Raise scikit-learn's refusal of a parameter value as a SpecError naming the spec path."""
     # "The 'max_depth' parameter of ... Got -3 instead.": name the field the value came from.
     named = re.match(r"The '(\w+)' parameter", str(exc))
+    entry_point = spec.training.entry_point
+    if entry_point is not None and (named is None or named.group(1) not in estimator_params(spec, params_override)):
+        # the user's build set that value itself, not from the spec's parameters
+        raise SpecError(f"training.entry_point: the estimator {entry_point} built refused a value: {exc}") from None
     where = param_path(spec, named.group(1), params_override) if named else "training.params"
     raise SpecError(f"{where}: {exc}") from None
 
@@ -404,7 +408,12 @@ def train(
     }
     if spec.training.entry_point is not None:
         # the user's code (activated by the caller: mlops.training.code.activate_code) builds it
-        pipeline = build_estimator(spec.training.entry_point, spec, estimator_params(spec, params_override))
+        pipeline = build_estimator(
+            spec.training.entry_point,
+            spec,
+            estimator_params(spec, params_override),
+            lambda name: param_path(spec, name, params_override),
+        )
     else:
         pipeline = build_pipeline(spec, params_override, exclude=set(dropped), many_valued=many_valued)
     x_train = model_input(train_df, spec)

@@ -128,17 +128,19 @@ def upload_code(model: str, directory: str | Path, *, authorize: Authorize, time
     """Package ``directory`` (:func:`mlops.training.code.package_code`) and store it as the model's next code version.
 
     ``authorize`` sends ``{"package", "sha256", "size"}`` to ``POST /models/<model>/code`` signed
-    with the caller's credentials and returns the API's answer: the recorded version and a
-    presigned PUT of exactly that content.
+    with the caller's credentials and returns the API's answer: the recorded version (``pending``)
+    and a presigned PUT of exactly that content. After the PUT it sends ``{"confirm": version}``
+    to the same route, which checks the stored package's sha256 and records it ``stored``.
 
     Returns
     -------
     dict
         The code version as recorded (``version``, ``sha256``, ``size``, ``package``, ``uploader``,
-        ``uploaded_at``, ``uri``).
+        ``uploaded_at``, ``uri``, ``state`` ``stored``, ``stored_at``).
     """
     check_model_name(model)
     data, sha256, package = package_code(directory)
     grant = authorize({"package": package, "sha256": sha256, "size": len(data)})
     put_presigned(grant, data, len(data), "application/zip", f"{directory} (package {package})", timeout=timeout)
-    return {k: v for k, v in grant.items() if k not in ("url", "method", "headers")}
+    # The version counts only once the API has read the package back and checked its sha256.
+    return dict(authorize({"confirm": grant["version"]}))

@@ -13,9 +13,10 @@ from mlops.contracts.names import training_job_prefix
 from mlops.data.trigger import DatasetUpload
 from mlops.data.validation.api import validate_stream
 from mlops.errors import CheckFailedError, ConfigError, InputError, NotFoundError, SpecError
-from mlops.registry.code_versions import get_code_version
+from mlops.registry.code_versions import resolve_code_version
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import ModelSpec, pipeline_problems
+from mlops.storage import read_uri_if_any
 from mlops.training.artifacts import dump_artifact
 from mlops.training.code import activate_code, entry_point_package
 from mlops.training.evaluation import evaluate
@@ -127,7 +128,9 @@ def code_for_run(services: Services, model: str, spec: ModelSpec) -> dict[str, A
     entry_point = spec.training.entry_point
     if entry_point is None:
         return None
-    record = get_code_version(services.registry, model, spec.training.code_version)
+    record = resolve_code_version(
+        services.registry, model, spec.training.code_version, lambda uri: read_uri_if_any(services.s3, uri)
+    )
     package = entry_point_package(entry_point)
     if record.package != package:
         raise SpecError(
