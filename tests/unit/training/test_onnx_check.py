@@ -15,6 +15,7 @@ from mlops.training.export import check_document, check_onnx, export_onnx
 from mlops.training.fit import TrainResult
 from mlops.training.frames import model_input
 from mlops.training.onnx_check import PROBABILITY_TOLERANCE, REGRESSION_RELATIVE_TOLERANCE, compare_onnx
+from mlops.training.threshold import DecisionThreshold, reported, threshold_labels
 
 
 def stored(result: TrainResult, spec: ModelSpec, limit: int | None = None) -> tuple[bytes, dict[str, Any]]:
@@ -93,3 +94,47 @@ def test_a_check_input_without_one_answer_per_record_is_refused(
     # WHEN compared THEN it is refused with both counts
     with pytest.raises(CheckFailedError, match=r"10 record\(s\) but 9 expected answer\(s\)"):
         compare_onnx(data, document)
+
+
+def test_a_candidate_with_a_decision_threshold_is_checked_at_it(
+    churn_trained: TrainResult, churn_spec: ModelSpec
+) -> None:
+    # GIVEN a decision threshold far from 0.5: the median probability of the positive class
+    pipeline, holdout = churn_trained.pipeline, churn_trained.holdout
+    classes = [c.item() if isinstance(c, np.generic) else c for c in pipeline.classes_]  # as the model records them
+    positive = next(c for c in classes if str(c) == str(churn_spec.positive_class))
+    scores = reported(pipeline.predict_proba(model_input(holdout, churn_spec))[:, classes.index(positive)])
+    threshold = DecisionThreshold(value=float(np.median(scores)), positive_class=positive)
+    data = export_onnx(pipeline, churn_spec)
+    document = json.loads(json.dumps(check_document(pipeline, holdout, churn_spec, threshold=threshold)))
+    # THEN the expected labels are the threshold's (what is served), not the estimator's own
+    assert document["expected"]["labels"] == [
+        str(v) for v in threshold_labels(scores_table(document), classes, threshold)
+    ]
+    own = [str(v) for v in pipeline.predict(model_input(holdout, churn_spec))]
+    assert sum(a != b for a, b in zip(own, document["expected"]["labels"], strict=True)) > len(holdout) // 10
+    # AND the graph, labelled by the same rule, agrees
+    report = compare_onnx(data, document)
+    assert report["threshold"] == threshold.value and report["max_probability_delta"] <= PROBABILITY_TOLERANCE
+    assert check_onnx(data, pipeline, holdout, churn_spec, threshold) == report
+    # WHEN the document loses its threshold (the estimator's own labels compared with the threshold's)
+    without = {k: v for k, v in document.items() if k != "threshold"}
+    # THEN the check fails: the labels compared are the served ones, or it says they differ
+    with pytest.raises(CheckFailedError, match=r"label\(s\) differ$"):
+        compare_onnx(data, without)
+    # WHEN a label far from the threshold is changed THEN it fails, saying at which threshold
+    far = int(np.argmax(np.abs(scores - threshold.value)))
+    changed = json.loads(json.dumps(document))
+    changed["expected"]["labels"][far] = next(str(c) for c in classes if str(c) != changed["expected"]["labels"][far])
+    with pytest.raises(CheckFailedError, match=rf"1 label\(s\) differ at the decision threshold {threshold.value:g}"):
+        compare_onnx(data, changed)
+    # WHEN a row lies exactly at the threshold (float32 may put it on either side) THEN it is counted, not refused
+    at = int(np.argsort(scores)[len(scores) // 3])
+    edge = DecisionThreshold(value=float(scores[at]), positive_class=positive)
+    edged = json.loads(json.dumps(check_document(pipeline, holdout, churn_spec, threshold=edge)))
+    edged["expected"]["labels"][at] = next(str(c) for c in classes if str(c) != edged["expected"]["labels"][at])
+    assert compare_onnx(data, edged)["borderline_labels"] >= 1
+
+
+def scores_table(document: dict[str, Any]) -> np.ndarray:
+    return np.asarray(document["expected"]["probabilities"], dtype=np.float64)

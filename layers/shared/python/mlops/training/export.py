@@ -49,6 +49,7 @@ from mlops.spec.model import FeatureType, ModelSpec
 from mlops.training.frames import model_input
 from mlops.training.onnx_check import compare_onnx
 from mlops.training.onnx_model import MISSING_CATEGORY, ONNX_TAG_SHA256, ONNX_TAG_URI, records_from_frame
+from mlops.training.threshold import DecisionThreshold, threshold_labels
 
 __all__ = [
     "ONNX_FILE_NAME",
@@ -251,7 +252,9 @@ def export_onnx(pipeline: Any, spec: ModelSpec) -> bytes:
     return bytes(model.SerializeToString())
 
 
-def check_document(pipeline: Any, frame: Any, spec: ModelSpec, *, limit: int | None = None) -> dict[str, Any]:
+def check_document(
+    pipeline: Any, frame: Any, spec: ModelSpec, *, limit: int | None = None, threshold: DecisionThreshold | None = None
+) -> dict[str, Any]:
     """The ONNX check's input: rows of ``frame`` as request records and what ``pipeline`` answers.
 
     Parameters
@@ -262,6 +265,9 @@ def check_document(pipeline: Any, frame: Any, spec: ModelSpec, *, limit: int | N
         Typed rows (the holdout); the first ``limit`` are taken (all with ``None``).
     spec
         The spec it was trained under (stored in the document, as serving reads it).
+    threshold
+        The candidate's decision threshold: the expected labels are the ones it gives (what is
+        served), and the document carries it for the comparison.
 
     Returns
     -------
@@ -275,10 +281,11 @@ def check_document(pipeline: Any, frame: Any, spec: ModelSpec, *, limit: int | N
     x = model_input(rows, spec)
     expected: dict[str, Any]
     if spec.task == "classification":
-        expected = {
-            "labels": [str(v) for v in pipeline.predict(x)],
-            "probabilities": np.asarray(pipeline.predict_proba(x), dtype=np.float64).tolist(),
-        }
+        probabilities = np.asarray(pipeline.predict_proba(x), dtype=np.float64)
+        labels = (
+            pipeline.predict(x) if threshold is None else threshold_labels(probabilities, pipeline.classes_, threshold)
+        )
+        expected = {"labels": [str(v) for v in labels], "probabilities": probabilities.tolist()}
     else:
         expected = {"values": np.asarray(pipeline.predict(x), dtype=np.float64).tolist()}
     return {
@@ -287,10 +294,13 @@ def check_document(pipeline: Any, frame: Any, spec: ModelSpec, *, limit: int | N
         "records": records_from_frame(rows, spec),
         "expected": expected,
         "holdout_rows": len(frame),
+        **({"threshold": threshold.to_dict()} if threshold is not None and spec.task == "classification" else {}),
     }
 
 
-def check_onnx(data: bytes, pipeline: Any, frame: Any, spec: ModelSpec) -> dict[str, float]:
+def check_onnx(
+    data: bytes, pipeline: Any, frame: Any, spec: ModelSpec, threshold: DecisionThreshold | None = None
+) -> dict[str, float]:
     """Compare the ONNX model with scikit-learn on every row of ``frame`` (the holdout), in one process.
 
     The check's input goes through JSON as the pipeline stores it, so this runs what the CheckOnnx
@@ -302,4 +312,5 @@ def check_onnx(data: bytes, pipeline: Any, frame: Any, spec: ModelSpec) -> dict[
         As :func:`mlops.training.onnx_check.compare_onnx`: a probability, a value or a label differs
         beyond the stated tolerance.
     """
-    return compare_onnx(data, json.loads(json.dumps(check_document(pipeline, frame, spec))))
+    document = check_document(pipeline, frame, spec, threshold=threshold)
+    return compare_onnx(data, json.loads(json.dumps(document)))

@@ -16,7 +16,13 @@ imports it.
 
 Tolerance (float32 inside the graph): class probabilities within ``1e-4`` absolute, regression
 within ``1e-3`` relative (``max(1, |y|)``); no label may differ (labels are the arg-max of the
-probabilities, as scikit-learn takes them, so ties break the same way).
+probabilities, as scikit-learn takes them, so ties break the same way). A candidate with a decision
+threshold is checked at it: the document carries the threshold and scikit-learn's labels by it,
+and the graph's probabilities are labelled by the same rule serving applies
+(:func:`mlops.training.threshold.threshold_labels`), so the labels compared are the labels served.
+A row whose scikit-learn probability of the positive class lies within the probability tolerance
+of the threshold may fall on either side in float32; it is counted (``borderline_labels``), not
+refused. Every other label must agree.
 
 Examples
 --------
@@ -35,6 +41,7 @@ import numpy as np
 from mlops.errors import CheckFailedError
 from mlops.spec.view import SpecView
 from mlops.training.onnx_model import OnnxPredictor
+from mlops.training.threshold import DecisionThreshold, positive_column, reported, threshold_labels
 
 __all__ = ["CHECK_FILE_NAME", "CHECK_ROWS", "PROBABILITY_TOLERANCE", "REGRESSION_RELATIVE_TOLERANCE", "compare_onnx"]
 
@@ -78,13 +85,26 @@ def compare_onnx(data: bytes, document: Mapping[str, Any]) -> dict[str, float]:
         _same_length(spec.name, len(records), len(labels), len(expected))
         got = np.asarray(ours.probabilities, dtype=np.float64)
         delta = float(np.abs(got - expected).max()) if len(expected) else 0.0
-        mismatched = sum(str(a) != b for a, b in zip(ours.predictions, labels, strict=True))
+        threshold = DecisionThreshold.from_dict(document.get("threshold"))
+        predicted = list(ours.predictions)
+        borderline = np.zeros(len(labels), dtype=bool)
+        if threshold is not None and len(expected):
+            classes = list(ours.classes or [])
+            predicted = threshold_labels(got, classes, threshold).tolist()
+            column = positive_column(classes, threshold.positive_class)
+            borderline = np.abs(reported(expected[:, column]) - threshold.value) <= PROBABILITY_TOLERANCE
+        differs = np.asarray([str(a) != b for a, b in zip(predicted, labels, strict=True)], dtype=bool)
+        mismatched = int((differs & ~borderline).sum())
         if delta > PROBABILITY_TOLERANCE or mismatched:
+            at = "" if threshold is None else f" at the decision threshold {threshold.value:g}"
             raise CheckFailedError(
                 f"ONNX export of {spec.name} differs from scikit-learn: max probability delta {delta:.2e}"
-                f" (tolerance {PROBABILITY_TOLERANCE}), {mismatched} label(s) differ"
+                f" (tolerance {PROBABILITY_TOLERANCE}), {mismatched} label(s) differ{at}"
             )
-        return {"max_probability_delta": delta, "rows": float(len(expected))}
+        result = {"max_probability_delta": delta, "rows": float(len(expected))}
+        if threshold is not None:
+            result.update(threshold=threshold.value, borderline_labels=float((differs & borderline).sum()))
+        return result
     expected = np.asarray(expected_answers["values"], dtype=np.float64)
     _same_length(spec.name, len(records), len(expected))
     got = np.asarray(ours.predictions, dtype=np.float64)

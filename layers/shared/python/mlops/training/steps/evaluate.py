@@ -115,7 +115,7 @@ def evaluate_candidates(
     champion = _score_champion(services, upload.model, pipeline, holdout, spec, scored.finite_metrics(), threshold)
 
     onnx = imported_onnx(chosen) or _export_onnx(
-        services, upload, event["execution_name"], pipeline, holdout, spec, imported=bool(imported)
+        services, upload, event["execution_name"], pipeline, holdout, spec, imported=bool(imported), threshold=threshold
     )
     profile = profile_frame(train_frame, spec)
     profile_json = profile.to_json()
@@ -269,6 +269,7 @@ def _export_onnx(
     spec: ModelSpec,
     *,
     imported: bool = False,
+    threshold: DecisionThreshold | None = None,
 ) -> dict[str, Any]:
     """Export the chosen pipeline to ONNX for serving without scikit-learn, with the check's input.
 
@@ -285,7 +286,7 @@ def _export_onnx(
     prefix = run_prefix(upload.model, execution_name)
     sha256 = sha256_hex(data)
     uri = put(services, f"{prefix}{ONNX_FILE_NAME}", data, "application/octet-stream", sha256=sha256)
-    check = json.dumps(check_document(pipeline, holdout, spec, limit=CHECK_ROWS)).encode()
+    check = json.dumps(check_document(pipeline, holdout, spec, limit=CHECK_ROWS, threshold=threshold)).encode()
     check_sha256 = sha256_hex(check)
     check_uri = put(services, f"{prefix}{CHECK_FILE_NAME}", check, "application/json", sha256=check_sha256)
     return {"uri": uri, "sha256": sha256, "check_uri": check_uri, "check_sha256": check_sha256}
