@@ -17,6 +17,7 @@ from mlops.registry.versions import Registry
 from mlops.settings import Platform
 from mlops.spec.model import parse_spec
 from mlops.training.artifacts import load_artifact
+from mlops.training.onnx_check import PROBABILITY_TOLERANCE, compare_onnx
 from mlops.training.sagemaker import collect_training_job, job_hyperparameters, run_training_job
 from mlops.training.steps.candidates import plan_training
 from mlops.training.steps.services import Services
@@ -54,14 +55,21 @@ def test_training_job_writes_the_artifact_and_its_record(tmp_path: Path) -> None
     input_dir, model_dir, config_dir = _job_dirs(tmp_path, document)
     # WHEN the entry point runs
     record = run_training_job(input_dir=input_dir, model_dir=model_dir, config_dir=config_dir)
-    # THEN model.pkl and result.json are in the model directory, and the pipeline can collect them
+    # THEN model.pkl, its ONNX export, the check's input and result.json are in the model directory,
+    # and the pipeline can collect them
     assert record["training"]["backend"] == "sagemaker"
     assert record["params"] == {"max_depth": 3}
     assert record["metrics"]["roc_auc"] > 0.7
-    artifact, collected = collect_training_job(_tar(model_dir))
-    assert collected["artifact_sha256"] == record["artifact_sha256"]
-    pipeline = load_artifact(artifact, record["artifact_sha256"])
+    assert sorted(p.name for p in model_dir.iterdir()) == ["model.onnx", "model.pkl", "onnx-check.json", "result.json"]
+    job = collect_training_job(_tar(model_dir))
+    assert job.record["artifact_sha256"] == record["artifact_sha256"]
+    pipeline = load_artifact(job.artifact, record["artifact_sha256"])
     assert hasattr(pipeline, "predict_proba")
+    # AND the export answers what the pipeline answered in the job, on the holdout rows it recorded
+    assert job.onnx is not None and job.onnx_check is not None
+    report = compare_onnx(job.onnx, json.loads(job.onnx_check))
+    assert report["rows"] == record["training"]["holdout_rows"]
+    assert report["max_probability_delta"] <= PROBABILITY_TOLERANCE
 
 
 def test_two_jobs_on_the_same_inputs_give_the_same_artifact(tmp_path: Path) -> None:
@@ -77,6 +85,13 @@ def test_collect_refuses_a_tampered_or_incomplete_archive(tmp_path: Path) -> Non
     document = yaml.safe_load((ROOT / "examples" / "specs" / "churn.yaml").read_text())
     _, model_dir, _ = dirs = _job_dirs(tmp_path, document)
     _run(dirs)
+    onnx = (model_dir / "model.onnx").read_bytes()
+    (model_dir / "model.onnx").write_bytes(onnx[:-1])
+    with pytest.raises(CheckFailedError, match=r"model\.onnx does not match the sha256"):
+        collect_training_job(_tar(model_dir))
+    (model_dir / "model.onnx").unlink()
+    with pytest.raises(CheckFailedError, match=r"lacks model\.onnx, which the training job recorded"):
+        collect_training_job(_tar(model_dir))
     (model_dir / "model.pkl").write_bytes(b"not the model")
     with pytest.raises(CheckFailedError, match="does not match the sha256"):
         collect_training_job(_tar(model_dir))
@@ -138,5 +153,4 @@ def test_a_training_job_chooses_the_threshold_as_the_training_function_does(tmp_
     assert threshold["method"] == "max_f1" and threshold["met"] and 0 < threshold["value"] < 1
     assert threshold["chosen_on"]["folds"] == 3
     assert threshold["chosen_on"]["rows"] == record["training"]["train_rows"]
-    _, collected = collect_training_job(_tar(tmp_path / "model"))
-    assert collected["training"]["threshold"] == threshold
+    assert collect_training_job(_tar(tmp_path / "model")).record["training"]["threshold"] == threshold

@@ -59,6 +59,19 @@ class StagedInput(Contract):
     copy_source: str
 
 
+class OnnxExport(Contract):
+    """Evaluate's ONNX export: the file and the check's input (each with its sha256), or why there is none."""
+
+    uri: str | None = None
+    sha256: str | None = None
+    check_uri: str | None = None
+    check_sha256: str | None = None
+    error: str | None = None
+    # the model's library is in no Lambda function (XGBoost): it serves only through this export, so a
+    # failed check fails the run instead of registering a version no function could serve
+    serves_only_onnx: bool | None = None
+
+
 class TrainedCandidate(Contract):
     """A trained candidate: its artifact, its metrics on its holdout, the training summary."""
 
@@ -69,6 +82,7 @@ class TrainedCandidate(Contract):
     metrics: dict[str, Any]
     training: dict[str, Any]
     holdout: dict[str, Any] | None = None
+    onnx: OnnxExport | None = None  # a SageMaker job's own export (CollectCandidate), checked by CheckOnnx
 
 
 # ----------------------------------------------------------------------------------------- Validate
@@ -135,16 +149,6 @@ class EvaluateInput(Contract):
     upload: Upload
     execution: str | None = None
     execution_name: str
-
-
-class OnnxExport(Contract):
-    """Evaluate's ONNX export: the file and the check's input (each with its sha256), or why there is none."""
-
-    uri: str | None = None
-    sha256: str | None = None
-    check_uri: str | None = None
-    check_sha256: str | None = None
-    error: str | None = None
 
 
 class Evaluation(Contract):

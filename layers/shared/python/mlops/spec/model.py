@@ -81,17 +81,12 @@ SAGEMAKER_ONLY_ESTIMATORS: dict[str, str] = {
     "xgboost.XGBClassifier": "xgboost",
     "xgboost.XGBRegressor": "xgboost",
 }
-# Estimators a pipeline run cannot take through to a registered version yet, and why. XGBoost trains
-# on the SageMaker backend and exports to ONNX, but the Evaluate function (science layer, no xgboost:
-# it does not fit) cannot load its model, so a run would fail there. `mlops spec put` and the
-# pipeline's plan refuse such a spec (:func:`pipeline_problems`); the library-level path (train,
-# export, check against the library) works and is tested on real data.
-_XGBOOST_NOT_YET = (
-    "the Evaluate step cannot load an XGBoost model (xgboost does not fit in a Lambda function beside"
-    " the science layer), so a pipeline run would fail there; use lightgbm.LGBMClassifier /"
-    " lightgbm.LGBMRegressor or sklearn.ensemble.HistGradientBoosting* meanwhile"
-)
-NOT_YET_IN_PIPELINE: dict[str, str] = dict.fromkeys(SAGEMAKER_ONLY_ESTIMATORS, _XGBOOST_NOT_YET)
+# Estimators a pipeline run cannot take through to a registered version yet, and why (none today).
+# XGBoost runs the whole pipeline: its SageMaker training job exports it to ONNX with the library's
+# answers on the holdout, and Evaluate, CheckOnnx and serving use that export
+# (mlops.training.steps.evaluate). `mlops spec put` and the pipeline's plan refuse an estimator
+# listed here (:func:`pipeline_problems`).
+NOT_YET_IN_PIPELINE: dict[str, str] = {}
 
 METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"),

@@ -22,7 +22,13 @@ from mlops.training.code import activate_code, entry_point_package
 from mlops.training.evaluation import evaluate
 from mlops.training.fit import train
 from mlops.training.frames import load_training_frame
-from mlops.training.sagemaker import HOLDOUT_FOLDER, collect_training_job, job_hyperparameters
+from mlops.training.sagemaker import (
+    HOLDOUT_FOLDER,
+    ONNX_CHECK_NAME,
+    ONNX_NAME,
+    collect_training_job,
+    job_hyperparameters,
+)
 from mlops.training.search import candidates
 from mlops.training.split import HoldoutFile
 from mlops.training.steps.imports import import_candidate
@@ -257,7 +263,25 @@ def collect_candidate(
     services = services or Services.from_env()
     upload = DatasetUpload(**event["upload"])
     candidate = event["candidate"]
-    artifact, record = collect_training_job(read_bytes(services, event["job"]["ModelArtifacts"]["S3ModelArtifacts"]))
-    key = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/model.pkl"
-    uri = put(services, key, artifact, "application/octet-stream", sha256=record["artifact_sha256"])
-    return {**record, "index": candidate["index"], "artifact_uri": uri}
+    job = collect_training_job(read_bytes(services, event["job"]["ModelArtifacts"]["S3ModelArtifacts"]))
+    folder = f"{run_prefix(upload.model, event['execution_name'])}candidate-{candidate['index']}/"
+    record = job.record
+    uri = put(
+        services, f"{folder}model.pkl", job.artifact, "application/octet-stream", sha256=record["artifact_sha256"]
+    )
+    export = record.get("onnx") or {"error": "the training job made no ONNX export"}
+    if job.onnx is not None and job.onnx_check is not None:
+        # the job's export and the library's own answers on the holdout, for Evaluate and CheckOnnx
+        export = {
+            "uri": put(services, f"{folder}{ONNX_NAME}", job.onnx, "application/octet-stream", sha256=export["sha256"]),
+            "sha256": export["sha256"],
+            "check_uri": put(
+                services,
+                f"{folder}{ONNX_CHECK_NAME}",
+                job.onnx_check,
+                "application/json",
+                sha256=export["check_sha256"],
+            ),
+            "check_sha256": export["check_sha256"],
+        }
+    return {**record, "index": candidate["index"], "artifact_uri": uri, "onnx": export}

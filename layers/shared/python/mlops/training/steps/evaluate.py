@@ -1,6 +1,13 @@
 """The Evaluate state: the best candidate, scored on its holdout and against the champion on the
 rows the champion did not train on; the run's profile, predictions, fingerprints and ONNX export
-(with the check's input: the CheckOnnx state runs the export, where onnxruntime is)."""
+(with the check's input: the CheckOnnx state runs the export, where onnxruntime is).
+
+A model whose library this function does not have (``mlops.spec.model.SAGEMAKER_ONLY_ESTIMATORS``:
+XGBoost, which does not fit beside the science layer) is scored from the ONNX export its SageMaker
+training job made, with ``onnx.reference`` as an imported ONNX model is scored
+(:class:`mlops.training.imported.OnnxReferenceModel`); as the champion, from its registered ONNX
+model. The job's export and the job's own answers on the holdout go on to CheckOnnx.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,9 @@ import numpy as np
 
 from mlops.data.profile import profile_frame
 from mlops.data.trigger import DatasetUpload
-from mlops.errors import MlopsError, NotFoundError
+from mlops.errors import CheckFailedError, MlopsError, NotFoundError
 from mlops.registry.origin import IMPORT_FORMATS, imported_of
-from mlops.spec.model import LOWER_IS_BETTER, ModelSpec
+from mlops.spec.model import LOWER_IS_BETTER, SAGEMAKER_ONLY_ESTIMATORS, ModelSpec
 from mlops.training.artifacts import load_artifact, sha256_hex
 from mlops.training.code import code_from_tags
 from mlops.training.evaluation import evaluate
@@ -28,8 +35,9 @@ from mlops.training.fingerprints import (
     row_fingerprints,
 )
 from mlops.training.holdout import holdout_document
-from mlops.training.imported import export_imported_onnx, load_imported
+from mlops.training.imported import OnnxReferenceModel, export_imported_onnx, load_imported
 from mlops.training.onnx_check import CHECK_FILE_NAME, CHECK_ROWS
+from mlops.training.onnx_model import ONNX_TAG_SHA256, ONNX_TAG_URI
 from mlops.training.search import best, leaderboard
 from mlops.training.split import prepare_split
 from mlops.training.steps.candidates import activate, holdout_file, training_frame
@@ -90,8 +98,18 @@ def evaluate_candidates(
     train_frame, holdout, _, split_info = prepare_split(frame, spec, fixed)
     imported = imported_of(chosen)
     data = read_bytes(services, chosen["artifact_uri"])
+    onnx_only = spec.training.estimator in SAGEMAKER_ONLY_ESTIMATORS
     if imported:
         pipeline = load_imported(data, chosen["artifact_sha256"], imported["format"], spec)
+    elif onnx_only:
+        export = chosen.get("onnx") or {}
+        if not export.get("uri"):
+            raise CheckFailedError(
+                f"candidate {chosen.get('index', 0)}: {spec.training.estimator} is scored from the ONNX export its"
+                f" training job made (its library is in no Lambda function), and the job made none:"
+                f" {export.get('error') or 'no onnx in its record'}"
+            )
+        pipeline = onnx_scored(services, export["uri"], export["sha256"], spec)
     else:
         code = (chosen.get("training") or {}).get("code")
         if code:
@@ -114,8 +132,19 @@ def evaluate_candidates(
     )
     champion = _score_champion(services, upload.model, pipeline, holdout, spec, scored.finite_metrics(), threshold)
 
-    onnx = imported_onnx(chosen) or _export_onnx(
-        services, upload, event["execution_name"], pipeline, holdout, spec, imported=bool(imported), threshold=threshold
+    onnx = (
+        imported_onnx(chosen)
+        or _job_export(chosen, onnx_only)
+        or _export_onnx(
+            services,
+            upload,
+            event["execution_name"],
+            pipeline,
+            holdout,
+            spec,
+            imported=bool(imported),
+            threshold=threshold,
+        )
     )
     profile = profile_frame(train_frame, spec)
     profile_json = profile.to_json()
@@ -160,6 +189,24 @@ def evaluate_candidates(
         "onnx": onnx,
         "threshold": None if threshold is None else threshold.to_dict(),
     }
+
+
+def onnx_scored(services: Services, uri: str, sha256: str, spec: ModelSpec) -> OnnxReferenceModel:
+    """An ONNX model (sha256-checked) as scikit-learn's interface, run by ``onnx.reference``."""
+
+    data = read_bytes(services, uri)
+    if sha256_hex(data) != sha256:
+        raise CheckFailedError(f"{uri}: sha256 differs from the one recorded; refusing to score it")
+    return OnnxReferenceModel(data, spec)
+
+
+def _job_export(candidate: Mapping[str, Any], onnx_only: bool) -> dict[str, Any] | None:
+    """The training job's own export, for a model only ONNX can serve: CheckOnnx compares it with the
+    answers the job recorded with the library itself (there is nothing here to export it from)."""
+
+    if not onnx_only:
+        return None
+    return {**candidate["onnx"], "serves_only_onnx": True}
 
 
 def _put_training_rows(services: Services, prefix: str, train_frame: Any, spec: ModelSpec) -> dict[str, Any]:
@@ -247,6 +294,12 @@ def _score_champion(
         data = read_bytes(services, current.artifact_uri)
         if tags.get("artifact_format") in IMPORT_FORMATS:  # an imported champion (ONNX or its own columns)
             champion_pipeline = load_imported(data, current.artifact_sha256, tags["artifact_format"], spec)
+        elif (current.params or {}).get("estimator") in SAGEMAKER_ONLY_ESTIMATORS:  # its library is not here
+            if not (tags.get(ONNX_TAG_URI) and tags.get(ONNX_TAG_SHA256)):
+                raise CheckFailedError(
+                    f"v{current.version} ({current.params['estimator']}) has no ONNX model to be scored from"
+                )
+            champion_pipeline = onnx_scored(services, tags[ONNX_TAG_URI], tags[ONNX_TAG_SHA256], spec)
         else:
             code = code_from_tags(current.tags)
             if code:

@@ -33,7 +33,9 @@ def check_onnx_export(
     own export, no check input) as it is; an export whose predictions
     differ beyond the stated tolerance (:mod:`mlops.training.onnx_check`) gives an ``error`` too:
     either way the version is registered without an ONNX model and served from its pickle. An
-    object whose sha256 is not the one Evaluate recorded fails the step (nothing is registered).
+    object whose sha256 is not the one Evaluate recorded fails the step (nothing is registered),
+    and so does a failed check of a model that serves only through ONNX (``serves_only_onnx``: its
+    library, XGBoost, is in no Lambda function, so no pickle of it could be served).
     """
     export = event["onnx"]
     if not export.get("uri"):
@@ -46,5 +48,7 @@ def check_onnx_export(
     try:
         deltas = compare_onnx(data, document)
     except MlopsError as exc:
+        if export.get("serves_only_onnx"):
+            raise CheckFailedError(f"{exc}; the model serves only through ONNX, so nothing is registered") from None
         return {"error": str(exc)}
     return {"uri": export["uri"], "sha256": export["sha256"], "max_deltas": deltas}
