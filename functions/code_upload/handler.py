@@ -19,32 +19,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text, grant_fields, verified_caller
 from mlops.observability import api_handler
-from mlops.registry.code_versions import authorize_code_upload, confirm_code_upload
+from mlops.registry.api_clients import ApiClientsOnce
+from mlops.registry.code_versions import authorize_code_upload, check_code_request, confirm_code_upload
 from mlops.storage import read_uri_if_any
 
 app = APIGatewayRestResolver()
 
 FIELDS = ("package", "sha256", "size")
 CONFIRM = "confirm"
-_clients: dict[str, Any] = {}
+_services = ApiClientsOnce()  # made on the first request whose body parsed
 
 
-def _services() -> dict[str, Any]:
-    """The registry, a SigV4 S3 client (presigned URLs must be SigV4 for KMS), the bucket, the uploaders."""
-    if not _clients:
-        # here, not at the top: the clients are made on the first request, once per environment
-        import boto3
-        from botocore.config import Config
-
-        from mlops.registry.versions import Registry
-        from mlops.settings import Platform
-
-        platform = Platform.from_env()
-        _clients["registry"] = Registry.for_platform(boto3.client("dynamodb"), platform)
-        _clients["s3"] = boto3.client("s3", config=Config(signature_version="s3v4"))
-        _clients["bucket"] = platform.data_bucket
-        _clients["uploaders"] = tuple(json.loads(os.environ.get("CODE_UPLOADERS") or "[]"))
-    return _clients
+def _uploaders() -> tuple[str, ...]:
+    """The environment's code uploaders (IAM ARNs or patterns): CODE_UPLOADERS, a JSON list."""
+    return tuple(json.loads(os.environ.get("CODE_UPLOADERS") or "[]"))
 
 
 @app.post("/models/<model>/code")
@@ -52,29 +40,32 @@ def create_code_version(model: str) -> Response:
     event = app.current_event
     caller = verified_caller(event)
     text = body_text(event)
-    services = _services()
     if CONFIRM in grant_fields(text, (*FIELDS, CONFIRM), required=()):
+        version = grant_fields(text, (CONFIRM,))[CONFIRM]  # a confirmation carries nothing else
+        services = _services()
         confirmed = confirm_code_upload(
-            services["registry"],
-            lambda uri: read_uri_if_any(services["s3"], uri),
+            services.registry,
+            lambda uri: read_uri_if_any(services.s3, uri),
             model,
-            grant_fields(text, (CONFIRM,))[CONFIRM],  # a confirmation carries nothing else
+            version,
             caller=caller,
-            uploaders=services["uploaders"],
+            uploaders=_uploaders(),
             request_id=event.request_context.request_id,
         )
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=confirmed.to_dict())
     body = grant_fields(text, FIELDS)
+    check_code_request(model, body["package"], body["sha256"], body["size"])  # refused here: no AWS call
+    services = _services()
     granted = authorize_code_upload(
-        services["registry"],
-        services["s3"],
-        services["bucket"],
+        services.registry,
+        services.s3,
+        services.bucket,
         model,
         package=body["package"],
         sha256=body["sha256"],
         size=body["size"],
         caller=caller,
-        uploaders=services["uploaders"],
+        uploaders=_uploaders(),
         request_id=event.request_context.request_id,
     )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=granted)

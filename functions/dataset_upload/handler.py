@@ -13,29 +13,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.apierrors import answer_errors_as_json, body_text, grant_fields, verified_caller
-from mlops.data.uploads import authorize_upload
+from mlops.data.uploads import authorize_upload, check_upload
 from mlops.observability import api_handler
+from mlops.registry.api_clients import ApiClientsOnce
 
 app = APIGatewayRestResolver()
 
 FIELDS = ("name", "sha256", "size")
-_clients: dict[str, Any] = {}
-
-
-def _services() -> dict[str, Any]:
-    """The registry, a SigV4 S3 client (presigned URLs must be SigV4 for KMS) and the bucket, once."""
-    if not _clients:
-        import boto3
-        from botocore.config import Config
-
-        from mlops.registry.versions import Registry
-        from mlops.settings import Platform
-
-        platform = Platform.from_env()
-        _clients["registry"] = Registry.for_platform(boto3.client("dynamodb"), platform)
-        _clients["s3"] = boto3.client("s3", config=Config(signature_version="s3v4"))
-        _clients["bucket"] = platform.data_bucket
-    return _clients
+_services = ApiClientsOnce()  # made on the first request whose body parsed
 
 
 @app.post("/models/<model>/uploads")
@@ -43,11 +28,12 @@ def create_upload(model: str) -> Response:
     event = app.current_event
     caller = verified_caller(event)
     body = grant_fields(body_text(event), FIELDS)
+    check_upload(model, body["name"], body["sha256"], body["size"])  # refused here: no client made, no AWS call
     services = _services()
     granted = authorize_upload(
-        services["registry"],
-        services["s3"],
-        services["bucket"],
+        services.registry,
+        services.s3,
+        services.bucket,
         model,
         name=body["name"],
         sha256=body["sha256"],

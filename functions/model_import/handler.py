@@ -22,44 +22,33 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.apierrors import answer_errors_as_json, body_text, grant_fields, verified_caller
 from mlops.errors import InputError
 from mlops.observability import api_handler
-from mlops.training.import_grants import authorize_import
-from mlops.training.notebook_runs import parse_body, record_run
+from mlops.registry.api_clients import ApiClientsOnce
+from mlops.registry.versions import check_model_name
+from mlops.training.import_grants import authorize_import, check_import
+from mlops.training.notebook_runs import check_run_body, parse_body, record_run
 
 app = APIGatewayRestResolver()
 
 MAX_RUN_BODY_CHARS = 256 * 1024  # a run's params, metrics and tags (DynamoDB items hold 400 KB)
 FIELDS = ("format", "sha256", "size", "dataset_version", "source", "source_sha256", "run_id")
 REQUIRED = FIELDS[:5]
-_clients: dict[str, Any] = {}
-
-
-def _services() -> dict[str, Any]:
-    """The registry, a SigV4 S3 client (presigned URLs must be SigV4 for KMS) and the bucket, once."""
-    if not _clients:
-        import boto3
-        from botocore.config import Config
-
-        from mlops.registry.versions import Registry
-        from mlops.settings import Platform
-
-        platform = Platform.from_env()
-        _clients["registry"] = Registry.for_platform(boto3.client("dynamodb"), platform)
-        _clients["s3"] = boto3.client("s3", config=Config(signature_version="s3v4"))
-        _clients["bucket"] = platform.data_bucket
-    return _clients
+_services = ApiClientsOnce()  # made on the first request whose body parsed
 
 
 @app.post("/models/<model>/imports")
 def create_import(model: str) -> Response:
     event = app.current_event
     caller = verified_caller(event)
+    body = grant_fields(body_text(event), FIELDS, REQUIRED, who="importer")
+    check_model_name(model)
+    check_import(body)  # refused here: no client made, no AWS call
     services = _services()
     granted = authorize_import(
-        services["registry"],
-        services["s3"],
-        services["bucket"],
+        services.registry,
+        services.s3,
+        services.bucket,
         model,
-        grant_fields(body_text(event), FIELDS, REQUIRED, who="importer"),
+        body,
         caller=caller,
         request_id=event.request_context.request_id,
     )
@@ -75,15 +64,18 @@ def create_run(model: str) -> Response:
         raise InputError("request body is missing: send a JSON object with params, metrics and tags")
     if len(text) > MAX_RUN_BODY_CHARS:
         raise InputError(f"request body is {len(text)} characters; at most {MAX_RUN_BODY_CHARS} are accepted")
+    body = parse_body(text)
+    check_model_name(model)
+    check_run_body(body)  # refused here: no client made, no AWS call
     services = _services()
     recorded = record_run(
-        services["registry"],
+        services.registry,
         model,
-        parse_body(text),
+        body,
         caller=caller,
         request_id=event.request_context.request_id,
-        s3=services["s3"],
-        bucket=services["bucket"],
+        s3=services.s3,
+        bucket=services.bucket,
     )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=recorded)
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -61,7 +63,11 @@ def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ):
         monkeypatch.setenv(name, value)
     SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
-    handler = _handler()
+    # Lambda runs one request at a time per execution environment, and concurrent requests in
+    # separate ones: four environments here (each a fresh load of the handler), one request each at a time
+    environments: queue.Queue[ModuleType] = queue.Queue()
+    for _ in range(4):
+        environments.put(_handler())
 
     class Gateway(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -96,7 +102,11 @@ def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
                 "body": body.decode(),
                 "isBase64Encoded": False,
             }
-            answer = handler.handler(event, Context())
+            handler = environments.get()
+            try:
+                answer = handler.handler(event, Context())
+            finally:
+                environments.put(handler)
             self._answer(answer["statusCode"], answer["body"].encode())
 
         def _answer(self, status: int, body: bytes) -> None:
@@ -253,3 +263,36 @@ def test_runs_list_shows_notebook_runs_beside_pipeline_runs(
     assert [(r["run_id"], r["source"], r["metrics"]) for r in data["notebook_runs"]] == [
         (run.run_id, "notebook", {"accuracy": 0.93})
     ]
+
+
+def test_concurrent_runs_of_two_identities_are_each_recorded_with_their_own_signer(
+    api: str, services: Services
+) -> None:
+    # GIVEN two scientists' sessions and 10 notebook runs started at once (5 each), on a fresh handler
+    sessions = {
+        name: boto3.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
+        for key, (secret, name) in USERS.items()
+    }
+    start = threading.Barrier(10)
+
+    def notebook(index: int) -> tuple[str, str]:
+        who = "scientist" if index % 2 else "carol"
+        with tracking.start_run(model="tiny", api_url=api, region="us-east-1", session=sessions[who]) as run:
+            run.log_params({"index": index})
+            run.log_metrics({"accuracy": index / 10})
+            start.wait(timeout=30)
+        return str(run.run_id), who
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        done = list(pool.map(notebook, range(10)))
+    # THEN all 10 are recorded, each under the identity that signed it, with its own values
+    stored = {run.run_id: run for run in list_notebook_runs(services.registry, "tiny")}
+    assert sorted(stored) == sorted(run_id for run_id, _ in done) and len(stored) == 10
+    for index, (run_id, who) in enumerate(done):
+        assert stored[run_id].caller == f"arn:aws:iam::{ACCOUNT}:user/{who}"
+        assert stored[run_id].params == {"index": index} and stored[run_id].metrics == {"accuracy": index / 10}
+    # AND the audit chain holds one run.recorded per run, by its signer, and still verifies
+    events, _ = services.registry.audit.list_events("tiny", limit=100)
+    recorded = sorted((e.subject, e.actor) for e in events if e.action == "run.recorded")
+    assert recorded == sorted((f"tiny/runs/{r}", f"arn:aws:iam::{ACCOUNT}:user/{w}") for r, w in done)
+    assert services.registry.audit.verify("tiny").ok

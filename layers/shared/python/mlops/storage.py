@@ -1,4 +1,5 @@
-"""Reading S3 objects: one place for ``s3://bucket/key`` URIs and for reading a body to its end.
+"""Reading S3 objects: one place for ``s3://bucket/key`` URIs and for reading a body to its end; and
+the presigned PUT every upload grant answers (datasets, code, imports, a notebook run's model).
 
 Examples
 --------
@@ -8,6 +9,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from mlops.errors import InputError
@@ -46,3 +48,32 @@ def read_uri_if_any(s3: Any, uri: str) -> bytes | None:
         if code in {"NoSuchKey", "404", "NotFound"}:
             return None
         raise
+
+
+def presigned_put(
+    s3: Any, *, bucket: str, key: str, sha256: str, size: int, who: str, metadata_key: str, expires_s: int
+) -> dict[str, Any]:
+    """A presigned PUT of exactly one content: ``url``, ``method`` and the ``headers`` the PUT must carry.
+
+    Signed in the URL, so S3 refuses anything else: the SHA-256 (``x-amz-checksum-sha256``, checked
+    against the body), the length, and ``x-amz-meta-<metadata_key>`` naming ``who`` (the identity the
+    API verified). ``s3`` must sign with SigV4 (KMS-encrypted buckets refuse SigV2 URLs).
+    """
+    checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+    url = s3.generate_presigned_url(
+        "put_object",
+        Params={
+            "Bucket": bucket,
+            "Key": key,
+            "Metadata": {metadata_key: who},
+            "ChecksumSHA256": checksum,
+            "ContentLength": int(size),
+        },
+        ExpiresIn=expires_s,
+        HttpMethod="PUT",
+    )
+    return {
+        "url": url,
+        "method": "PUT",
+        "headers": {f"x-amz-meta-{metadata_key}": who, "x-amz-checksum-sha256": checksum},
+    }

@@ -92,8 +92,17 @@ def _region(url: str, region: str | None) -> str:
 class Run:
     """One run of ``model``: log parameters and metrics, then leave the ``with`` block to record it."""
 
-    def __init__(self, model: str, *, api_url: str, region: str, tags: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_url: str,
+        region: str,
+        tags: Mapping[str, str] | None = None,
+        session: Any = None,
+    ) -> None:
         self.model = model
+        self.session = session
         self.api_url = api_url
         self.region = region
         self.params: dict[str, Any] = {}
@@ -147,7 +156,8 @@ class Run:
         if self.recorded is not None:
             return self.recorded
         self.tags["status"] = status
-        self.recorded = _post(self.api_url, self.region, f"models/{quote(self.model, safe='')}/runs", self.body())
+        path = f"models/{quote(self.model, safe='')}/runs"
+        self.recorded = _post(self.api_url, self.region, path, self.body(), session=self.session)
         self.run_id = str(self.recorded["run_id"])
         if self.model_data is not None:
             _put(self.recorded["upload"], self.model_data)
@@ -171,13 +181,21 @@ def _plain(value: Any) -> Any:
 
 
 def start_run(
-    model: str, *, api_url: str | None = None, region: str | None = None, tags: Mapping[str, str] | None = None
+    model: str,
+    *,
+    api_url: str | None = None,
+    region: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    session: Any = None,
 ) -> Run:
-    """A run of ``model``, recorded when its ``with`` block ends (or at :meth:`Run.end`)."""
+    """A run of ``model``, recorded when its ``with`` block ends (or at :meth:`Run.end`).
+
+    ``session``: a boto3 or botocore session whose credentials sign the run (for instance
+    ``boto3.Session(profile_name="ml")``); by default the environment's, as the AWS CLI finds them."""
     url = api_url or os.environ.get(API_URL_ENV)
     if not url:
         raise InputError(f"no platform API URL: pass api_url=... or set {API_URL_ENV} (`mlops status` prints it)")
-    return Run(model, api_url=url, region=_region(url, region), tags=tags)
+    return Run(model, api_url=url, region=_region(url, region), tags=tags, session=session)
 
 
 def _put(upload: dict[str, Any], data: bytes) -> None:
@@ -199,8 +217,8 @@ def _put(upload: dict[str, Any], data: bytes) -> None:
         raise TrackingError(f"cannot reach S3 for the run's model: {exc.reason}") from None
 
 
-def _post(base: str, region: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    credentials = botocore.session.get_session().get_credentials()
+def _post(base: str, region: str, path: str, body: dict[str, Any], *, session: Any = None) -> dict[str, Any]:
+    credentials = (session or botocore.session.get_session()).get_credentials()
     if credentials is None:
         raise InputError("no AWS credentials: the platform records who ran the notebook from the signature")
     url = base.rstrip("/") + "/" + path

@@ -25,6 +25,7 @@ from mlops.registry.keys import (
 )
 from mlops.registry.tables import Condition, Put
 from mlops.registry.versions import Registry, check_actor, check_model_name
+from mlops.storage import presigned_put
 
 UPLOAD_URL_SECONDS = 15 * 60  # how long an authorized upload's presigned URL stays valid
 MAX_UPLOAD_BYTES = 5 * 1024**3  # S3's limit for one PUT
@@ -187,8 +188,6 @@ def authorize_upload(
     ConflictError
         Another principal holds a live grant for the same content at the same key.
     """
-    import base64
-
     from mlops.registry.specs import SpecStore
 
     check_actor(caller)
@@ -220,25 +219,20 @@ def authorize_upload(
         request_id=request_id,
         expires_s=expires_s,
     )
-    checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
-    url = s3.generate_presigned_url(
-        "put_object",
-        Params={
-            "Bucket": bucket,
-            "Key": key,
-            "Metadata": {UPLOADER_METADATA_KEY: caller},
-            "ChecksumSHA256": checksum,
-            "ContentLength": int(size),
-        },
-        ExpiresIn=expires_s,
-        HttpMethod="PUT",
+    put = presigned_put(
+        s3,
+        bucket=bucket,
+        key=key,
+        sha256=sha256,
+        size=int(size),
+        who=caller,
+        metadata_key=UPLOADER_METADATA_KEY,
+        expires_s=expires_s,
     )
     return {
         "bucket": bucket,
         "key": key,
-        "url": url,
-        "method": "PUT",
-        "headers": {f"x-amz-meta-{UPLOADER_METADATA_KEY}": caller, "x-amz-checksum-sha256": checksum},
+        **put,
         "expires_at": grant.expires_at,
         "caller": caller,
         "sha256": sha256,

@@ -20,7 +20,6 @@ package never arrived is refused with a message naming it and what to do.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fnmatch
 import hashlib
@@ -34,6 +33,7 @@ from mlops.registry.keys import CODE_SK_PREFIX, code_object_key, code_version_ke
 from mlops.registry.specs import SpecStore
 from mlops.registry.tables import Condition, ConditionFailedError, Put, Update
 from mlops.registry.versions import Registry, check_actor, check_model_name
+from mlops.storage import presigned_put
 
 CODE_URL_SECONDS = 15 * 60
 MAX_CODE_UPLOAD_BYTES = 50 * 1024**2  # mlops.training.code.MAX_CODE_BYTES: the CLI refuses larger first
@@ -343,22 +343,14 @@ def authorize_code_upload(
             continue  # another upload took this number: take the next
     else:
         raise CheckFailedError(f"model {model!r}: could not allocate a code version; try again")
-    checksum = base64.b64encode(bytes.fromhex(record.sha256)).decode()
-    url = s3.generate_presigned_url(
-        "put_object",
-        Params={
-            "Bucket": bucket,
-            "Key": record.key,
-            "Metadata": {CODE_UPLOADER_METADATA_KEY: caller},
-            "ChecksumSHA256": checksum,
-            "ContentLength": record.size,
-        },
-        ExpiresIn=expires_s,
-        HttpMethod="PUT",
+    put = presigned_put(
+        s3,
+        bucket=bucket,
+        key=record.key,
+        sha256=record.sha256,
+        size=record.size,
+        who=caller,
+        metadata_key=CODE_UPLOADER_METADATA_KEY,
+        expires_s=expires_s,
     )
-    return {
-        **record.to_dict(),
-        "url": url,
-        "method": "PUT",
-        "headers": {f"x-amz-meta-{CODE_UPLOADER_METADATA_KEY}": caller, "x-amz-checksum-sha256": checksum},
-    }
+    return {**record.to_dict(), **put}

@@ -12,7 +12,6 @@ functions have no science layer.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import uuid
@@ -28,6 +27,7 @@ from mlops.registry.keys import PK, SK, model_items, model_pk, sk_prefix
 from mlops.registry.origin import IMPORT_FILE_NAMES, IMPORT_FORMATS, SOURCES
 from mlops.registry.tables import Condition, Put
 from mlops.registry.versions import Registry, check_actor, check_model_name
+from mlops.storage import presigned_put
 
 IMPORT_PREFIX = "imports/"  # stacks/stateful.py's IMPORT_PREFIX: the rule and the grants use it
 IMPORT_SK_PREFIX = "IMPORT#"
@@ -194,25 +194,20 @@ def authorize_import(
         request_id=request_id,
         with_ops=[Put(registry.table, item, Condition(item_exists=False))],
     )
-    checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
-    url = s3.generate_presigned_url(
-        "put_object",
-        Params={
-            "Bucket": bucket,
-            "Key": key,
-            "Metadata": {UPLOADER_METADATA_KEY: caller},
-            "ChecksumSHA256": checksum,
-            "ContentLength": int(body["size"]),
-        },
-        ExpiresIn=expires_s,
-        HttpMethod="PUT",
+    put = presigned_put(
+        s3,
+        bucket=bucket,
+        key=key,
+        sha256=sha256,
+        size=int(body["size"]),
+        who=caller,
+        metadata_key=UPLOADER_METADATA_KEY,
+        expires_s=expires_s,
     )
     return {
         "bucket": bucket,
         "key": key,
-        "url": url,
-        "method": "PUT",
-        "headers": {f"x-amz-meta-{UPLOADER_METADATA_KEY}": caller, "x-amz-checksum-sha256": checksum},
+        **put,
         "expires_at": grant.expires_at,
         "caller": caller,
         "sha256": sha256,

@@ -9,7 +9,6 @@ training pipeline's (source ``notebook``). Light imports only: the API function 
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -24,6 +23,7 @@ from mlops.registry.origin import IMPORT_FILE_NAMES, IMPORT_FORMATS, ORIGIN_TAG_
 from mlops.registry.specs import SpecStore
 from mlops.registry.tables import Condition, Put
 from mlops.registry.versions import ModelVersion, Registry, check_actor, check_model_name
+from mlops.storage import presigned_put
 from mlops.training.import_grants import IMPORT_URL_SECONDS, MAX_IMPORT_BYTES, import_key
 
 NOTEBOOK_SOURCE = "notebook"
@@ -156,6 +156,15 @@ def check_logged_model(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def check_run_body(
+    body: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, float], dict[str, str], dict[str, Any] | None]:
+    """A run's params, metrics, tags and logged model (or None), each checked (:class:`InputError` naming the field)."""
+    params, metrics, tags = check_run(body)
+    logged = check_logged_model(body["model"]) if body.get("model") is not None else None
+    return params, metrics, tags, logged
+
+
 def record_run(
     registry: Registry,
     model: str,
@@ -181,8 +190,7 @@ def record_run(
     """
     check_actor(caller)
     check_model_name(model)
-    params, metrics, tags = check_run(body)
-    logged = check_logged_model(body["model"]) if body.get("model") is not None else None
+    params, metrics, tags, logged = check_run_body(body)
     if logged is not None and (s3 is None or not bucket):
         raise InputError("model: this deployment cannot store a run's model")
     try:
@@ -238,24 +246,16 @@ def record_run(
     )
     answer = run.to_dict()
     if artifact is not None:
-        checksum = base64.b64encode(bytes.fromhex(artifact["sha256"])).decode()
-        url = s3.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": bucket,
-                "Key": artifact["key"],
-                "Metadata": {UPLOADER_METADATA_KEY: caller},
-                "ChecksumSHA256": checksum,
-                "ContentLength": artifact["size"],
-            },
-            ExpiresIn=IMPORT_URL_SECONDS,
-            HttpMethod="PUT",
+        answer["upload"] = presigned_put(
+            s3,
+            bucket=str(bucket),
+            key=artifact["key"],
+            sha256=artifact["sha256"],
+            size=artifact["size"],
+            who=caller,
+            metadata_key=UPLOADER_METADATA_KEY,
+            expires_s=IMPORT_URL_SECONDS,
         )
-        answer["upload"] = {
-            "url": url,
-            "method": "PUT",
-            "headers": {f"x-amz-meta-{UPLOADER_METADATA_KEY}": caller, "x-amz-checksum-sha256": checksum},
-        }
     return answer
 
 
