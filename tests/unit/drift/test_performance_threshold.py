@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.drift import Holdout, holdout_document, performance_drift
+from mlops.drift import Holdout, drift_report, holdout_document, performance_drift
 from mlops.training.evaluation import evaluate
 from mlops.training.fit import TrainResult, train
 from mlops.training.frames import model_input, target_array
@@ -65,3 +65,36 @@ def test_label_metrics_are_computed_at_the_versions_threshold(default_model: Tra
     # AND arg-max labels judged against metrics registered at 0.1 would have been: recall falls
     mixed = performance_drift(window["labels"], window["argmax"], spec, registered, **common)
     assert {m.name: m.current for m in mixed.metrics}["recall"] < current["recall"]  # type: ignore[operator]
+
+
+def test_the_offline_drift_report_judges_labels_at_the_champions_threshold(default_model: TrainResult) -> None:
+    # GIVEN a champion registered at threshold 0.1 (its tags), and its held-back rows with served probabilities
+    spec = DEFAULT.spec
+    registered = evaluate(default_model.pipeline, default_model.holdout, spec, LOW).finite_metrics()
+    champion = DecisionThreshold.from_tags({"decision_threshold": LOW.tag()})
+    window = _window(default_model)
+    frame = DEFAULT.held_back_frame()
+    common: dict[str, Any] = {
+        "labels": window["labels"],
+        "current_predictions": window["argmax"],
+        "registered_metrics": registered,
+        "probabilities": window["proba"],
+        "model_classes": ["No", "Yes"],
+    }
+    # WHEN the offline report is made with the champion's threshold, and without it
+    at_threshold = drift_report(default_model.holdout, frame, spec, threshold=champion, **common).performance
+    mixed = drift_report(default_model.holdout, frame, spec, **common).performance
+    assert at_threshold is not None and mixed is not None
+    # THEN with it, the labels judged are the threshold's (as performance monitoring judges them)
+    expected = performance_drift(
+        window["labels"],
+        window["served"],
+        spec,
+        registered,
+        **{k: common[k] for k in ("probabilities", "model_classes")},
+    )
+    assert {m.name: m.current for m in at_threshold.metrics} == {m.name: m.current for m in expected.metrics}
+    assert at_threshold.notes[0].startswith("labels at the decision threshold 0.1")
+    # AND without it, the arg-max labels against metrics registered at 0.1: recall falls
+    recall = {m.name: m.current for m in mixed.metrics}["recall"]
+    assert recall < {m.name: m.current for m in at_threshold.metrics}["recall"]  # type: ignore[operator]

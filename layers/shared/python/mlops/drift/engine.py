@@ -55,6 +55,7 @@ from mlops.drift.sides import (
     read_window,
 )
 from mlops.spec.model import FeatureType, ModelSpec
+from mlops.training.threshold import DecisionThreshold
 
 PREDICTION = "prediction"
 
@@ -74,6 +75,7 @@ def drift_report(
     probabilities: np.ndarray | None = None,
     model_classes: Sequence[Any] | None = None,
     holdout: Holdout | None = None,
+    threshold: DecisionThreshold | None = None,
 ) -> DriftReport:
     """Compare a current window with a reference and give the per-feature and dataset verdicts.
 
@@ -101,6 +103,11 @@ def drift_report(
     probabilities, model_classes, holdout
         For performance drift: the served class probabilities of those rows and the class of
         each column (ROC AUC, log loss), and what is known of the registered holdout.
+    threshold
+        The judged version's decision threshold (the champion's registry tag
+        ``decision_threshold``, :meth:`DecisionThreshold.from_tags`): with ``probabilities`` the
+        window's labels are judged at it, as its registered metrics were
+        (:func:`mlops.drift.performance.performance_drift`).
 
     Returns
     -------
@@ -172,6 +179,7 @@ def drift_report(
             probabilities=probabilities,
             model_classes=model_classes,
             holdout=holdout,
+            threshold=threshold,
         )
 
     return _verdict(spec, ref, source, len(frame), features, prediction, performance, settings, notes, started)

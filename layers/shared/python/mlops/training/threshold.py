@@ -124,10 +124,14 @@ class DecisionThreshold:
         text = f"{self.value:g} (P({positive}) at or above it predicts {positive}; {self.objective()}"
         if self.chosen_on:
             chosen = self.chosen_on
-            text += (
-                f", chosen on out-of-fold predictions of {chosen.get('rows')} training rows"
-                f" ({chosen.get('folds')} folds): {_scores(chosen)}"
-            )
+            if chosen.get("in_sample"):  # an imported model: its own predictions, it cannot be refitted
+                text += f", chosen on the imported model's predictions of {chosen.get('rows')} training rows"
+                text += f" (not out-of-fold): {_scores(chosen)}"
+            else:
+                text += (
+                    f", chosen on out-of-fold predictions of {chosen.get('rows')} training rows"
+                    f" ({chosen.get('folds')} folds): {_scores(chosen)}"
+                )
             if not self.met:
                 text += "; the objective is NOT met"
         text += ")"
@@ -289,6 +293,56 @@ def choose_threshold(pipeline: Any, x: Any, y: np.ndarray, spec: ModelSpec) -> D
         chosen_on={
             "rows": len(scores),
             "folds": folds,
+            "positives": int(is_positive.sum()),
+            **{name: _finite(table[name][index]) for name in ("precision", "recall", "f1")},
+        },
+    )
+
+
+def choose_threshold_for_fitted(model: Any, x: Any, y: np.ndarray, spec: ModelSpec) -> DecisionThreshold | None:
+    """The spec's decision threshold for a model fitted elsewhere (an import), chosen on ``x``, ``y``.
+
+    ``x``, ``y`` are the dataset version's training rows (the split's training side), never the
+    holdout the gate scores. The model cannot be refitted on folds, so an objective reads its own
+    probabilities of those rows: if it was trained on them they are in-sample and optimistic, which
+    ``chosen_on`` says (``folds`` 0, ``in_sample`` True); the holdout metrics at the threshold,
+    which the gate judges, are not affected by the choice.
+
+    Raises
+    ------
+    InputError
+        The training rows have fewer than two rows of a class, or the model gives no probabilities.
+    """
+    setting = spec.training.threshold
+    if setting is None:
+        return None
+    positive = _model_positive(spec, y)
+    if isinstance(setting, float | int):
+        return DecisionThreshold(value=float(setting), positive_class=positive)
+    is_positive = np.asarray([canonical_label(v) for v in y.tolist()]) == canonical_label(positive)
+    smallest = int(min(is_positive.sum(), (~is_positive).sum()))
+    if smallest < 2:
+        raise InputError(
+            f"training.threshold: choosing a threshold needs at least 2 training rows of each class; the training"
+            f" rows have {smallest} of {'the positive class' if is_positive.sum() == smallest else 'the other class'}"
+        )
+    if not callable(getattr(model, "predict_proba", None)):
+        raise InputError(
+            f"training.threshold: {setting.objective} needs class probabilities; the imported model gives none"
+        )
+    classes = [_plain(c) for c in getattr(model, "classes_", [])]
+    scores = reported(np.asarray(model.predict_proba(x), dtype=np.float64)[:, positive_column(classes, positive)])
+    index, met, table = choose(scores, is_positive, setting.objective, setting.value)
+    return DecisionThreshold(
+        value=float(table["threshold"][index]),
+        positive_class=positive,
+        method=setting.objective,
+        objective_value=setting.value,
+        met=met,
+        chosen_on={
+            "rows": len(scores),
+            "folds": 0,
+            "in_sample": True,
             "positives": int(is_positive.sum()),
             **{name: _finite(table[name][index]) for name in ("precision", "recall", "f1")},
         },

@@ -19,9 +19,11 @@ from mlops.spec.model import ModelSpec
 from mlops.training.artifacts import sha256_hex
 from mlops.training.evaluation import evaluate
 from mlops.training.fit import library_versions
+from mlops.training.frames import model_input, target_array
 from mlops.training.imported import check_format, load_imported
 from mlops.training.split import prepare_split
 from mlops.training.steps.services import Services, code_revision, put, read_bytes, run_prefix
+from mlops.training.threshold import choose_threshold_for_fitted
 
 
 def import_candidate(
@@ -50,8 +52,14 @@ def import_candidate(
             f"{imported['uri']}: sha256 {sha256_hex(data)} is not the authorized {imported['sha256']}; not imported"
         )
     model = load_imported(data, imported["sha256"], artifact_format, spec)
-    _train, holdout, rows_dropped, split = prepare_split(frame, spec, holdout_file)
-    scored = evaluate(model, holdout, spec)
+    train_rows, holdout, rows_dropped, split = prepare_split(frame, spec, holdout_file)
+    # A threshold objective is chosen on the training side of the split, never the holdout.
+    threshold = (
+        None
+        if spec.training.threshold is None
+        else choose_threshold_for_fitted(model, model_input(train_rows, spec), target_array(train_rows, spec), spec)
+    )
+    scored = evaluate(model, holdout, spec, threshold)
     name = IMPORT_FILE_NAMES[artifact_format]
     key = f"{run_prefix(upload.model, execution_name)}candidate-{candidate['index']}/{name}"
     uri = put(services, key, data, "application/octet-stream", sha256=imported["sha256"])
@@ -78,6 +86,7 @@ def import_candidate(
         "split": split.to_dict(),
         "imported": {**origin.to_dict(), "uri": imported["uri"]},
         "artifact_format": artifact_format,
+        **({"threshold": threshold.to_dict()} if threshold is not None else {}),
     }
     return {
         "index": candidate["index"],
