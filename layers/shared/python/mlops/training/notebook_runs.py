@@ -30,6 +30,8 @@ NOTEBOOK_SOURCE = "notebook"
 TRACKING_SOURCE = "tracking-run"  # an import's origin (mlops.registry.origin.SOURCES): a notebook run's model
 MAX_ENTRIES = 200  # params, metrics or tags of one run
 MAX_VALUE_CHARS = 1024  # a parameter or tag value as JSON
+MAX_DEPTH = 4  # body -> params -> a list value; model -> its fields
+MAX_STORED_CHARS = 120_000  # params, metrics and tags as JSON text: the registry item and the audit event
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
 _RUN_ID = re.compile(r"^nb-[0-9a-f]{20}$")
 FIELDS = ("params", "metrics", "tags", "model")
@@ -72,8 +74,40 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def json_depth_over(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests objects and arrays deeper than ``limit`` (brackets inside strings
+    do not count). Checked before parsing: a deep nesting would exhaust the parser's recursion.
+
+    >>> json_depth_over('{"params": {"a": [1, "[[["]}}', 3), json_depth_over("[[[[]]]]", 3)
+    (False, True)
+    """
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def parse_body(text: str) -> dict[str, Any]:
     """The request body as strict JSON (``NaN`` and ``Infinity`` refused), or :class:`InputError`."""
+    if json_depth_over(text, MAX_DEPTH):
+        raise InputError(
+            f"request body nests deeper than {MAX_DEPTH} levels: a run's body is an object of params,"
+            " metrics and tags whose values are scalars or lists of scalars"
+        )
     try:
         body = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as exc:
@@ -162,6 +196,12 @@ def check_run_body(
     """A run's params, metrics, tags and logged model (or None), each checked (:class:`InputError` naming the field)."""
     params, metrics, tags = check_run(body)
     logged = check_logged_model(body["model"]) if body.get("model") is not None else None
+    stored = sum(len(json.dumps(values, sort_keys=True)) for values in (params, metrics, tags))
+    if stored > MAX_STORED_CHARS:  # non-ASCII text is stored escaped (up to 12 characters for one)
+        raise InputError(
+            f"params, metrics and tags: {stored:,} characters as stored; at most {MAX_STORED_CHARS:,} are"
+            " accepted (a DynamoDB item holds 400 KB)"
+        )
     return params, metrics, tags, logged
 
 
