@@ -5,6 +5,8 @@
 - EventBridge rules deliver to every target type, asynchronously, with real input transformers;
 - S3's EventBridge notification sends a properly shaped event to the default bus only;
 - Step Functions Retry back-off and Wait states are compressed (unless real time is asked for);
+- Step Functions copies state data (JSON) with :func:`json_copy`, not ``copy.deepcopy``
+  (:class:`_JsonCopy`);
 - a Distributed Map's ItemReader runs what moto lacks (ItemBatcher, JSON Lines, the ItemSelector
   per item) for the Map states :func:`mlops_local.distributed_map.rewrite` marked;
 - a Distributed Map fails when its failed children exceed its tolerated failures
@@ -201,6 +203,44 @@ def _enforce_tolerated_failures() -> None:
     component.DistributedIterationComponent._map_run = map_run  # type: ignore[method-assign]
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, strings, numbers, booleans, None).
+
+    What moto's Step Functions interpreter copies is state data, copied several times per state
+    (its input when entered, read and reset; its result; the history event). ``copy.deepcopy``
+    keeps a memo of every object for cycles and shared references, which JSON never has: this
+    copy is 5.8 to 10.7 times faster on a child execution's 2,000 real rows (two runs of
+    ``benchmarks/bench_state_copy.py`` on a busy 2-core machine), where a 200,000-row batch job on the local cloud spent
+    about 40% of its cloud process's CPU in ``deepcopy``. Any other type
+    (a subclass, an object of moto's) is copied by ``copy.deepcopy``.
+
+    >>> data = {"Items": [{"row": 0, "values": {"x": "1.5"}}], "n": None}
+    >>> copied = json_copy(data)
+    >>> copied == data and copied["Items"][0] is not data["Items"][0]
+    True
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [json_copy(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
+class _JsonCopy:
+    """Stands in for the ``copy`` module inside moto's Step Functions interpreter: ``deepcopy`` is
+    :func:`json_copy`, the rest is ``copy``'s."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return json_copy(value)
+
+
 def _install() -> None:
     if _active["installed"]:
         return
@@ -295,6 +335,17 @@ def _install() -> None:
     notifications._send_event_bridge_message = send_s3_event
 
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    # moto's interpreter modules that copy state data (their `import copy` module global).
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.common.string import string_expression
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map import state_map
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+    from moto.stepfunctions.parser.asl.eval import states
+    from moto.stepfunctions.parser.asl.eval.event import event_manager
+
+    for module in (result_path, string_expression, execute_state, state_map, state_task_service, states, event_manager):
+        module.copy = _JsonCopy()  # type: ignore[attr-defined]
     _emulate_item_reader()
     _enforce_tolerated_failures()
     redrive.install()
