@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 
 from mlops.errors import MlopsError, NotFoundError
-from mlops_local import patches
+from mlops_local import patches, training_jobs
 from mlops_local.apigw import ApiGatewayServer, load_apis
 from mlops_local.assembly import load_assembly
 from mlops_local.events import EventDispatcher
@@ -275,6 +275,7 @@ class LocalCloud:
             )
             self.deployment = materializer.deploy(stacks)
             self.warnings.extend(self.deployment.warnings)
+            training_jobs.configure_cloud(self)  # sagemaker:createTrainingJob.sync tasks run the image
             self.gateway.apis = load_apis(self.client("apigateway"))
             self.gateway.start()
             if self.gateway.apis and self.gateway.apis[0].stages:
