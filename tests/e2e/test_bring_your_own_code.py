@@ -2,7 +2,9 @@
 
 A training package with a derived feature and a ColumnTransformer (examples/code/creditfeatures)
 trains on ISLP's Default data through Register; the registered version records the code version,
-its sha256 and entry point, and `models show` and the model card say so. Uploading code is its own
+its sha256 and entry point, and `models show` and the model card say so. Its custom transformer has
+no ONNX converter, so Register puts it on the python serving path; approved by the approver, it is
+served through the fallback function, answers equal to the registered pickle's. Uploading code is its own
 permission (the approver may not), a package whose stored bytes no longer match the sha256
 the registry recorded never runs, and a version whose package never arrived stays pending: listed
 so, refused at PlanTraining when pinned.
@@ -14,12 +16,21 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
+from mlops.spec.model import parse_spec
+from mlops.storage import read_uri
+from mlops.training.artifacts import load_artifact
+from mlops.training.code import activate_code
+from mlops.training.frames import coerce_frame, model_input
 from mlops_local.testing import LocalCloudProcess
 from tests.conformance.datasets import DEFAULT
 from tests.e2e.test_deployment_pipeline import MLOPS, mlops, ok
@@ -50,6 +61,44 @@ def _text(env: dict[str, str], *args: str) -> str:
     )
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result.stdout
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def _approve(env: dict[str, str], version: int) -> None:
+    """``mlops approve`` once the deployment pipeline the training run started waits for approval."""
+    deadline = time.time() + 300
+    while True:
+        result = mlops(env, "approve", MODEL, str(version), "--comment", "reviewed")
+        if result.returncode == 0:
+            assert json.loads(result.stdout)["decision"] == "approved", result.stdout
+            return
+        waiting = "not waiting" in result.stderr or "no approval" in result.stderr
+        assert waiting and time.time() < deadline, (result.stdout, result.stderr)
+        time.sleep(1)  # the deployment pipeline has not reached its approval step yet
+
+
+def _registered_pipeline(cloud: LocalCloudProcess, shown: dict[str, Any], code: dict[str, Any]) -> tuple[Any, Any]:
+    """The registered pickle, loaded as Evaluate loads it (its code package checked and activated)."""
+    s3 = cloud.client("s3")
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    try:
+        activate_code(lambda uri: read_uri(s3, uri), code["uri"], code["sha256"])
+        pipeline = load_artifact(
+            read_uri(s3, shown["artifact_uri"]), shown["artifact_sha256"], code_modules=[code["package"]]
+        )
+    finally:
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            if name.startswith(code["package"]):
+                del sys.modules[name]
+    document = yaml.safe_load((ROOT / "examples" / "code" / "credit-code.yaml").read_text())
+    return pipeline, parse_spec(document)
 
 
 def _failure(run: dict[str, Any]) -> str:
@@ -96,8 +145,23 @@ def test_code_trains_through_register_with_its_lineage_and_only_its_uploader_and
     assert f"version 1 of creditfeatures (sha256 {code['sha256'][:12]}...)" in text, text
     card = _text(envs["testing"], "models", "card", MODEL, str(version))
     assert f"Training code: version 1 of creditfeatures (sha256 {code['sha256']})" in card, card
-    # AND the model has no ONNX converter for the derived feature: registered with the reason
+    # AND the model has no ONNX converter for the derived feature: Register put it on the python path
     assert "does not record its input columns" in shown["tags"]["onnx_error"], shown["tags"]
+    assert shown["tags"]["serving_path"] == "python", shown["tags"]
+
+    # WHEN the approver (not the scientist who uploaded: four eyes) approves the waiting candidate
+    _approve(envs["approver"], version)
+    # THEN the deployment pipeline makes it champion, and ISLP Default's held-back rows are served
+    # through the fallback function, exactly as the registered pickle (with its code) answers them
+    _wait(lambda: ok(envs["testing"], "rollouts", MODEL)["champion"] == version, 300, "the version to be champion")
+    rows = DEFAULT.held_back_frame()
+    status, answer = local_cloud.api("POST", f"models/{MODEL}/predict", {"records": DEFAULT.records(rows)})
+    assert status == 200 and answer["version"] == version, answer
+    pipeline, spec = _registered_pipeline(local_cloud, shown, code)
+    x = model_input(coerce_frame(rows, spec), spec)
+    assert answer["predictions"] == [str(label) for label in pipeline.predict(x)]
+    np.testing.assert_allclose(answer["probabilities"], pipeline.predict_proba(x), atol=1e-6)
+    assert answer["classes"] == [str(c) for c in pipeline.classes_]
 
     # GIVEN a second code version whose stored bytes are replaced behind the registry's back
     changed = tmp / "creditfeatures"
