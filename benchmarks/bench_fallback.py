@@ -14,6 +14,11 @@ to reach the fallback (importing boto3 and making its Lambda client), which a Py
 first request adds to the fallback's own cold start. The network hop itself is not measured here
 (the local cloud's is in docs/inference.md, from ``tests/e2e/test_fallback_serving.py``).
 
+Also: the worst of the runs against the serving time budget (``mlops.contracts.serving``: the
+fallback's timeout, the inference function's wait for it), with the margins, and the fallback cold
+start's CPU time over its wall time (about 1: single threaded, so memory beyond one vCPU does not
+shorten it).
+
 Run: ``python benchmarks/bench_fallback.py [--runs 5]``; prints JSON with the medians and the ratio
 python / onnx.
 """
@@ -33,6 +38,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mlops.contracts import serving
 from mlops.registry.serving_path import SERVING_PATH_TAG
 from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
@@ -49,13 +55,13 @@ HANDLERS["python"] = ROOT / "functions" / "inference_fallback" / "handler.py"
 # the clock) the first request: an API event for the inference function, an invoke for the fallback.
 _COLD = """
 import json, sys, time
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 import importlib.util
 spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler)
 imported = time.perf_counter()
 production = handler.service()
-built = time.perf_counter()
+built, cpu_built = time.perf_counter(), time.process_time()
 from mlops.registry.versions import Registry
 from mlops.serving.predictors import MemoryArtifacts
 from mlops.serving.service import InferenceService
@@ -86,9 +92,9 @@ else:
 class C:
     function_name = "bench"; memory_limit_in_mb = 2048; aws_request_id = "cold"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-resumed = time.perf_counter()
+resumed, cpu_resumed = time.perf_counter(), time.process_time()
 answer = handler.handler(event, C())
-done = time.perf_counter()
+done, cpu_done = time.perf_counter(), time.process_time()
 if path == "onnx":
     assert answer["statusCode"] == 200, answer
     predictions = json.loads(answer["body"])["predictions"]
@@ -96,6 +102,7 @@ else:
     assert "predictions" in answer, answer
     predictions = answer["predictions"]
 print(json.dumps({"seconds": (built - started) + (done - resumed), "import_handler": imported - started,
+                  "cpu_seconds": (cpu_built - cpu_started) + (cpu_done - cpu_resumed),
                   "service": built - imported, "first_request": done - resumed,
                   "predictions": predictions,
                   "heavy": sorted(m for m in HEAVY if m in sys.modules)}))
@@ -202,13 +209,16 @@ def main() -> None:
     for _ in range(args.runs):  # alternating, so a busy machine slows both sides alike
         for path in ("onnx", "python"):
             wall, inner = run(_COLD, env, str(HANDLERS[path]), str(workdir / "state.json"), path)
-            for key in ("seconds", "import_handler", "service", "first_request"):
+            for key in ("seconds", "cpu_seconds", "import_handler", "service", "first_request"):
                 samples.setdefault(f"{path}_{key}", []).append(inner[key])
             samples.setdefault(f"{path}_wall", []).append(wall)
             heavy[path], answers[path] = inner["heavy"], inner["predictions"]
         samples.setdefault("lambda_client", []).append(run(_LAMBDA_CLIENT, env)[1]["seconds"])
     m = {k: statistics.median(v) for k, v in samples.items()}
     python_total = m["python_seconds"] + m["lambda_client"]
+    worst_fallback = max(samples["python_seconds"])
+    # the inference function's side when both are cold: its own cold start and its Lambda client
+    worst_before_invoke = max(a + b for a, b in zip(samples["onnx_seconds"], samples["lambda_client"], strict=True))
     out = {
         "runs": args.runs,
         "load_average": [round(x, 1) for x in os.getloadavg()],
@@ -225,6 +235,24 @@ def main() -> None:
         "ratio_python_total_over_onnx": round(python_total / m["onnx_seconds"], 2),
         "process_wall_s": {path: round(m[f"{path}_wall"], 3) for path in ("onnx", "python")},
         "heavy_modules_imported": heavy,
+        # The timeout budget (mlops.contracts.serving) against this run's worst cold starts.
+        "worst_s": {
+            "onnx_path_cold_start": round(max(samples["onnx_seconds"]), 3),
+            "python_path_fallback_cold_start": round(worst_fallback, 3),
+            "inference_before_invoke": round(worst_before_invoke, 3),
+        },
+        "fallback_cpu_over_wall": round(m["python_cpu_seconds"] / m["python_seconds"], 2),
+        "budget_s": {
+            "api_gateway": serving.API_GATEWAY_TIMEOUT_S,
+            "inference_before_invoke": serving.INFERENCE_BEFORE_INVOKE_S,
+            "fallback_read_timeout": serving.FALLBACK_READ_TIMEOUT_S,
+            "fallback_timeout": serving.FALLBACK_TIMEOUT_S,
+            "fallback_memory_mb": serving.FALLBACK_MEMORY_MB,
+        },
+        "margin_s": {
+            "fallback_timeout_over_worst_cold_start": round(serving.FALLBACK_TIMEOUT_S - worst_fallback, 3),
+            "before_invoke_budget_over_worst": round(serving.INFERENCE_BEFORE_INVOKE_S - worst_before_invoke, 3),
+        },
     }
     print(json.dumps(out, indent=2))
 

@@ -8,6 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops.contracts.names import FALLBACK_FUNCTION_ENV
+from mlops.contracts.serving import FALLBACK_MEMORY_MB, FALLBACK_TIMEOUT_S, INFERENCE_TIMEOUT_S
 from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
@@ -63,7 +64,7 @@ class InferenceEndpoint(Construct):
         alias_ttl_seconds: int = 30,
         capture_rate: float = 1.0,
         max_body_bytes: int = 5 * 1024 * 1024,
-        fallback_memory_size: int = 2048,
+        fallback_memory_size: int = FALLBACK_MEMORY_MB,
     ) -> None:
         super().__init__(scope, construct_id)
         model_layer = getattr(layers, "inference", None) or layers.science
@@ -84,8 +85,9 @@ class InferenceEndpoint(Construct):
                 "ALIAS_TTL_SECONDS": str(alias_ttl_seconds),
             },
             memory_size=fallback_memory_size,
-            # below the inference function's 29 s, so a slow fallback is its 5xx, not the gateway's
-            timeout=Duration.seconds(27),
+            # inside the inference function's wait for it, so a slow fallback is its 5xx, not the
+            # gateway's (the budget and the measurements it comes from: mlops.contracts.serving)
+            timeout=Duration.seconds(FALLBACK_TIMEOUT_S),
             # its ArtifactRefused and InternalErrors count in the inference alarms (one serving service)
             service="inference",
         ).function
@@ -112,7 +114,7 @@ class InferenceEndpoint(Construct):
                 FALLBACK_FUNCTION_ENV: fallback.function_name,
             },
             memory_size=memory_size,
-            timeout=Duration.seconds(29),  # API Gateway's integration timeout
+            timeout=Duration.seconds(INFERENCE_TIMEOUT_S),  # API Gateway's integration timeout
         ).function
         tables.registry.grant_read_data(self.function)
         bucket.grant_read(self.function, f"{ARTIFACT_PREFIX}*")

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from mlops.contracts.serving import FALLBACK_MEMORY_MB, FALLBACK_TIMEOUT_S, INFERENCE_TIMEOUT_S
 from stacks.api import PlatformApi
 from stacks.config import load_environments
 from stacks.inference import InferenceEndpoint
@@ -119,7 +120,9 @@ def test_the_fallback_function_carries_the_scientific_stack_and_is_named_to_the_
     (fallback_id, fallback), (_, inference) = functions["fallback"], functions["inference"]
     # THEN the fallback has three layers (shared, runtime, science), below the inference function's timeout
     assert len(fallback["Layers"]) == 3 and fallback["Timeout"] < inference["Timeout"]
-    assert fallback["MemorySize"] == 2048
+    # AND the timeouts and memory of the measured budget (mlops.contracts.serving)
+    assert (fallback["Timeout"], fallback["MemorySize"]) == (FALLBACK_TIMEOUT_S, FALLBACK_MEMORY_MB) == (24, 2048)
+    assert inference["Timeout"] == INFERENCE_TIMEOUT_S == 29
     # AND the inference function is told which function it is
     assert inference["Environment"]["Variables"]["FALLBACK_FUNCTION"] == {"Ref": fallback_id}
     # AND both count in the same serving service (one set of inference alarms)

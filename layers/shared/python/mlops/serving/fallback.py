@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mlops.contracts.names import FALLBACK_FUNCTION_ENV
+from mlops.contracts.serving import FALLBACK_READ_TIMEOUT_S
 from mlops.errors import InputError
 from mlops.serving.errors import (
     ArtifactRefusedError,
@@ -49,9 +50,12 @@ from mlops.training.onnx_model import Prediction
 
 # What a remote model weighs in the inference function's cache: a handle, not a model.
 REMOTE_NBYTES = 1024
-# Below the inference function's 29 s (API Gateway's integration timeout): a slow fallback is
-# answered 503 by the inference function, not cut off by the gateway.
-INVOKE_READ_TIMEOUT_S = 26.0
+# How long the inference function waits for the fallback: its cold start, this wait and its answer
+# fit in API Gateway's 29 s, and the fallback's own timeout is shorter (mlops.contracts.serving).
+INVOKE_READ_TIMEOUT_S = FALLBACK_READ_TIMEOUT_S
+# Errors worth one more invoke: the request never reached the function (a throttle, no connection).
+RETRIED_ERROR_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "EC2ThrottledException"})
+RETRIED_EXCEPTIONS = frozenset({"EndpointConnectionError", "ConnectTimeoutError"})
 
 
 class FallbackInvoker(Protocol):
@@ -118,8 +122,9 @@ class LambdaInvoker:
     boto3 is imported and the client made on the first Python-path prediction of an execution
     environment, never on an ONNX version's cold start (see :mod:`mlops.serving.awsapi`); that
     first prediction waits for the fallback's own cold start (scikit-learn), which is larger.
-    Reads time out after :data:`INVOKE_READ_TIMEOUT_S`; one retry for a connection error or a
-    throttle (a prediction is safe to repeat).
+    Reads time out after :data:`INVOKE_READ_TIMEOUT_S`; one retry for an invoke that never reached
+    the function (a throttle, a connection that could not be made: a prediction is safe to repeat),
+    never after a read timeout, which already took the time a second attempt would need.
     """
 
     def __init__(self, function_name: str, client: Any | None = None) -> None:
@@ -137,22 +142,35 @@ class LambdaInvoker:
             config = Config(
                 read_timeout=INVOKE_READ_TIMEOUT_S,
                 connect_timeout=3,
-                retries={"total_max_attempts": 2, "mode": "standard"},
+                # no SDK retry: its standard mode retries read timeouts too (see predict)
+                retries={"total_max_attempts": 1, "mode": "standard"},
             )
             self._client = boto3.client("lambda", config=config)
         return self._client
 
+    def _invoke(self, payload: bytes) -> Any:
+        return self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=payload)
+
     def predict(self, model: str, version: int, records: Sequence[Mapping[str, Any]], request_id: str) -> Prediction:
         where = f"model {model!r} version {version}"
-        answer = self.client.invoke(
-            FunctionName=self.function_name,
-            InvocationType="RequestResponse",
-            Payload=fallback_request(model, version, records, request_id),
-        )
-        payload = answer["Payload"].read()
+        payload = fallback_request(model, version, records, request_id)
+        try:
+            answer = self._invoke(payload)
+        except Exception as exc:  # botocore's errors: retried once when the invoke never reached the function
+            if not retried(exc):
+                raise
+            answer = self._invoke(payload)
+        body = answer["Payload"].read()
         if answer.get("FunctionError"):
-            raise FallbackFailedError(f"{where}: the fallback function failed: {payload[:500]!r}")
-        return prediction_from_answer(json.loads(payload), where)
+            raise FallbackFailedError(f"{where}: the fallback function failed: {body[:500]!r}")
+        return prediction_from_answer(json.loads(body), where)
+
+
+def retried(exc: BaseException) -> bool:
+    """Whether a failed invoke is worth one more: throttled, or no connection made (never a read timeout)."""
+    response = getattr(exc, "response", None)
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    return code in RETRIED_ERROR_CODES or type(exc).__name__ in RETRIED_EXCEPTIONS
 
 
 def parse_fallback_request(event: Any) -> tuple[str, int, list[dict[str, Any]]]:
@@ -199,4 +217,5 @@ __all__ = [
     "fallback_request",
     "parse_fallback_request",
     "prediction_from_answer",
+    "retried",
 ]
