@@ -197,6 +197,7 @@ def test_code_trains_through_register_with_its_lineage_and_only_its_uploader_and
     listed = _text(envs["testing"], "code", "list", "--model", MODEL)
     assert [v["state"] for v in ok(envs["testing"], "code", "list", "--model", MODEL)] == ["stored"] * 2 + ["pending"]
     assert "pending" in listed, listed
+    print(f"\n$ mlops code list --model {MODEL}\n{listed}")  # docs/bring-your-own-code.md quotes it
     # WHEN a spec pins it THEN the run fails at PlanTraining, naming the version and what to do
     _put_spec(envs["testing"], tmp, code_version=3)
     pinned = mlops(envs["scientist"], "data", "upload", str(data), "--model", MODEL, "--name", "pinned.csv", "--wait")
@@ -205,3 +206,4 @@ def test_code_trains_through_register_with_its_lineage_and_only_its_uploader_and
     reason = _failure(failed)
     assert f"code version 3 of '{MODEL}' is pending: its package never arrived" in reason, failed
     assert f"mlops code upload DIR --model {MODEL}" in reason, reason
+    print(f"\npinned pending version, the run's reason: {reason}")

@@ -3,6 +3,7 @@ the entry point, a model built by it on real data (ISLP Default) and its artifac
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import io
@@ -16,12 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
+from sklearn.linear_model import LogisticRegression
 
 from mlops.errors import CheckFailedError, InputError, SpecError
 from mlops.spec.model import parse_spec
 from mlops.training.artifacts import dump_artifact, load_artifact
 from mlops.training.code import (
     ZIP_TIMESTAMP,
+    BuildParams,
     activate_code,
     build_estimator,
     code_from_tags,
@@ -316,3 +319,15 @@ def test_a_bad_parameter_of_an_entry_point_fails_training_naming_it(credit_code:
     document["training"]["params"] = {"C": -1}
     with pytest.raises(SpecError, match=r"training.params.C: The 'C' parameter of LogisticRegression must be"):
         train(DEFAULT.frame(), parse_spec(document, "credit-code.yaml"))
+
+
+def test_parameters_kept_inside_a_model_load_as_a_plain_dict() -> None:
+    # GIVEN a model that keeps the dict build received (as a FunctionTransformer keeps its kw_args)
+    model = LogisticRegression()
+    model.kept = BuildParams({"C": 0.5, "w": {"yes": 2}})
+    # WHEN it is stored and loaded with the restricted unpickler, or copied
+    data, sha256 = dump_artifact(model)
+    loaded = load_artifact(data, sha256)
+    # THEN the parameters are a plain dict (the platform's class is not on the allow-list)
+    assert type(loaded.kept) is dict and loaded.kept == {"C": 0.5, "w": {"yes": 2}}
+    assert type(copy.deepcopy(model.kept)) is dict

@@ -310,6 +310,11 @@ class BuildParams(dict[str, Any]):
     def __missing__(self, key: Any) -> Any:
         raise MissingParamError(key)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # kept inside a fitted model (a transformer's kw_args): pickled, copied and loaded as a plain
+        # dict, which the restricted unpickler allows (this class is not on its allow-list)
+        return (dict, (dict(self),))
+
 
 def _build_failure(entry_point: str, exc: Exception, params: Mapping[str, Any], where: Callable[[str], str]) -> str:
     """What a ``build(spec, params)`` error means for the spec: a parameter's path, or the entry point."""
