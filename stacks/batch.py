@@ -7,6 +7,7 @@ grant is on those prefixes (and the registry, the artifacts, the captures) only.
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -16,6 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX, BATCH_TICK_MINUTES
+from stacks.api import PlatformApi
 from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
@@ -43,7 +45,7 @@ class BatchPipeline(Construct):
         layers: PlatformLayers,
         bucket: s3.IBucket,
         tables: RegistryTables,
-        capture_rate: float = 0.1,
+        api: PlatformApi | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -70,7 +72,7 @@ class BatchPipeline(Construct):
             **resource_environment(bucket, tables),
             "BATCH_SIZE": str(config.batch_size),
             "BATCH_MAX_CONCURRENCY": str(config.batch_max_concurrency),
-            "CAPTURE_SAMPLE_RATE": str(capture_rate),
+            "CAPTURE_SAMPLE_RATE": str(config.batch_capture_rate),
         }
         inputs, jobs = f"{BATCH_INPUT_PREFIX}/*", f"{BATCH_JOB_PREFIX}/*"
 
@@ -178,6 +180,47 @@ class BatchPipeline(Construct):
 
         self.dead_letters = self._upload_starter(config=config, layers=layers, bucket=bucket, tables=tables)
         self._scheduler(config=config, layers=layers, bucket=bucket, tables=tables, executions=executions)
+        if api is not None:
+            self._api_route(config=config, layers=layers, bucket=bucket, tables=tables, api=api, executions=executions)
+
+    def _api_route(
+        self,
+        *,
+        config: EnvironmentConfig,
+        layers: PlatformLayers,
+        bucket: s3.IBucket,
+        tables: RegistryTables,
+        api: PlatformApi,
+        executions: str,
+    ) -> None:
+        """``POST /models/{model}/batch-jobs`` (IAM): ``mlops batch start`` as the caller AWS verified.
+
+        Its own function and role (start and describe this machine's executions, HeadObject under
+        batch/), its own route (so its own execute-api permission); the function records the
+        identity API Gateway verified as the job's ``started_by``, the actor of its audit event.
+        """
+        self.api_function = MlopsFunction(
+            self,
+            "ApiFunction",
+            name="batch_api",
+            config=config,
+            key=tables.key,
+            kind="api",
+            layers=[layers.shared, layers.runtime],
+            description="Batch API: starts a batch job as the calling IAM principal (one job per object version)",
+            environment={"DATA_BUCKET": bucket.bucket_name, "BATCH_STATE_MACHINE_ARN": self.state_machine_arn},
+            memory_size=256,
+            timeout=Duration.seconds(15),
+        ).function
+        fn = self.api_function
+        self.state_machine.grant_start_execution(fn)
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
+        bucket.grant_read(fn, f"{BATCH_INPUT_PREFIX}/*")  # the input's newest VersionId (HeadObject)
+        acknowledge_grant_wildcards(
+            fn, "start and describe the batch machine's executions, read batch/* (the inputs' versions)"
+        )
+        model = api.models.get_resource("{model}") or api.models.add_resource("{model}")
+        self.api_method = model.add_resource("batch-jobs").add_method("POST", apigw.LambdaIntegration(fn))
 
     def _scheduler(
         self,

@@ -91,6 +91,9 @@ class EnvironmentConfig(BaseModel):
     # also stays under Step Functions' 256 KiB) and batches scored at once (the Map's MaxConcurrency).
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_max_concurrency: int = Field(default=10, ge=1, le=10_000)
+    # The share of a job's batches whose rows are written to the model's captures (the monitoring
+    # windows read them as they read captured requests); drawn per batch, seeded by job and batch.
+    batch_capture_rate: float = Field(default=0.1, ge=0, le=1)
     noncurrent_version_days: int = Field(default=90, ge=1)
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
     approval_four_eyes: bool = True

@@ -94,7 +94,7 @@ class PlatformStack(Stack):
         for function in self.deployment.champion_setters:
             self.monitoring.grant_schedule_sync(function)
         self.batch = BatchPipeline(
-            self, "Batch", config=config, layers=self.layers, bucket=storage.bucket, tables=tables
+            self, "Batch", config=config, layers=self.layers, bucket=storage.bucket, tables=tables, api=self.api
         )
         self.audit_digests = AuditDigester(
             self,

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
+from urllib.parse import quote
 
 import click
-from botocore.exceptions import ClientError
 
-from mlops.batch.runs import (
-    describe_job,
-    job_prefix,
-    list_jobs,
-    object_job_id,
-    parse_uri,
-    redrive_job,
-    start_object_job,
-)
-from mlops.contracts.batch import BatchInput
-from mlops.errors import CheckFailedError, NotFoundError
+from mlops.batch.runs import describe_job, job_prefix, list_jobs, parse_uri, redrive_job
+from mlops.errors import CheckFailedError, ConflictError, InputError, MlopsError, NotFoundError
 from mlops.registry.versions import check_model_name
 from mlops.training.runs import WaitTimeoutError
-from mlops_cli.common import AppContext, emit, json_option, pass_app
+from mlops_cli.common import AppContext, emit, json_option, pass_app, signed_request
 from mlops_cli.progress import Progress
+
+_ERRORS: dict[int, type[MlopsError]] = {
+    400: InputError,
+    403: CheckFailedError,
+    404: NotFoundError,
+    409: ConflictError,
+}
 
 
 def batch_state_machine(app: AppContext) -> str:
@@ -36,6 +35,8 @@ def batch_state_machine(app: AppContext) -> str:
 def _text(job: dict[str, Any]) -> str:
     manifest = job.get("manifest")
     lines = [f"{job['job_id']}: {job['status']} (started {job.get('started')}, stopped {job.get('stopped') or '-'})"]
+    given = job.get("input") or {}
+    lines.append(f"  started by {given.get('started_by') or '-'} (trigger {given.get('trigger') or 'manual'})")
     if manifest:
         source = manifest["input"]
         lines += [
@@ -93,20 +94,24 @@ def start(
 ) -> None:
     """Score the object at URI (s3://BUCKET/batch/...) with MODEL's champion, or --version V."""
     check_model_name(model)
-    bucket, key = parse_uri(uri)
+    parse_uri(uri)
     arn = batch_state_machine(app)
-    session = app.session()
-    if object_version is None:  # the newest version now: the job pins it, and is that version's one job
-        try:
-            object_version = session.client("s3").head_object(Bucket=bucket, Key=key).get("VersionId")
-        except ClientError as exc:
-            raise NotFoundError(f"{uri}: cannot be read ({exc.response['Error'].get('Code')})") from None
-    job_id = object_job_id(model, key, object_version, version) if object_version else None
-    request = BatchInput(
-        model=model, bucket=bucket, key=key, version_id=object_version, version=version, job_id=job_id, trigger="cli"
+    body: dict[str, Any] = {"uri": uri}
+    if object_version is not None:
+        body["object_version"] = object_version
+    if version is not None:
+        body["version"] = version
+    # Through the batch API (IAM): the job records the identity AWS verified as its starter.
+    started = signed_request(
+        app,
+        "POST",
+        f"models/{quote(model, safe='')}/batch-jobs",
+        json.dumps(body).encode(),
+        errors=_ERRORS,
+        why_credentials="the batch API records who started a job from the credentials that sign the request",
+        retry_unavailable=True,
     )
-    started = start_object_job(session.client("stepfunctions"), arn, request)
-    what = "started" if started["started"] else "already started (an upload or an earlier start):"
+    what = "started" if started["started"] else f"already started by {started.get('started_by') or 'someone else'}:"
     if not wait:
         emit(app, started, f"{what} {started['job_id']}  (mlops batch show {started['job_id']})")
         return

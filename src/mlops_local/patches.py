@@ -103,6 +103,34 @@ def serialize_dynamodb() -> None:
         DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
+_start_execution_lock = threading.Lock()
+
+
+def serialize_start_execution() -> None:
+    """Refuse a second execution of one name atomically, as Step Functions does (process-wide, idempotent).
+
+    Step Functions starts at most one execution per name (a second ``StartExecution`` of the name
+    with another input is ``ExecutionAlreadyExists``): the batch jobs rely on it (one job per object
+    version, whoever starts it and however many start it at once). moto checks the name and then
+    deep-copies the state machine before adding the execution, so two threads of its server can
+    both pass the check. Holding one lock around each whole ``StartExecution`` restores the
+    guarantee; the seam is ``StepFunctionResponse.start_execution``, moto's handler of the action.
+    """
+    from moto.stepfunctions.responses import StepFunctionResponse  # moto: see serialize_dynamodb
+
+    with _start_execution_lock:
+        if getattr(StepFunctionResponse.start_execution, "_mlops_serialized", False):
+            return
+        original = StepFunctionResponse.start_execution
+
+        def start_execution(self: Any) -> Any:
+            with _start_execution_lock:
+                return original(self)
+
+        start_execution._mlops_serialized = True  # type: ignore[attr-defined]
+        StepFunctionResponse.start_execution = start_execution  # type: ignore[method-assign]
+
+
 def _iso(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -160,9 +188,13 @@ def _enforce_tolerated_failures() -> None:
     the Map Run with ``States.ExceedToleratedFailureThreshold`` (both thresholds default to 0), which
     is what a redrive resumes. The seam is ``DistributedIterationComponent._map_run``, which
     returns once every child has ended; the children counted are those that failed, timed out or
-    were aborted. Differences: AWS stops starting children once the threshold is exceeded (here
-    every child runs first), and with both thresholds given AWS fails when either is exceeded
-    (here: when both are; one given alone behaves as on AWS).
+    were aborted. It is replaced by the same loop over a job pool (moto's ``JobPool``, through its
+    public methods) that, when the execution was redriven at this Map, closes the children that
+    succeeded in the failed run with their output and runs only the others, as AWS's redrive does
+    (:mod:`mlops_local.redrive` keeps a failed Map's successful children). Differences: AWS stops
+    starting children once the threshold is exceeded (here every child runs first), and with both
+    thresholds given AWS fails when either is exceeded (here: when both are; one given alone
+    behaves as on AWS).
     """
     from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -176,11 +208,57 @@ def _enforce_tolerated_failures() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
         distributed_iteration_component as component,
     )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import JobPool
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.max_concurrency import (
+        DEFAULT_MAX_CONCURRENCY_VALUE,
+    )
 
-    original = component.DistributedIterationComponent._map_run
+    from mlops_local import redrive
+
+    class RedrivePool(JobPool):
+        """The children of a Map: those that succeeded before a redrive are closed with their output."""
+
+        def __init__(self, program: Any, inputs: list[Any], done: dict[int, Any]) -> None:
+            super().__init__(job_program=program, job_inputs=inputs)
+            self.lock = threading.Lock()
+            jobs: list[Any] = []
+            self.pending: list[Any] = []
+            while (job := super().next_job()) is not None:
+                jobs.append(job)
+            for job in jobs:
+                if job.job_index in done:
+                    job.job_output = done[job.job_index]
+                    self.close_job(job)
+                else:
+                    self.pending.append(job)
+            self.pending.reverse()
+
+        def next_job(self) -> Any:
+            with self.lock:
+                return self.pending.pop() if self.pending else None
+
+    def run_children(self: Any, env: Any, eval_input: Any) -> None:
+        """moto's ``_map_run``, but a redriven Map runs only its children that did not succeed."""
+        items: list[Any] = env.stack.pop()
+        context = env.states.context_object.context_object_data
+        where = (context["Execution"]["Id"], context["State"]["Name"])
+        done = redrive.take_succeeded_children(*where)
+        pool = RedrivePool(self._get_iteration_program(), items, done)
+        concurrency = eval_input.map_run_record.max_concurrency
+        workers = len(pool.pending) if concurrency == DEFAULT_MAX_CONCURRENCY_VALUE else concurrency
+        for _ in range(min(workers, len(pool.pending))):
+            self._launch_worker(env=env, eval_input=eval_input, job_pool=pool)
+        pool.await_jobs()
+        if (exception := pool.get_worker_exception()) is not None:
+            raise exception
+        closed = pool.get_closed_jobs()
+        # a child that failed leaves None; what succeeded is kept for a redrive of this execution
+        succeeded = {job.job_index: job.job_output for job in closed if job.job_output is not None}
+        redrive.record_children(*where, succeeded, complete=len(succeeded) == len(items))
+        env.stack.append([job.job_output for job in closed])
 
     def map_run(self: Any, env: Any, eval_input: Any) -> None:
-        original(self, env, eval_input)
+        run_children(self, env, eval_input)
         counter = eval_input.map_run_record.item_counter
         total = counter.total.get()
         failed = counter.failed.get() + counter.timed_out.get() + counter.aborted.get()
@@ -245,6 +323,7 @@ def _install() -> None:
     if _active["installed"]:
         return
     serialize_dynamodb()
+    serialize_start_execution()
     # moto, only once a cloud installs the patches (see serialize_dynamodb).
     from moto.awslambda import models as lambda_models
     from moto.core.config import default_user_config

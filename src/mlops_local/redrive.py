@@ -8,11 +8,13 @@ read from the execution's history (the last top-level ``...StateEntered`` event 
 new events are appended to the execution's history after an ``ExecutionRedriven`` event, and
 ``DescribeExecution`` reports ``redriveCount`` and ``redriveDate``.
 
-What differs from AWS: a Distributed Map state that failed is run again whole, every child
-execution (batch) with it; AWS re-runs only the children that did not succeed. A state machine
-whose child work is idempotent (the batch pipeline writes each batch's result under a key named by
-its first row, the same content each time) ends with the same result either way, at the cost of
-re-running work. Refused as AWS refuses them: an execution that is not FAILED, TIMED_OUT or
+A Distributed Map state that failed runs again only the child executions that did not succeed, as
+on AWS: when a Map's children end with some failed, the local cloud's Map
+(:mod:`mlops_local.patches`) keeps which succeeded and their output (:func:`record_children`);
+a redrive at that Map hands them to its next run (:func:`take_succeeded_children`), which closes
+them with their output and runs the rest. What differs from AWS: a child counts as succeeded when
+it left an output other than ``null`` (moto's pool leaves ``null`` for a failed child), so a child
+whose output is ``null`` runs again. Refused as AWS refuses them: an execution that is not FAILED, TIMED_OUT or
 ABORTED (``ExecutionNotRedrivable``), an express execution.
 
 The seam: moto dispatches each API action to the ``StepFunctionResponse`` method of the same
@@ -24,9 +26,38 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from typing import Any
 
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+
+# (execution ARN, Map state name) -> {child index: output} of the children that succeeded in a Map
+# run where some failed; and what a redrive hands to the Map it resumes (taken once).
+_succeeded: dict[tuple[str, str], dict[int, Any]] = {}
+_handed: dict[tuple[str, str], dict[int, Any]] = {}
+_children_lock = threading.Lock()
+
+
+def record_children(execution: str, state: str, succeeded: dict[int, Any], *, complete: bool) -> None:
+    """After a Map run: keep its successful children unless every child succeeded."""
+    with _children_lock:
+        if complete:
+            _succeeded.pop((execution, state), None)
+        else:
+            _succeeded[(execution, state)] = succeeded
+
+
+def take_succeeded_children(execution: str, state: str) -> dict[int, Any]:
+    """Before a Map run: the children a redrive at this Map found succeeded (empty otherwise)."""
+    with _children_lock:
+        return _handed.pop((execution, state), {})
+
+
+def _hand_to_redrive(execution: str, state: str) -> int:
+    with _children_lock:
+        done = _succeeded.pop((execution, state), {})
+        _handed[(execution, state)] = done
+        return len(done)
 
 
 class NotRedrivableError(Exception):
@@ -84,6 +115,7 @@ def redrive(execution: Any) -> datetime.datetime:
     document = json.loads(execution.state_machine.definition)
     start_at, state_input = failed_state(previous, set(document.get("States") or {}))
     definition = definition_from(execution.state_machine.definition, start_at)
+    _hand_to_redrive(execution.exec_arn, start_at)
 
     class RedriveWorker(ExecutionWorker):
         def _get_evaluation_entrypoint(self) -> Any:

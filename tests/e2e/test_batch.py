@@ -18,6 +18,7 @@ import io
 import json
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +103,19 @@ def resampled(champion: dict[str, Any], n: int, broken: int, seed: int) -> tuple
     return out.getvalue().encode(), rows, bad
 
 
-def start(local_cloud: LocalCloudProcess, champion: dict[str, Any], key: str, body: bytes) -> dict[str, Any]:
+def start(
+    local_cloud: LocalCloudProcess, champion: dict[str, Any], key: str, body: bytes, identity: str = "testing"
+) -> dict[str, Any]:
     local_cloud.client("s3").put_object(Bucket=champion["bucket"], Key=key, Body=body)
     uri = f"s3://{champion['bucket']}/{key}"
-    result = run_mlops("batch", "start", MODEL, uri, "--wait", "--timeout", "1500", env=local_cloud.environ())
+    env = local_cloud.environ(identity)
+    result = run_mlops("batch", "start", MODEL, uri, "--wait", "--timeout", "1500", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     job: dict[str, Any] = json.loads(result.stdout)
     assert job["status"] == "SUCCEEDED"
+    # started through the batch API: the starter is the identity the gateway verified
+    assert job["manifest"]["started_by"] == job["manifest"]["actor"]
+    assert job["manifest"]["started_by"].endswith(f":user/{identity}"), job["manifest"]
     return job
 
 
@@ -123,7 +130,7 @@ def test_200k_real_shaped_rows_are_scored_in_order_and_refused_rows_reported(
     # GIVEN 200,000 resampled real rows, 40 of them with a value the spec refuses
     body, rows, bad = resampled(champion, ROWS, 40, seed=19)
     # WHEN scored by `mlops batch start --wait`
-    job = start(local_cloud, champion, f"batch/{MODEL}/nightly.csv", body)
+    job = start(local_cloud, champion, f"batch/{MODEL}-nightly.csv", body)  # no upload job: the CLI starts it
     manifest = job["manifest"]
     # THEN every row is accounted for once
     assert (manifest["rows"], manifest["scored"], manifest["refused"]) == (ROWS, ROWS - 40, 40)
@@ -161,7 +168,7 @@ def test_a_batch_that_fails_after_its_write_is_retried_without_a_duplicate_row(
     )
     try:
         # WHEN a job runs
-        job = start(local_cloud, champion, f"batch/{MODEL}/retried.csv", body)
+        job = start(local_cloud, champion, f"batch/{MODEL}-retried.csv", body, identity="scientist")
     finally:
         applied = local_cloud.clear_faults()["applied"]
     # THEN both faults were met, and the output still holds each row once, in order
@@ -194,5 +201,101 @@ def test_an_upload_under_batch_starts_one_job_which_the_cli_joins(
         "duplicate": True,
         "job_id": job_id,
         "prefix": job_prefix(job_id),
+        "started_by": f"upload:{key}@{put['VersionId']}",
+        "trigger": "upload",
     }
     assert len([j for j in list_jobs(sfn, arn, MODEL, limit=100) if j["job_id"] == job_id]) == 1
+
+
+def _score_invocations(local_cloud: LocalCloudProcess) -> int:
+    return sum("BatchScore" in str(i.get("name") or i.get("function")) for i in local_cloud.status()["invocations"])
+
+
+def test_a_failed_job_is_redriven_and_only_its_failed_batches_run_again(
+    local_cloud: LocalCloudProcess, champion: dict[str, Any]
+) -> None:
+    # GIVEN a job of 3 batches (dev's batch_size) whose first two Score invocations fail with an error
+    # no Retry matches
+    body, _, bad = resampled(champion, 5_000, 3, seed=31)
+    key = f"batch/{MODEL}-redriven.csv"  # outside batch/<model>/: the CLI starts it
+    put = local_cloud.client("s3").put_object(Bucket=champion["bucket"], Key=key, Body=body)
+    local_cloud.add_faults(
+        {
+            "kind": "function.error",
+            "target": "BatchScoreFunction",
+            "phase": "before",
+            "error_type": "InjectedBatchFault",
+            "count": 2,
+            "match": [MODEL, "redriven.csv"],
+        }
+    )
+    env = local_cloud.environ()
+    uri = f"s3://{champion['bucket']}/{key}"
+    try:
+        failed = run_mlops("batch", "start", MODEL, uri, "--wait", "--timeout", "900", env=env)
+    finally:
+        applied = local_cloud.clear_faults()["applied"]
+    # THEN the job fails at its Map (exit 1), both faults met
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert len([a for a in applied if a.get("error_type") == "InjectedBatchFault"]) == 2
+    job_id = object_job_id(MODEL, key, put["VersionId"])
+    shown = json.loads(run_mlops("batch", "show", job_id, env=env).stdout)
+    assert (shown["status"], shown["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold"), shown
+    # WHEN `mlops batch redrive` resumes it
+    before = _score_invocations(local_cloud)
+    redriven = run_mlops("batch", "redrive", job_id, "--wait", "--timeout", "900", env=env)
+    assert redriven.returncode == 0, redriven.stderr[-3000:]
+    job = json.loads(redriven.stdout)
+    # THEN only the two failed batches were scored again, and the output holds each row once, in order
+    assert job["status"] == "SUCCEEDED"
+    assert _score_invocations(local_cloud) - before == 2
+    manifest = job["manifest"]
+    assert (manifest["rows"], manifest["refused"]) == (5_000, 3)
+    assert manifest["batches"] == math.ceil(5_000 / DEV_BATCH_SIZE) > 2
+    results = lines_of(local_cloud, champion["bucket"], manifest["output"]["key"])
+    assert [r["row"] for r in results] == [i for i in range(5_000) if i not in bad]
+    # AND a redrive of the SUCCEEDED job is refused (exit 2)
+    assert run_mlops("batch", "redrive", job_id, env=env).returncode == 2
+
+
+def test_a_scheduled_job_runs_once_however_many_ticks_fire_at_its_time(
+    local_cloud: LocalCloudProcess, champion: dict[str, Any]
+) -> None:
+    # GIVEN the model's spec with a batch schedule, and its input (its upload starts a job of its own)
+    registry = Registry.for_dynamodb(
+        local_cloud.client("dynamodb"),
+        registry_table=parameter(local_cloud, "registry-table"),
+        audit_table=parameter(local_cloud, "audit-table"),
+    )
+    key = f"batch/{MODEL}/scheduled.csv"
+    body, _, _ = resampled(champion, 800, 0, seed=37)
+    put = local_cloud.client("s3").put_object(Bucket=champion["bucket"], Key=key, Body=body)
+    scheduled = {**SPEC, "batch": {"schedule": "rate(15 minutes)", "input": key}}
+    SpecStore(registry).put(parse_spec(scheduled), actor="alice")
+    (rule,) = [r["Name"] for r in local_cloud.client("events").list_rules()["Rules"] if "BatchSchedule" in r["Name"]]
+    try:
+        # WHEN two ticks of the platform's schedule rule fire at once (EventBridge delivers at least once)
+        with ThreadPoolExecutor(2) as pool:
+            ticks = list(pool.map(lambda _: local_cloud.fire(rule), range(2)))
+    finally:
+        SpecStore(registry).put(parse_spec(SPEC), actor="alice")  # no more scheduled jobs in this module
+    assert all(d["error"] is None for deliveries in ticks for d in deliveries), ticks
+    # THEN exactly one job of the due time exists, and it scored the input's version
+    sfn, arn = local_cloud.client("stepfunctions"), parameter(local_cloud, "batch-state-machine-arn")
+    jobs = [j for j in list_jobs(sfn, arn, MODEL, limit=100) if ".schedule-" in j["job_id"]]
+    assert len(jobs) == 1, jobs
+    finished = wait_run(sfn, arn, jobs[0]["job_id"], timeout_s=600)
+    assert finished.status == "SUCCEEDED"
+    shown = run_mlops("batch", "show", jobs[0]["job_id"], env=local_cloud.environ())
+    job = json.loads(shown.stdout)
+    manifest = job["manifest"]
+    assert (manifest["rows"], manifest["trigger"]) == (800, "schedule")
+    assert manifest["input"]["version_id"] == put["VersionId"]
+    assert (
+        manifest["started_by"].startswith("schedule:rate(15 minutes)@") and manifest["actor"] == manifest["started_by"]
+    )
+    # AND the job is in the model's audit chain, by the schedule
+    events, _ = registry.audit.list_events(MODEL, limit=200)
+    assert [e.actor for e in events if e.action == "batch.score" and jobs[0]["job_id"] in e.subject] == [
+        manifest["started_by"]
+    ]

@@ -41,6 +41,7 @@ SETTINGS: dict[str, Any] = {
     "capture_retention_days": 11,
     "batch_size": 123,
     "batch_max_concurrency": 17,
+    "batch_capture_rate": 0.37,
     "noncurrent_version_days": 22,
     "lambda_architecture": "x86_64",
     "approval_four_eyes": False,
@@ -219,6 +220,12 @@ CASES = [
         "batch Start: BATCH_MAX_CONCURRENCY",
         lambda s: s.env("batch-start", "BATCH_MAX_CONCURRENCY"),
         {"17"},
+    ),
+    Case(
+        ("batch_capture_rate",),
+        "batch Start: CAPTURE_SAMPLE_RATE",
+        lambda s: s.env("batch-start", "CAPTURE_SAMPLE_RATE"),
+        {"0.37"},
     ),
     Case(
         ("max_request_bytes",),

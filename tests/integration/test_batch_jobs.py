@@ -208,6 +208,40 @@ def test_order_of_batches_and_a_retried_batch_change_nothing(
     assert again.rows == 700
 
 
+def test_permuted_columns_and_shuffled_rows_give_each_row_the_same_prediction(
+    services: BatchServices, default_rows: tuple[list[str], list[list[str]]]
+) -> None:
+    # GIVEN 600 real rows (two broken), and the same file with its columns in another order and its
+    # rows shuffled (an extra id column the spec does not name, to follow each row)
+    names, rows = sample(default_rows, 600, seed=41)
+    rows[10][names.index("income")] = "-3"
+    rows[444][names.index("student")] = "Maybe"
+    with_id = ["id", *names]
+    original = [[str(i), *row] for i, row in enumerate(rows)]
+    order = list(reversed(with_id))  # every column moves
+    shuffled = original[:]
+    random.Random(43).shuffle(shuffled)
+    permuted = [[row[with_id.index(c)] for c in order] for row in shuffled]
+    services.s3.put_object(Bucket=BUCKET, Key="batch/default/orig.csv", Body=csv_bytes(with_id, original))
+    services.s3.put_object(Bucket=BUCKET, Key="batch/default/perm.csv", Body=csv_bytes(order, permuted))
+    # WHEN both are scored
+    _, first = run_job(services, "batch/default/orig.csv", seed=1)
+    _, second = run_job(services, "batch/default/perm.csv", seed=2)
+    # THEN each input row (by its id) has the same prediction and probabilities, and the same refusal
+    ids = [int(row[order.index("id")]) for row in permuted]  # the permuted file's row -> the original's
+
+    def by_id(lines: list[dict[str, Any]], to_id: Any) -> dict[int, tuple[Any, ...]]:
+        return {to_id(line["row"]): tuple(v for k, v in sorted(line.items()) if k != "row") for line in lines}
+
+    assert (first.scored, first.refused) == (second.scored, second.refused) == (598, 2)
+    a = by_id(output_lines(services, first.output["key"]), lambda r: r)
+    b = by_id(output_lines(services, second.output["key"]), lambda r: ids[r])
+    assert a == b and len(a) == 598
+    errors_a = by_id(output_lines(services, first.errors["key"]), lambda r: r)
+    errors_b = by_id(output_lines(services, second.errors["key"]), lambda r: ids[r])
+    assert errors_a == errors_b and sorted(errors_a) == [10, 444]
+
+
 def test_a_missing_batch_fails_the_job_instead_of_writing_a_short_output(
     services: BatchServices, default_rows: tuple[list[str], list[list[str]]]
 ) -> None:

@@ -6,8 +6,9 @@ Distributed Map emulation, :mod:`mlops_local.distributed_map`) with the local cl
 (``jobs.start``, ``scoring.score``, ``jobs.finish``) in this process on moto's S3 and DynamoDB, as
 the functions' handlers do; only the Lambda runtime (a child process per function in the local
 cloud) is left out. Two batches fail permanently (an error no Retry matches), so the Map and the
-job fail; the fault cleared, a redrive resumes the job at the Map and the output holds rows
-0..N-1 once each, equal to a clean run's. Data: real rows of ISLP's Default, resampled.
+job fail; the fault cleared, a redrive resumes the job at the Map, runs only the two failed batches
+(the Score invocations are counted) and the output holds rows 0..N-1 once each, equal to a clean
+run's. Data: real rows of ISLP's Default, resampled.
 """
 
 from __future__ import annotations
@@ -148,9 +149,9 @@ def test_a_failed_job_redriven_scores_each_row_once_as_a_clean_run(
     assert done["redriveCount"] == 1
     assert lambdas.calls["batch-start"] == 1  # Start succeeded the first time: kept, not run again
     assert lambdas.calls["batch-finish"] == 1
-    # the local cloud runs the failed Map again whole (AWS: only its failed children); the parts
-    # already written are written again with the same content
-    assert sorted(lambdas.scored) == [0, 97, 194, 291, 388, 485, 582]
+    # the redrive runs only the Map's children that failed, as Step Functions' redrive does
+    assert sorted(lambdas.scored) == sorted(FAILING)
+    assert lambdas.calls["batch-score"] == 7 + len(FAILING)  # 7 batches the first time, 2 redriven
 
     redriven_output = output_lines(services, f"{job_prefix(job_id)}/output.jsonl")
     assert [line["row"] for line in redriven_output] == list(range(ROWS))

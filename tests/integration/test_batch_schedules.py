@@ -97,6 +97,7 @@ def test_due_job_starts_once_per_due_time_on_the_inputs_current_version(cloud: C
         "version_id": current,
         "job_id": "churn.schedule-20261206T0200Z",
         "trigger": "schedule",
+        "started_by": "schedule:cron(0 2 * * ? *)@2026-12-06T02:00Z",
     }
     # The next ticks see the same due time: nothing more is started.
     for later in ("2026-12-06T02:15", "2026-12-06T02:30", "2026-12-06T02:45"):

@@ -183,7 +183,8 @@ def start(request: StartRequest, services: BatchServices) -> Job:
         output_bucket=services.bucket,
         started_at=_now(),
         trigger=given.trigger or "manual",
-        actor=f"pipeline:{request.execution_name or job_id}",
+        actor=given.started_by or f"pipeline:{request.execution_name or job_id}",
+        started_by=given.started_by,
         execution=request.execution,
         batch_size=settings.batch_size,
         max_concurrency=settings.max_concurrency,
@@ -270,6 +271,7 @@ def finish(request: FinishRequest, services: BatchServices, *, request_id: str |
         duration_s=max(duration, round(time.monotonic() - started, 3)),
         trigger=job.trigger,
         actor=job.actor,
+        started_by=job.started_by,
         execution=request.execution or job.execution,
         captured=captured,
     )
@@ -282,7 +284,18 @@ def finish(request: FinishRequest, services: BatchServices, *, request_id: str |
         subject=f"model/{job.model}/version/{job.version}/batch/{job.job_id}",
         after={
             k: manifest.model_dump(mode="json")[k]
-            for k in ("job_id", "version", "input", "rows", "scored", "refused", "output", "manifest_key", "trigger")
+            for k in (
+                "job_id",
+                "version",
+                "input",
+                "rows",
+                "scored",
+                "refused",
+                "output",
+                "manifest_key",
+                "trigger",
+                "started_by",
+            )
         },
         request_id=request_id,
     )

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+from botocore.exceptions import ClientError
+
 from mlops.contracts.batch import BatchInput
 from mlops.contracts.names import BATCH_INPUT_PREFIX, BATCH_JOB_PREFIX
 from mlops.errors import InputError, NotFoundError
@@ -141,6 +143,7 @@ def upload_job(event: dict[str, Any]) -> BatchInput:
         version_id=version_id,
         job_id=object_job_id(parts[1], key, version_id),
         trigger="upload",
+        started_by=f"upload:{key}@{version_id}",
     )
 
 
@@ -154,11 +157,82 @@ def object_job_id(model: str, key: str, version_id: str, model_version: int | No
     return f"{model}.object-{digest}"
 
 
-def start_object_job(sfn: Any, state_machine_arn: str, request: BatchInput) -> dict[str, Any]:
+def start_object_job(
+    sfn: Any, state_machine_arn: str, request: BatchInput, *, describe_duplicate: bool = False
+) -> dict[str, Any]:
     """Start an object version's job; if it was already started (a repeated event, an upload and
-    ``mlops batch start``), report it instead of running it twice."""
+    ``mlops batch start``, two callers at once), report it instead of running it twice.
+
+    Step Functions refuses a second execution of one name atomically, so of concurrent starts
+    exactly one starts the job and its ``started_by`` is the one recorded. With
+    ``describe_duplicate`` (the caller's role may describe the machine's executions) the answer
+    for a duplicate names who started the job and how.
+    """
+    name = str(request.job_id)
     try:
-        return {"started": True, **start_job(sfn, state_machine_arn, request)}
+        return {"started": True, **start_job(sfn, state_machine_arn, request), "started_by": request.started_by}
     except sfn.exceptions.ExecutionAlreadyExists:
-        name = str(request.job_id)
-        return {"started": False, "duplicate": True, "job_id": name, "prefix": job_prefix(name)}
+        answer: dict[str, Any] = {"started": False, "duplicate": True, "job_id": name, "prefix": job_prefix(name)}
+    if describe_duplicate:
+        first = json.loads(sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))["input"])
+        answer.update(started_by=first.get("started_by"), trigger=first.get("trigger"))
+    return answer
+
+
+REQUEST_FIELDS = ("uri", "object_version", "version")
+
+
+def request_job(
+    sfn: Any,
+    s3: Any,
+    state_machine_arn: str,
+    data_bucket: str,
+    model: str,
+    body: dict[str, Any],
+    *,
+    caller: str,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """``POST /models/{model}/batch-jobs``: start (or join) the job of one object version for ``caller``.
+
+    ``body`` is ``{"uri", "object_version"?, "version"?}`` (``mlops batch start``). ``caller`` is the
+    identity API Gateway verified (IAM authorization), recorded as the job's ``started_by`` and so
+    as the actor of its audit event; the body cannot name one. The object's newest VersionId is read
+    here when none is given, so the job is that object version's one job: a second start of the
+    same version (by anyone, at the same time or later, or its upload event) joins the first and
+    the answer names who started it.
+    """
+    if not MODEL_NAME.match(model):
+        raise InputError(f"model name {model!r} is not valid")
+    uri_value, version, object_version = body.get("uri"), body.get("version"), body.get("object_version")
+    if not isinstance(uri_value, str):
+        raise InputError("body field 'uri' must be the input object's s3://BUCKET/KEY")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise InputError(f"body field 'version' must be a model version number (1 or more), not {version!r}")
+    if object_version is not None and (not isinstance(object_version, str) or not object_version):
+        raise InputError("body field 'object_version' must be the input object's S3 VersionId")
+    bucket, key = parse_uri(uri_value)
+    if bucket != data_bucket:
+        raise InputError(f"{uri_value}: batch inputs are read from the data bucket s3://{data_bucket}/ only")
+    if not key.startswith(f"{BATCH_INPUT_PREFIX}/"):
+        raise InputError(f"{uri_value}: batch inputs are read under {BATCH_INPUT_PREFIX}/ of the data bucket only")
+    if object_version is None:
+        try:
+            object_version = s3.head_object(Bucket=bucket, Key=key).get("VersionId")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise NotFoundError(f"{uri_value}: no such object") from None
+            raise
+    request = BatchInput(
+        model=model,
+        bucket=bucket,
+        key=key,
+        version_id=object_version,
+        version=version,
+        job_id=object_job_id(model, key, object_version, version) if object_version else job_name(model),
+        trigger="cli",
+        started_by=caller,
+        request_id=request_id,
+    )
+    return start_object_job(sfn, state_machine_arn, request, describe_duplicate=True)

@@ -85,6 +85,7 @@ def start_due_job(
         output_prefix=output,
         job_id=job_id,
         trigger="schedule",
+        started_by=f"schedule:{batch.schedule}@{result['due']}",
     )
     try:
         started = start_job(sfn, state_machine_arn, request)

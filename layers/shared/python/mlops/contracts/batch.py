@@ -30,6 +30,14 @@ class BatchInput(Contract):
     output_prefix: str | None = None  # where the results go (default: batch-jobs/<model>/<job id>/)
     job_id: str | None = None
     trigger: str | None = None  # cli | upload | schedule
+    # Who or what started the job, written by the starter only (the batch API's function: the IAM
+    # identity API Gateway verified; the upload starter: upload:<key>@<VersionId>; the scheduler:
+    # schedule:<expression>@<due time>). Only those three roles may start the batch machine.
+    started_by: str | None = None
+    # The API request that started it: two requests are two inputs, so of concurrent starts of one
+    # job (same name) exactly one starts it (Step Functions returns a running execution to a second
+    # start with the same name and the same input, as if it had started it).
+    request_id: str | None = None
 
 
 class StartRequest(Contract):
@@ -60,7 +68,8 @@ class Job(Contract):
     output_bucket: str
     started_at: str
     trigger: str
-    actor: str  # pipeline:<execution name>: what AWS verified (a client's claim is not recorded as one)
+    actor: str  # the audit actor: started_by, or pipeline:<execution name> when the input names none
+    started_by: str | None = None
     execution: str | None = None
     batch_size: int  # the ItemBatcher's MaxItemsPerBatchPath (config: batch_size)
     max_concurrency: int  # the Distributed Map's MaxConcurrencyPath (config: batch_max_concurrency)
@@ -131,6 +140,7 @@ class Manifest(Contract):
     duration_s: float
     trigger: str
     actor: str
+    started_by: str | None = None
     execution: str | None = None
     captured: int = 0
 
@@ -146,6 +156,8 @@ class BatchRun(Document):
     output_prefix: str | None = None
     job_id: str | None = None
     trigger: str | None = None
+    started_by: str | None = None
+    request_id: str | None = None
     job: Job | None = None
     manifest: Manifest | None = None
 
