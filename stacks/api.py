@@ -251,8 +251,11 @@ class PlatformApi(Construct):
         self.imports_method = model.add_resource("imports").add_method(
             "POST", apigw.LambdaIntegration(imports.function)
         )
-        # Notebook runs (mlops.tracking): the same function (registry write, the caller AWS verified),
-        # its own route so that recording runs is its own execute-api permission (POST/models/*/runs).
+        # Notebook runs (mlops.tracking): their own route, so that recording runs is its own
+        # execute-api permission (POST/models/*/runs), served by the import function. Not a function
+        # and role of their own: a run records in the registry and presigns the PUT of its logged
+        # model under imports/ -- exactly the import function's grants, so a second role would hold
+        # the same permissions (no narrower), and cost a second cold start and log group.
         self.runs_method = model.add_resource("runs").add_method("POST", apigw.LambdaIntegration(imports.function))
 
     @property

@@ -2,13 +2,12 @@
 
 Used by the import tests (unit, moto and local cloud): a plain scikit-learn pipeline on columns of
 the data scientist's choosing and order, its ONNX export (skl2onnx, the platform's inputs and
-outputs) and an MLflow model directory written by hand in MLflow's documented layout.
+outputs) and an MLflow model directory saved by mlflow itself (mlflow-skinny, a test dependency).
 """
 
 from __future__ import annotations
 
 import io
-import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -44,61 +43,33 @@ def notebook_pipeline(frame: pd.DataFrame, columns: list[str] = COLUMNS) -> Pipe
     return pipeline.fit(x, frame["species"].astype(str))
 
 
-def write_mlflow_sklearn_dir(pipeline: Pipeline, folder: Path, run_id: str = "3f2b9c0d1e") -> Path:
-    """An MLflow model directory with the sklearn flavor, as ``mlflow.sklearn.save_model`` lays it out.
+def _stamp_run_id(folder: Path, run_id: str) -> Path:
+    """Record ``run_id`` in ``MLmodel`` as ``mlflow.<flavor>.log_model`` in an active run would."""
+    # here: mlflow loads only for the tests that write an MLflow directory (a heavy test dependency)
+    from mlflow.models import Model
 
-    Written by hand from MLflow's documented layout (an ``MLmodel`` YAML file naming the flavors,
-    ``model.pkl`` pickled with ``serialization_format: pickle``): mlflow itself is not a test
-    dependency (43 more packages for one test, see docs/import-a-model.md).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.pkl").write_bytes(pickle.dumps(pipeline, protocol=5))
-    (folder / "MLmodel").write_text(
-        f"""artifact_path: model
-flavors:
-  python_function:
-    env:
-      conda: conda.yaml
-      virtualenv: python_env.yaml
-    loader_module: mlflow.sklearn
-    model_path: model.pkl
-    predict_fn: predict
-    python_version: 3.12.0
-  sklearn:
-    code: null
-    pickled_model: model.pkl
-    serialization_format: pickle
-    sklearn_version: 1.8.0
-mlflow_version: 2.19.0
-model_size_bytes: {(folder / "model.pkl").stat().st_size}
-model_uuid: 0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f
-run_id: {run_id}
-utc_time_created: '2026-12-06 10:00:00.000000'
-"""
-    )
-    (folder / "requirements.txt").write_text("mlflow==2.19.0\nscikit-learn==1.8.0\n")
+    model = Model.load(str(folder))
+    model.run_id = run_id
+    model.save(str(folder / "MLmodel"))
     return folder
+
+
+def write_mlflow_sklearn_dir(pipeline: Pipeline, folder: Path, run_id: str = "3f2b9c0d1e") -> Path:
+    """An MLflow model directory with the sklearn flavor, saved by ``mlflow.sklearn.save_model`` itself
+    (``serialization_format`` ``pickle``: the import reads pickle and cloudpickle), its run id recorded."""
+    # here: as above, mlflow loads only when a test writes an MLflow directory
+    import mlflow.sklearn
+
+    # pip_requirements given: saving then skips MLflow's requirement inference (a subprocess)
+    mlflow.sklearn.save_model(pipeline, str(folder), serialization_format="pickle", pip_requirements=["scikit-learn"])
+    return _stamp_run_id(folder, run_id)
 
 
 def write_mlflow_onnx_dir(data: bytes, folder: Path, run_id: str = "7a6b5c4d3e") -> Path:
-    """An MLflow model directory with the onnx flavor (``mlflow.onnx.save_model``'s layout)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.onnx").write_bytes(data)
-    (folder / "MLmodel").write_text(
-        f"""artifact_path: model
-flavors:
-  onnx:
-    code: null
-    data: model.onnx
-    onnx_version: 1.20.0
-    providers:
-    - CPUExecutionProvider
-  python_function:
-    data: model.onnx
-    loader_module: mlflow.onnx
-    python_version: 3.12.0
-mlflow_version: 2.19.0
-run_id: {run_id}
-"""
-    )
-    return folder
+    """An MLflow model directory with the onnx flavor, saved by ``mlflow.onnx.save_model`` itself."""
+    # here: as above, mlflow and onnx load only when a test writes an MLflow directory
+    import mlflow.onnx
+    import onnx
+
+    mlflow.onnx.save_model(onnx.load_from_string(data), str(folder), pip_requirements=["onnx"])
+    return _stamp_run_id(folder, run_id)

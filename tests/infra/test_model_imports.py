@@ -80,5 +80,6 @@ def test_notebook_runs_are_their_own_iam_authorized_route_on_the_import_function
     # THEN recording a run is a POST behind IAM (its own execute-api ARN: .../POST/models/*/runs)
     runs = methods["runs"]["Properties"]
     assert runs["HttpMethod"] == "POST" and runs["AuthorizationType"] == "AWS_IAM"
-    # AND it is answered by the import API's function (registry write, nothing more on S3)
+    # AND it is answered by the import API's function: a run needs exactly its grants (registry write,
+    # put imports/* for the presigned PUT of a logged model), so no role of its own would be narrower
     assert runs["Integration"]["Uri"] == methods["imports"]["Properties"]["Integration"]["Uri"]
