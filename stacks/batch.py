@@ -6,7 +6,7 @@ grant is on those prefixes (and the registry, the artifacts, the captures) only.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -22,7 +22,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge, acknowledge_grant_wildcards, skip_checkov
-from stacks.pipelines import state_machine_from_file
+from stacks.pipelines import machine_arns, state_machine_from_file
 from stacks.stateful import ARTIFACT_PREFIX, CAPTURE_PREFIX, RegistryTables, resource_environment
 
 
@@ -48,26 +48,9 @@ class BatchPipeline(Construct):
         api: PlatformApi | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        self.state_machine_name = f"mlops-{config.name}-batch"
-        self.state_machine_arn = stack.format_arn(
-            service="states",
-            resource="stateMachine",
-            resource_name=self.state_machine_name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        executions = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{self.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        children = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{self.state_machine_name}/*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        arns = machine_arns(self, f"mlops-{config.name}-batch")
+        self.state_machine_name, self.state_machine_arn = arns.name, arns.arn
+        executions, children = arns.executions, arns.children
         environment = {
             **resource_environment(bucket, tables),
             "BATCH_SIZE": str(config.batch_size),

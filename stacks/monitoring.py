@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -18,7 +18,7 @@ from stacks.config import EnvironmentConfig
 from stacks.function import MlopsFunction, service_name
 from stacks.layers import PlatformLayers
 from stacks.nag import acknowledge_grant_wildcards
-from stacks.pipelines import pass_role_statement, state_machine_from_file
+from stacks.pipelines import machine_arns, pass_role_statement, state_machine_from_file
 from stacks.stateful import (
     ARTIFACT_PREFIX,
     CAPTURE_PREFIX,
@@ -65,27 +65,9 @@ class MonitoringPipeline(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.schedule_group_name = schedule_group_name(config.name)
-        self.state_machine_name = f"mlops-{config.name}-monitoring"
-        # By name, not by reference: the function needs the machine's ARN and the machine the function's.
-        self.state_machine_arn = stack.format_arn(
-            service="states",
-            resource="stateMachine",
-            resource_name=self.state_machine_name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        executions = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{self.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        # A Distributed Map's child executions: execution:<machine>/<map run label>:<id>
-        children = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{self.state_machine_name}/*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        arns = machine_arns(self, f"mlops-{config.name}-monitoring")
+        self.state_machine_name, self.state_machine_arn = arns.name, arns.arn
+        executions, children = arns.executions, arns.children
         self.schedule_arn_pattern = stack.format_arn(
             service="scheduler", resource="schedule", resource_name=f"{self.schedule_group_name}/*"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, Stack
@@ -58,6 +59,35 @@ def state_machine_from_file(
         logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         tracing_enabled=True,
         timeout=timeout,
+    )
+
+
+@dataclass(frozen=True)
+class MachineArns:
+    """A state machine named ahead of its creation: its ARN, its executions' and its Distributed Map
+    children's ARN patterns (``execution:<machine>:*``, ``execution:<machine>/*``)."""
+
+    name: str
+    arn: str
+    executions: str
+    children: str
+
+
+def machine_arns(scope: Construct, name: str) -> MachineArns:
+    """By name, not by reference: a function that starts or redrives the machine needs its ARN before
+    the machine exists (and the machine needs the function's)."""
+    stack = Stack.of(scope)
+
+    def arn(resource: str, resource_name: str) -> str:
+        return stack.format_arn(
+            service="states", resource=resource, resource_name=resource_name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+
+    return MachineArns(
+        name=name,
+        arn=arn("stateMachine", name),
+        executions=arn("execution", f"{name}:*"),
+        children=arn("execution", f"{name}/*"),  # execution:<machine>/<map run label>:<id>
     )
 
 
