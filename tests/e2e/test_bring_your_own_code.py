@@ -206,4 +206,8 @@ def test_code_trains_through_register_with_its_lineage_and_only_its_uploader_and
     reason = _failure(failed)
     assert f"code version 3 of '{MODEL}' is pending: its package never arrived" in reason, failed
     assert f"mlops code upload DIR --model {MODEL}" in reason, reason
-    print(f"\npinned pending version, the run's reason: {reason}")
+    # AND the run's recorded reason is that message, at PlanTraining, without a stack trace
+    failure = failed["failure"]
+    assert (failure["step"], failure["error"]) == ("PlanTraining", "CodePendingError"), failure
+    assert failure["cause"].startswith("training.code_version: code version 3") and "stackTrace" not in failure["cause"]
+    print(f"\npinned pending version, the run's reason: {failure['cause']}")
