@@ -216,14 +216,23 @@ def request_job(
         raise InputError(f"{uri_value}: batch inputs are read from the data bucket s3://{data_bucket}/ only")
     if not key.startswith(f"{BATCH_INPUT_PREFIX}/"):
         raise InputError(f"{uri_value}: batch inputs are read under {BATCH_INPUT_PREFIX}/ of the data bucket only")
-    if object_version is None:
-        try:
-            object_version = s3.head_object(Bucket=bucket, Key=key).get("VersionId")
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NotFound"):
-                raise NotFoundError(f"{uri_value}: no such object") from None
-            raise
+    # The object (its newest version, or the one named) must exist now: a job of a missing object
+    # version would only fail later, in the state machine, instead of being refused here.
+    pinned = {"VersionId": object_version} if object_version is not None else {}
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, **pinned)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if object_version is not None and code in ("400", "InvalidArgument"):
+            raise InputError(
+                f"body field 'object_version' {object_version!r} is not a VersionId of {uri_value}"
+            ) from None
+        if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
+            if object_version is not None:
+                raise NotFoundError(f"{uri_value}: no object version {object_version!r}") from None
+            raise NotFoundError(f"{uri_value}: no such object") from None
+        raise
+    object_version = object_version if object_version is not None else head.get("VersionId")
     request = BatchInput(
         model=model,
         bucket=bucket,
