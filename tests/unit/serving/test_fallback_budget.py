@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from mlops.contracts import serving
-from mlops.serving.fallback import INVOKE_READ_TIMEOUT_S, LambdaInvoker, retried
+from mlops.serving.errors import ServingUnavailableError
+from mlops.serving.fallback import INVOKE_READ_TIMEOUT_S, FallbackFailedError, LambdaInvoker, retried
 
 ANSWER = {"predictions": ["Yes"], "probabilities": [[0.2, 0.8]], "classes": ["No", "Yes"]}
 
@@ -62,27 +63,50 @@ def test_an_invoke_that_never_reached_the_function_is_tried_once_more(error: Exc
     assert prediction.predictions == ["Yes"] and client.calls == 2 and retried(error)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        ReadTimeoutError(endpoint_url="https://lambda.us-east-1.amazonaws.com"),
-        ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no function"}}, "Invoke"),
-    ],
-)
-def test_a_read_timeout_or_another_error_is_not_retried(error: Exception) -> None:
+def test_a_read_timeout_is_not_retried_and_answers_a_503_to_retry() -> None:
     # a second attempt after a read timeout could not end inside the gateway's 29 s
+    client = Client(ReadTimeoutError(endpoint_url="https://lambda.us-east-1.amazonaws.com"))
+    with pytest.raises(ServingUnavailableError) as refused:
+        LambdaInvoker("fallback", client=client).predict("m", 1, [{"x": 1}], "req")
+    assert client.calls == 1
+    assert refused.value.http_status == 503 and refused.value.code == "fallback_busy"
+    assert "model 'm' version 1" in refused.value.message and "retry" in refused.value.message
+
+
+def test_another_error_is_not_retried_and_stays_the_platforms_failure() -> None:
+    error = ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no function"}}, "Invoke")
     client = Client(error)
-    with pytest.raises(type(error)):
+    with pytest.raises(ClientError):
         LambdaInvoker("fallback", client=client).predict("m", 1, [{"x": 1}], "req")
     assert client.calls == 1 and not retried(error)
 
 
-def test_twice_throttled_is_the_error() -> None:
+def test_twice_throttled_answers_a_503_to_retry() -> None:
     throttled = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}, "Invoke")
     client = Client(throttled, throttled)
-    with pytest.raises(ClientError):
+    with pytest.raises(ServingUnavailableError, match="stayed throttled") as refused:
         LambdaInvoker("fallback", client=client).predict("m", 1, [{"x": 1}], "req")
-    assert client.calls == 2
+    assert client.calls == 2 and refused.value.http_status == 503
+
+
+class FailingClient:
+    """A Lambda client whose function ended in an error payload, as Lambda reports one."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+
+    def invoke(self, **_: Any) -> dict[str, Any]:
+        body = io.BytesIO(json.dumps(self.payload).encode())
+        return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": body}
+
+
+def test_a_fallback_that_ran_out_of_time_answers_a_503_and_a_crash_a_500() -> None:
+    timed_out = {"errorMessage": "2026-12-06T17:00:00Z abc Task timed out after 24.02 seconds"}
+    with pytest.raises(ServingUnavailableError, match=f"did not answer within {serving.FALLBACK_TIMEOUT_S} s"):
+        LambdaInvoker("fallback", client=FailingClient(timed_out)).predict("m", 1, [{"x": 1}], "req")
+    crashed = {"errorMessage": "boom", "errorType": "RuntimeError"}
+    with pytest.raises(FallbackFailedError, match="the fallback function failed"):
+        LambdaInvoker("fallback", client=FailingClient(crashed)).predict("m", 1, [{"x": 1}], "req")
 
 
 def test_the_sdk_itself_retries_nothing() -> None:

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mlops.contracts.names import FALLBACK_FUNCTION_ENV
-from mlops.contracts.serving import FALLBACK_READ_TIMEOUT_S
+from mlops.contracts.serving import FALLBACK_READ_TIMEOUT_S, FALLBACK_TIMEOUT_S
 from mlops.errors import InputError
 from mlops.serving.errors import (
     ArtifactRefusedError,
@@ -56,6 +56,8 @@ INVOKE_READ_TIMEOUT_S = FALLBACK_READ_TIMEOUT_S
 # Errors worth one more invoke: the request never reached the function (a throttle, no connection).
 RETRIED_ERROR_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "EC2ThrottledException"})
 RETRIED_EXCEPTIONS = frozenset({"EndpointConnectionError", "ConnectTimeoutError"})
+# What Lambda's error payload says when a function ran out of its time.
+TIMED_OUT = b"Task timed out"
 
 
 class FallbackInvoker(Protocol):
@@ -155,15 +157,35 @@ class LambdaInvoker:
         where = f"model {model!r} version {version}"
         payload = fallback_request(model, version, records, request_id)
         try:
-            answer = self._invoke(payload)
-        except Exception as exc:  # botocore's errors: retried once when the invoke never reached the function
-            if not retried(exc):
-                raise
-            answer = self._invoke(payload)
+            try:
+                answer = self._invoke(payload)
+            except Exception as exc:  # botocore's errors: retried once when the invoke never reached the function
+                if not retried(exc):
+                    raise
+                answer = self._invoke(payload)
+        except Exception as exc:
+            if retried(exc) or type(exc).__name__ == "ReadTimeoutError":
+                raise busy(where, exc) from None
+            raise
         body = answer["Payload"].read()
         if answer.get("FunctionError"):
+            if TIMED_OUT in body[:2000]:
+                raise busy(where, None)
             raise FallbackFailedError(f"{where}: the fallback function failed: {body[:500]!r}")
         return prediction_from_answer(json.loads(body), where)
+
+
+def busy(where: str, exc: BaseException | None) -> ServingUnavailableError:
+    """A 503 the client may retry: the fallback timed out (a cold start) or stayed throttled.
+
+    Not the platform's failure (a 500): a Python-path version's first request after a quiet spell
+    waits for the fallback's cold start, and a retry a few seconds later finds it warm.
+    """
+    why = "stayed throttled" if exc is not None and retried(exc) else f"did not answer within {FALLBACK_TIMEOUT_S} s"
+    return ServingUnavailableError(
+        f"{where}: its serving function {why} (a cold start of the Python serving path); retry in a few seconds",
+        code="fallback_busy",
+    )
 
 
 def retried(exc: BaseException) -> bool:
