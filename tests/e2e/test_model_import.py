@@ -5,7 +5,8 @@ notebook": an ONNX file and an MLflow model directory with the sklearn flavor (a
 the CLI loads on the scientist's machine and converts to the restricted format). Each is evaluated
 on the dataset version's holdout, gated, registered with its origin, approved by another identity,
 deployed and served over signed HTTP. A model that does not fit the spec is refused before
-anything is uploaded; an unsigned import request is refused by the gateway.
+anything is uploaded; an unsigned import request is refused by the gateway. A notebook run
+(``mlops.tracking``) logs its model and is imported by its run id (``models import --run``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
 
+from mlops import tracking
 from mlops.registry.versions import Registry
 from mlops.training.imported import export_imported_onnx
 from mlops_local.testing import LocalCloudProcess
@@ -184,3 +187,34 @@ def test_an_import_without_a_valid_signature_is_refused(
     # a signed one for a dataset version the model does not have: 404 naming it
     status, answer = local_cloud.api("POST", f"models/{MODEL}/imports", {**body, "dataset_version": "nope"})
     assert status == 404 and "dataset_version 'nope'" in answer["error"], answer
+
+
+def test_a_notebook_runs_logged_model_is_imported_by_its_run_id(
+    local_cloud: LocalCloudProcess, envs: dict[str, dict[str, str]], dataset: dict[str, Any]
+) -> None:
+    # GIVEN a notebook run, signed with the scientist's own credentials, that logged its pipeline
+    env = envs["scientist"]
+    session = boto3.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=local_cloud.region,
+    )
+    pipeline = notebook_pipeline(penguins_frame(), ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "island"])
+    with tracking.start_run(
+        model=MODEL, api_url=local_cloud.api_url, region=local_cloud.region, session=session
+    ) as run:
+        run.log_params({"C": 1.0})
+        run.log_metrics({"accuracy": 0.97})
+        run.log_model(pipeline)
+    run_id = str(run.run_id)
+    # WHEN the scientist imports it by its run id and waits for the pipeline's run
+    result = ok(env, "models", "import", MODEL, "--run", run_id, "--dataset", dataset["version_id"], "--wait")
+    # THEN it went through the import path, the run id its source run, the importer AWS verified
+    assert (result["source"], result["run_id"], result["importer"]) == ("tracking-run", run_id, SCIENTIST)
+    version = imported_version(result)
+    # AND the run and the version name each other
+    shown = ok(envs["testing"], "runs", "show", run_id, "--model", MODEL)
+    assert shown["caller"] == SCIENTIST and shown["params"] == {"C": 1.0}
+    assert shown["imported_versions"] == [{"version": version, "status": "PENDING_APPROVAL"}]
+    origin = ok(envs["testing"], "models", "show", MODEL, "--version", str(version))["origin"]
+    assert (origin["source"], origin["run_id"], origin["uploader"]) == ("tracking-run", run_id, SCIENTIST)
