@@ -260,3 +260,16 @@ def test_a_hostile_model_name_is_refused_by_name(api: str) -> None:
     for route in FIELDS:
         status, answer = post(api, route, b'{"params": {}}', model="..%2F..%2Fetc")
         assert 400 <= status < 500, (route, status, answer)
+
+
+def test_well_formed_requests_pass_the_same_gateway(api: str) -> None:
+    # the harness refuses only what is wrong: a code version and a run are granted, signed as the scientist
+    status, code = post(api, "code", json.dumps({"package": "tinyfeatures", "sha256": "ab" * 32, "size": 10}).encode())
+    assert status == 201 and code["uploader"] == CALLER and code["url"].startswith("http"), code
+    model = {"format": "onnx", "sha256": "cd" * 32, "size": 10}
+    status, run = post(api, "runs", json.dumps({"metrics": {"auc": 0.9}, "model": model}).encode())
+    assert status == 201 and run["caller"] == CALLER and run["upload"]["method"] == "PUT", run
+    # an import of a dataset version the model does not have is refused naming it
+    body = {"format": "onnx", "sha256": "ef" * 32, "size": 10, "dataset_version": "v-none", "source": "onnx-file"}
+    status, refused = post(api, "imports", json.dumps(body).encode())
+    assert status == 404 and "dataset_version 'v-none'" in refused["error"], refused
