@@ -11,6 +11,7 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,6 +24,7 @@ from mlops.registry.specs import SpecStore
 from mlops.registry.versions import Registry
 from mlops.settings import Platform
 from mlops.training.import_grants import import_grant_for, import_upload
+from mlops.training.imported import export_imported_onnx
 from mlops.training.notebook_runs import get_notebook_run
 from mlops.training.steps.services import Services
 from mlops.training.steps.validate import validate_upload
@@ -269,3 +271,22 @@ def test_import_needs_exactly_one_of_artifact_and_run(
     result = mlops("models", "import", MODEL, "--dataset", dataset_version)
     assert result.code == 2, result.err
     assert "give exactly one of --artifact FILE and --run RUN_ID" in result.err
+
+
+def test_an_onnx_file_logged_by_path_is_stored_as_itself_and_imported(
+    api: str, cloud: Services, dataset_version: str, mlops: Callable[..., Result], tmp_path: Path
+) -> None:
+    # GIVEN a notebook run that logged an ONNX file by its path
+    path = tmp_path / "penguins.onnx"
+    path.write_bytes(export_imported_onnx(notebook_pipeline(penguins_frame()), PENGUINS.spec))
+    with tracking.start_run(model=MODEL, api_url=api) as run:
+        run.log_model(path)
+    # THEN the very file is stored, as onnx
+    stored = get_notebook_run(cloud.registry, MODEL, str(run.run_id)).artifact
+    assert stored is not None and stored["format"] == "onnx" and stored["key"].endswith("/model.onnx")
+    assert stored["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    # AND imported by its run id, it is granted as that same ONNX content, its run the source run
+    result = mlops("models", "import", MODEL, "--run", str(run.run_id), "--dataset", dataset_version, "--json")
+    assert result.code == 0, result.err
+    answer = result.json()
+    assert (answer["format"], answer["sha256"], answer["run_id"]) == ("onnx", stored["sha256"], run.run_id)

@@ -179,6 +179,9 @@ def test_a_bad_signature_records_nothing(api: str, services: Services, monkeypat
         (lambda r: r.log_metrics({"auc": "0.9"}), r"metric 'auc': '0.9' \(str\) is not a number"),
         (lambda r: r.log_params({"model": object()}), r"param 'model': <object object .*> \(object\) is not a JSON"),
         (lambda r: r.log_params({"alpha": float("nan")}), r"param 'alpha': nan \(float\) is not a JSON value"),
+        (lambda r: r.log_model(b""), r"log_model: the ONNX model is empty"),
+        (lambda r: r.log_model(object()), r"log_model: object is neither ONNX bytes nor a fitted scikit-learn model"),
+        (lambda r: r.log_model("model.pkl"), r"log_model: model.pkl is not an .onnx file"),
     ],
 )
 def test_bad_values_are_refused_in_the_notebook_with_their_name(log: Any, message: str) -> None:

@@ -36,6 +36,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -123,7 +124,12 @@ class Run:
         self.metrics.update({str(k): _check_metric(str(k), _plain(v)) for k, v in metrics.items()})
 
     def log_model(self, model: Any) -> None:
-        """The run's model: ONNX bytes, or a fitted scikit-learn estimator or pipeline."""
+        """The run's model: ONNX bytes or an ``.onnx`` file's path, or a fitted scikit-learn estimator or pipeline."""
+        if isinstance(model, str | os.PathLike):
+            path = Path(model)
+            if path.suffix.lower() != ".onnx" or not path.is_file():
+                raise InputError(f"log_model: {path} is not an .onnx file (log a fitted scikit-learn model as itself)")
+            model = path.read_bytes()
         if isinstance(model, bytes | bytearray):
             if not model:
                 raise InputError("log_model: the ONNX model is empty")
