@@ -245,7 +245,7 @@ class StackLogicalIds:
     """:func:`logical_ids` of each stack, worked out once per stack for one pass over many policies.
 
     Each logical id is a call into the CDK's JavaScript process: reading a stack's ids again for
-    each of its ~90 policies took about half of building and synthesizing a stage. A pass
+    each of its ~90 policies took about a third of building and synthesizing a stage. A pass
     that adds resources to a stack must not use one instance before and after.
     """
 
