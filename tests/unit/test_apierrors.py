@@ -93,6 +93,16 @@ def test_a_grant_request_body_is_refused_naming_what_is_wrong(text: str | None, 
         grant_fields(text, FIELDS)
 
 
+def test_brackets_inside_a_grant_bodys_strings_are_not_nesting() -> None:
+    # GIVEN a flat body whose value holds brackets (an S3 key may: batch/m/x[1]{2}[3]{4}.csv)
+    text = json.dumps({"uri": "s3://data/batch/m/x[1]{2}[3]{4}.csv"})
+    # THEN it is read (counting brackets refused it as "not one flat JSON object") ...
+    assert grant_fields(text, ("uri",)) == {"uri": "s3://data/batch/m/x[1]{2}[3]{4}.csv"}
+    # ... while a nested value is still refused before parsing
+    with pytest.raises(InputError, match="request body must be one flat JSON object"):
+        grant_fields('{"uri": [["x"]]}', ("uri",))
+
+
 def test_a_grant_request_body_takes_optional_fields_and_names_who_comes_from_credentials() -> None:
     body = grant_fields('{"format": "onnx", "run_id": "r1"}', ("format", "run_id"), ("format",), who="importer")
     assert body == {"format": "onnx", "run_id": "r1"}

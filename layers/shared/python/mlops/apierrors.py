@@ -44,6 +44,34 @@ def body_text(event: Any) -> str | None:
 
 
 MAX_GRANT_BODY_CHARS = 4 * 1024  # a grant request is a few short fields
+MAX_GRANT_BODY_DEPTH = 2  # an object of scalars (a list value is refused by the field's own check)
+
+
+def json_depth_over(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests objects and arrays deeper than ``limit`` (brackets inside strings
+    do not count). Checked before parsing: a deep nesting would exhaust the parser's recursion.
+
+    >>> json_depth_over('{"params": {"a": [1, "[[["]}}', 3), json_depth_over("[[[[]]]]", 3)
+    (False, True)
+    """
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def verified_caller(event: Any) -> str:
@@ -73,7 +101,7 @@ def grant_fields(
         raise InputError(f"request body is missing: send {wanted}")
     if len(text) > max_chars:
         raise InputError(f"request body is {len(text)} characters; at most {max_chars} are accepted")
-    if text.count("{") + text.count("[") > 4:  # refused before parsing: no deep nesting reaches json
+    if json_depth_over(text, MAX_GRANT_BODY_DEPTH):  # refused before parsing: no deep nesting reaches json
         raise InputError(f"request body must be one flat JSON object: send {wanted}")
     try:
         body = json.loads(text)

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlops.apierrors import json_depth_over
 from mlops.data.datasets import UPLOADER_METADATA_KEY
 from mlops.errors import InputError, NotFoundError
 from mlops.registry.keys import NOTEBOOK_RUN_SK_PREFIX, SK, model_items, notebook_run_key, sk_prefix
@@ -72,33 +73,6 @@ class NotebookRun:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def json_depth_over(text: str, limit: int) -> bool:
-    """Whether JSON ``text`` nests objects and arrays deeper than ``limit`` (brackets inside strings
-    do not count). Checked before parsing: a deep nesting would exhaust the parser's recursion.
-
-    >>> json_depth_over('{"params": {"a": [1, "[[["]}}', 3), json_depth_over("[[[[]]]]", 3)
-    (False, True)
-    """
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
 
 
 def parse_body(text: str) -> dict[str, Any]:
