@@ -64,8 +64,10 @@ def holdout_predictions(
 def candidate_threshold(candidate: Mapping[str, Any], spec: ModelSpec) -> DecisionThreshold | None:
     """The decision threshold training set for a candidate (its training summary's ``threshold``).
 
-    A candidate trained without one (an imported model) takes the spec's fixed threshold; an
-    objective needs training rows to be met on, so such a candidate has none.
+    A candidate whose summary records none takes the spec's fixed threshold. An imported model's
+    objective threshold is chosen by the import step on the dataset version's training rows and
+    recorded in its summary like a trained candidate's
+    (:func:`mlops.training.threshold.choose_threshold_for_fitted`).
     """
 
     recorded = DecisionThreshold.from_dict((candidate.get("training") or {}).get("threshold"))
