@@ -13,7 +13,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.data.trigger import start_training, upload_from_event
 from mlops.errors import InputError, NotFoundError, TransitionError
 from mlops.observability import event_handler, logger
-from mlops.training.import_grants import import_grant_for, import_upload, is_import_key, start_import
+from mlops.training.import_grants import (
+    import_grant_for,
+    import_upload,
+    is_import_key,
+    is_run_model_key,
+    start_import,
+)
 from mlops.training.steps.services import (
     Services,
     record_ignored_upload,
@@ -27,6 +33,11 @@ stepfunctions = functools.cache(lambda: boto3.client("stepfunctions"))
 @event_handler  # the S3 event's id as correlation id, then the run it starts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     key = str(event.get("detail", {}).get("object", {}).get("key", "?"))
+    if is_run_model_key(key):
+        # a notebook run's logged model: recorded (and audited) with its run; imported only by
+        # `mlops models import M --run RUN`, through a grant of its own
+        logger.info("a notebook run's model arrived", extra={"key": key})
+        return {"started": False, "ignored": True, "reason": f"{key}: a notebook run's logged model"}
     if is_import_key(key):
         return _start_import(key, context)
     try:

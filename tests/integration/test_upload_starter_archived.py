@@ -13,6 +13,7 @@ import pytest
 
 from mlops.registry.audit import PLATFORM_CHAIN
 from mlops.registry.versions import Registry
+from mlops.training.import_grants import is_run_model_key, run_model_key
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, aws, dynamodb
 
 __all__ = ["aws", "dynamodb"]
@@ -79,3 +80,22 @@ def test_an_upload_for_an_archived_model_starts_nothing_and_is_audited(starter: 
     events, _ = registry.audit.list_events(PLATFORM_CHAIN)
     [ignored] = [e for e in events if e.action == "dataset.ignored"]
     assert ignored.subject.endswith("/datasets/old/train.csv") and "archived" in ignored.after["reason"]
+
+
+def test_a_notebook_runs_model_starts_nothing_and_is_never_taken_for_an_import(
+    starter: tuple[ModuleType, Any, Registry],
+) -> None:
+    module, sfn, registry = starter
+    registry.register_version("penguins", actor="pipeline")
+    machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    # GIVEN a notebook run's logged model arriving in the run's own folder (run_model_key)
+    key = f"{run_model_key('penguins', 'nb-0123456789abcdef0123')}model.pkl"
+    assert is_run_model_key(key) and not is_run_model_key(f"imports/penguins/{'a' * 64}/model.pkl")
+    event = {"detail": {"bucket": {"name": DATA_BUCKET}, "object": {"key": key, "version-id": "v1", "size": 10}}}
+    # WHEN the upload rule delivers it to the starter
+    answer = module.handler(event, Context())
+    # THEN nothing starts and no import grant is looked up: its run recorded (and audited) it already
+    assert answer == {"started": False, "ignored": True, "reason": f"{key}: a notebook run's logged model"}
+    assert sfn.list_executions(stateMachineArn=machine)["executions"] == []
+    events, _ = registry.audit.list_events(PLATFORM_CHAIN)
+    assert [e for e in events if e.action == "dataset.ignored"] == []

@@ -172,14 +172,14 @@ def test_a_logged_model_is_stored_and_imported_with_its_run_as_source_run(
         run.log_params({"C": 1.0})
         run.log_metrics({"accuracy": 0.98})
         run.log_model(pipeline)
-    # THEN its bytes are under imports/ at exactly the sha256 the run recorded
+    # THEN its bytes are in the run's own folder (never an import's key), with the sha256 the run recorded
     stored = get_notebook_run(cloud.registry, MODEL, str(run.run_id))
     assert stored.artifact is not None and stored.artifact["format"] == "sklearn-pickle-5"
     data = cloud.s3.get_object(Bucket=DATA_BUCKET, Key=stored.artifact["key"])["Body"].read()
     assert hashlib.sha256(data).hexdigest() == stored.artifact["sha256"]
-    assert stored.artifact["key"] == f"imports/{MODEL}/{stored.artifact['sha256']}/model.pkl"
-    # AND no import grant names it yet: its arrival alone starts nothing
-    with pytest.raises(Exception, match="no import was authorized"):
+    assert stored.artifact["key"] == f"imports/{MODEL}/runs/{stored.run_id}/model.pkl"
+    # AND no import grant can name it: its arrival alone starts nothing, whoever was granted those bytes
+    with pytest.raises(Exception, match="outside the import layout"):
         import_grant_for(cloud.registry, stored.artifact["key"])
     # WHEN it is imported by its run id
     result = mlops("models", "import", MODEL, "--run", str(run.run_id), "--dataset", dataset_version, "--json")
@@ -218,7 +218,7 @@ def test_runs_show_tells_a_notebook_runs_values_signer_model_and_the_version_it_
             "  metrics: accuracy=0.98",
             '  tags:    notebook="penguins.ipynb", status="FINISHED"',
             f"  model:   sklearn-pickle-5, {run.recorded['artifact']['size']:,} bytes, sha256 {sha256[:12]}..."  # type: ignore[index]
-            f"  s3://{DATA_BUCKET}/imports/{MODEL}/{sha256}/model.pkl",
+            f"  s3://{DATA_BUCKET}/imports/{MODEL}/runs/{run_id}/model.pkl",
             f"  imported: not yet  (mlops models import {MODEL} --run {run_id} --dataset VERSION)",
         ]
     )

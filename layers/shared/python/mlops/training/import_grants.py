@@ -91,6 +91,23 @@ def is_import_key(key: str) -> bool:
     return key.startswith(IMPORT_PREFIX)
 
 
+def run_model_key(model: str, run_id: str) -> str:
+    """Where a notebook run's logged model is stored: its own folder, never an import's key.
+
+    An import's key is its content's (``imports/<model>/<sha256>/``) and its arrival starts the
+    import a grant authorized; a run's model arriving at that key would be taken for the import of
+    whoever was last granted those bytes. Under ``imports/<model>/runs/<run id>/`` it starts nothing
+    (:func:`is_run_model_key`); ``mlops models import M --run RUN`` imports it through a grant of its own.
+    """
+    return f"{IMPORT_PREFIX}{model}/runs/{run_id}/"
+
+
+def is_run_model_key(key: str) -> bool:
+    """Whether ``key`` is a notebook run's logged model (:func:`run_model_key`)."""
+    parts = key.split("/")
+    return key.startswith(IMPORT_PREFIX) and len(parts) == 5 and parts[2] == "runs"
+
+
 def import_run_name(model: str, sha256: str, dataset_version: str) -> str:
     """The training execution of one import onto one dataset version (<= 80 characters, repeatable)."""
     digest = hashlib.sha256(f"{sha256}\n{dataset_version}".encode()).hexdigest()[:32]

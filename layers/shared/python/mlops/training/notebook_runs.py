@@ -25,7 +25,7 @@ from mlops.registry.specs import SpecStore
 from mlops.registry.tables import Condition, Put
 from mlops.registry.versions import ModelVersion, Registry, check_actor, check_model_name
 from mlops.storage import presigned_put
-from mlops.training.import_grants import IMPORT_URL_SECONDS, MAX_IMPORT_BYTES, import_key
+from mlops.training.import_grants import IMPORT_URL_SECONDS, MAX_IMPORT_BYTES, run_model_key
 
 NOTEBOOK_SOURCE = "notebook"
 TRACKING_SOURCE = "tracking-run"  # an import's origin (mlops.registry.origin.SOURCES): a notebook run's model
@@ -190,8 +190,9 @@ def record_run(
     bucket: str | None = None,
 ) -> dict[str, Any]:
     """Record ``caller``'s run of ``model`` and audit it; answers the run as stored and, when the run
-    logged a model, ``upload``: a presigned PUT of exactly those bytes under ``imports/<model>/<sha256>/``
-    (no import grant names it, so its arrival starts nothing; ``mlops models import M --run`` does).
+    logged a model, ``upload``: a presigned PUT of exactly those bytes under
+    ``imports/<model>/runs/<run id>/`` (not an import's key, so its arrival starts nothing and is
+    never taken for an import; ``mlops models import M --run`` imports it through its own grant).
 
     Raises
     ------
@@ -218,7 +219,7 @@ def record_run(
     run_id = f"nb-{uuid.uuid4().hex[:20]}"
     artifact = None
     if logged is not None:
-        key = f"{import_key(model, logged['sha256'])}{IMPORT_FILE_NAMES[logged['format']]}"
+        key = f"{run_model_key(model, run_id)}{IMPORT_FILE_NAMES[logged['format']]}"
         artifact = {"bucket": bucket, "key": key, **logged}
     run = NotebookRun(
         model=model,
