@@ -71,6 +71,7 @@ def test_a_read_timeout_is_not_retried_and_answers_a_503_to_retry() -> None:
     assert client.calls == 1
     assert refused.value.http_status == 503 and refused.value.code == "fallback_busy"
     assert "model 'm' version 1" in refused.value.message and "retry" in refused.value.message
+    assert f"did not answer within {INVOKE_READ_TIMEOUT_S:g} s" in refused.value.message
 
 
 def test_another_error_is_not_retried_and_stays_the_platforms_failure() -> None:

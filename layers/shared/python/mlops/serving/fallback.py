@@ -181,7 +181,12 @@ def busy(where: str, exc: BaseException | None) -> ServingUnavailableError:
     Not the platform's failure (a 500): a Python-path version's first request after a quiet spell
     waits for the fallback's cold start, and a retry a few seconds later finds it warm.
     """
-    why = "stayed throttled" if exc is not None and retried(exc) else f"did not answer within {FALLBACK_TIMEOUT_S} s"
+    if exc is None:  # Lambda ended it at its own timeout
+        why = f"did not answer within {FALLBACK_TIMEOUT_S} s"
+    elif retried(exc):
+        why = "stayed throttled"
+    else:  # the inference function stopped waiting (a cold start's Init is not part of the 24 s)
+        why = f"did not answer within {INVOKE_READ_TIMEOUT_S:g} s"
     return ServingUnavailableError(
         f"{where}: its serving function {why} (a cold start of the Python serving path); retry in a few seconds",
         code="fallback_busy",
