@@ -277,6 +277,7 @@ def test_the_body_cannot_name_the_starter_and_bad_requests_are_named(
         ({"uri": f"s3://other/{key}"}, 400, "batch inputs are read from the data bucket s3://data/ only"),
         ({"uri": f"s3://{BUCKET}/datasets/x.csv"}, 400, "batch inputs are read under batch/"),
         ({"uri": f"s3://{BUCKET}/batch/{MODEL}/missing.csv"}, 404, "no such object"),
+        ({"uri": f"s3://{BUCKET}/batch/other-team/input.csv"}, 400, "is in model 'other-team''s folder"),
         # an object version the bucket does not hold is refused here, not started to fail later
         ({"uri": uri, "object_version": "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"}, 404, "no object version"),
         ({"uri": "not-a-uri"}, 400, "is not an object's URI"),

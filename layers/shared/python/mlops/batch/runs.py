@@ -216,6 +216,14 @@ def request_job(
         raise InputError(f"{uri_value}: batch inputs are read from the data bucket s3://{data_bucket}/ only")
     if not key.startswith(f"{BATCH_INPUT_PREFIX}/"):
         raise InputError(f"{uri_value}: batch inputs are read under {BATCH_INPUT_PREFIX}/ of the data bucket only")
+    folder = key.split("/")
+    if len(folder) > 2 and folder[1] != model:
+        # Another model's folder: a caller allowed this model's route must not score (and so read)
+        # the inputs another model's users put under batch/<their model>/.
+        raise InputError(
+            f"{uri_value}: is in model {folder[1]!r}'s folder; a job of model {model!r} reads"
+            f" {BATCH_INPUT_PREFIX}/{model}/ or a file directly under {BATCH_INPUT_PREFIX}/"
+        )
     # The object (its newest version, or the one named) must exist now: a job of a missing object
     # version would only fail later, in the state machine, instead of being refused here.
     pinned = {"VersionId": object_version} if object_version is not None else {}
