@@ -11,31 +11,21 @@ Default, resampled.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from click.testing import CliRunner
 
 from mlops.batch.runs import list_jobs, object_job_id, upload_job
 from mlops.batch.services import BatchServices
 from mlops.training.runs import execution_arn
 from mlops_cli.main import cli
-from mlops_local.apigw import SignatureError, verify_sigv4
 from tests.integration.registry.conftest import AUDIT_TABLE, REGISTRY_TABLE
+from tests.integration.signed_gateway import USERS, signed_gateway, signed_post, user_arn
 from tests.integration.test_batch_jobs import (  # noqa: F401 - pytest fixtures, used by name
     BUCKET,
     MODEL,
@@ -47,29 +37,6 @@ from tests.integration.test_batch_jobs import (  # noqa: F401 - pytest fixtures,
     services,
 )
 from tests.integration.test_batch_redrive import _wait, machine  # noqa: F401 - a fixture, used by name
-
-HANDLER = Path(__file__).resolve().parents[2] / "functions" / "batch_api" / "handler.py"
-ACCOUNT = "123456789012"
-USERS = {"AKIDSCIENTIST": ("scientist-secret", "scientist"), "AKIDCAROL": ("carol-secret", "carol")}
-
-
-def arn_of(user: str) -> str:
-    return f"arn:aws:iam::{ACCOUNT}:user/{user}"
-
-
-class Context:
-    function_name = "batch-api"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:batch-api"
-    aws_request_id = "r"
-
-
-def _handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("batch_api_handler", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -85,68 +52,18 @@ def api(machine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # noqa
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ):
         monkeypatch.setenv(name, value)
-    handler = _handler()
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            try:
-                key = verify_sigv4(
-                    method="POST",
-                    url=f"http://{self.headers['Host']}{self.path}",
-                    headers=dict(self.headers.items()),
-                    body=body,
-                    credentials={k: v[0] for k, v in USERS.items()},
-                    region="us-east-1",
-                )
-            except SignatureError as exc:
-                return self._answer(403, json.dumps({"message": str(exc)}).encode())
-            path = self.path.removeprefix("/v1")
-            event = {
-                "resource": "/models/{model}/batch-jobs",
-                "path": path,
-                "httpMethod": "POST",
-                "headers": {"Content-Type": "application/json"},
-                "pathParameters": {"model": path.split("/")[2]},
-                "requestContext": {
-                    "requestId": uuid.uuid4().hex,
-                    "stage": "v1",
-                    "resourcePath": "/models/{model}/batch-jobs",
-                    "httpMethod": "POST",
-                    "identity": {"userArn": arn_of(USERS[key][1]), "caller": key},
-                },
-                "body": body.decode(),
-                "isBase64Encoded": False,
-            }
-            answer = handler.handler(event, Context())
-            self._answer(answer["statusCode"], answer["body"].encode())
-
-        def _answer(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1/"
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    for name, value in (
-        ("data-bucket", BUCKET),
-        ("registry-table", REGISTRY_TABLE),
-        ("audit-table", AUDIT_TABLE),
-        ("api-url", url),
-        ("batch-state-machine-arn", state_machine),
-    ):
-        ssm.put_parameter(Name=f"/mlops/dev/{name}", Value=value, Type="String")
-    try:
+    # concurrent starts reach separate execution environments, as on Lambda (a race the tests start)
+    with signed_gateway({"/models/{model}/batch-jobs": "batch_api"}, environments=4) as url:
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        for name, value in (
+            ("data-bucket", BUCKET),
+            ("registry-table", REGISTRY_TABLE),
+            ("audit-table", AUDIT_TABLE),
+            ("api-url", url),
+            ("batch-state-machine-arn", state_machine),
+        ):
+            ssm.put_parameter(Name=f"/mlops/dev/{name}", Value=value, Type="String")
         yield url
-    finally:
-        httpd.shutdown()
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, access_key: str) -> None:
@@ -156,16 +73,7 @@ def _as(monkeypatch: pytest.MonkeyPatch, access_key: str) -> None:
 
 def _post(url: str, access_key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """A request signed by hand as ``access_key`` (what the CLI sends), answered status and JSON."""
-    data = json.dumps(body).encode()
-    target = url + f"models/{MODEL}/batch-jobs"
-    request = AWSRequest(method="POST", url=target, data=data, headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(access_key, USERS[access_key][0]), "execute-api", "us-east-1").add_auth(request)
-    outgoing = urllib.request.Request(target, data=data, headers=dict(request.headers.items()), method="POST")
-    try:
-        with urllib.request.urlopen(outgoing, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return signed_post(url + f"models/{MODEL}/batch-jobs", json.dumps(body).encode(), access_key)
 
 
 def _put_input(services: BatchServices, default_rows: Any, key: str, n: int, seed: int) -> str:  # noqa: F811
@@ -192,26 +100,26 @@ def test_the_cli_starts_a_job_as_the_identity_aws_verified(
     # THEN the job is the object version's one job, started by the scientist as AWS verified
     assert job["status"] == "SUCCEEDED"
     assert job["job_id"] == object_job_id(MODEL, key, object_version)
-    assert (job["input"]["started_by"], job["input"]["trigger"]) == (arn_of("scientist"), "cli")
+    assert (job["input"]["started_by"], job["input"]["trigger"]) == (user_arn("scientist"), "cli")
     manifest = job["manifest"]
     assert (manifest["started_by"], manifest["actor"], manifest["rows"]) == (
-        arn_of("scientist"),
-        arn_of("scientist"),
+        user_arn("scientist"),
+        user_arn("scientist"),
         250,
     )
     # AND the job's audit event names the scientist as its actor
     events, _ = services.registry.audit.list_events(MODEL, limit=50)
     scored = [e for e in events if e.action == "batch.score"]
-    assert [e.actor for e in scored] == [arn_of("scientist")]
+    assert [e.actor for e in scored] == [user_arn("scientist")]
     # AND `mlops batch show` prints who started it
     shown = CliRunner().invoke(cli, ["batch", "show", job["job_id"]])
     assert shown.exit_code == 0, shown.output
-    assert f"started by {arn_of('scientist')} (trigger cli)" in shown.stdout
+    assert f"started by {user_arn('scientist')} (trigger cli)" in shown.stdout
     # AND carol starting the same object version joins the scientist's job (nothing runs twice)
     _as(monkeypatch, "AKIDCAROL")
     again = CliRunner().invoke(cli, ["batch", "start", MODEL, f"s3://{BUCKET}/{key}"])
     assert again.exit_code == 0, again.output
-    assert f"already started by {arn_of('scientist')}: {job['job_id']}" in again.stdout
+    assert f"already started by {user_arn('scientist')}: {job['job_id']}" in again.stdout
     assert [j["job_id"] for j in list_jobs(sfn, state_machine, MODEL)] == [job["job_id"]]
 
 
@@ -250,7 +158,7 @@ def test_concurrent_starts_by_two_identities_make_one_job_with_the_first_starter
         # exactly one start began the job; the others joined it and name its first starter
         assert sorted(status for status, _ in every) == [200, 200, 200, 201], every
         ((winner, first),) = [(k, a) for k, pair in answers.items() for status, a in pair if status == 201]
-        assert first["started_by"] == arn_of(USERS[winner][1])
+        assert first["started_by"] == user_arn(USERS[winner][1])
         for status, answer in every:
             assert (answer["job_id"], answer["started_by"]) == (job_id, first["started_by"]), answer
             assert answer["started"] is (status == 201)
@@ -272,7 +180,7 @@ def test_the_body_cannot_name_the_starter_and_bad_requests_are_named(
     _put_input(services, default_rows, key, 10, seed=1)
     uri = f"s3://{BUCKET}/{key}"
     cases = [
-        ({"uri": uri, "started_by": arn_of("mallory")}, 400, "body field 'started_by' is not accepted"),
+        ({"uri": uri, "started_by": user_arn("mallory")}, 400, "body field 'started_by' is not accepted"),
         ({"uri": uri, "version": "two"}, 400, "body field 'version' must be a model version number"),
         ({"uri": f"s3://other/{key}"}, 400, "batch inputs are read from the data bucket s3://data/ only"),
         ({"uri": f"s3://{BUCKET}/datasets/x.csv"}, 400, "batch inputs are read under batch/"),

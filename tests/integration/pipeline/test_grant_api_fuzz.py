@@ -12,37 +12,23 @@ refuses.
 
 from __future__ import annotations
 
-import base64
-import importlib.util
 import json
 import re
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops.registry.specs import SpecStore
 from mlops.spec.model import parse_spec
 from mlops.training.steps.services import Services
-from mlops_local.apigw import SignatureError, verify_sigv4
 from tests.integration.pipeline.test_validate_step import SPEC
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
+from tests.integration.signed_gateway import signed_gateway, signed_post, user_arn
 
-ROOT = Path(__file__).resolve().parents[3]
-ACCOUNT = "123456789012"
-KEY, SECRET = "AKIDSCIENTIST", "scientist-secret"
-CALLER = f"arn:aws:iam::{ACCOUNT}:user/scientist"
+CALLER = user_arn("scientist")
 FIELDS = {
     "code": ("package", "sha256", "size", "confirm"),
     "imports": ("format", "sha256", "size", "dataset_version", "source", "source_sha256", "run_id"),
@@ -54,23 +40,6 @@ NAMED = re.compile(
     r"\b(" + "|".join(sorted({f for fields in FIELDS.values() for f in fields})) + r")\b|request body|body field"
     r"|model 'tiny'|has no spec"
 )
-
-
-class Context:
-    memory_limit_in_mb = 256
-    aws_request_id = "r"
-
-    def __init__(self, name: str) -> None:
-        self.function_name = name
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
-
-
-def _load(function: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"{function}_fuzz", ROOT / "functions" / function / "handler.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -85,87 +54,13 @@ def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ):
         monkeypatch.setenv(name, value)
     SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
-    handlers = {name: _load(name) for name in set(ROUTES.values())}
-    lock = threading.Lock()  # one request at a time per function, as in one Lambda environment
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            try:
-                verify_sigv4(
-                    method="POST",
-                    url=f"http://{self.headers['Host']}{self.path}",
-                    headers=dict(self.headers.items()),
-                    body=body,
-                    credentials={KEY: SECRET},
-                    region="us-east-1",
-                )
-            except SignatureError as exc:
-                return self._answer(403, json.dumps({"message": str(exc)}).encode())
-            path = self.path.removeprefix("/v1")
-            route = path.rsplit("/", 1)[-1]
-            resource = "/models/{model}/" + route
-            try:
-                text, encoded = body.decode(), False
-            except UnicodeDecodeError:  # API Gateway hands a binary body on base64-encoded
-                text, encoded = base64.b64encode(body).decode(), True
-            event = {
-                "resource": resource,
-                "path": path,
-                "httpMethod": "POST",
-                "headers": {"Content-Type": "application/json"},
-                "pathParameters": {"model": path.split("/")[2]},
-                "requestContext": {
-                    "requestId": "req-fuzz",
-                    "stage": "v1",
-                    "resourcePath": resource,
-                    "httpMethod": "POST",
-                    "identity": {"userArn": CALLER, "caller": KEY},
-                },
-                "body": text,
-                "isBase64Encoded": encoded,
-            }
-            function = ROUTES[route]
-            try:
-                with lock:
-                    answer = handlers[function].handler(event, Context(function))
-            except Exception as exc:
-                return self._answer(502, json.dumps({"message": f"{type(exc).__name__}: {exc}"}).encode())
-            self._answer(answer["statusCode"], answer["body"].encode())
-
-        def _answer(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1/"
-    finally:
-        httpd.shutdown()
+    with signed_gateway({f"/models/{{model}}/{route}": function for route, function in ROUTES.items()}) as url:
+        yield url
 
 
 def post(api: str, route: str, body: bytes, model: str = "tiny") -> tuple[int, dict[str, Any]]:
     """POST ``body`` signed as the scientist; the status and the JSON answer."""
-    url = f"{api}models/{model}/{route}"
-    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(KEY, SECRET), "execute-api", "us-east-1").add_auth(request)
-    outgoing = urllib.request.Request(url, data=body, headers=dict(request.headers.items()), method="POST")
-    try:
-        with urllib.request.urlopen(outgoing, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        text = exc.read()
-        try:
-            return exc.code, json.loads(text)
-        except ValueError:
-            return exc.code, {"unparsed": text.decode(errors="replace")}
+    return signed_post(f"{api}models/{model}/{route}", body, "AKIDSCIENTIST")
 
 
 def check_answer(route: str, body: bytes, status: int, answer: dict[str, Any]) -> None:

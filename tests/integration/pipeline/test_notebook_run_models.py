@@ -6,13 +6,9 @@ id as its source run (``tracking-run``), which is what the pipeline's starter re
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -28,13 +24,12 @@ from mlops.training.imported import export_imported_onnx
 from mlops.training.notebook_runs import get_notebook_run
 from mlops.training.steps.services import Services
 from mlops.training.steps.validate import validate_upload
-from mlops_local.apigw import SignatureError, verify_sigv4
 from tests.conformance.datasets import PENGUINS
 from tests.conformance.notebook import notebook_pipeline, penguins_frame
 from tests.integration.console import Result, console
 from tests.integration.pipeline.test_import_steps import run_import
-from tests.integration.pipeline.test_notebook_runs import ACCOUNT, USERS, Context, _handler
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE, create_tables
+from tests.integration.signed_gateway import ACCOUNT, USERS, signed_gateway
 
 MODEL = PENGUINS.spec.name
 
@@ -89,68 +84,16 @@ def cloud(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
 
 @pytest.fixture
 def api(cloud: Services) -> Iterator[str]:
-    handler = _handler()
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            try:
-                key = verify_sigv4(
-                    method="POST",
-                    url=f"http://{self.headers['Host']}{self.path}",
-                    headers=dict(self.headers.items()),
-                    body=body,
-                    credentials={k: v[0] for k, v in USERS.items()},
-                    region="us-east-1",
-                )
-            except SignatureError as exc:
-                return self._answer(403, json.dumps({"message": str(exc)}).encode())
-            path = self.path.removeprefix("/v1")
-            resource = "/models/{model}/" + path.rsplit("/", 1)[-1]
-            event = {
-                "resource": resource,
-                "path": path,
-                "httpMethod": "POST",
-                "headers": {"Content-Type": "application/json"},
-                "pathParameters": {"model": path.split("/")[2]},
-                "requestContext": {
-                    "requestId": "req-1",
-                    "stage": "v1",
-                    "resourcePath": resource,
-                    "httpMethod": "POST",
-                    "identity": {"userArn": f"arn:aws:iam::{ACCOUNT}:user/{USERS[key][1]}", "caller": key},
-                },
-                "body": body.decode(),
-                "isBase64Encoded": False,
-            }
-            answer = handler.handler(event, Context())
-            self._answer(answer["statusCode"], answer["body"].encode())
-
-        def _answer(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1/"
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    for name, value in (
-        ("data-bucket", DATA_BUCKET),
-        ("registry-table", REGISTRY_TABLE),
-        ("audit-table", AUDIT_TABLE),
-        ("api-url", url),
-    ):
-        ssm.put_parameter(Name=f"/mlops/dev/{name}", Value=value, Type="String")
-    try:
+    with signed_gateway({"/models/{model}/runs": "model_import", "/models/{model}/imports": "model_import"}) as url:
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        for name, value in (
+            ("data-bucket", DATA_BUCKET),
+            ("registry-table", REGISTRY_TABLE),
+            ("audit-table", AUDIT_TABLE),
+            ("api-url", url),
+        ):
+            ssm.put_parameter(Name=f"/mlops/dev/{name}", Value=value, Type="String")
         yield url
-    finally:
-        httpd.shutdown()
 
 
 @pytest.fixture

@@ -5,15 +5,10 @@ whose registry is on moto. Then ``mlops runs list --model M`` lists the run besi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -27,28 +22,9 @@ from mlops.spec.model import parse_spec
 from mlops.training.notebook_runs import get_notebook_run, list_notebook_runs
 from mlops.training.steps.services import Services
 from mlops_cli.main import cli
-from mlops_local.apigw import SignatureError, verify_sigv4
 from tests.integration.pipeline.test_validate_step import SPEC
 from tests.integration.registry.conftest import AUDIT_TABLE, DATA_BUCKET, REGISTRY_TABLE
-
-HANDLER = Path(__file__).resolve().parents[3] / "functions" / "model_import" / "handler.py"
-ACCOUNT = "123456789012"
-USERS = {"AKIDSCIENTIST": ("scientist-secret", "scientist"), "AKIDCAROL": ("carol-secret", "carol")}
-
-
-class Context:
-    function_name = "model-import"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:model-import"
-    aws_request_id = "r"
-
-
-def _handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("model_import_handler_runs", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.integration.signed_gateway import ACCOUNT, USERS, signed_gateway, signed_post
 
 
 @pytest.fixture
@@ -65,66 +41,8 @@ def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     SpecStore(services.registry).put(parse_spec(SPEC), actor="alice")
     # Lambda runs one request at a time per execution environment, and concurrent requests in
     # separate ones: four environments here (each a fresh load of the handler), one request each at a time
-    environments: queue.Queue[ModuleType] = queue.Queue()
-    for _ in range(4):
-        environments.put(_handler())
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            url = f"http://{self.headers['Host']}{self.path}"
-            try:
-                key = verify_sigv4(
-                    method="POST",
-                    url=url,
-                    headers=dict(self.headers.items()),
-                    body=body,
-                    credentials={k: v[0] for k, v in USERS.items()},
-                    region="us-east-1",
-                )
-            except SignatureError as exc:
-                return self._answer(403, json.dumps({"message": str(exc)}).encode())
-            path = self.path.removeprefix("/v1")
-            model = path.split("/")[2]
-            event = {
-                "resource": "/models/{model}/runs",
-                "path": path,
-                "httpMethod": "POST",
-                "headers": {"Content-Type": "application/json"},
-                "pathParameters": {"model": model},
-                "requestContext": {
-                    "requestId": "req-1",
-                    "stage": "v1",
-                    "resourcePath": "/models/{model}/runs",
-                    "httpMethod": "POST",
-                    "identity": {"userArn": f"arn:aws:iam::{ACCOUNT}:user/{USERS[key][1]}", "caller": key},
-                },
-                "body": body.decode(),
-                "isBase64Encoded": False,
-            }
-            handler = environments.get()
-            try:
-                answer = handler.handler(event, Context())
-            finally:
-                environments.put(handler)
-            self._answer(answer["statusCode"], answer["body"].encode())
-
-        def _answer(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1/"
-    finally:
-        httpd.shutdown()
+    with signed_gateway({"/models/{model}/runs": "model_import"}, users=USERS, environments=4) as url:
+        yield url
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, access_key: str) -> None:
@@ -205,21 +123,8 @@ def test_the_api_refuses_what_the_client_would_not_send(
     api: str, services: Services, monkeypatch: pytest.MonkeyPatch, body: str, message: str
 ) -> None:
     # a request made by hand (not through the client's checks), signed as the scientist
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    url = api + "models/tiny/runs"
-    request = AWSRequest(method="POST", url=url, data=body.encode(), headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials("AKIDSCIENTIST", "scientist-secret"), "execute-api", "us-east-1").add_auth(request)
-    import urllib.error
-    import urllib.request
-
-    outgoing = urllib.request.Request(url, data=body.encode(), headers=dict(request.headers.items()), method="POST")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(outgoing, timeout=10)
-    assert refused.value.code == 400
-    answer = json.loads(refused.value.read())
+    status, answer = signed_post(api + "models/tiny/runs", body.encode(), "AKIDSCIENTIST")
+    assert status == 400
     assert message in (answer.get("message") or answer.get("error")), answer
     assert list_notebook_runs(services.registry, "tiny") == []
 
