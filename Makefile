@@ -111,7 +111,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck $(CHECKOV_VENV)/.installed  ## lint, types and the whole offline test suite
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q --durations=30
 
 unit: install
 	$(BIN)/pytest tests/unit -q
