@@ -273,13 +273,7 @@ def choose_threshold(pipeline: Any, x: Any, y: np.ndarray, spec: ModelSpec) -> D
     positive = _model_positive(spec, y)
     if isinstance(setting, float | int):
         return DecisionThreshold(value=float(setting), positive_class=positive)
-    is_positive = np.asarray([canonical_label(v) for v in y.tolist()]) == canonical_label(positive)
-    smallest = int(min(is_positive.sum(), (~is_positive).sum()))
-    if smallest < 2:
-        raise InputError(
-            f"training.threshold: choosing a threshold needs at least 2 training rows of each class; the training"
-            f" rows have {smallest} of {'the positive class' if is_positive.sum() == smallest else 'the other class'}"
-        )
+    is_positive, smallest = _positive_rows(y, positive)
     folds = min(setting.folds, smallest)
     proba, classes = out_of_fold_probabilities(pipeline, x, y, folds, spec.training.seed)
     scores = reported(proba[:, positive_column(classes, positive)])
@@ -297,6 +291,18 @@ def choose_threshold(pipeline: Any, x: Any, y: np.ndarray, spec: ModelSpec) -> D
             **{name: _finite(table[name][index]) for name in ("precision", "recall", "f1")},
         },
     )
+
+
+def _positive_rows(y: np.ndarray, positive: Any) -> tuple[np.ndarray, int]:
+    """Which training rows are positive, and the smaller class's count (at least 2, or InputError)."""
+    is_positive = np.asarray([canonical_label(v) for v in y.tolist()]) == canonical_label(positive)
+    smallest = int(min(is_positive.sum(), (~is_positive).sum()))
+    if smallest < 2:
+        raise InputError(
+            f"training.threshold: choosing a threshold needs at least 2 training rows of each class; the training"
+            f" rows have {smallest} of {'the positive class' if is_positive.sum() == smallest else 'the other class'}"
+        )
+    return is_positive, smallest
 
 
 def choose_threshold_for_fitted(model: Any, x: Any, y: np.ndarray, spec: ModelSpec) -> DecisionThreshold | None:
@@ -319,13 +325,7 @@ def choose_threshold_for_fitted(model: Any, x: Any, y: np.ndarray, spec: ModelSp
     positive = _model_positive(spec, y)
     if isinstance(setting, float | int):
         return DecisionThreshold(value=float(setting), positive_class=positive)
-    is_positive = np.asarray([canonical_label(v) for v in y.tolist()]) == canonical_label(positive)
-    smallest = int(min(is_positive.sum(), (~is_positive).sum()))
-    if smallest < 2:
-        raise InputError(
-            f"training.threshold: choosing a threshold needs at least 2 training rows of each class; the training"
-            f" rows have {smallest} of {'the positive class' if is_positive.sum() == smallest else 'the other class'}"
-        )
+    is_positive, _ = _positive_rows(y, positive)
     if not callable(getattr(model, "predict_proba", None)):
         raise InputError(
             f"training.threshold: {setting.objective} needs class probabilities; the imported model gives none"
